@@ -1,0 +1,158 @@
+"""Registry of frozen ImageNet classifiers that can be reprogrammed.
+
+Every backbone built here is a `keras.Model` that takes ``X_adv`` in [-1, 1] (n x n x 3) and
+returns the network's 1000 ImageNet logits. The adaptation from [-1, 1] to what each network
+was trained on is part of the backbone, so the reprogramming layer never needs to know it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from typing import Callable
+
+import keras
+import numpy as np
+
+WEIGHTS_HELP = "'imagenet' (pretrained), 'none' (random init, the untrained ablation) or a weights file path"
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneSpec:
+    """How to build one network and feed it.
+
+    Attributes:
+        name: registry key, also the built backbone's name.
+        input_size: n, the native input width and height.
+        build_network: ``weights -> keras.Model`` mapping the network's own input to logits;
+            ``weights`` is "imagenet", None or a file path.
+        pixel_input: True when the network takes RGB pixels in [0, 255] (it normalises
+            internally); False when it takes [-1, 1] directly.
+        imagenet_file: the file keras.applications caches the ImageNet weights in, used to
+            tell whether they are available offline; "bundled" when they ship with arnn-tf's
+            dependencies, None when there are none.
+        description: one line for `arnn backbones`.
+    """
+
+    name: str
+    input_size: int
+    build_network: Callable[[str | None], keras.Model]
+    pixel_input: bool
+    imagenet_file: str | None
+    description: str
+
+    def imagenet_weights_offline(self) -> bool:
+        """Whether ImageNet weights can be had without a download."""
+        if self.imagenet_file in (None, "bundled"):
+            return self.imagenet_file == "bundled"
+        keras_home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+        return os.path.exists(os.path.join(keras_home, "models", self.imagenet_file))
+
+
+def _keras_application(constructor_name: str) -> Callable[[str | None], keras.Model]:
+    def build(weights: str | None) -> keras.Model:
+        constructor = getattr(keras.applications, constructor_name)
+        return constructor(weights=weights, classifier_activation=None)
+
+    return build
+
+
+def _efficientnet_lite0(weights: str | None) -> keras.Model:
+    from arnn_tf.backbones.efficientnet_lite import efficientnet_lite0
+
+    return efficientnet_lite0(weights)
+
+
+def _tiny_cnn(weights: str | None) -> keras.Model:
+    """A 32x32 network with 1000 outputs and batch norm: fast enough for tests and smoke runs."""
+    if weights == "imagenet":
+        raise ValueError("tiny_cnn has no ImageNet weights; use weights='none' or a weights file")
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="conv")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(1000, name="predictions")(x)
+    model = keras.Model(inputs, outputs, name="tiny_cnn_network")
+    if weights is not None:
+        model.load_weights(weights)
+    return model
+
+
+BACKBONES: dict[str, BackboneSpec] = {}
+
+
+def register_backbone(spec: BackboneSpec) -> None:
+    """Adds (or replaces) a backbone, so the model, CLI and saved programs can name it."""
+    BACKBONES[spec.name] = spec
+
+
+for _spec in (
+    BackboneSpec("efficientnet_lite0", 224, _efficientnet_lite0, True, "bundled",
+                 "EfficientNet-Lite0, ImageNet weights shipped in a pip package (offline default)"),
+    BackboneSpec("inception_v3", 299, _keras_application("InceptionV3"), False,
+                 "inception_v3_weights_tf_dim_ordering_tf_kernels.h5", "Inception V3 (the paper's)"),
+    BackboneSpec("resnet50_v2", 299, _keras_application("ResNet50V2"), False,
+                 "resnet50v2_weights_tf_dim_ordering_tf_kernels.h5", "ResNet V2 50"),
+    BackboneSpec("resnet101_v2", 299, _keras_application("ResNet101V2"), False,
+                 "resnet101v2_weights_tf_dim_ordering_tf_kernels.h5", "ResNet V2 101"),
+    BackboneSpec("resnet152_v2", 299, _keras_application("ResNet152V2"), False,
+                 "resnet152v2_weights_tf_dim_ordering_tf_kernels.h5", "ResNet V2 152"),
+    BackboneSpec("mobilenet_v2", 224, _keras_application("MobileNetV2"), False,
+                 "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5", "MobileNet V2 1.0"),
+    BackboneSpec("efficientnet_b0", 224, _keras_application("EfficientNetB0"), True,
+                 "efficientnetb0.h5", "EfficientNet-B0"),
+    BackboneSpec("tiny_cnn", 32, _tiny_cnn, False, None,
+                 "a tiny untrained 32x32 network for tests and smoke runs (no ImageNet weights)"),
+):
+    register_backbone(_spec)
+
+
+def get_backbone_spec(name: str) -> BackboneSpec:
+    """The registered spec, or a ValueError that lists the known names."""
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        raise ValueError(f"unknown backbone {name!r}; known: {', '.join(sorted(BACKBONES))}") from None
+
+
+def normalize_weights(weights: str | None) -> str | None:
+    """Maps the command-line spelling ('none') to keras' (None) and checks files exist."""
+    if weights is None or weights.lower() == "none":
+        return None
+    if weights != "imagenet" and not os.path.exists(weights):
+        raise FileNotFoundError(f"weights file not found: {weights} (weights may be {WEIGHTS_HELP})")
+    return weights
+
+
+def build_backbone(name: str, weights: str | None = "imagenet", seed: int = 0) -> keras.Model:
+    """Builds the frozen backbone: [-1, 1] images in, ImageNet logits out.
+
+    With ``weights=None`` the random initialisation is drawn after seeding Keras' global
+    generators with ``seed``, so the same untrained network can be rebuilt later.
+    """
+    spec = get_backbone_spec(name)
+    weights = normalize_weights(weights)
+    if weights is None:
+        keras.utils.set_random_seed(seed)
+    network = spec.build_network(weights)
+    expected = (spec.input_size, spec.input_size, 3)
+    if tuple(network.input_shape[1:]) != expected or tuple(network.output_shape[1:]) != (1000,):
+        raise ValueError(f"backbone {name!r} must map {expected} to 1000 logits, got "
+                         f"{network.input_shape} -> {network.output_shape}")
+    inputs = keras.Input(expected, name="x_adv")
+    x = keras.layers.Rescaling(127.5, offset=127.5, name="to_pixels")(inputs) if spec.pixel_input else inputs
+    backbone = keras.Model(inputs, network(x, training=False), name=name)
+    backbone.trainable = False
+    return backbone
+
+
+def weights_fingerprint(model: keras.Model) -> str:
+    """sha256 over every weight's shape and values: identifies exactly which network this is."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        value = np.ascontiguousarray(keras.ops.convert_to_numpy(weight.value), dtype="float32")
+        digest.update(str(value.shape).encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,173 @@
+"""The two layers that turn a frozen ImageNet classifier into a classifier for another task.
+
+`AdversarialProgram` builds the network input ``X_adv = X~ + P`` (Elsayed et al., 2019) and
+`LabelMapping` reads the task's class probabilities off the ImageNet outputs. Both use
+`keras.ops` only, so they run on any Keras backend, and round-trip through `get_config`.
+
+Pixel convention: task images come in as RGB or grayscale pixel values in [0, 255] (any dtype);
+`X_adv` goes out in [-1, 1], the range the paper works in. Each backbone adapts [-1, 1] to
+what its network expects (see `arnn_tf.backbones`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="arnn_tf")
+class AdversarialProgram(keras.layers.Layer):
+    """Pads a task image into an n x n frame and adds the learned program ``P = tanh(W * M)``.
+
+    Args:
+        frame_size: n, the backbone's input width and height.
+        task_image_shape: (height, width, channels) of the task images, channels 1 or 3.
+        image_size: if set, task images are first resized to this (height, width), the
+            "scaled input" variant; the program mask then leaves that larger window free.
+        border_width: if set, the program only lives in a band this many pixels wide along the
+            frame's edge (the paper's limited-program ablation); otherwise it fills every pixel
+            outside the task window.
+        linf_bound: if set, ``P = linf_bound * tanh(W * M)``: an L-infinity bound on the program
+            in units of the [-1, 1] input range (0.1 is about 13 of 255 grey levels).
+        l2: lambda, the weight of ``||W||_F^2`` in the loss.
+    """
+
+    def __init__(
+        self,
+        frame_size: int,
+        task_image_shape: Sequence[int],
+        image_size: Sequence[int] | None = None,
+        border_width: int | None = None,
+        linf_bound: float | None = None,
+        l2: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        height, width, channels = (int(v) for v in task_image_shape)
+        if channels not in (1, 3):
+            raise ValueError(f"task images need 1 or 3 channels, got shape {tuple(task_image_shape)}")
+        window = (height, width) if image_size is None else tuple(int(v) for v in image_size)
+        if len(window) != 2 or min(window) < 1:
+            raise ValueError(f"image_size must be (height, width), got {image_size!r}")
+        if max(window) > frame_size:
+            raise ValueError(
+                f"the task image ({window[0]}x{window[1]}) does not fit in the backbone's "
+                f"{frame_size}x{frame_size} input; use a smaller image_size or a larger backbone"
+            )
+        if border_width is not None and not 0 < border_width <= frame_size // 2:
+            raise ValueError(f"border_width must be in 1..{frame_size // 2}, got {border_width}")
+        if linf_bound is not None and not linf_bound > 0:
+            raise ValueError(f"linf_bound must be positive, got {linf_bound}")
+        if l2 < 0:
+            raise ValueError(f"l2 must be >= 0, got {l2}")
+        self.frame_size = int(frame_size)
+        self.task_image_shape = (height, width, channels)
+        self.image_size = None if image_size is None else window
+        self.window = window
+        self.border_width = border_width
+        self.linf_bound = linf_bound
+        self.l2 = float(l2)
+        top = (frame_size - window[0]) // 2
+        left = (frame_size - window[1]) // 2
+        self.padding = ((top, frame_size - window[0] - top), (left, frame_size - window[1] - left))
+        self.mask = self._make_mask()
+        self.weight = self.add_weight(
+            name="W",
+            shape=(frame_size, frame_size, 3),
+            initializer="zeros",
+            regularizer=keras.regularizers.L2(self.l2) if self.l2 else None,
+            trainable=True,
+        )
+
+    def _make_mask(self) -> np.ndarray:
+        """M: 1 where the program may act, 0 in the task window (and inside the band, if any)."""
+        n = self.frame_size
+        mask = np.ones((n, n, 3), dtype="float32")
+        (top, bottom), (left, right) = self.padding
+        mask[top : n - bottom, left : n - right] = 0.0
+        if self.border_width is not None:
+            b = self.border_width
+            mask[b : n - b, b : n - b] = 0.0
+        return mask
+
+    def program(self) -> Any:
+        """P, the additive program, in [-linf_bound, linf_bound] (or [-1, 1])."""
+        p = ops.tanh(self.weight * ops.convert_to_tensor(self.mask, dtype=self.weight.dtype))
+        return p if self.linf_bound is None else self.linf_bound * p
+
+    def call(self, images: Any) -> Any:
+        x = ops.cast(images, self.compute_dtype) / 127.5 - 1.0
+        if self.task_image_shape[2] == 1:
+            x = ops.repeat(x, 3, axis=-1)
+        if self.image_size is not None:
+            x = ops.image.resize(x, self.image_size, interpolation="bilinear")
+        x = ops.pad(x, ((0, 0), *self.padding, (0, 0)))
+        x_adv = x + ops.cast(self.program(), self.compute_dtype)
+        return ops.clip(x_adv, -1.0, 1.0)
+
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
+        return (input_shape[0], self.frame_size, self.frame_size, 3)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            frame_size=self.frame_size,
+            task_image_shape=list(self.task_image_shape),
+            image_size=None if self.image_size is None else list(self.image_size),
+            border_width=self.border_width,
+            linf_bound=self.linf_bound,
+            l2=self.l2,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="arnn_tf")
+class LabelMapping(keras.layers.Layer):
+    """Fixed map from the backbone's logits to task-class probabilities, h_g in the paper.
+
+    ``groups[k]`` lists the ImageNet classes that vote for task class k. The output is the
+    probability mass of each group under a softmax restricted to all mapped classes, so
+    several ImageNet classes per task class add their probabilities (not their logits),
+    and the task probabilities sum to one. Restricting the softmax to the mapped classes
+    is what public re-implementations train with; it is also numerically safe.
+    """
+
+    def __init__(self, groups: Sequence[Sequence[int]], num_source_classes: int = 1000,
+                 **kwargs: Any) -> None:
+        super().__init__(trainable=False, **kwargs)
+        groups = [[int(c) for c in group] for group in groups]
+        flat = [c for group in groups for c in group]
+        if not groups or any(not group for group in groups):
+            raise ValueError("every task class needs at least one ImageNet class")
+        if len(set(flat)) != len(flat):
+            raise ValueError("an ImageNet class may vote for only one task class")
+        if min(flat) < 0 or max(flat) >= num_source_classes:
+            raise ValueError(f"ImageNet class indices must be in 0..{num_source_classes - 1}")
+        self.groups = groups
+        self.num_source_classes = int(num_source_classes)
+        self.source_indices = np.asarray(flat, dtype="int32")
+        membership = np.zeros((len(flat), len(groups)), dtype="float32")
+        for k, group in enumerate(groups):
+            for c in group:
+                membership[flat.index(c), k] = 1.0
+        self.membership = membership
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.groups)
+
+    def call(self, logits: Any) -> Any:
+        mapped = ops.take(ops.cast(logits, "float32"), self.source_indices, axis=-1)
+        return ops.matmul(ops.softmax(mapped, axis=-1), self.membership)
+
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
+        return (input_shape[0], self.num_classes)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.pop("trainable", None)
+        config.update(groups=self.groups, num_source_classes=self.num_source_classes)
+        return config

@@ -1,0 +1,90 @@
+"""`ReprogrammedModel`: task image -> adversarial program -> frozen backbone -> label map.
+
+A functional Keras model (the keras-hub pattern: a `keras.Model` subclass that builds its own
+graph), so `compile`, `fit`, `evaluate`, `predict`, `save` and `keras.saving.load_model` work
+as for any Keras model. Only the program's ``W`` is trainable.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import keras
+
+from arnn_tf.label_maps import parse_label_map
+from arnn_tf.layers import AdversarialProgram, LabelMapping
+
+DEFAULT_LEARNING_RATE = 0.05
+
+
+@keras.saving.register_keras_serializable(package="arnn_tf")
+class ReprogrammedModel(keras.Model):
+    """Reprograms ``backbone`` for a task with ``label_map.num_classes`` classes.
+
+    Inputs are task images, pixels in [0, 255], shaped ``program.task_image_shape``;
+    outputs are the task-class probabilities.
+    """
+
+    def __init__(self, program: AdversarialProgram, backbone: keras.Model,
+                 label_map: LabelMapping, **kwargs: Any) -> None:
+        frame = tuple(backbone.input_shape[1:])
+        if frame != (program.frame_size, program.frame_size, 3):
+            raise ValueError(f"the program is made for {program.frame_size}x{program.frame_size} inputs "
+                             f"but backbone {backbone.name!r} takes {frame}")
+        backbone.trainable = False
+        images = keras.Input(program.task_image_shape, name="images")
+        probabilities = label_map(backbone(program(images), training=False))
+        super().__init__(inputs=images, outputs=probabilities, **kwargs)
+        self.program = program
+        self.backbone = backbone
+        self.label_map = label_map
+
+    def compile(self, optimizer: Any = "auto", loss: Any = "auto", metrics: Any = "auto",
+                **kwargs: Any) -> None:
+        """Compiles with the paper's defaults where "auto": Adam(0.05), cross-entropy, accuracy.
+
+        The ``lambda * ||W||^2`` term is the program weight's regulariser, so Keras adds it
+        to whatever loss is given.
+        """
+        if optimizer == "auto":
+            optimizer = keras.optimizers.Adam(DEFAULT_LEARNING_RATE)
+        if loss == "auto":
+            loss = keras.losses.SparseCategoricalCrossentropy()
+        if metrics == "auto":
+            metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def compile_from_config(self, config: dict[str, Any]) -> None:
+        """Restores the compile state saved in a `.keras` file through this class's `compile`."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "program": keras.saving.serialize_keras_object(self.program),
+            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            "label_map": keras.saving.serialize_keras_object(self.label_map),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "ReprogrammedModel":
+        config = dict(config)
+        parts = {key: keras.saving.deserialize_keras_object(config.pop(key))
+                 for key in ("program", "backbone", "label_map")}
+        return cls(**parts, **config)
+
+
+def build_reprogrammed_model(backbone: keras.Model, task_image_shape: Sequence[int], num_classes: int,
+                             *, label_map: str = "first", seed: int = 0, **program_options: Any
+                             ) -> ReprogrammedModel:
+    """A fresh (zero) program for ``num_classes`` classes on ``backbone``.
+
+    ``label_map`` is a spec understood by `arnn_tf.label_maps.parse_label_map`;
+    ``program_options`` are `AdversarialProgram`'s (image_size, border_width, linf_bound, l2).
+    """
+    frame_size = int(backbone.input_shape[1])
+    program = AdversarialProgram(frame_size, task_image_shape, **program_options)
+    groups = parse_label_map(label_map, num_classes, seed=seed, num_source=int(backbone.output_shape[-1]))
+    return ReprogrammedModel(program, backbone, LabelMapping(groups))

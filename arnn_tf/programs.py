@@ -1,0 +1,151 @@
+"""The saved-program format: the small artefact users keep, share and export.
+
+A trained program is a few hundred kilobytes (``W`` plus settings), while the backbone is
+many megabytes that every user can rebuild. A saved program is a folder with
+
+- ``program.json``: format version, arnn-tf version, the backbone's name, weights source,
+  seed and a sha256 fingerprint of its weights, the program layer's settings, the label
+  map, the task's name, image shape and class names, and the run's metrics;
+- ``W.npy``: the program weight, read back with ``allow_pickle=False``.
+
+Nothing is pickled. Loading rebuilds the backbone from the registry and refuses to attach
+the program to a network whose weights differ from the one it was trained on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from arnn_tf import __version__
+from arnn_tf.backbones import build_backbone, weights_fingerprint
+from arnn_tf.layers import AdversarialProgram, LabelMapping
+from arnn_tf.model import ReprogrammedModel
+
+FORMAT = "arnn-tf-program"
+FORMAT_VERSION = 1
+
+
+class ProgramMismatchError(ValueError):
+    """The program was trained on a different backbone or different weights."""
+
+
+@dataclasses.dataclass
+class BackboneRef:
+    """What is needed to rebuild, and recognise, the exact backbone a program was trained on."""
+
+    name: str
+    weights: str | None
+    seed: int
+    fingerprint: str
+
+    def build(self) -> keras.Model:
+        return build_backbone(self.name, self.weights, seed=self.seed)
+
+
+@dataclasses.dataclass
+class SavedProgram:
+    """A trained program with everything needed to use it again."""
+
+    weight: np.ndarray
+    program_config: dict[str, Any]
+    label_groups: list[list[int]]
+    backbone: BackboneRef
+    task_name: str
+    class_names: list[str]
+    label_map_spec: str = "first"
+    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    arnn_tf_version: str = __version__
+
+    @classmethod
+    def from_model(cls, model: ReprogrammedModel, *, backbone_name: str, weights: str | None,
+                   seed: int, task_name: str, class_names: list[str], label_map_spec: str = "first",
+                   metrics: dict[str, Any] | None = None) -> "SavedProgram":
+        """Captures a trained model; ``backbone_name``/``weights``/``seed`` say how its backbone was built."""
+        config = model.program.get_config()
+        for key in ("name", "trainable", "dtype"):
+            config.pop(key, None)
+        ref = BackboneRef(backbone_name, weights, seed, weights_fingerprint(model.backbone))
+        return cls(keras.ops.convert_to_numpy(model.program.weight.value), config,
+                   model.label_map.groups, ref, task_name, list(class_names), label_map_spec,
+                   dict(metrics or {}))
+
+    @property
+    def task_image_shape(self) -> tuple[int, int, int]:
+        height, width, channels = self.program_config["task_image_shape"]
+        return int(height), int(width), int(channels)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Writes the folder; each file is replaced atomically, so an interrupted save never leaves half a file."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        document = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "arnn_tf_version": self.arnn_tf_version,
+            "backbone": dataclasses.asdict(self.backbone),
+            "program": self.program_config,
+            "label_map": {"spec": self.label_map_spec, "groups": self.label_groups},
+            "task": {"name": self.task_name, "image_shape": list(self.task_image_shape),
+                     "class_names": self.class_names},
+            "metrics": self.metrics,
+        }
+        _atomic_write(path / "W.npy", lambda f: np.save(f, self.weight.astype("float32"), allow_pickle=False))
+        _atomic_write(path / "program.json", lambda f: f.write(json.dumps(document, indent=2).encode()))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "SavedProgram":
+        """Reads a saved-program folder, with clear errors for anything that is not one."""
+        path = Path(path)
+        try:
+            document = json.loads((path / "program.json").read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path} is not a saved program (no program.json)") from None
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path / 'program.json'} is not valid JSON: {error}") from None
+        if document.get("format") != FORMAT or document.get("format_version", 0) > FORMAT_VERSION:
+            raise ValueError(f"{path} holds format {document.get('format')!r} version "
+                             f"{document.get('format_version')!r}; this arnn-tf reads {FORMAT} <= {FORMAT_VERSION}")
+        weight = np.load(path / "W.npy", allow_pickle=False)
+        task = document["task"]
+        program = cls(weight, document["program"], document["label_map"]["groups"],
+                      BackboneRef(**document["backbone"]), task["name"], task["class_names"],
+                      document["label_map"]["spec"], document.get("metrics", {}),
+                      document.get("arnn_tf_version", "unknown"))
+        expected = (program.program_config["frame_size"],) * 2 + (3,)
+        if weight.shape != expected:
+            raise ValueError(f"{path / 'W.npy'} has shape {weight.shape}, expected {expected}")
+        return program
+
+    def build_model(self, backbone: keras.Model | None = None) -> ReprogrammedModel:
+        """Rebuilds the model with this program, on ``backbone`` or a freshly built one.
+
+        Raises ProgramMismatchError when the backbone is not the one the program was trained on.
+        """
+        if backbone is None:
+            backbone = self.backbone.build()
+        fingerprint = weights_fingerprint(backbone)
+        if backbone.name != self.backbone.name or fingerprint != self.backbone.fingerprint:
+            raise ProgramMismatchError(
+                f"this program was trained on backbone {self.backbone.name!r} with weights "
+                f"{self.backbone.weights!r} (fingerprint {self.backbone.fingerprint[:12]}), but the backbone "
+                f"given is {backbone.name!r} (fingerprint {fingerprint[:12]}); a program only works on "
+                "the exact network it was trained on")
+        program = AdversarialProgram(**self.program_config)
+        model = ReprogrammedModel(program, backbone, LabelMapping(self.label_groups))
+        program.weight.assign(self.weight)
+        return model
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
+        write(f)
+    os.replace(f.name, path)
