@@ -1,0 +1,45 @@
+"""Target tasks for adversarial reprogramming, served as fast `tf.data` pipelines.
+
+Task specs understood by `get_task`:
+
+* ``counting``: the paper's synthetic counting-squares task (generated, seeded);
+* ``mnist``, ``cifar10``: from tensorflow-datasets (downloaded on first use);
+* ``shuffled_mnist``: MNIST with one fixed pixel permutation (the paper's ablation);
+* ``tfds:NAME``: any fixed-size TFDS image-classification data set, e.g. ``tfds:fashion_mnist``;
+* ``folder:PATH``: images in ``PATH/<split>/<class>/<image>``, splits train and test.
+"""
+
+from __future__ import annotations
+
+from arnn_tf.tasks.base import Task
+from arnn_tf.tasks.counting import counting_task
+from arnn_tf.tasks.tfds_tasks import folder_task, shuffled_mnist_task, tfds_task
+
+__all__ = ["TASK_NAMES", "Task", "get_task"]
+
+TASK_NAMES: tuple[str, ...] = ("counting", "mnist", "cifar10", "shuffled_mnist")
+"""Named tasks; `get_task` also accepts the prefixed specs "tfds:NAME" and "folder:PATH"."""
+
+_PREFIXED_SPECS = ("tfds:NAME", "folder:PATH")
+
+
+def get_task(spec: str, *, data_dir: str | None = None, seed: int = 0) -> Task:
+    """Build the task named by `spec` (see the module docstring).
+
+    `data_dir` is the TFDS data directory (TFDS's default when None; unused by counting and
+    folder tasks). `seed` selects the generated counting data; the other tasks ignore it.
+    Raises ValueError for an unknown spec and FileNotFoundError for a missing folder.
+    """
+    if spec == "counting":
+        return counting_task(seed)
+    if spec in ("mnist", "cifar10"):
+        return tfds_task(spec, data_dir=data_dir, task_name=spec)
+    if spec == "shuffled_mnist":
+        return shuffled_mnist_task(data_dir=data_dir)
+    prefix, _, argument = spec.partition(":")
+    if prefix == "tfds" and argument:
+        return tfds_task(argument, data_dir=data_dir, task_name=spec)
+    if prefix == "folder" and argument:
+        return folder_task(argument, task_name=spec)
+    known = ", ".join(TASK_NAMES + _PREFIXED_SPECS)
+    raise ValueError(f"Unknown task {spec!r}; known tasks: {known}")

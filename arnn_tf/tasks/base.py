@@ -1,0 +1,75 @@
+"""The `Task` type: a labelled image data set served as a batched `tf.data` pipeline."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import tensorflow as tf
+
+SPLITS: tuple[str, ...] = ("train", "test")
+"""The splits every task serves."""
+
+MAX_SHUFFLE_BUFFER = 10_000
+"""Upper bound on the shuffle buffer (data sets at most this big get a full shuffle)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """A target task for reprogramming: images at their native size plus integer labels.
+
+    The private `_load` callable builds the unbatched, decoded data set of one split
+    (uint8 images with static shape `image_shape`, int32 labels); `dataset` adds the
+    shared caching / shuffling / batching so every task gets the same pipeline.
+    """
+
+    name: str
+    image_shape: tuple[int, int, int]
+    class_names: tuple[str, ...]
+    _load: Callable[[str], tf.data.Dataset] = dataclasses.field(repr=False, compare=False)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of target classes (the size of the label mapping)."""
+        return len(self.class_names)
+
+    def dataset(
+        self,
+        split: str,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        repeat: bool = False,
+        seed: int = 0,
+        drop_remainder: bool = False,
+    ) -> tf.data.Dataset:
+        """Batches of `(images uint8 [B, h, w, c], labels int32 [B])` for `split`.
+
+        Images are decoded once and cached in memory by the returned data set, so reuse
+        the same object across epochs (or pass `repeat=True`). Shuffling is seeded and
+        reshuffles every epoch. No resizing or normalisation: the Keras model does that.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        ds = self._split(split).cache()
+        if shuffle:
+            buffer = min(self.num_examples(split), MAX_SHUFFLE_BUFFER)
+            ds = ds.shuffle(max(buffer, 1), seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            ds = ds.repeat()
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    def num_examples(self, split: str) -> int:
+        """Number of examples in `split` (counted by iterating when tf.data cannot tell)."""
+        ds = self._split(split)
+        n = int(ds.cardinality())
+        if n < 0:  # UNKNOWN or INFINITE cardinality, e.g. generator-backed data
+            n = int(ds.reduce(0, lambda count, _: count + 1))
+        return n
+
+    def _split(self, split: str) -> tf.data.Dataset:
+        """The unbatched data set of a validated split name."""
+        if split not in SPLITS:
+            raise ValueError(f"Unknown split {split!r} for task {self.name!r}; expected one of {SPLITS}")
+        return self._load(split)

@@ -1,0 +1,161 @@
+"""Tasks read through tensorflow-datasets: TFDS catalogue data sets and image folders."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from PIL import Image, UnidentifiedImageError
+
+from arnn_tf.tasks.base import Task
+
+SHUFFLED_MNIST_SEED = 0
+"""Seed of the fixed pixel permutation of `shuffled_mnist`; a constant (not the run seed) so that
+every run, split and checkpoint sees the same permutation."""
+
+_TFDS_TEST_SPLITS = ("test", "validation")
+_FOLDER_TEST_SPLITS = ("test", "val", "validation")
+
+
+def _pick_test_split(available: list[str], candidates: tuple[str, ...], source: str) -> str:
+    """The first of `candidates` present in `available`, or a ValueError listing what was found."""
+    for candidate in candidates:
+        if candidate in available:
+            return candidate
+    raise ValueError(f"{source} has no test split: looked for {list(candidates)}, found {sorted(available)}")
+
+
+def tfds_task(name: str, *, data_dir: str | None = None, task_name: str | None = None) -> Task:
+    """A TFDS image-classification data set with fixed-size images and `(image, label)` supervised keys.
+
+    Downloads and prepares the data set on first use (into `data_dir`, TFDS's default when None).
+    The test split is "test", else "validation". Data sets with variable image sizes are refused:
+    use `folder:PATH`, which resizes, or a fixed-size variant of the data set.
+    """
+    task_name = task_name or f"tfds:{name}"
+    builder = tfds.builder(name, data_dir=data_dir)
+    info = builder.info
+    if info.supervised_keys != ("image", "label"):
+        raise ValueError(
+            f"TFDS data set {name!r} is not an image-classification data set with supervised keys "
+            f"('image', 'label'); it has {info.supervised_keys}"
+        )
+    image_feature, label_feature = info.features["image"], info.features["label"]
+    shape = tuple(image_feature.shape)
+    if len(shape) != 3 or None in shape or shape[-1] not in (1, 3):
+        raise ValueError(
+            f"TFDS data set {name!r} has images of shape {shape}; tasks need a fixed (height, width, 1 or 3). "
+            "Use a fixed-size variant of the data set, or export the images and use 'folder:PATH' (which resizes)."
+        )
+    builder.download_and_prepare()
+    # Splits are only known once prepared; "test" is the usual name when none are recorded.
+    available = list(builder.info.splits.keys())
+    test_split = _pick_test_split(available, _TFDS_TEST_SPLITS, f"TFDS data set {name!r}") if available else "test"
+    split_names = {"train": "train", "test": test_split}
+
+    def load(split: str) -> tf.data.Dataset:
+        ds = builder.as_dataset(split=split_names[split], as_supervised=True, shuffle_files=False)
+        return ds.map(
+            lambda image, label: (tf.ensure_shape(image, shape), tf.cast(label, tf.int32)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
+    return Task(
+        name=task_name,
+        image_shape=shape,
+        class_names=tuple(builder.info.features["label"].names),
+        _load=load,
+    )
+
+
+def shuffled_mnist_task(*, data_dir: str | None = None) -> Task:
+    """MNIST with one fixed pixel permutation (seed `SHUFFLED_MNIST_SEED`) applied to every image,
+    train and test alike: the paper's ablation, which destroys spatial structure but keeps the
+    information in the pixels."""
+    mnist = tfds_task("mnist", data_dir=data_dir, task_name="shuffled_mnist")
+    height, width, channels = mnist.image_shape
+    permutation = tf.constant(np.random.default_rng(SHUFFLED_MNIST_SEED).permutation(height * width))
+
+    def permute(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        pixels = tf.reshape(image, (height * width, channels))
+        return tf.reshape(tf.gather(pixels, permutation), mnist.image_shape), label
+
+    def load(split: str) -> tf.data.Dataset:
+        return mnist._load(split).map(permute, num_parallel_calls=tf.data.AUTOTUNE)
+
+    return Task(name="shuffled_mnist", image_shape=mnist.image_shape, class_names=mnist.class_names, _load=load)
+
+
+def _open_rgb(data: bytes, path: bytes) -> Image.Image:
+    """Decode an encoded image file to an RGB PIL image.
+
+    PIL (rather than `tf.io.decode_image`) so that a corrupt or truncated file raises an error
+    naming the file instead of an anonymous op error deep in the pipeline.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.convert("RGB")
+    except UnidentifiedImageError as error:
+        raise ValueError(f"Cannot decode image file {path.decode()}: not a known image format") from None
+    except Exception as error:  # PIL raises OSError, SyntaxError, ... for broken files
+        raise ValueError(f"Cannot decode image file {path.decode()}: {error}") from None
+
+
+def _decode_image(data: bytes, path: bytes, height: int, width: int) -> np.ndarray:
+    """Decode an image file to RGB uint8 [height, width, 3], resizing if its size differs."""
+    rgb = _open_rgb(data, path)
+    if rgb.size != (width, height):
+        rgb = rgb.resize((width, height), Image.BILINEAR)
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def folder_task(path: str, *, task_name: str | None = None) -> Task:
+    """Images in `path/<split>/<class>/<image>.{png,jpg,jpeg}`, read with `tfds.ImageFolder`.
+
+    Splits: "train", and "test" (else "val" or "validation"). Class names are the sorted class
+    folder names across splits. Every image is decoded to 3 channels (grayscale is replicated)
+    and resized (bilinear, aspect ratio not kept) to the size of the first train image, so the
+    task has one static `image_shape`. A corrupt file fails iteration with an error naming it.
+    """
+    task_name = task_name or f"folder:{path}"
+    root = os.path.expanduser(path)
+    if not tf.io.gfile.isdir(root):
+        raise FileNotFoundError(f"Image folder {path!r} does not exist")
+    builder = tfds.ImageFolder(root)
+    available = list(builder.info.splits.keys())
+    if "train" not in available:
+        raise ValueError(f"Image folder {path!r} has no 'train' split (found {sorted(available)})")
+    test_split = _pick_test_split(available, _FOLDER_TEST_SPLITS, f"Image folder {path!r}")
+    if builder.info.splits["train"].num_examples == 0:
+        raise ValueError(f"Image folder {path!r} has no .png/.jpg/.jpeg images under 'train'")
+    split_names = {"train": "train", "test": test_split}
+
+    def raw(split: str) -> tf.data.Dataset:
+        """(encoded bytes, file name, label) without decoding, so errors can name the file."""
+        ds = builder.as_dataset(
+            split=split_names[split], decoders={"image": tfds.decode.SkipDecoding()}, shuffle_files=False
+        )
+        return ds.map(lambda ex: (ex["image"], ex["image/filename"], ex["label"]))
+
+    first_bytes, first_path, _ = next(iter(raw("train").take(1)))
+    width, height = _open_rgb(first_bytes.numpy(), first_path.numpy()).size
+    shape = (height, width, 3)
+
+    def decode(data: tf.Tensor, filename: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        image = tf.numpy_function(
+            lambda d, f: _decode_image(d, f, height, width), [data, filename], tf.uint8, stateful=False
+        )
+        return tf.ensure_shape(image, shape), tf.cast(label, tf.int32)
+
+    def load(split: str) -> tf.data.Dataset:
+        return raw(split).map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+
+    return Task(
+        name=task_name,
+        image_shape=shape,
+        class_names=tuple(builder.info.features["label"].names),
+        _load=load,
+    )

@@ -1,0 +1,211 @@
+"""Tests of the task pipelines: generated counting data, TFDS tasks on mock data, image folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from arnn_tf.tasks import TASK_NAMES, Task, get_task
+from arnn_tf.tasks.counting import CELL, COUNTING_SPLIT_SIZES, GRID, SQUARE_VALUE
+
+MOCK_EXAMPLES = 6
+
+
+def _collect(ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """All batches of a finite data set, concatenated."""
+    images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in ds])
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def _check_batches(task: Task, split: str, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Check the data set's static spec and dtypes; return all its examples."""
+    ds = task.dataset(split, batch_size)
+    image_spec, label_spec = ds.element_spec
+    assert image_spec.shape.as_list() == [None, *task.image_shape]
+    assert image_spec.dtype == tf.uint8
+    assert label_spec.dtype == tf.int32
+    images, labels = _collect(ds)
+    assert len(images) == len(labels) == task.num_examples(split)
+    assert labels.min() >= 0 and labels.max() < task.num_classes
+    return images, labels
+
+
+@pytest.fixture(scope="module")
+def counting() -> Task:
+    return get_task("counting", seed=3)
+
+
+def test_counting_shapes_and_sizes(counting: Task) -> None:
+    assert counting.image_shape == (36, 36, 3)
+    assert counting.class_names == tuple(str(i) for i in range(1, 11))
+    assert counting.num_examples("train") == COUNTING_SPLIT_SIZES["train"] == 10_000
+    assert counting.num_examples("test") == COUNTING_SPLIT_SIZES["test"] == 2_000
+    images, labels = _check_batches(counting, "test", 500)
+    assert set(np.unique(labels)) == set(range(10))
+
+
+def test_counting_label_is_number_of_white_squares(counting: Task) -> None:
+    images, labels = _collect(counting.dataset("train", 1000).take(2))
+    assert (images[..., 0] == images[..., 1]).all() and (images[..., 0] == images[..., 2]).all()
+    centres = images[:, CELL // 2 :: CELL, CELL // 2 :: CELL, 0]  # one pixel in the middle of each cell
+    assert centres.shape[1:] == (GRID, GRID)
+    counts = (centres == SQUARE_VALUE).sum(axis=(1, 2))
+    np.testing.assert_array_equal(labels, counts - 1)
+    # White pixels only belong to squares: 25 per square.
+    np.testing.assert_array_equal((images[..., 0] == SQUARE_VALUE).sum(axis=(1, 2)), 25 * counts)
+
+
+def test_counting_deterministic_and_splits_differ(counting: Task) -> None:
+    first, first_labels = _collect(counting.dataset("test", 2000))
+    again, again_labels = _collect(get_task("counting", seed=3).dataset("test", 2000))
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_array_equal(first_labels, again_labels)
+    train, _ = _collect(counting.dataset("train", 2000).take(1))
+    assert not np.array_equal(train, first)
+    other_seed, _ = _collect(get_task("counting", seed=4).dataset("test", 2000))
+    assert not np.array_equal(other_seed, first)
+
+
+def test_batching_drop_remainder_and_repeat(counting: Task) -> None:
+    sizes = [int(y.shape[0]) for _, y in counting.dataset("test", 300)]
+    assert sizes == [300] * 6 + [200]
+    ds = counting.dataset("test", 300, drop_remainder=True)
+    assert ds.element_spec[0].shape.as_list() == [300, 36, 36, 3]
+    assert len(list(ds)) == 6
+    repeated = counting.dataset("test", 300, repeat=True, drop_remainder=True)
+    assert len(list(repeated.take(20))) == 20
+
+
+def test_shuffle_is_seeded_and_reshuffles_each_epoch(counting: Task) -> None:
+    def epoch_labels(ds: tf.data.Dataset) -> list[np.ndarray]:
+        return [y.numpy() for _, y in ds]
+
+    unshuffled = np.concatenate(epoch_labels(counting.dataset("test", 2000)))
+    ds = counting.dataset("test", 2000, shuffle=True, seed=7)
+    epoch1, epoch2 = epoch_labels(ds)[0], epoch_labels(ds)[0]
+    assert not np.array_equal(epoch1, unshuffled)
+    assert not np.array_equal(epoch1, epoch2)
+    np.testing.assert_array_equal(np.sort(epoch1), np.sort(unshuffled))
+    same_seed = epoch_labels(counting.dataset("test", 2000, shuffle=True, seed=7))[0]
+    np.testing.assert_array_equal(epoch1, same_seed)
+    other_seed = epoch_labels(counting.dataset("test", 2000, shuffle=True, seed=8))[0]
+    assert not np.array_equal(epoch1, other_seed)
+
+
+def test_unknown_split_and_task(counting: Task) -> None:
+    with pytest.raises(ValueError, match="validation"):
+        counting.dataset("validation", 8)
+    with pytest.raises(ValueError) as error:
+        get_task("imagenet_sketch_but_wrong")
+    for name in (*TASK_NAMES, "tfds:NAME", "folder:PATH"):
+        assert name in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("spec", "shape"),
+    [("mnist", (28, 28, 1)), ("cifar10", (32, 32, 3)), ("tfds:fashion_mnist", (28, 28, 1))],
+)
+def test_tfds_tasks_on_mock_data(spec: str, shape: tuple[int, int, int], tmp_path: Path) -> None:
+    with tfds.testing.mock_data(num_examples=MOCK_EXAMPLES):
+        task = get_task(spec, data_dir=str(tmp_path))
+        assert task.name == spec
+        assert task.image_shape == shape
+        assert task.num_classes == 10
+        for split in ("train", "test"):
+            images, _ = _check_batches(task, split, 4)
+            assert len(images) == MOCK_EXAMPLES
+    if spec == "mnist":
+        assert task.class_names == tuple(str(i) for i in range(10))
+    if spec == "tfds:fashion_mnist":
+        assert task.class_names[0] == "T-shirt/top"
+
+
+def test_tfds_variable_size_images_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="folder:PATH"):
+        get_task("tfds:imagenette", data_dir=str(tmp_path))
+
+
+def test_shuffled_mnist_is_a_fixed_pixel_permutation(tmp_path: Path) -> None:
+    with tfds.testing.mock_data(num_examples=MOCK_EXAMPLES):
+        plain, plain_labels = _collect(get_task("mnist", data_dir=str(tmp_path)).dataset("test", 8))
+        shuffled_task = get_task("shuffled_mnist", data_dir=str(tmp_path))
+        shuffled, shuffled_labels = _collect(shuffled_task.dataset("test", 8))
+        train_plain, _ = _collect(get_task("mnist", data_dir=str(tmp_path)).dataset("train", 8))
+        train_shuffled, _ = _collect(shuffled_task.dataset("train", 8))
+    assert shuffled_task.name == "shuffled_mnist"
+    assert shuffled_task.image_shape == (28, 28, 1)
+    np.testing.assert_array_equal(plain_labels, shuffled_labels)
+    assert not np.array_equal(plain, shuffled)
+    flat_plain = plain.reshape(len(plain), -1)
+    flat_shuffled = shuffled.reshape(len(shuffled), -1)
+    np.testing.assert_array_equal(np.sort(flat_plain, axis=1), np.sort(flat_shuffled, axis=1))
+    # Mock pixels are random, so each shuffled pixel column matches exactly one plain column:
+    # that recovers the permutation, which must then map the train split the same way.
+    matches = (flat_shuffled[:, :, None] == flat_plain[:, None, :]).all(axis=0)
+    assert (matches.sum(axis=1) == 1).all()
+    permutation = matches.argmax(axis=1)
+    np.testing.assert_array_equal(np.sort(permutation), np.arange(28 * 28))
+    np.testing.assert_array_equal(
+        train_shuffled.reshape(len(train_shuffled), -1), train_plain.reshape(len(train_plain), -1)[:, permutation]
+    )
+
+
+def _write_folder(root: Path, layout: dict[str, dict[str, list[tuple[int, int, int]]]]) -> None:
+    """PNGs at root/split/class/i.png; each entry (height, width, value), value > 200 is grayscale."""
+    for split, classes in layout.items():
+        for class_name, images in classes.items():
+            folder = root / split / class_name
+            folder.mkdir(parents=True)
+            for i, (height, width, value) in enumerate(images):
+                shape = (height, width) if value > 200 else (height, width, 3)
+                Image.fromarray(np.full(shape, value, np.uint8)).save(folder / f"{i}.png")
+
+
+def test_folder_task(tmp_path: Path) -> None:
+    _write_folder(
+        tmp_path,
+        {
+            "train": {"zebra": [(8, 10, 10), (8, 10, 11)], "ant": [(8, 10, 20), (16, 20, 250)]},
+            "val": {"ant": [(8, 10, 30)], "zebra": [(4, 5, 40)]},
+        },
+    )
+    task = get_task(f"folder:{tmp_path}")
+    assert task.name == f"folder:{tmp_path}"
+    assert task.class_names == ("ant", "zebra")
+    assert task.image_shape == (8, 10, 3)
+    images, labels = _check_batches(task, "train", 3)
+    assert len(images) == 4
+    # Every image is uniform, and its value tells which class folder it came from.
+    values = images[:, 0, 0, 0]
+    assert (images == values[:, None, None, None]).all()
+    by_value = dict(zip(values.tolist(), labels.tolist()))
+    assert by_value == {10: 1, 11: 1, 20: 0, 250: 0}
+    test_images, test_labels = _check_batches(task, "test", 8)
+    assert dict(zip(test_images[:, 0, 0, 0].tolist(), test_labels.tolist())) == {30: 0, 40: 1}
+
+
+def test_folder_errors(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="missing"):
+        get_task(f"folder:{tmp_path / 'missing'}")
+    _write_folder(tmp_path / "no_test", {"train": {"a": [(4, 4, 1)]}, "dev": {"a": [(4, 4, 1)]}})
+    with pytest.raises(ValueError, match="dev"):
+        get_task(f"folder:{tmp_path / 'no_test'}")
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "noise.png")
+    truncated = (tmp_path / "noise.png").read_bytes()[:1000]
+    for bad_name, bad_bytes in [("garbage.png", b"this is not a png"), ("truncated.png", truncated)]:
+        root = tmp_path / bad_name
+        _write_folder(root, {"train": {"a": [(4, 4, 1)]}, "test": {"a": [(4, 4, 2)], "b": [(4, 4, 3)]}})
+        (root / "test" / "b" / bad_name).write_bytes(bad_bytes)
+        task = get_task(f"folder:{root}")
+        with pytest.raises(tf.errors.OpError, match=f"Cannot decode image file .*{bad_name}"):
+            _collect(task.dataset("test", 8))
+        # The first train image fixes the task's image size, so a corrupt one fails right away.
+        (root / "train" / "a" / "0.png").write_bytes(bad_bytes)
+        with pytest.raises(ValueError, match=bad_name):
+            get_task(f"folder:{root}")
