@@ -45,6 +45,7 @@ class AdversarialProgram(keras.layers.Layer):
         l2: float = 0.0,
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("name", "adversarial_program")
         super().__init__(**kwargs)
         height, width, channels = (int(v) for v in task_image_shape)
         if channels not in (1, 3):
@@ -137,6 +138,7 @@ class LabelMapping(keras.layers.Layer):
 
     def __init__(self, groups: Sequence[Sequence[int]], num_source_classes: int = 1000,
                  **kwargs: Any) -> None:
+        kwargs.setdefault("name", "label_mapping")
         super().__init__(trainable=False, **kwargs)
         groups = [[int(c) for c in group] for group in groups]
         flat = [c for group in groups for c in group]

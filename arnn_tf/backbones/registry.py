@@ -69,10 +69,10 @@ def _tiny_cnn(weights: str | None) -> keras.Model:
     if weights == "imagenet":
         raise ValueError("tiny_cnn has no ImageNet weights; use weights='none' or a weights file")
     inputs = keras.Input((32, 32, 3))
-    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="conv")(inputs)
+    x = keras.layers.Conv2D(8, 4, strides=4, name="conv")(inputs)
     x = keras.layers.BatchNormalization(name="bn")(x)
     x = keras.layers.ReLU()(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Flatten()(x)
     outputs = keras.layers.Dense(1000, name="predictions")(x)
     model = keras.Model(inputs, outputs, name="tiny_cnn_network")
     if weights is not None:

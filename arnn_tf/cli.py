@@ -1,0 +1,201 @@
+"""The `arnn` command: train, evaluate and use adversarial programs from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+DEFAULT_TASK = "counting"
+DEFAULT_BACKBONE = "efficientnet_lite0"
+
+
+def _add_backbone_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backbone", default=DEFAULT_BACKBONE, help="registry name (see `arnn backbones`)")
+    parser.add_argument("--weights", default="imagenet",
+                        help="'imagenet', 'none' (untrained ablation) or a Keras weights file")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from arnn_tf.label_maps import LABEL_MAP_HELP
+    from arnn_tf.training import DEFAULT_BATCH_SIZE, DEFAULT_L2, DEFAULT_STEPS
+    from arnn_tf.model import DEFAULT_LEARNING_RATE
+
+    parser = argparse.ArgumentParser(prog="arnn", description="Adversarial reprogramming of frozen ImageNet classifiers.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="learn a program for a task")
+    train.add_argument("--task", default=DEFAULT_TASK,
+                       help="counting, mnist, cifar10, shuffled_mnist, tfds:NAME or folder:PATH")
+    _add_backbone_arguments(train)
+    train.add_argument("--out", help="output folder (default: runs/TASK-BACKBONE)")
+    length = train.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help=f"training batches (default {DEFAULT_STEPS})")
+    length.add_argument("--epochs", type=int, help="passes over the training split")
+    train.add_argument("--max-minutes", type=float, help="stop training after this long, then evaluate and save")
+    train.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    train.add_argument("--lr", type=float, default=DEFAULT_LEARNING_RATE, help="Adam learning rate (x0.96 every 2 epochs)")
+    train.add_argument("--l2", type=float, default=DEFAULT_L2, help="lambda, the weight of ||W||^2")
+    train.add_argument("--label-map", default="first", help=LABEL_MAP_HELP)
+    train.add_argument("--image-size", type=int, help="resize task images to this square size before placing them")
+    train.add_argument("--border-width", type=int, help="confine the program to a band this wide at the frame's edge")
+    train.add_argument("--linf-bound", type=float, help="bound |P| by this, in units of the [-1, 1] input range")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--data-dir", help="where TFDS keeps data sets (default: TFDS's own)")
+
+    evaluate = commands.add_parser("evaluate", help="accuracy of a saved program on a task's test split")
+    evaluate.add_argument("--program", required=True, help="a saved-program folder (DIR/program)")
+    evaluate.add_argument("--task", help="default: the task the program was trained on")
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--batch-size", type=int, default=64)
+    evaluate.add_argument("--data-dir")
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+
+    predict = commands.add_parser("predict", help="classify image files with a saved program")
+    predict.add_argument("--program", required=True)
+    predict.add_argument("images", nargs="+")
+    predict.add_argument("--json", action="store_true")
+
+    classify = commands.add_parser("classify", help="a backbone's own ImageNet top-k for image files")
+    classify.add_argument("images", nargs="+")
+    _add_backbone_arguments(classify)
+    classify.add_argument("--top", type=int, default=5)
+    classify.add_argument("--json", action="store_true")
+
+    commands.add_parser("backbones", help="list the backbones")
+    return parser
+
+
+def _train(args: argparse.Namespace) -> dict[str, Any]:
+    from arnn_tf.backbones import build_backbone
+    from arnn_tf.model import build_reprogrammed_model
+    from arnn_tf.programs import SavedProgram
+    from arnn_tf.tasks import get_task
+    from arnn_tf.training import evaluate_program, fit_program
+
+    out = Path(args.out or os.path.join("runs", f"{args.task.replace(':', '_').replace('/', '_')}-{args.backbone}"))
+    task = get_task(args.task, data_dir=args.data_dir, seed=args.seed)
+    backbone = build_backbone(args.backbone, args.weights, seed=args.seed)
+    image_size = None if args.image_size is None else (args.image_size, args.image_size)
+    model = build_reprogrammed_model(
+        backbone, task.image_shape, task.num_classes, label_map=args.label_map, seed=args.seed,
+        image_size=image_size, border_width=args.border_width, linf_bound=args.linf_bound, l2=args.l2)
+    result = fit_program(model, task, steps=args.steps, epochs=args.epochs, batch_size=args.batch_size,
+                         learning_rate=args.lr, max_minutes=args.max_minutes, seed=args.seed, verbose=1)
+    if result.stopped_by_time:
+        print(f"stopped after {result.steps} steps: --max-minutes {args.max_minutes} reached")
+    test = evaluate_program(model, task, verbose=1)
+    metrics = {
+        "task": task.name, "backbone": args.backbone, "weights": args.weights, "steps": result.steps,
+        "batch_size": args.batch_size, "seconds": round(result.seconds, 2),
+        "images_per_second": round(result.images_per_second, 2), "train_accuracy": result.train_accuracy,
+        "test_accuracy": test["accuracy"], "test_loss": test["loss"], "test_examples": task.num_examples("test"),
+        "learning_rate": args.lr, "l2": args.l2, "label_map": args.label_map, "seed": args.seed,
+        "stopped_by_time": result.stopped_by_time,
+    }
+    SavedProgram.from_model(model, backbone_name=args.backbone, weights=args.weights, seed=args.seed,
+                            task_name=task.name, class_names=list(task.class_names),
+                            label_map_spec=args.label_map, metrics=metrics).save(out / "program")
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    print(f"test accuracy {metrics['test_accuracy']:.4f}; program saved to {out / 'program'}")
+    return metrics
+
+
+def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    from arnn_tf.programs import SavedProgram
+    from arnn_tf.tasks import get_task
+    from arnn_tf.training import evaluate_program
+
+    saved = SavedProgram.load(args.program)
+    task = get_task(args.task or saved.task_name, data_dir=args.data_dir)
+    if task.image_shape != saved.task_image_shape or list(task.class_names) != saved.class_names:
+        raise ValueError(f"task {task.name!r} ({task.image_shape}, {task.num_classes} classes) does not match the "
+                         f"program's task {saved.task_name!r} ({saved.task_image_shape}, {len(saved.class_names)} classes)")
+    results = evaluate_program(saved.build_model(), task, args.split, args.batch_size, verbose=0 if args.json else 1)
+    report = {"task": task.name, "split": args.split, "examples": task.num_examples(args.split), **results}
+    print(json.dumps(report) if args.json else f"{task.name} {args.split}: accuracy {results['accuracy']:.4f} "
+          f"loss {results['loss']:.4f} on {report['examples']} images")
+    return report
+
+
+def _predict(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from arnn_tf.images import read_images
+    from arnn_tf.programs import SavedProgram
+
+    saved = SavedProgram.load(args.program)
+    height, width, channels = saved.task_image_shape
+    images = read_images(args.images, (height, width), channels)
+    probabilities = saved.build_model().predict(images, verbose=0)
+    predictions = []
+    for path, row in zip(args.images, probabilities):
+        class_id = int(row.argmax())
+        predictions.append({"image": path, "class_id": class_id, "class_name": saved.class_names[class_id],
+                            "probabilities": [round(float(p), 6) for p in row]})
+    if args.json:
+        print(json.dumps(predictions, indent=2))
+    else:
+        for p in predictions:
+            print(f"{p['image']}: {p['class_name']} ({p['probabilities'][p['class_id']]:.3f})")
+    return predictions
+
+
+def _classify(args: argparse.Namespace) -> list[list[dict[str, Any]]]:
+    import keras
+
+    from arnn_tf.backbones import build_backbone
+    from arnn_tf.backbones.imagenet_classes import imagenet_class_names
+    from arnn_tf.images import read_images
+
+    backbone = build_backbone(args.backbone, args.weights)
+    size = int(backbone.input_shape[1])
+    pixels = read_images(args.images, (size, size), 3)
+    logits = backbone.predict(pixels.astype("float32") / 127.5 - 1.0, verbose=0)
+    probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
+    names = imagenet_class_names()
+    top = max(1, min(args.top, probabilities.shape[1]))
+    results = [[{"index": int(i), "label": names[i], "probability": round(float(row[i]), 6)}
+                for i in row.argsort()[::-1][:top]] for row in probabilities]
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for path, entries in zip(args.images, results):
+            print(f"{path}: " + ", ".join(f"{e['label']} ({e['index']}) {e['probability']:.3f}" for e in entries))
+    return results
+
+
+def _backbones(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from arnn_tf.backbones import BACKBONES
+
+    rows = [{"name": spec.name, "input_size": spec.input_size,
+             "imagenet_weights_offline": spec.imagenet_weights_offline(), "description": spec.description}
+            for spec in BACKBONES.values()]
+    print(f"{'name':<20} {'input':>7}  {'offline':<8} description")
+    for row in rows:
+        size = f"{row['input_size']}x{row['input_size']}"
+        print(f"{row['name']:<20} {size:>7}  {'yes' if row['imagenet_weights_offline'] else 'no':<8} {row['description']}")
+    return rows
+
+
+COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "classify": _classify, "backbones": _backbones}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `arnn` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"arnn {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"arnn {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

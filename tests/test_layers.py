@@ -1,0 +1,160 @@
+"""The program and label-map layers: placement, bounds, masks, aggregation, configs."""
+
+import keras
+import numpy as np
+import pytest
+
+from arnn_tf.label_maps import first_k, parse_label_map, random_choice
+from arnn_tf.layers import AdversarialProgram, LabelMapping
+
+
+def random_images(shape, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, size=shape).astype("uint8")
+
+
+def with_random_program(layer, seed=1, scale=3.0):
+    layer.weight.assign(np.random.default_rng(seed).normal(0, scale, layer.weight.shape).astype("float32"))
+    return layer
+
+
+@pytest.mark.parametrize("task_shape", [(12, 12, 3), (11, 7, 1), (32, 32, 3)])
+def test_task_window_holds_the_task_image_untouched(task_shape):
+    layer = with_random_program(AdversarialProgram(32, task_shape))
+    images = random_images((4, *task_shape))
+    x_adv = keras.ops.convert_to_numpy(layer(images))
+    (top, _), (left, _) = layer.padding
+    h, w, _ = task_shape
+    window = x_adv[:, top : top + h, left : left + w]
+    expected = images.astype("float32") / 127.5 - 1.0
+    np.testing.assert_allclose(window, np.broadcast_to(expected, window.shape), atol=1e-6)
+    assert top == (32 - h) // 2 and left == (32 - w) // 2
+
+
+def test_outside_the_window_the_input_is_the_program():
+    layer = with_random_program(AdversarialProgram(32, (8, 8, 3)))
+    x_adv = keras.ops.convert_to_numpy(layer(random_images((2, 8, 8, 3))))
+    program = keras.ops.convert_to_numpy(layer.program())
+    outside = layer.mask.astype(bool)
+    np.testing.assert_allclose(x_adv[0][outside], program[outside], atol=1e-6)
+    assert np.abs(program[outside]).max() > 0.9  # tanh of large weights reaches the bounds
+    assert np.all(program[~outside] == 0)
+
+
+def test_program_and_output_stay_in_range():
+    layer = with_random_program(AdversarialProgram(32, (8, 8, 3)), scale=50.0)
+    x_adv = keras.ops.convert_to_numpy(layer(random_images((3, 8, 8, 3))))
+    assert x_adv.min() >= -1.0 and x_adv.max() <= 1.0
+    assert np.abs(keras.ops.convert_to_numpy(layer.program())).max() <= 1.0
+
+
+def test_linf_bound_limits_the_program():
+    layer = with_random_program(AdversarialProgram(32, (8, 8, 3), linf_bound=0.1), scale=50.0)
+    program = keras.ops.convert_to_numpy(layer.program())
+    assert np.abs(program).max() <= 0.1 + 1e-6
+    assert np.abs(program).max() > 0.099
+
+
+def test_border_width_confines_the_program_to_a_band():
+    layer = with_random_program(AdversarialProgram(32, (8, 8, 1), border_width=4))
+    program = keras.ops.convert_to_numpy(layer.program())
+    assert np.all(program[4:28, 4:28] == 0)
+    assert np.all(program[:4] != 0) and np.all(program[:, -4:] != 0)
+    assert layer.mask.sum() == (32 * 32 - 24 * 24) * 3
+
+
+def test_image_size_scales_the_task_image_before_placing_it():
+    layer = AdversarialProgram(32, (8, 8, 1), image_size=(16, 16))
+    images = np.full((1, 8, 8, 1), 255, dtype="uint8")
+    x_adv = keras.ops.convert_to_numpy(layer(images))
+    assert layer.padding == ((8, 8), (8, 8))
+    np.testing.assert_allclose(x_adv[0, 8:24, 8:24], 1.0, atol=1e-6)
+    assert x_adv.shape == (1, 32, 32, 3)
+    assert layer.mask[8:24, 8:24].sum() == 0 and layer.mask[:8].all()
+
+
+def test_grayscale_is_repeated_to_three_channels():
+    layer = AdversarialProgram(16, (4, 4, 1))
+    x_adv = keras.ops.convert_to_numpy(layer(random_images((1, 4, 4, 1))))
+    np.testing.assert_array_equal(x_adv[..., 0], x_adv[..., 1])
+    np.testing.assert_array_equal(x_adv[..., 0], x_adv[..., 2])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(task_image_shape=(40, 40, 3)), "does not fit"),
+    (dict(task_image_shape=(8, 8, 3), image_size=(33, 33)), "does not fit"),
+    (dict(task_image_shape=(8, 8, 2)), "1 or 3 channels"),
+    (dict(task_image_shape=(8, 8, 3), border_width=0), "border_width"),
+    (dict(task_image_shape=(8, 8, 3), linf_bound=-1.0), "linf_bound"),
+])
+def test_impossible_settings_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        AdversarialProgram(32, **kwargs)
+
+
+def test_l2_regulariser_is_lambda_times_squared_frobenius_norm():
+    layer = with_random_program(AdversarialProgram(16, (4, 4, 3), l2=1e-3))
+    weight = keras.ops.convert_to_numpy(layer.weight.value)
+    loss = float(keras.ops.convert_to_numpy(layer.weight.regularizer(layer.weight.value)))
+    assert loss == pytest.approx(1e-3 * np.sum(weight**2), rel=1e-5)
+
+
+def test_program_layer_config_round_trip():
+    layer = AdversarialProgram(32, (8, 8, 1), image_size=(12, 12), border_width=5, linf_bound=0.3, l2=2e-6)
+    clone = AdversarialProgram.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    np.testing.assert_array_equal(clone.mask, layer.mask)
+
+
+def test_label_mapping_picks_the_mapped_outputs():
+    logits = np.random.default_rng(0).normal(size=(5, 1000)).astype("float32")
+    mapping = LabelMapping([[7], [3], [500]])
+    probs = keras.ops.convert_to_numpy(mapping(logits))
+    picked = logits[:, [7, 3, 500]]
+    expected = np.exp(picked) / np.exp(picked).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(probs, expected, rtol=1e-5)
+
+
+def test_label_mapping_adds_probabilities_not_logits():
+    logits = np.zeros((1, 1000), dtype="float32")
+    logits[0, [1, 2]] = np.log([3.0, 5.0])  # exp: 3 and 5
+    logits[0, 9] = np.log(2.0)  # exp: 2
+    probs = keras.ops.convert_to_numpy(LabelMapping([[1, 2], [9]])(logits))
+    np.testing.assert_allclose(probs, [[8 / 10, 2 / 10]], rtol=1e-5)
+
+
+def test_label_mapping_is_stable_for_large_logits():
+    logits = np.full((1, 1000), 1e4, dtype="float32")
+    logits[0, 0] = 2e4
+    probs = keras.ops.convert_to_numpy(LabelMapping([[0], [1]])(logits))
+    assert np.all(np.isfinite(probs)) and probs[0, 0] == pytest.approx(1.0)
+
+
+def test_label_mapping_refuses_bad_groups():
+    with pytest.raises(ValueError, match="only one task class"):
+        LabelMapping([[1], [1]])
+    with pytest.raises(ValueError, match="0..999"):
+        LabelMapping([[1000]])
+    with pytest.raises(ValueError, match="at least one"):
+        LabelMapping([[1], []])
+
+
+def test_label_mapping_config_round_trip_and_no_weights():
+    mapping = LabelMapping([[4, 8], [15]])
+    clone = LabelMapping.from_config(mapping.get_config())
+    assert clone.groups == [[4, 8], [15]] and not clone.trainable and clone.weights == []
+
+
+def test_label_map_kinds():
+    assert first_k(3) == [[0], [1], [2]]
+    assert parse_label_map("first:2", 2) == [[0, 1], [2, 3]]
+    assert parse_label_map("9,3+4", 2) == [[9], [3, 4]]
+    groups = parse_label_map("random:3", 10, seed=7)
+    assert groups == random_choice(10, 3, seed=7) and groups != random_choice(10, 3, seed=8)
+    flat = [c for g in groups for c in g]
+    assert len(set(flat)) == 30 and all(len(g) == 3 for g in groups)
+    with pytest.raises(ValueError, match="entries"):
+        parse_label_map("1,2", 3)
+    with pytest.raises(ValueError, match="unknown label map"):
+        parse_label_map("nearest", 3)
+    with pytest.raises(ValueError, match="distinct"):
+        parse_label_map("first:200", 10)

@@ -1,0 +1,112 @@
+"""ReprogrammedModel on the tiny backbone: trainability, gradients, fit, save/load."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from arnn_tf.backbones import build_backbone, get_backbone_spec, weights_fingerprint
+from arnn_tf.model import ReprogrammedModel, build_reprogrammed_model
+
+
+def tiny_model(**options):
+    backbone = build_backbone("tiny_cnn", None, seed=3)
+    return build_reprogrammed_model(backbone, (12, 12, 1), 4, l2=1e-4, **options)
+
+
+def batch(n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 12, 12, 1)).astype("uint8"), rng.integers(0, 4, n).astype("int32")
+
+
+def test_only_the_program_weight_is_trainable():
+    model = tiny_model()
+    assert [w.path for w in model.trainable_weights] == ["adversarial_program/W"]
+    assert not model.backbone.trainable and len(model.backbone.weights) > 0
+
+
+def test_gradients_of_the_training_loss_reach_w_outside_the_task_window():
+    model = tiny_model()
+    images, labels = batch()
+    model.program.weight.assign(np.random.default_rng(0).normal(0, 0.5, model.program.weight.shape))
+    with tf.GradientTape() as tape:
+        loss = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(labels, model(images)))
+    (grad,) = tape.gradient(loss, [w.value for w in model.trainable_weights])
+    grad = grad.numpy()
+    program_pixels = model.program.mask.astype(bool)
+    assert np.all(np.abs(grad[program_pixels]) > 0)
+    assert np.all(grad[~program_pixels] == 0)  # the task window belongs to the task image
+
+
+def test_fit_changes_only_w_and_batch_norm_stays_in_inference_mode():
+    model = tiny_model()
+    before = {w.path: keras.ops.convert_to_numpy(w.value).copy() for w in model.weights}
+    model.compile()
+    images, labels = batch(32)
+    model.fit(images, labels, epochs=2, batch_size=8, verbose=0)
+    for weight in model.weights:
+        changed = not np.array_equal(before[weight.path], keras.ops.convert_to_numpy(weight.value))
+        assert changed == (weight is model.program.weight), weight.path
+
+
+def test_loss_includes_lambda_times_w_norm():
+    model = tiny_model()
+    model.program.weight.assign(np.ones(model.program.weight.shape, "float32"))
+    model(batch()[0])
+    expected = 1e-4 * np.prod(model.program.weight.shape)
+    assert float(sum(model.losses)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_model_learns_a_separable_toy_task():
+    model = build_reprogrammed_model(build_backbone("tiny_cnn", None, seed=3), (12, 12, 1), 2, l2=1e-4)
+    model.compile(optimizer=keras.optimizers.Adam(0.05))
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 256).astype("int32")
+    images = np.repeat((labels * 255).astype("uint8")[:, None, None, None], 12, axis=1).repeat(12, axis=2)
+    before = model.evaluate(images, labels, verbose=0, return_dict=True)
+    model.fit(images, labels, epochs=20, batch_size=32, verbose=0)
+    after = model.evaluate(images, labels, verbose=0, return_dict=True)
+    assert after["loss"] < 0.7 * before["loss"]
+    assert after["accuracy"] == 1.0
+
+
+def test_keras_save_and_load_give_equal_outputs(tmp_path):
+    model = tiny_model(label_map="random:2", border_width=4, linf_bound=0.5)
+    model.program.weight.assign(np.random.default_rng(1).normal(size=model.program.weight.shape))
+    model.compile()
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    images, _ = batch()
+    assert isinstance(loaded, ReprogrammedModel)
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
+    assert loaded.label_map.groups == model.label_map.groups
+
+
+def test_config_round_trip():
+    model = tiny_model()
+    clone = ReprogrammedModel.from_config(model.get_config())
+    assert clone.get_config()["program"] == model.get_config()["program"]
+    assert clone.label_map.groups == model.label_map.groups
+
+
+def test_program_for_other_frame_size_is_refused():
+    from arnn_tf.layers import AdversarialProgram, LabelMapping
+    with pytest.raises(ValueError, match="64x64 inputs"):
+        ReprogrammedModel(AdversarialProgram(64, (8, 8, 1)), build_backbone("tiny_cnn", None), LabelMapping([[0]]))
+
+
+def test_unknown_backbone_lists_known_names():
+    with pytest.raises(ValueError, match="efficientnet_lite0"):
+        get_backbone_spec("alexnet")
+
+
+def test_untrained_backbone_is_reproducible_from_its_seed():
+    a = weights_fingerprint(build_backbone("tiny_cnn", "none", seed=5))
+    assert a == weights_fingerprint(build_backbone("tiny_cnn", None, seed=5))
+    assert a != weights_fingerprint(build_backbone("tiny_cnn", None, seed=6))
+
+
+def test_missing_weights_file_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="weights file not found"):
+        build_backbone("tiny_cnn", str(tmp_path / "nope.weights.h5"))
