@@ -209,3 +209,8 @@ def test_folder_errors(tmp_path: Path) -> None:
         (root / "train" / "a" / "0.png").write_bytes(bad_bytes)
         with pytest.raises(ValueError, match=bad_name):
             get_task(f"folder:{root}")
+
+
+def test_tfds_non_image_classification_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="supervised keys"):
+        get_task("tfds:imdb_reviews", data_dir=str(tmp_path))

@@ -51,10 +51,11 @@ class Task:
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        ds = self._split(split).cache()
+        decoded = self._split(split)
+        ds = decoded.cache()
         if shuffle:
-            buffer = min(self.num_examples(split), MAX_SHUFFLE_BUFFER)
-            ds = ds.shuffle(max(buffer, 1), seed=seed, reshuffle_each_iteration=True)
+            buffer = max(1, min(_count(decoded), MAX_SHUFFLE_BUFFER))
+            ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
         if repeat:
             ds = ds.repeat()
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
@@ -62,14 +63,18 @@ class Task:
 
     def num_examples(self, split: str) -> int:
         """Number of examples in `split` (counted by iterating when tf.data cannot tell)."""
-        ds = self._split(split)
-        n = int(ds.cardinality())
-        if n < 0:  # UNKNOWN or INFINITE cardinality, e.g. generator-backed data
-            n = int(ds.reduce(0, lambda count, _: count + 1))
-        return n
+        return _count(self._split(split))
 
     def _split(self, split: str) -> tf.data.Dataset:
         """The unbatched data set of a validated split name."""
         if split not in SPLITS:
             raise ValueError(f"Unknown split {split!r} for task {self.name!r}; expected one of {SPLITS}")
         return self._load(split)
+
+
+def _count(ds: tf.data.Dataset) -> int:
+    """Number of elements of a finite data set, iterating it only when tf.data cannot tell."""
+    n = int(ds.cardinality())
+    if n < 0:  # unknown cardinality, e.g. generator-backed (mock) data
+        n = int(ds.reduce(0, lambda count, _: count + 1))
+    return n

@@ -38,13 +38,15 @@ def tfds_task(name: str, *, data_dir: str | None = None, task_name: str | None =
     task_name = task_name or f"tfds:{name}"
     builder = tfds.builder(name, data_dir=data_dir)
     info = builder.info
-    if info.supervised_keys != ("image", "label"):
+    if info.supervised_keys != ("image", "label") or not (
+        isinstance(info.features["image"], tfds.features.Image)
+        and isinstance(info.features["label"], tfds.features.ClassLabel)
+    ):
         raise ValueError(
             f"TFDS data set {name!r} is not an image-classification data set with supervised keys "
-            f"('image', 'label'); it has {info.supervised_keys}"
+            f"('image', 'label') (an Image and a ClassLabel feature); its supervised keys are {info.supervised_keys}"
         )
-    image_feature, label_feature = info.features["image"], info.features["label"]
-    shape = tuple(image_feature.shape)
+    shape = tuple(info.features["image"].shape)
     if len(shape) != 3 or None in shape or shape[-1] not in (1, 3):
         raise ValueError(
             f"TFDS data set {name!r} has images of shape {shape}; tasks need a fixed (height, width, 1 or 3). "
@@ -98,7 +100,7 @@ def _open_rgb(data: bytes, path: bytes) -> Image.Image:
     try:
         with Image.open(io.BytesIO(data)) as image:
             return image.convert("RGB")
-    except UnidentifiedImageError as error:
+    except UnidentifiedImageError:
         raise ValueError(f"Cannot decode image file {path.decode()}: not a known image format") from None
     except Exception as error:  # PIL raises OSError, SyntaxError, ... for broken files
         raise ValueError(f"Cannot decode image file {path.decode()}: {error}") from None
