@@ -93,8 +93,9 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
     budget = StepAndTimeBudget(steps, None if max_minutes is None else 60.0 * max_minutes)
     data = task.dataset("train", batch_size, shuffle=True, repeat=True, seed=seed, drop_remainder=True)
     start = time.perf_counter()
-    history = model.fit(data, epochs=math.ceil(steps / per_epoch), steps_per_epoch=per_epoch,
-                        callbacks=[budget, *callbacks], verbose=verbose)
+    shown_epoch = min(per_epoch, steps)  # the progress bar's length; the schedule keeps the real epoch
+    history = model.fit(data, epochs=math.ceil(steps / shown_epoch), steps_per_epoch=shown_epoch,
+                        shuffle=False, callbacks=[budget, *callbacks], verbose=verbose)
     seconds = time.perf_counter() - start
     return TrainingResult(
         steps=budget.steps_done,

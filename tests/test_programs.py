@@ -36,7 +36,7 @@ def test_saved_program_reloads_to_identical_predictions(saved):
 def test_saved_program_is_small_and_pickle_free(saved):
     _, path = saved
     assert sorted(p.name for p in path.iterdir()) == ["W.npy", "program.json"]
-    assert np.load(path / "W.npy", allow_pickle=False).shape == (32, 32, 3)
+    assert np.load(path / "W.npy", allow_pickle=False).shape == (48, 48, 3)
     document = json.loads((path / "program.json").read_text())
     assert document["backbone"]["name"] == "tiny_cnn" and len(document["backbone"]["fingerprint"]) == 64
     assert document["task"]["image_shape"] == [10, 10, 3]

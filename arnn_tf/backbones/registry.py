@@ -65,10 +65,10 @@ def _efficientnet_lite0(weights: str | None) -> keras.Model:
 
 
 def _tiny_cnn(weights: str | None) -> keras.Model:
-    """A 32x32 network with 1000 outputs and batch norm: fast enough for tests and smoke runs."""
+    """A 48x48 network with 1000 outputs and batch norm: fast enough for tests and smoke runs."""
     if weights == "imagenet":
         raise ValueError("tiny_cnn has no ImageNet weights; use weights='none' or a weights file")
-    inputs = keras.Input((32, 32, 3))
+    inputs = keras.Input((48, 48, 3))
     x = keras.layers.Conv2D(8, 4, strides=4, name="conv")(inputs)
     x = keras.layers.BatchNormalization(name="bn")(x)
     x = keras.layers.ReLU()(x)
@@ -103,8 +103,8 @@ for _spec in (
                  "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5", "MobileNet V2 1.0"),
     BackboneSpec("efficientnet_b0", 224, _keras_application("EfficientNetB0"), True,
                  "efficientnetb0.h5", "EfficientNet-B0"),
-    BackboneSpec("tiny_cnn", 32, _tiny_cnn, False, None,
-                 "a tiny untrained 32x32 network for tests and smoke runs (no ImageNet weights)"),
+    BackboneSpec("tiny_cnn", 48, _tiny_cnn, False, None,
+                 "a tiny untrained 48x48 network for tests and smoke runs (no ImageNet weights)"),
 ):
     register_backbone(_spec)
 

@@ -1,0 +1,106 @@
+"""The `arnn` command end to end on the tiny backbone and small local data."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from arnn_tf.cli import main
+
+
+def write_png(path, value, size=16):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((size, size, 3), value, dtype=np.uint8)).save(path)
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    """Two classes, dark and bright squares, train and test splits."""
+    root = tmp_path_factory.mktemp("folder")
+    for split, count in (("train", 12), ("test", 4)):
+        for i in range(count):
+            write_png(root / split / "dark" / f"{i}.png", 10 + i)
+            write_png(root / split / "bright" / f"{i}.png", 240 - i)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(image_folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    status = main(["train", "--task", f"folder:{image_folder}", "--backbone", "tiny_cnn", "--weights", "none",
+                   "--steps", "6", "--batch-size", "8", "--out", str(out), "--seed", "1"])
+    assert status == 0
+    return out
+
+
+def test_train_writes_program_and_metrics(trained):
+    metrics = json.loads((trained / "metrics.json").read_text())
+    for key in ("task", "backbone", "steps", "seconds", "images_per_second", "train_accuracy", "test_accuracy"):
+        assert key in metrics
+    assert metrics["steps"] == 6 and metrics["backbone"] == "tiny_cnn" and metrics["test_examples"] == 8
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["images_per_second"] > 0
+    assert (trained / "program" / "program.json").exists() and (trained / "program" / "W.npy").exists()
+
+
+def test_evaluate_reproduces_the_training_run_test_accuracy(trained, capsys):
+    capsys.readouterr()
+    assert main(["evaluate", "--program", str(trained / "program"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert report["examples"] == 8
+    assert report["accuracy"] == pytest.approx(metrics["test_accuracy"])
+
+
+def test_predict_json_matches_the_model(trained, image_folder, capsys):
+    from arnn_tf.programs import SavedProgram
+
+    images = [str(image_folder / "test" / "bright" / "0.png"), str(image_folder / "test" / "dark" / "1.png")]
+    capsys.readouterr()
+    assert main(["predict", "--program", str(trained / "program"), *images, "--json"]) == 0
+    predictions = json.loads(capsys.readouterr().out)
+    saved = SavedProgram.load(trained / "program")
+    pixels = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in images])
+    expected = saved.build_model().predict(pixels, verbose=0)
+    assert [p["image"] for p in predictions] == images
+    for prediction, row in zip(predictions, expected):
+        assert prediction["class_id"] == int(row.argmax())
+        assert prediction["class_name"] == ["bright", "dark"][prediction["class_id"]]
+        np.testing.assert_allclose(prediction["probabilities"], row, atol=1e-5)
+
+
+def test_predict_names_an_unreadable_file(trained, tmp_path, capsys):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    assert main(["predict", "--program", str(trained / "program"), str(broken)]) == 2
+    assert "broken.png" in capsys.readouterr().err
+
+
+def test_classify_json_lists_top_k(tmp_path, capsys):
+    image = tmp_path / "grey.png"
+    write_png(image, 128, size=20)
+    capsys.readouterr()
+    assert main(["classify", str(image), "--backbone", "tiny_cnn", "--weights", "none", "--top", "3", "--json"]) == 0
+    (entries,) = json.loads(capsys.readouterr().out)
+    assert len(entries) == 3 and set(entries[0]) == {"index", "label", "probability"}
+    probabilities = [e["probability"] for e in entries]
+    assert probabilities == sorted(probabilities, reverse=True)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--task", "imagenet21k"], "unknown task"),
+    (["train", "--backbone", "alexnet"], "unknown backbone"),
+    (["train", "--task", "folder:/does/not/exist", "--backbone", "tiny_cnn", "--weights", "none"], "/does/not/exist"),
+    (["evaluate", "--program", "/does/not/exist"], "not a saved program"),
+])
+def test_bad_input_gives_a_clear_error(argv, message, capsys):
+    assert main(argv) == 2
+    assert message.lower() in capsys.readouterr().err.lower()
+
+
+def test_console_script_lists_backbones():
+    result = subprocess.run([sys.executable, "-m", "arnn_tf.cli", "backbones"], capture_output=True, text=True,
+                            timeout=120, check=True)
+    assert "efficientnet_lite0" in result.stdout and "inception_v3" in result.stdout
