@@ -169,6 +169,7 @@ def _to_state_dict(obj: Any, storages: dict[str, np.ndarray]) -> dict[str, np.nd
 
 
 def _load_legacy(data: bytes) -> dict[str, np.ndarray]:
+    """Five pickles, then each listed storage as an int64 element count and its raw bytes."""
     stream = io.BytesIO(data)  # no peek(): each pickle consumes exactly its own bytes
     dtypes: dict[str, np.dtype] = {}
 
@@ -201,6 +202,7 @@ def _load_legacy(data: bytes) -> dict[str, np.ndarray]:
 
 
 def _load_zip(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """``<archive>/data.pkl`` plus one raw ``<archive>/data/<key>`` member per storage."""
     with zipfile.ZipFile(path) as archive:
         pickles = [n for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
         if len(pickles) != 1:
