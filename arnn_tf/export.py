@@ -1,0 +1,278 @@
+"""Export saved programs as a TensorFlow Serving SavedModel.
+
+The model server loads the export with no arnn-tf code, so everything a request needs is in
+the graph: decoding and resizing encoded images, refusing bad input with a readable
+``InvalidArgumentError`` (the server keeps serving), and the class names. Several programs
+on the same backbone share one copy of its variables; each adds only its program ``W``.
+
+Layout written (TF Serving's): ``BASE/N/saved_model.pb``, ``BASE/N/variables/`` and
+``BASE/N/assets.extra/tf_serving_warmup_requests``. The version is written to a hidden
+temporary folder next to it and renamed into place, so the server's version poller never
+sees half an export.
+
+Signatures, per program NAME: ``NAME`` (uint8 pixels ``images`` [batch, h, w, c]) and
+``NAME_bytes`` (encoded JPEG/PNG ``image_bytes`` [batch]); with a single program also
+``serving_default`` and ``predict_bytes``. All return ``probabilities`` (float32
+[batch, classes]), ``class_ids`` (int64 [batch]) and ``class_names`` (string [batch]).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from arnn_tf.model import ReprogrammedModel
+from arnn_tf.programs import SavedProgram
+
+DEFAULT_MAX_PIXELS = 4096 * 4096
+"""Largest encoded image (height x width) `predict_bytes` decodes: about 50 MB of RGB pixels."""
+
+WARMUP_FILE = "tf_serving_warmup_requests"
+"""TF Serving replays the PredictionLog records in ``assets.extra/`` of this name at load time."""
+
+SINGLE_PROGRAM_SIGNATURES = ("serving_default", "predict_bytes")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class ExportError(ValueError):
+    """The programs cannot be exported together (names, backbones, versions)."""
+
+
+def sanitize_name(name: str) -> str:
+    """A signature/model-friendly name: lower-case letters, digits and underscores, not starting with a digit."""
+    cleaned = re.sub(r"[^a-z0-9_]+", "_", name.lower()).strip("_")
+    if not cleaned:
+        return "program"
+    return f"p_{cleaned}" if cleaned[0].isdigit() else cleaned
+
+
+def signature_names(names: Sequence[str]) -> list[str]:
+    """The signatures an export of programs called ``names`` has, in order."""
+    signatures = [s for name in names for s in (name, f"{name}_bytes")]
+    return (list(SINGLE_PROGRAM_SIGNATURES) if len(names) == 1 else []) + signatures
+
+
+def next_version(base_dir: str | os.PathLike[str]) -> int:
+    """One more than the largest numeric version folder in ``base_dir`` (1 when there is none)."""
+    base = Path(base_dir)
+    versions = [int(p.name) for p in base.iterdir() if p.name.isdigit()] if base.is_dir() else []
+    return max(versions, default=0) + 1
+
+
+def export_programs(programs: Sequence[SavedProgram | str | os.PathLike[str]], base_dir: str | os.PathLike[str],
+                    version: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                    names: Sequence[str] | None = None) -> Path:
+    """Writes ``programs`` (saved programs or their folders) as version ``version`` of ``base_dir``.
+
+    Returns the version folder. Raises ExportError when the programs are on different
+    backbones, names collide, or the version already exists.
+    """
+    loaded = [p if isinstance(p, SavedProgram) else SavedProgram.load(p) for p in programs]
+    if not loaded:
+        raise ExportError("no programs to export")
+    if max_pixels < 1:
+        raise ExportError(f"max_pixels must be positive, got {max_pixels}")
+    chosen = program_names(loaded, names)
+    _check_same_backbone(loaded, chosen)
+    base = Path(base_dir)
+    version = next_version(base) if version is None else int(version)
+    if version < 1:
+        raise ExportError(f"versions are positive integers, got {version}")
+    target = base / str(version)
+    if target.exists():
+        raise ExportError(f"{target} already exists; TF Serving versions are immutable, pick another --version")
+
+    backbone = loaded[0].backbone.build()
+    models = {name: saved.build_model(backbone) for name, saved in zip(chosen, loaded)}
+    signatures = _signatures(models, dict(zip(chosen, loaded)), max_pixels)
+    # Track the variables themselves, not the Keras models: each is then saved exactly once.
+    module = tf.Module(name="arnn_export")
+    module.backbone_variables = [v.value for v in backbone.variables]
+    module.program_variables = [m.program.weight.value for m in models.values()]
+    base.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=base, prefix=f".{version}.tmp-"))
+    try:
+        tf.saved_model.save(module, str(staging), signatures={n: f for n, (f, _, _) in signatures.items()})
+        _write_warmup(staging / "assets.extra" / WARMUP_FILE, signatures, base.name or "arnn")
+        os.chmod(staging, 0o755)
+        os.rename(staging, target)
+    except BaseException:
+        tf.io.gfile.rmtree(str(staging))
+        raise
+    return target
+
+
+def program_names(programs: Sequence[SavedProgram], names: Sequence[str] | None) -> list[str]:
+    """Explicit names (sanitized) or the programs' task names; refuses duplicates and reserved names."""
+    if names is not None and len(names) != len(programs):
+        raise ExportError(f"{len(names)} names given for {len(programs)} programs")
+    chosen = [sanitize_name(n) for n in (names if names is not None else [p.task_name for p in programs])]
+    if len(set(chosen)) != len(chosen):
+        raise ExportError(f"program names must differ, got {chosen}; give each program a name (--name)")
+    signatures = signature_names(chosen)
+    reserved = [n for n in chosen if n in SINGLE_PROGRAM_SIGNATURES]
+    if reserved or len(set(signatures)) != len(signatures):
+        raise ExportError(f"program names {chosen} clash with each other's signatures or with "
+                          f"{SINGLE_PROGRAM_SIGNATURES}; choose other names")
+    return chosen
+
+
+def _check_same_backbone(programs: Sequence[SavedProgram], names: Sequence[str]) -> None:
+    first = programs[0].backbone
+    for name, program in zip(names, programs):
+        if (program.backbone.name, program.backbone.fingerprint) != (first.name, first.fingerprint):
+            raise ExportError(
+                f"programs in one export share one backbone, but {names[0]!r} is on {first.name!r} "
+                f"(fingerprint {first.fingerprint[:12]}) and {name!r} on {program.backbone.name!r} "
+                f"(fingerprint {program.backbone.fingerprint[:12]}); export them separately")
+
+
+_Signature = tuple[Any, str, np.ndarray]
+"""A signature's function, its input's name and a one-image example input (for warm-up)."""
+
+
+def _signatures(models: dict[str, ReprogrammedModel], programs: dict[str, SavedProgram],
+                max_pixels: int) -> dict[str, _Signature]:
+    """Every signature of the export, by name (see the module docstring)."""
+    signatures: dict[str, _Signature] = {}
+    for name, model in models.items():
+        shape = programs[name].task_image_shape
+        pixels = _pixels_function(model, programs[name].class_names, shape)
+        signatures[name] = (pixels, "images", np.zeros((1, *shape), "uint8"))
+        signatures[f"{name}_bytes"] = (_bytes_function(pixels, shape, max_pixels), "image_bytes", _blank_png(shape))
+    if len(models) == 1:
+        (name,) = models
+        signatures["serving_default"] = signatures[name]
+        signatures["predict_bytes"] = signatures[f"{name}_bytes"]
+    return signatures
+
+
+def _pixels_function(model: ReprogrammedModel, class_names: list[str], shape: tuple[int, int, int]) -> Any:
+    names = tf.constant(class_names)
+    expected = tf.constant(shape, dtype=tf.int32)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *shape], tf.uint8, name="images")])
+    def predict(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        # The model server feeds tensors without checking the placeholder's shape: check it here.
+        check = tf.debugging.Assert(
+            tf.reduce_all(tf.equal(tf.shape(images)[1:], expected)),
+            [f"images must be uint8 [batch, {shape[0]}, {shape[1]}, {shape[2]}]; got shape", tf.shape(images)])
+        with tf.control_dependencies([check]):
+            probabilities = tf.cast(model(tf.identity(images), training=False), tf.float32)
+        class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+        return {"probabilities": probabilities, "class_ids": class_ids, "class_names": tf.gather(names, class_ids)}
+
+    return predict
+
+
+def _bytes_function(pixels: Any, shape: tuple[int, int, int], max_pixels: int) -> Any:
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def predict_bytes(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
+        images = tf.map_fn(lambda data: _decode(data, shape, max_pixels), image_bytes,
+                           fn_output_signature=tf.TensorSpec(shape, tf.uint8))
+        return pixels(images)
+
+    return predict_bytes
+
+
+def _decode(data: tf.Tensor, shape: tuple[int, int, int], max_pixels: int) -> tf.Tensor:
+    """One encoded JPEG/PNG to uint8 pixels of ``shape``, checking its size from the header before decoding."""
+    height, width = _header_size(data)
+    check = tf.debugging.Assert(
+        tf.logical_and(tf.logical_and(height > 0, width > 0), height * width <= max_pixels),
+        [f"image_bytes: images may have at most {max_pixels} pixels; got height", height, "width", width])
+    with tf.control_dependencies([check]):
+        image = tf.io.decode_image(data, channels=shape[2], dtype=tf.uint8, expand_animations=False)
+    image.set_shape([None, None, shape[2]])
+    resized = tf.image.resize(image, shape[:2], method="bilinear", antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+
+
+def _header_size(data: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(height, width) as int64 from a PNG IHDR or JPEG SOF header; asserts the bytes are one of the two."""
+    is_png = tf.logical_and(tf.strings.length(data) >= 24, tf.equal(tf.strings.substr(data, 0, 8), PNG_SIGNATURE))
+    is_jpeg = tf.io.is_jpeg(data)
+    check = tf.debugging.Assert(tf.logical_or(is_png, is_jpeg),
+                                ["image_bytes: not a JPEG or PNG image (undecodable or truncated bytes)"])
+
+    def png_size() -> tf.Tensor:
+        width_height = tf.io.decode_raw(tf.strings.substr(data, 16, 8), tf.int32, little_endian=False)
+        return tf.cast(tf.reverse(width_height, [0]), tf.int64)
+
+    def jpeg_size() -> tf.Tensor:
+        return tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64)
+
+    with tf.control_dependencies([check]):
+        size = tf.cond(is_png, png_size, jpeg_size)
+    return size[0], size[1]
+
+
+def _blank_png(shape: tuple[int, int, int]) -> np.ndarray:
+    return np.array([tf.io.encode_png(tf.zeros(shape, tf.uint8)).numpy()], dtype=object)
+
+
+def _write_warmup(path: Path, signatures: dict[str, _Signature], model_name: str) -> None:
+    """One PredictionLog per signature (batch 1), so the server runs every graph once before real traffic."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for signature, (_, input_name, example) in signatures.items():
+            writer.write(prediction_log_bytes(model_name, signature, {input_name: example}))
+
+
+def prediction_log_bytes(model_name: str, signature_name: str, inputs: dict[str, np.ndarray]) -> bytes:
+    """A serialized ``tensorflow.serving.PredictionLog`` holding one PredictRequest.
+
+    Encoded by hand (protobuf wire format) so exporting needs no ``tensorflow-serving-api``,
+    which pins the full TensorFlow wheel. Field numbers are those of ``prediction_log.proto``
+    (predict_log = 6), ``predict.proto`` (request = 1; model_spec = 1, inputs = 2) and
+    ``model.proto`` (name = 1, signature_name = 3); tests parse the result with the real classes.
+    """
+    model_spec = _field(1, model_name.encode()) + _field(3, signature_name.encode())
+    request = _field(1, model_spec)
+    for key, value in inputs.items():
+        request += _field(2, _field(1, key.encode()) + _field(2, tf.make_tensor_proto(value).SerializeToString()))
+    return _field(6, _field(1, request))
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (wire type 2)."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        out.append(low | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def add_export_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Adds ``arnn export`` to the CLI's sub-parsers."""
+    parser = subparsers.add_parser("export", help="export saved programs as a TensorFlow Serving SavedModel")
+    parser.add_argument("--program", action="append", required=True,
+                        help="a saved-program folder; repeat to export several programs on one backbone")
+    parser.add_argument("--out", required=True, help="the model's base folder; the export goes to OUT/VERSION")
+    parser.add_argument("--version", type=int, help="version number (default: the next free one)")
+    parser.add_argument("--name", action="append",
+                        help="signature name of each program, in --program order (default: its task name)")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                        help=f"largest encoded image predict_bytes accepts, height x width (default {DEFAULT_MAX_PIXELS})")
+    return parser
+
+
+def export_command(args: argparse.Namespace) -> dict[str, Any]:
+    """Runs ``arnn export``; prints and returns the version folder and its signatures."""
+    programs = [SavedProgram.load(p) for p in args.program]
+    path = export_programs(programs, args.out, version=args.version, max_pixels=args.max_pixels, names=args.name)
+    signatures = signature_names(program_names(programs, args.name))
+    print(f"exported to {path}; signatures: {', '.join(signatures)}")
+    return {"path": str(path), "signatures": signatures}
