@@ -20,6 +20,7 @@ def _add_backbone_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from arnn_tf.distribute import PRECISIONS, STRATEGIES
     from arnn_tf.label_maps import LABEL_MAP_HELP
     from arnn_tf.training import DEFAULT_BATCH_SIZE, DEFAULT_L2, DEFAULT_STEPS
     from arnn_tf.model import DEFAULT_LEARNING_RATE
@@ -45,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--linf-bound", type=float, help="bound |P| by this, in units of the [-1, 1] input range")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--data-dir", help="where TFDS keeps data sets (default: TFDS's own)")
+    train.add_argument("--strategy", default="auto", choices=STRATEGIES,
+                       help="auto: mirrored over several local GPUs, else one device; multi_worker reads TF_CONFIG")
+    train.add_argument("--precision", default="float32", choices=PRECISIONS)
+    train.add_argument("--logdir", help="TensorBoard log folder (default: OUT/logs)")
+    train.add_argument("--checkpoint-every", type=int, default=100,
+                       help="steps between checkpoints in OUT/checkpoint; rerunning the command resumes")
 
     evaluate = commands.add_parser("evaluate", help="accuracy of a saved program on a task's test split")
     evaluate.add_argument("--program", required=True, help="a saved-program folder (DIR/program)")
@@ -71,31 +78,49 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _train(args: argparse.Namespace) -> dict[str, Any]:
     from arnn_tf.backbones import build_backbone
+    from arnn_tf.distribute import is_chief, make_strategy, set_precision
     from arnn_tf.model import build_reprogrammed_model
     from arnn_tf.programs import SavedProgram
+    from arnn_tf.summaries import ProgramSummaries
     from arnn_tf.tasks import get_task
     from arnn_tf.training import evaluate_program, fit_program
 
     out = Path(args.out or os.path.join("runs", f"{args.task.replace(':', '_').replace('/', '_')}-{args.backbone}"))
+    strategy = make_strategy(args.strategy)
     task = get_task(args.task, data_dir=args.data_dir, seed=args.seed)
-    backbone = build_backbone(args.backbone, args.weights, seed=args.seed)
+    chief = is_chief(strategy)
+    set_precision(args.precision)
     image_size = None if args.image_size is None else (args.image_size, args.image_size)
-    model = build_reprogrammed_model(
-        backbone, task.image_shape, task.num_classes, label_map=args.label_map, seed=args.seed,
-        image_size=image_size, border_width=args.border_width, linf_bound=args.linf_bound, l2=args.l2)
-    result = fit_program(model, task, steps=args.steps, epochs=args.epochs, batch_size=args.batch_size,
-                         learning_rate=args.lr, max_minutes=args.max_minutes, seed=args.seed, verbose=1)
-    if result.stopped_by_time:
-        print(f"stopped after {result.steps} steps: --max-minutes {args.max_minutes} reached")
-    test = evaluate_program(model, task, verbose=1)
-    metrics = {
-        "task": task.name, "backbone": args.backbone, "weights": args.weights, "steps": result.steps,
-        "batch_size": args.batch_size, "seconds": round(result.seconds, 2),
-        "images_per_second": round(result.images_per_second, 2), "train_accuracy": result.train_accuracy,
-        "test_accuracy": test["accuracy"], "test_loss": test["loss"], "test_examples": task.num_examples("test"),
-        "learning_rate": args.lr, "l2": args.l2, "label_map": args.label_map, "seed": args.seed,
-        "stopped_by_time": result.stopped_by_time,
-    }
+    settings = {"task": task.name, "backbone": args.backbone, "weights": args.weights, "batch_size": args.batch_size,
+                "learning_rate": args.lr, "l2": args.l2, "label_map": args.label_map, "image_size": args.image_size,
+                "border_width": args.border_width, "linf_bound": args.linf_bound, "seed": args.seed,
+                "precision": args.precision, "strategy": args.strategy}
+    with strategy.scope():
+        backbone = build_backbone(args.backbone, args.weights, seed=args.seed)
+        model = build_reprogrammed_model(
+            backbone, task.image_shape, task.num_classes, label_map=args.label_map, seed=args.seed,
+            image_size=image_size, border_width=args.border_width, linf_bound=args.linf_bound, l2=args.l2)
+        summaries = None
+        if chief:
+            samples, _ = next(iter(task.dataset("train", 3)))
+            summaries = ProgramSummaries(args.logdir or out / "logs", samples.numpy(), hparams=settings)
+        result = fit_program(
+            model, task, steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+            max_minutes=args.max_minutes, seed=args.seed, checkpoint_dir=out / "checkpoint",
+            checkpoint_every=args.checkpoint_every, save_checkpoints=chief,
+            callbacks=[summaries] if summaries else [], verbose=1 if chief else 0)
+        if result.stopped_by_time:
+            print(f"stopped at step {result.steps}: --max-minutes {args.max_minutes} reached; "
+                  "run the same command again to continue")
+        test = evaluate_program(model, task, verbose=1 if chief else 0)
+    metrics = {**settings, "steps": result.steps, "resumed_from": result.resumed_from,
+               "seconds": round(result.seconds, 2), "images_per_second": round(result.images_per_second, 2),
+               "train_accuracy": result.train_accuracy, "test_accuracy": test["accuracy"], "test_loss": test["loss"],
+               "test_examples": task.num_examples("test"), "stopped_by_time": result.stopped_by_time,
+               "replicas": strategy.num_replicas_in_sync}
+    if not chief:
+        return metrics
+    summaries.write_test_metrics(test)
     SavedProgram.from_model(model, backbone_name=args.backbone, weights=args.weights, seed=args.seed,
                             task_name=task.name, class_names=list(task.class_names),
                             label_map_spec=args.label_map, metrics=metrics).save(out / "program")
@@ -186,11 +211,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `arnn` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from arnn_tf.training import TrainingDivergedError
+
     try:
         COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError) as error:
         print(f"arnn {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except TrainingDivergedError as error:
+        print(f"arnn {args.command}: stopped: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"arnn {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from typing import Any, Sequence
 
 import keras
+import tensorflow as tf
 
+from arnn_tf.checkpoints import ProgramCheckpoint, restore_checkpoint
+from arnn_tf.custom_loop import fit_with_strategy_run, needs_custom_loop
 from arnn_tf.model import DEFAULT_LEARNING_RATE, ReprogrammedModel
 from arnn_tf.tasks import Task
 
@@ -56,11 +60,17 @@ class StepAndTimeBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; the last checkpoint (if any) holds the last good program."""
+
+
 @dataclasses.dataclass
 class TrainingResult:
-    """What a training run measured."""
+    """What a training run measured. ``steps`` counts all steps, resumed ones included;
+    ``seconds`` and ``images_per_second`` cover this process's run only."""
 
     steps: int
+    resumed_from: int
     seconds: float
     images_per_second: float
     train_accuracy: float
@@ -75,12 +85,19 @@ def steps_per_epoch(task: Task, batch_size: int) -> int:
 def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = None,
                 epochs: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                 learning_rate: float = DEFAULT_LEARNING_RATE, max_minutes: float | None = None,
-                seed: int = 0, callbacks: Sequence[keras.callbacks.Callback] = (),
+                seed: int = 0, shuffle: bool = True, checkpoint_dir: str | os.PathLike[str] | None = None,
+                checkpoint_every: int = 100, save_checkpoints: bool = True, callbacks: Sequence[keras.callbacks.Callback] = (),
                 verbose: Any = "auto") -> TrainingResult:
     """Compiles ``model`` with the paper's optimiser and trains it on ``task``'s train split.
 
     Give ``steps`` (batches) or ``epochs`` (passes over the train split); with neither,
-    ``DEFAULT_STEPS`` batches.
+    ``DEFAULT_STEPS`` batches. With ``checkpoint_dir``, the program and optimiser state are
+    saved every ``checkpoint_every`` steps, and a later call with the same directory resumes
+    from the last checkpoint (same data order, same learning-rate schedule) and stops at the
+    same total step count. Call it inside ``strategy.scope()`` to train distributed; in a
+    multi-worker run every worker restores but only the chief should ``save_checkpoints``.
+
+    Raises TrainingDivergedError when the loss stops being finite.
     """
     if steps is not None and epochs is not None:
         raise ValueError("give steps or epochs, not both")
@@ -90,20 +107,44 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
     if steps < 1:
         raise ValueError(f"need at least one training step, got {steps}")
     model.compile(optimizer=keras.optimizers.Adam(paper_learning_rate(learning_rate, per_epoch)))
-    budget = StepAndTimeBudget(steps, None if max_minutes is None else 60.0 * max_minutes)
-    data = task.dataset("train", batch_size, shuffle=True, repeat=True, seed=seed, drop_remainder=True)
+    resumed_from = 0
+    if checkpoint_dir is not None:
+        resumed_from = restore_checkpoint(model, checkpoint_dir) or 0
+        if resumed_from and verbose:
+            print(f"resumed from step {resumed_from} (checkpoint in {checkpoint_dir})")
+        if save_checkpoints:
+            callbacks = [*callbacks, ProgramCheckpoint(checkpoint_dir, checkpoint_every)]
+    remaining = steps - resumed_from
+    if remaining <= 0:
+        return TrainingResult(resumed_from, resumed_from, 0.0, 0.0, float("nan"), False, {})
+    budget = StepAndTimeBudget(remaining, None if max_minutes is None else 60.0 * max_minutes)
+    # Skipping the batches already trained on replays the uninterrupted run's data order.
+    data = task.dataset("train", batch_size, shuffle=shuffle, repeat=True, seed=seed,
+                        drop_remainder=True).skip(resumed_from)
+    shown_epoch = min(per_epoch, remaining)  # the progress bar's length; the schedule keeps the real epoch
+    callbacks = [keras.callbacks.TerminateOnNaN(), budget, *callbacks]
     start = time.perf_counter()
-    shown_epoch = min(per_epoch, steps)  # the progress bar's length; the schedule keeps the real epoch
-    history = model.fit(data, epochs=math.ceil(steps / shown_epoch), steps_per_epoch=shown_epoch,
-                        shuffle=False, callbacks=[budget, *callbacks], verbose=verbose)
+    if needs_custom_loop(tf.distribute.get_strategy()):
+        history = fit_with_strategy_run(model, data, steps=remaining, global_batch_size=batch_size,
+                                        steps_per_epoch=shown_epoch, callbacks=callbacks)
+    else:
+        history = model.fit(data, epochs=math.ceil(remaining / shown_epoch), steps_per_epoch=shown_epoch,
+                            shuffle=False, callbacks=callbacks, verbose=verbose).history
     seconds = time.perf_counter() - start
+    done = resumed_from + budget.steps_done
+    last_loss = history["loss"][-1] if history.get("loss") else float("nan")
+    if not math.isfinite(last_loss):
+        raise TrainingDivergedError(
+            f"the loss became {last_loss} by step {done}; lower --lr or --l2"
+            + (f"; the last good program is in {checkpoint_dir}" if checkpoint_dir is not None else ""))
     return TrainingResult(
-        steps=budget.steps_done,
+        steps=done,
+        resumed_from=resumed_from,
         seconds=seconds,
         images_per_second=budget.steps_done * batch_size / seconds,
-        train_accuracy=float(history.history["accuracy"][-1]),
+        train_accuracy=float(history["accuracy"][-1]),
         stopped_by_time=budget.stopped_by_time,
-        history={key: [float(v) for v in values] for key, values in history.history.items()},
+        history={key: [float(v) for v in values] for key, values in history.items()},
     )
 
 

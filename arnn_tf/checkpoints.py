@@ -1,0 +1,91 @@
+"""Program-only training checkpoints, so an interrupted `arnn train` resumes where it stopped.
+
+Only the trainable state changes during reprogramming: ``W`` and the optimiser's slots and
+step counter. A checkpoint is those arrays in one ``.npz`` file (a few megabytes even for a
+299 x 299 program), replaced atomically, so a process killed at any instant (SIGKILL
+included) leaves either the previous checkpoint or the new one, never half of one.
+Written with `keras.ops`/numpy only, so it works on any Keras backend.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+CHECKPOINT_FILE = "program_checkpoint.npz"
+
+
+def _training_state(model: keras.Model) -> list[Any]:
+    """The variables a checkpoint holds: W, then the optimiser's (iterations first)."""
+    return [*model.trainable_variables, *model.optimizer.variables]
+
+
+def save_checkpoint(model: keras.Model, directory: str | os.PathLike[str]) -> Path:
+    """Writes the program and optimiser state; returns the checkpoint's path."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    arrays = {f"v{i}": keras.ops.convert_to_numpy(v.value) for i, v in enumerate(_training_state(model))}
+    path = directory / CHECKPOINT_FILE
+    with tempfile.NamedTemporaryFile(dir=directory, prefix=".checkpoint.", suffix=".npz", delete=False) as f:
+        np.savez(f, **arrays)
+    os.replace(f.name, path)
+    return path
+
+
+def restore_checkpoint(model: keras.Model, directory: str | os.PathLike[str]) -> int | None:
+    """Loads a checkpoint into a compiled model; returns the step it was taken at, or None.
+
+    Raises ValueError when the checkpoint belongs to a differently shaped program.
+    """
+    path = Path(directory) / CHECKPOINT_FILE
+    if not path.exists():
+        return None
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    variables = _training_state(model)
+    with np.load(path, allow_pickle=False) as data:
+        if len(data.files) != len(variables):
+            raise ValueError(f"{path} holds {len(data.files)} arrays, this model's training state has "
+                             f"{len(variables)}: it was written for another program or optimiser")
+        for i, variable in enumerate(variables):
+            value = data[f"v{i}"]
+            if tuple(value.shape) != tuple(variable.shape):
+                raise ValueError(f"{path}: array {i} has shape {value.shape}, expected {tuple(variable.shape)} "
+                                 "(a checkpoint of another program; delete it or use another --out)")
+            variable.assign(value)
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
+class ProgramCheckpoint(keras.callbacks.Callback):
+    """Saves a checkpoint every ``every_steps`` batches and when training ends.
+
+    A state holding non-finite values (a diverged run) is never written, so the last
+    checkpoint on disk is always a usable one.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], every_steps: int = 100) -> None:
+        super().__init__()
+        if every_steps < 1:
+            raise ValueError(f"every_steps must be positive, got {every_steps}")
+        self.directory = Path(directory)
+        self.every_steps = every_steps
+        self._since_save = 0
+
+    def _save_if_finite(self) -> None:
+        weights = [keras.ops.convert_to_numpy(v.value) for v in self.model.trainable_variables]
+        if all(np.isfinite(w).all() for w in weights):
+            save_checkpoint(self.model, self.directory)
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self._since_save += 1
+        if self._since_save >= self.every_steps:
+            self._since_save = 0
+            self._save_if_finite()
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self._save_if_finite()

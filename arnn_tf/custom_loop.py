@@ -1,0 +1,78 @@
+"""A `strategy.run` training loop for `MultiWorkerMirroredStrategy` (TensorFlow-specific).
+
+Keras 3.15's `model.fit` fails under `MultiWorkerMirroredStrategy`: before training it
+reduces a sample batch with ``strategy.reduce("MEAN", (images, labels))``, which the
+collective strategy cannot do for a nested structure ("Attempt to convert a value
+(PerReplica...) to a Tensor"). This loop does what `fit` does for a reprogrammed model
+(the same loss, regulariser, optimiser and callbacks), so `fit_program` uses it for
+multi-worker runs and `model.fit` everywhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import keras
+import tensorflow as tf
+
+
+def needs_custom_loop(strategy: tf.distribute.Strategy) -> bool:
+    """Whether `model.fit` cannot run under ``strategy``."""
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def fit_with_strategy_run(model: keras.Model, data: tf.data.Dataset, *, steps: int, global_batch_size: int,
+                          steps_per_epoch: int, callbacks: Sequence[keras.callbacks.Callback] = ()
+                          ) -> dict[str, list[float]]:
+    """Trains ``model`` (compiled, built inside the current strategy's scope) for ``steps`` batches.
+
+    Returns a `fit`-style history: per-epoch mean loss and accuracy.
+    """
+    strategy = tf.distribute.get_strategy()
+    optimizer = model.optimizer
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    loss_sum = keras.metrics.Mean(name="loss")
+    accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+    def replica_step(images: tf.Tensor, labels: tf.Tensor) -> None:
+        with tf.GradientTape() as tape:
+            probabilities = model(images, training=True)
+            per_example = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+            if model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+        gradients = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        loss_sum.update_state(loss * strategy.num_replicas_in_sync)
+        accuracy.update_state(labels, probabilities)
+
+    @tf.function
+    def train_step(iterator: Any) -> None:
+        strategy.run(replica_step, args=next(iterator))
+
+    callback_list = keras.callbacks.CallbackList(list(callbacks), model=model)
+    history: dict[str, list[float]] = {"loss": [], "accuracy": []}
+    options = tf.data.Options()  # in-memory data has no files to shard: each worker takes its part of every batch
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    iterator = iter(strategy.experimental_distribute_dataset(data.with_options(options)))
+    model.stop_training = False
+    callback_list.on_train_begin()
+    done, epoch = 0, 0
+    while done < steps and not model.stop_training:
+        callback_list.on_epoch_begin(epoch)
+        loss_sum.reset_state()
+        accuracy.reset_state()
+        for batch in range(min(steps_per_epoch, steps - done)):
+            train_step(iterator)
+            done += 1
+            logs = {"loss": float(loss_sum.result()), "accuracy": float(accuracy.result())}
+            callback_list.on_train_batch_end(batch, logs)
+            if model.stop_training:
+                break
+        for key in history:
+            history[key].append(logs[key])
+        callback_list.on_epoch_end(epoch, logs)
+        epoch += 1
+    callback_list.on_train_end(logs)
+    return history
