@@ -1,0 +1,223 @@
+"""TF Serving export: same answers as Keras when loaded without arnn-tf, bad input refused, one shared backbone."""
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from arnn_tf.backbones import build_backbone
+from arnn_tf.cli import main as arnn_main
+from arnn_tf.export import (ExportError, WARMUP_FILE, add_export_parser, export_command, export_programs,
+                            prediction_log_bytes, sanitize_name)
+from arnn_tf.model import build_reprogrammed_model
+from arnn_tf.programs import SavedProgram
+
+LOADER = Path(__file__).with_name("model_server_loader.py")
+
+
+def _program(backbone, shape, classes, task_name, seed):
+    """A random-W program on ``backbone`` (tiny_cnn, seed 3) and its Keras model."""
+    model = build_reprogrammed_model(backbone, shape, classes, label_map="random", seed=seed)
+    model.program.weight.assign(np.random.default_rng(seed).normal(size=model.program.weight.shape))
+    saved = SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=3, task_name=task_name,
+                                    class_names=[f"class {k}" for k in range(classes)])
+    return saved, model
+
+
+def _png(pixels):
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.squeeze(-1) if pixels.shape[-1] == 1 else pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _jpeg(pixels):
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A one-program and a two-program export (at most 50000 pixels), the Keras models, and test images."""
+    root = tmp_path_factory.mktemp("export")
+    backbone = build_backbone("tiny_cnn", None, seed=3)
+    color, color_model = _program(backbone, (10, 10, 3), 3, "Toy Task", seed=1)
+    gray, gray_model = _program(backbone, (12, 12, 1), 4, "digits", seed=2)
+    color.save(root / "color")
+    rng = np.random.default_rng(7)
+    images = {"toy_task": rng.integers(0, 256, (5, 10, 10, 3)).astype("uint8"),
+              "digits": rng.integers(0, 256, (3, 12, 12, 1)).astype("uint8")}
+    expected = {"toy_task": color_model.predict(images["toy_task"], verbose=0),
+                "digits": gray_model.predict(images["digits"], verbose=0)}
+    return {
+        "root": root,
+        "single": export_programs([root / "color"], root / "single"),
+        "multi": export_programs([color, gray], root / "multi", version=7, max_pixels=50_000),
+        "images": images,
+        "expected": expected,
+        "programs": {"toy_task": color, "digits": gray},
+    }
+
+
+@pytest.fixture(scope="module")
+def served(exported):
+    """Runs tests/model_server_loader.py on good and bad requests in a fresh Python without arnn_tf."""
+    root, images = exported["root"], exported["images"]
+    cases = []
+
+    def case(key, export, signature, name, value):
+        path = root / f"{key}.npy"
+        np.save(path, value, allow_pickle=value.dtype == object)
+        cases.append({"key": key, "export": str(export), "signature": signature, "inputs": {name: str(path)}})
+
+    color, gray = images["toy_task"], images["digits"]
+    color_png = np.array([_png(i) for i in color], dtype=object)
+    huge = np.array([_png(np.zeros((300, 300, 3), "uint8"))], dtype=object)
+    case("single_pixels", exported["single"], "serving_default", "images", color)
+    case("single_bytes", exported["single"], "predict_bytes", "image_bytes", color_png)
+    case("bad_shape", exported["single"], "serving_default", "images", color[:, :8])
+    case("bad_dtype", exported["single"], "serving_default", "images", color.astype("float32"))
+    case("corrupt", exported["single"], "predict_bytes", "image_bytes", np.array([b"not an image"], dtype=object))
+    case("truncated", exported["single"], "predict_bytes", "image_bytes", np.array([color_png[0][:40]], dtype=object))
+    case("after_bad", exported["single"], "predict_bytes", "image_bytes", color_png)
+    case("multi_color", exported["multi"], "toy_task", "images", color)
+    case("multi_gray", exported["multi"], "digits", "images", gray)
+    case("multi_gray_bytes", exported["multi"], "digits_bytes", "image_bytes",
+         np.array([_png(i) for i in gray], dtype=object))
+    case("too_big", exported["multi"], "toy_task_bytes", "image_bytes", huge)
+    case("multi_after_bad", exported["multi"], "toy_task_bytes", "image_bytes", color_png)
+    (root / "cases.json").write_text(json.dumps(cases))
+    subprocess.run([sys.executable, str(LOADER), str(root / "cases.json"), str(root / "out.npz")],
+                   check=True, timeout=300)
+    out = dict(np.load(root / "out.npz"))
+    return out, json.loads(str(out["errors"]))
+
+
+def test_layout_is_tf_serving(exported):
+    single = exported["single"]
+    assert single.name == "1" and exported["multi"].name == "7"
+    assert (single / "saved_model.pb").is_file() and (single / "variables" / "variables.index").is_file()
+    assert (single / "assets.extra" / WARMUP_FILE).is_file()
+    assert [p.name for p in single.parent.iterdir()] == ["1"]  # no staging folder left behind
+
+
+def test_fresh_process_matches_keras(served, exported):
+    out, errors = served
+    assert not out["imported_arnn_tf"]
+    expected = exported["expected"]
+    for key, program in [("single_pixels", "toy_task"), ("single_bytes", "toy_task"), ("after_bad", "toy_task"),
+                         ("multi_color", "toy_task"), ("multi_gray", "digits"), ("multi_gray_bytes", "digits"),
+                         ("multi_after_bad", "toy_task")]:
+        for loader in ("tf1", "tf2"):
+            assert f"{key}/{loader}" not in errors, errors.get(f"{key}/{loader}")
+            np.testing.assert_allclose(out[f"{key}/{loader}"], expected[program], atol=1e-4, err_msg=key)
+
+
+def test_bad_input_is_refused_clearly(served):
+    _, errors = served
+    # The model server's path (TF1 session, no Python-side checks) gets the in-graph messages.
+    assert "images must be uint8 [batch, 10, 10, 3]" in errors["bad_shape/tf1"]
+    assert "uint8" in errors["bad_dtype/tf1"] and "float" in errors["bad_dtype/tf1"]
+    assert "not a JPEG or PNG image" in errors["corrupt/tf1"]
+    assert "truncated/tf1" in errors
+    assert "images may have at most 50000 pixels; got height] [300] [width] [300]" in errors["too_big/tf1"]
+    for key in ("bad_shape", "bad_dtype", "corrupt", "truncated"):
+        assert f"{key}/tf2" in errors
+
+
+def test_matches_arnn_predict(exported, tmp_path, capsys):
+    files = []
+    for k, pixels in enumerate(exported["images"]["toy_task"]):
+        files.append(tmp_path / f"{k}.png")
+        files[-1].write_bytes(_png(pixels))
+    assert arnn_main(["predict", "--program", str(exported["root"] / "color"), *map(str, files), "--json"]) == 0
+    cli = np.array([p["probabilities"] for p in json.loads(capsys.readouterr().out)])
+    loaded = tf.saved_model.load(str(exported["single"]))
+    served = loaded.signatures["predict_bytes"](image_bytes=tf.constant([f.read_bytes() for f in files]))
+    np.testing.assert_allclose(served["probabilities"].numpy(), cli, atol=1e-4)
+    assert [n.decode() for n in served["class_names"].numpy()] == [f"class {i}" for i in cli.argmax(1)]
+
+
+def test_bytes_signature_resizes_jpeg_and_limits_pixels(exported, tmp_path):
+    photo = np.random.default_rng(0).integers(0, 256, (40, 30, 3)).astype("uint8")
+    loaded = tf.saved_model.load(str(exported["single"]))
+    result = loaded.signatures["predict_bytes"](image_bytes=tf.constant([_jpeg(photo), _png(photo)]))
+    assert result["probabilities"].shape == (2, 3) and result["class_ids"].dtype == tf.int64
+    small = export_programs([exported["programs"]["toy_task"]], tmp_path / "small", max_pixels=1000)
+    limited = tf.saved_model.load(str(small)).signatures["predict_bytes"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="at most 1000 pixels"):
+        limited(image_bytes=tf.constant([_png(photo)]))
+    assert limited(image_bytes=tf.constant([_png(photo[:20, :20])]))["probabilities"].shape == (1, 3)
+
+
+def test_multi_program_export_shares_one_backbone(exported):
+    single = tf.train.list_variables(str(exported["single"] / "variables" / "variables"))
+    multi = tf.train.list_variables(str(exported["multi"] / "variables" / "variables"))
+    backbone = [name for name, _ in multi if name.startswith("backbone_variables/")]
+    assert len(backbone) == len(build_backbone("tiny_cnn", None, seed=3).variables)
+    assert len(multi) == len(single) + 1  # the second program adds only its W
+    assert sorted(name for name, shape in multi if shape == [48, 48, 3]) == [
+        "program_variables/0/.ATTRIBUTES/VARIABLE_VALUE", "program_variables/1/.ATTRIBUTES/VARIABLE_VALUE"]
+    signatures = tf.saved_model.load(str(exported["multi"])).signatures
+    assert sorted(signatures) == ["digits", "digits_bytes", "toy_task", "toy_task_bytes"]
+
+
+def test_warmup_records_are_prediction_logs_for_every_signature(exported):
+    prediction_log_pb2 = pytest.importorskip("tensorflow_serving.apis.prediction_log_pb2",
+                                             reason="tensorflow-serving-api (the serving extra) is not installed")
+    path = exported["multi"] / "assets.extra" / WARMUP_FILE
+    logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(str(path))]
+    loaded = tf.saved_model.load(str(exported["multi"]))
+    assert sorted(log.predict_log.request.model_spec.signature_name for log in logs) == sorted(loaded.signatures)
+    for log in logs:
+        request = log.predict_log.request
+        inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
+        assert loaded.signatures[request.model_spec.signature_name](**inputs)["probabilities"].shape[0] == 1
+
+
+def test_prediction_log_encoding_matches_the_real_protos():
+    prediction_log_pb2 = pytest.importorskip("tensorflow_serving.apis.prediction_log_pb2",
+                                             reason="tensorflow-serving-api (the serving extra) is not installed")
+    value = np.arange(6, dtype="uint8").reshape(1, 2, 3)
+    expected = prediction_log_pb2.PredictionLog()
+    expected.predict_log.request.model_spec.name = "m" * 200  # long enough for multi-byte lengths
+    expected.predict_log.request.model_spec.signature_name = "sig"
+    expected.predict_log.request.inputs["x"].CopyFrom(tf.make_tensor_proto(value))
+    parsed = prediction_log_pb2.PredictionLog.FromString(prediction_log_bytes("m" * 200, "sig", {"x": value}))
+    assert parsed == expected
+
+
+def test_refusals(exported, tmp_path):
+    toy = exported["programs"]["toy_task"]
+    other, _ = _program(build_backbone("tiny_cnn", None, seed=4), (10, 10, 3), 3, "other", seed=1)
+    other.backbone.seed = 4
+    with pytest.raises(ExportError, match="share one backbone"):
+        export_programs([toy, other], tmp_path / "x")
+    with pytest.raises(ExportError, match="names must differ"):
+        export_programs([toy, toy], tmp_path / "x")
+    with pytest.raises(ExportError, match="already exists"):
+        export_programs([toy], exported["single"].parent, version=1)
+    with pytest.raises(ExportError, match="clash"):
+        export_programs([toy], tmp_path / "x", names=["serving_default"])
+    assert not (tmp_path / "x").exists()
+    assert sanitize_name("tfds:Fashion-MNIST") == "tfds_fashion_mnist" and sanitize_name("3d") == "p_3d"
+
+
+def test_export_command(exported, tmp_path, capsys):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_export_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["export", "--program", str(exported["root"] / "color"), "--out", str(tmp_path / "m"),
+                              "--name", "squares", "--max-pixels", "5000"])
+    report = export_command(args)
+    assert report == {"path": str(tmp_path / "m" / "1"),
+                      "signatures": ["serving_default", "predict_bytes", "squares", "squares_bytes"]}
+    assert "exported to" in capsys.readouterr().out
+    assert export_command(args)["path"] == str(tmp_path / "m" / "2")
