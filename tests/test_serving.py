@@ -1,0 +1,167 @@
+"""The serving client end to end against test doubles of TF Serving's REST and gRPC APIs (tests/serving_doubles.py)."""
+
+import argparse
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from arnn_tf.backbones import build_backbone
+from arnn_tf.export import export_programs
+from arnn_tf.model import build_reprogrammed_model
+from arnn_tf.programs import SavedProgram
+from arnn_tf.serving import (GrpcClient, RestClient, ServingError, ServingTimeout, _with_retries,
+                             add_query_parser, query_command)
+from serving_doubles import ExportedModel, RestDouble, grpc_double
+
+
+def _has_serving_api():
+    try:
+        import tensorflow_serving.apis.prediction_service_pb2_grpc  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_serving_api = pytest.mark.skipif(not _has_serving_api(),
+                                       reason="tensorflow-serving-api (the serving extra) is not installed")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """An exported 10x10 RGB, 3-class program, its Keras model, PNG files, and both doubles."""
+    root = tmp_path_factory.mktemp("serving")
+    backbone = build_backbone("tiny_cnn", None, seed=3)
+    model = build_reprogrammed_model(backbone, (10, 10, 3), 3, label_map="random", seed=1)
+    model.program.weight.assign(np.random.default_rng(1).normal(size=model.program.weight.shape))
+    saved = SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=3, task_name="toy",
+                                    class_names=["zero", "one", "two"])
+    exported = ExportedModel("arnn", export_programs([saved], root / "arnn"))
+    images = np.random.default_rng(2).integers(0, 256, (3, 10, 10, 3)).astype("uint8")
+    files = []
+    for k, pixels in enumerate(images):
+        files.append(root / f"{k}.png")
+        Image.fromarray(pixels).save(files[-1])
+    rest = RestDouble(exported)
+    grpc_server = grpc_double(exported) if _has_serving_api() else None
+    yield {"images": images, "files": files, "expected": model.predict(images, verbose=0),
+           "rest": rest, "grpc": grpc_server}
+    rest.close()
+    if grpc_server is not None:
+        grpc_server.close()
+
+
+@pytest.fixture(autouse=True)
+def no_faults(setup):
+    for server in (setup["rest"], setup["grpc"]):
+        if server is not None:
+            server.faults.fail_first, server.faults.delay, server.faults.requests = 0, 0.0, 0
+
+
+def _clients(setup):
+    yield "rest", RestClient(setup["rest"].url, timeout=5, backoff=0.01), setup["rest"]
+    if setup["grpc"] is not None:
+        yield "grpc", GrpcClient(setup["grpc"].target, timeout=5, backoff=0.01), setup["grpc"]
+
+
+def test_predict_pixels_and_bytes_match_keras(setup):
+    png = np.array([f.read_bytes() for f in setup["files"]], dtype=object)
+    for kind, client, _ in _clients(setup):
+        pixels = client.predict("arnn", {"images": setup["images"]})
+        encoded = client.predict("arnn", {"image_bytes": png}, signature="predict_bytes", version=1)
+        for outputs in (pixels, encoded):
+            np.testing.assert_allclose(outputs["probabilities"], setup["expected"], atol=1e-4, err_msg=kind)
+            assert outputs["class_ids"].tolist() == setup["expected"].argmax(1).tolist()
+            assert [str(n) for n in outputs["class_names"]] == [["zero", "one", "two"][i]
+                                                                 for i in setup["expected"].argmax(1)]
+
+
+def test_metadata_is_the_same_for_both_protocols(setup):
+    forms = {}
+    for kind, client, _ in _clients(setup):
+        signatures = client.metadata("arnn")["metadata"]["signature_def"]["signature_def"]
+        forms[kind] = signatures
+        images = signatures["serving_default"]["inputs"]["images"]
+        assert images["dtype"] == "DT_UINT8"
+        assert [int(d["size"]) for d in images["tensor_shape"]["dim"]] == [-1, 10, 10, 3]
+        assert signatures["predict_bytes"]["inputs"]["image_bytes"]["dtype"] == "DT_STRING"
+    if "grpc" in forms:
+        assert forms["grpc"] == forms["rest"]
+
+
+def test_bad_requests_are_not_retried_and_server_keeps_serving(setup):
+    for kind, client, server in _clients(setup):
+        with pytest.raises(ServingError, match="not a JPEG or PNG") as raised:
+            client.predict("arnn", {"image_bytes": np.array([b"junk"], dtype=object)}, signature="predict_bytes")
+        assert not raised.value.retryable and server.faults.requests == 1, kind
+        with pytest.raises(ServingError, match="images must be uint8"):
+            client.predict("arnn", {"images": setup["images"][:, :5]})
+        with pytest.raises(ServingError):
+            client.predict("nope", {"images": setup["images"]})
+        assert client.predict("arnn", {"images": setup["images"]})["probabilities"].shape == (3, 3)
+
+
+def test_retries_after_unavailable_then_succeeds(setup):
+    for kind, client, server in _clients(setup):
+        server.faults.requests, server.faults.fail_first = 0, 2
+        assert client.predict("arnn", {"images": setup["images"]})["probabilities"].shape == (3, 3), kind
+        assert server.faults.requests == 3
+        server.faults.requests, server.faults.fail_first = 0, 10
+        client.retries = 1
+        with pytest.raises(ServingError, match="503|UNAVAILABLE") as raised:
+            client.predict("arnn", {"images": setup["images"]})
+        assert raised.value.retryable and server.faults.requests == 2
+
+
+def test_timeouts_are_reported_not_retried(setup):
+    for kind, client, server in _clients(setup):
+        server.faults.delay = 1.0
+        client.timeout = 0.2
+        with pytest.raises(ServingTimeout):
+            client.predict("arnn", {"images": setup["images"]})
+        assert server.faults.requests == 1, kind
+        server.faults.delay = 0.0
+
+
+def test_unreachable_server_retries_with_backoff():
+    waits = []
+
+    def refuse():
+        raise ServingError("cannot connect", retryable=True)
+
+    with pytest.raises(ServingError, match="cannot connect"):
+        _with_retries(refuse, retries=3, backoff=0.5, sleep=waits.append)
+    assert waits == [0.5, 1.0, 2.0]
+    with pytest.raises(ServingError, match="cannot connect"):  # a closed port, for real
+        RestClient("http://127.0.0.1:9", timeout=1, retries=1, backoff=0.01).metadata("arnn")
+
+
+@pytest.mark.parametrize("signature", ["predict_bytes", "serving_default"])
+def test_query_command(setup, capsys, signature):
+    parser = argparse.ArgumentParser()
+    add_query_parser(parser.add_subparsers(dest="command"))
+    for kind, _, server in _clients(setup):
+        url = server.url if kind == "rest" else server.target
+        args = parser.parse_args(["query", "--url", url, *(["--grpc"] if kind == "grpc" else []),
+                                  "--signature", signature, *map(str, setup["files"]), "--json"])
+        results = query_command(args)
+        printed = json.loads(capsys.readouterr().out)
+        assert printed == results
+        np.testing.assert_allclose([r["probabilities"] for r in results], setup["expected"], atol=1e-4)
+
+
+def test_rest_double_accepts_the_readme_curl_bodies(setup):
+    import base64
+    import urllib.request
+
+    png = io.BytesIO()
+    Image.fromarray(setup["images"][0]).save(png, "PNG")
+    bodies = [{"instances": setup["images"][:1].tolist()},
+              {"signature_name": "predict_bytes", "instances": [{"b64": base64.b64encode(png.getvalue()).decode()}]}]
+    for body in bodies:
+        request = urllib.request.Request(setup["rest"].url + "/v1/models/arnn:predict", json.dumps(body).encode())
+        with urllib.request.urlopen(request, timeout=5) as response:
+            prediction = json.loads(response.read())["predictions"][0]
+        np.testing.assert_allclose(prediction["probabilities"], setup["expected"][0], atol=1e-4)
