@@ -1,0 +1,131 @@
+"""Training features: resume after SIGKILL, NaN stop, mixed precision, TensorBoard events."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from arnn_tf.backbones import build_backbone
+from arnn_tf.checkpoints import CHECKPOINT_FILE
+from arnn_tf.distribute import set_precision
+from arnn_tf.model import build_reprogrammed_model
+from arnn_tf.summaries import ProgramSummaries
+from arnn_tf.tasks import Task
+from arnn_tf.training import TrainingDivergedError, fit_program
+
+
+def toy_task(n=64):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n, 12, 12, 1)).astype("uint8")
+    labels = rng.integers(0, 4, n).astype("int32")
+    return Task("toy", (12, 12, 1), ("a", "b", "c", "d"), lambda split: tf.data.Dataset.from_tensor_slices((images, labels)))
+
+
+def toy_model(**options):
+    return build_reprogrammed_model(build_backbone("tiny_cnn", None, seed=1), (12, 12, 1), 4, **options)
+
+
+def train_command(out, steps):
+    return [sys.executable, "-m", "arnn_tf.cli", "train", "--backbone", "tiny_cnn", "--weights", "none",
+            "--steps", str(steps), "--checkpoint-every", "20", "--batch-size", "8", "--out", str(out)]
+
+
+def test_rerun_after_sigkill_resumes_and_ends_at_the_requested_step(tmp_path):
+    steps = 400
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(train_command(killed, steps), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = killed / "checkpoint" / CHECKPOINT_FILE
+    deadline = time.time() + 120
+    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert checkpoint.exists() and not (killed / "metrics.json").exists(), "the run was not killed mid-training"
+
+    rerun = subprocess.run(train_command(killed, steps), capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    resumed_line = next(line for line in rerun.stdout.splitlines() if line.startswith("resumed from step"))
+    resumed_from = int(resumed_line.split()[3])
+    metrics = json.loads((killed / "metrics.json").read_text())
+    assert 0 < resumed_from < steps and metrics["resumed_from"] == resumed_from and metrics["steps"] == steps
+
+    uninterrupted = tmp_path / "uninterrupted"
+    subprocess.run(train_command(uninterrupted, steps), check=True, capture_output=True, timeout=300)
+    np.testing.assert_allclose(np.load(killed / "program" / "W.npy"), np.load(uninterrupted / "program" / "W.npy"),
+                               atol=1e-4)
+
+
+def test_non_finite_loss_stops_training_and_keeps_no_bad_checkpoint(tmp_path):
+    model = toy_model()
+    model.program.weight.assign(np.full(model.program.weight.shape, np.nan, "float32"))  # a diverged program
+    with pytest.raises(TrainingDivergedError, match="by step 1"):
+        fit_program(model, toy_task(), steps=50, batch_size=8, checkpoint_dir=tmp_path, verbose=0)
+    assert not (tmp_path / CHECKPOINT_FILE).exists()
+
+
+@pytest.fixture()
+def restore_float32():
+    yield
+    set_precision("float32")
+
+
+def test_mixed_bfloat16_keeps_the_program_and_loss_in_float32(restore_float32):
+    set_precision("mixed_bfloat16")
+    model = toy_model()
+    assert model.program.weight.dtype == "float32"
+    assert model.program.compute_dtype == "bfloat16"
+    assert model.backbone.layers[-1].compute_dtype == "bfloat16"
+    images = np.zeros((2, 12, 12, 1), "uint8")
+    assert keras.ops.convert_to_numpy(model.program(images)).dtype.name == "bfloat16"
+    assert model(images).dtype == "float32"
+    result = fit_program(model, toy_task(), steps=3, batch_size=8, verbose=0)
+    assert result.steps == 3 and np.isfinite(result.history["loss"][-1])
+
+
+def test_mixed_float16_uses_loss_scaling(restore_float32):
+    set_precision("mixed_float16")
+    model = toy_model()
+    fit_program(model, toy_task(), steps=2, batch_size=8, verbose=0)
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert model.program.weight.dtype == "float32"
+
+
+def read_events(logdir):
+    scalars, images, plugins = {}, set(), set()
+    for path in tf.io.gfile.glob(os.path.join(str(logdir), "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                plugin = value.metadata.plugin_data.plugin_name
+                if plugin == "hparams":
+                    plugins.add(plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+                                .WhichOneof("data"))
+                elif plugin == "images":
+                    images.add(value.tag)
+                else:
+                    scalars.setdefault(value.tag, []).append(float(tf.make_ndarray(value.tensor)))
+    return scalars, images, plugins
+
+
+def test_tensorboard_holds_scalars_images_and_hparams(tmp_path):
+    model = toy_model(l2=1e-3)
+    task = toy_task()
+    samples = next(iter(task.dataset("train", 3)))[0].numpy()
+    summaries = ProgramSummaries(tmp_path, samples, hparams={"learning_rate": 0.05, "label_map": "first"}, every_steps=2)
+    fit_program(model, task, steps=16, batch_size=8, callbacks=[summaries], verbose=0)
+    summaries.write_test_metrics({"accuracy": 0.25})
+    scalars, images, plugins = read_events(tmp_path)
+    for tag in ("batch_loss", "batch_accuracy", "learning_rate", "program_norm", "epoch_loss", "epoch_accuracy"):
+        assert tag in scalars, tag
+    assert len(scalars["program_norm"]) == 8 and scalars["program_norm"][-1] > 0
+    assert scalars["learning_rate"][0] == pytest.approx(0.05)
+    assert scalars["test_accuracy"] == [0.25]
+    assert images == {"program", "x_adv"}
+    assert plugins == {"experiment", "session_start_info"}
