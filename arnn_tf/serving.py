@@ -133,8 +133,8 @@ class GrpcClient:
             import grpc
             from tensorflow_serving.apis import prediction_service_pb2_grpc
         except ImportError as error:
-            raise ImportError("the gRPC client needs tensorflow-serving-api and grpcio: "
-                              "pip install 'arnn-tf[serving]' (or use the REST client)") from error
+            raise ImportError("the gRPC client needs grpcio and tensorflow-serving-api: pip install 'arnn-tf[serving]' "
+                              "&& pip install --no-deps tensorflow-serving-api (or use the REST client)") from error
         self._grpc = grpc
         options = [("grpc.max_send_message_length", max_message_bytes),
                    ("grpc.max_receive_message_length", max_message_bytes)]

@@ -3,6 +3,8 @@
 import argparse
 import io
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -165,3 +167,31 @@ def test_rest_double_accepts_the_readme_curl_bodies(setup):
         with urllib.request.urlopen(request, timeout=5) as response:
             prediction = json.loads(response.read())["predictions"][0]
         np.testing.assert_allclose(prediction["probabilities"], setup["expected"][0], atol=1e-4)
+
+
+SERVING_DIR = Path(__file__).parents[1] / "serving"
+
+
+def test_models_config_parses_as_a_model_server_config():
+    config_pb2 = pytest.importorskip("tensorflow_serving.config.model_server_config_pb2",
+                                     reason="tensorflow-serving-api (the serving extra) is not installed")
+    from google.protobuf import text_format
+
+    config = text_format.Parse((SERVING_DIR / "models.config").read_text(), config_pb2.ModelServerConfig())
+    models = {m.name: m for m in config.model_config_list.config}
+    assert sorted(models) == ["counting", "programs"]
+    assert all(m.base_path == f"/models/{m.name}" and m.model_platform == "tensorflow" for m in models.values())
+    assert list(models["programs"].model_version_policy.specific.versions) == [1, 2]
+
+
+def test_batching_parameters_are_consistent():
+    text = (SERVING_DIR / "batching_parameters.txt").read_text()
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    wrapped = dict(re.fullmatch(r"(\w+) \{ value: (\d+) \}", line).groups() for line in lines if "{" in line)
+    allowed = [int(re.fullmatch(r"allowed_batch_sizes: (\d+)", line)[1]) for line in lines if "{" not in line]
+    assert set(wrapped) == {"max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads"}
+    assert allowed == sorted(allowed) and allowed[-1] == int(wrapped["max_batch_size"])
+    compose = (SERVING_DIR / "docker-compose.yml").read_text()
+    for flag in ("--model_config_file=/config/models.config", "--batching_parameters_file=/config/batching_parameters.txt",
+                 '"8500:8500"', '"8501:8501"'):
+        assert flag in compose
