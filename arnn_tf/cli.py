@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="learn a program for a task")
+    train.set_defaults(handler=_train)
     train.add_argument("--task", default=DEFAULT_TASK,
                        help="counting, mnist, cifar10, shuffled_mnist, tfds:NAME or folder:PATH")
     _add_backbone_arguments(train)
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="steps between checkpoints in OUT/checkpoint; rerunning the command resumes")
 
     evaluate = commands.add_parser("evaluate", help="accuracy of a saved program on a task's test split")
+    evaluate.set_defaults(handler=_evaluate)
     evaluate.add_argument("--program", required=True, help="a saved-program folder (DIR/program)")
     evaluate.add_argument("--task", help="default: the task the program was trained on")
     evaluate.add_argument("--split", default="test")
@@ -62,17 +64,40 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print JSON")
 
     predict = commands.add_parser("predict", help="classify image files with a saved program")
+    predict.set_defaults(handler=_predict)
     predict.add_argument("--program", required=True)
     predict.add_argument("images", nargs="+")
     predict.add_argument("--json", action="store_true")
 
     classify = commands.add_parser("classify", help="a backbone's own ImageNet top-k for image files")
+    classify.set_defaults(handler=_classify)
     classify.add_argument("images", nargs="+")
     _add_backbone_arguments(classify)
     classify.add_argument("--top", type=int, default=5)
     classify.add_argument("--json", action="store_true")
 
-    commands.add_parser("backbones", help="list the backbones")
+    commands.add_parser("backbones", help="list the backbones").set_defaults(handler=_backbones)
+
+    bench = commands.add_parser("bench", help="time training steps: images/second and peak memory")
+    bench.set_defaults(handler=_bench)
+    bench.add_argument("--backbone", default=DEFAULT_BACKBONE)
+    bench.add_argument("--weights", default="imagenet")
+    bench.add_argument("--batch-size", type=int, default=32)
+    bench.add_argument("--steps", type=int, default=20, help="timed steps, after --warmup untimed ones")
+    bench.add_argument("--warmup", type=int, default=3)
+    bench.add_argument("--image-size", type=int, default=32, help="task image size (square, RGB)")
+    bench.add_argument("--precision", default="float32", choices=PRECISIONS)
+    bench.add_argument("--jit", default="auto", choices=("auto", "on", "off"),
+                       help="XLA: auto (Keras' choice: on for GPUs, off on CPU-only machines)")
+    bench.add_argument("--json", action="store_true")
+
+    from arnn_tf.export import add_export_parser, export_command
+    from arnn_tf.serving import add_query_parser, query_command
+    from arnn_tf.tuning import add_tune_parser, tune_command
+
+    add_export_parser(commands).set_defaults(handler=export_command)
+    add_query_parser(commands).set_defaults(handler=query_command)
+    add_tune_parser(commands).set_defaults(handler=tune_command)
     return parser
 
 
@@ -204,7 +229,16 @@ def _backbones(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
-COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "classify": _classify, "backbones": _backbones}
+def _bench(args: argparse.Namespace) -> dict[str, Any]:
+    from arnn_tf.bench import benchmark_training
+
+    jit = {"auto": "auto", "on": True, "off": False}[args.jit]
+    result = benchmark_training(args.backbone, args.batch_size, args.steps, args.image_size, args.precision,
+                                args.warmup, args.weights, jit)
+    print(json.dumps(result) if args.json else
+          f"{result['backbone']} batch {result['batch_size']} {result['precision']} on {result['device']}: "
+          f"{result['images_per_second']:.1f} images/s, peak memory {result['peak_memory_mb']:.0f} MB")
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -214,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from arnn_tf.training import TrainingDivergedError
 
     try:
-        COMMANDS[args.command](args)
+        args.handler(args)
     except (ValueError, FileNotFoundError) as error:
         print(f"arnn {args.command}: error: {error}", file=sys.stderr)
         return 2

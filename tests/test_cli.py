@@ -104,3 +104,12 @@ def test_console_script_lists_backbones():
     result = subprocess.run([sys.executable, "-m", "arnn_tf.cli", "backbones"], capture_output=True, text=True,
                             timeout=120, check=True)
     assert "efficientnet_lite0" in result.stdout and "inception_v3" in result.stdout
+
+
+def test_bench_reports_throughput_and_memory(capsys):
+    capsys.readouterr()
+    assert main(["bench", "--backbone", "tiny_cnn", "--weights", "none", "--batch-size", "4", "--steps", "3",
+                 "--warmup", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["images_per_second"] > 0 and result["peak_memory_mb"] > 0
+    assert result["steps"] == 3 and result["batch_size"] == 4 and result["jit_compile"] is False
