@@ -195,3 +195,11 @@ def test_batching_parameters_are_consistent():
     for flag in ("--model_config_file=/config/models.config", "--batching_parameters_file=/config/batching_parameters.txt",
                  '"8500:8500"', '"8501:8501"'):
         assert flag in compose
+
+
+@needs_serving_api
+def test_grpc_is_covered(setup):
+    """The other tests run their gRPC half only when the stubs import; this one makes a missing extra visible."""
+    client = GrpcClient(setup["grpc"].target, timeout=5)
+    assert client.metadata("arnn", version=1)["model_spec"]["version"] == {"value": "1"}
+    client.close()
