@@ -201,5 +201,5 @@ def test_batching_parameters_are_consistent():
 def test_grpc_is_covered(setup):
     """The other tests run their gRPC half only when the stubs import; this one makes a missing extra visible."""
     client = GrpcClient(setup["grpc"].target, timeout=5)
-    assert client.metadata("arnn", version=1)["model_spec"]["version"] == {"value": "1"}
+    assert client.metadata("arnn", version=1)["model_spec"]["version"] == "1"  # Int64Value in JSON form, as REST gives it
     client.close()
