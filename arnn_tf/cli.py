@@ -245,11 +245,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `arnn` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from arnn_tf.serving import ServingError
     from arnn_tf.training import TrainingDivergedError
 
     try:
         args.handler(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, ImportError, ServingError) as error:
         print(f"arnn {args.command}: error: {error}", file=sys.stderr)
         return 2
     except TrainingDivergedError as error:
