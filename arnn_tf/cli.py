@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--image-size", type=int, help="resize task images to this square size before placing them")
     train.add_argument("--border-width", type=int, help="confine the program to a band this wide at the frame's edge")
     train.add_argument("--linf-bound", type=float, help="bound |P| by this, in units of the [-1, 1] input range")
+    train.add_argument("--full-program", action="store_true",
+                       help="add the program over the task image too (use with --image-size up to the frame)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--data-dir", help="where TFDS keeps data sets (default: TFDS's own)")
     train.add_argument("--strategy", default="auto", choices=STRATEGIES,
@@ -118,13 +120,15 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     image_size = None if args.image_size is None else (args.image_size, args.image_size)
     settings = {"task": task.name, "backbone": args.backbone, "weights": args.weights, "batch_size": args.batch_size,
                 "learning_rate": args.lr, "l2": args.l2, "label_map": args.label_map, "image_size": args.image_size,
-                "border_width": args.border_width, "linf_bound": args.linf_bound, "seed": args.seed,
+                "border_width": args.border_width, "linf_bound": args.linf_bound, "full_program": args.full_program,
+                "seed": args.seed,
                 "precision": args.precision, "strategy": args.strategy}
     with strategy.scope():
         backbone = build_backbone(args.backbone, args.weights, seed=args.seed)
         model = build_reprogrammed_model(
             backbone, task.image_shape, task.num_classes, label_map=args.label_map, seed=args.seed,
-            image_size=image_size, border_width=args.border_width, linf_bound=args.linf_bound, l2=args.l2)
+            image_size=image_size, border_width=args.border_width, linf_bound=args.linf_bound,
+            program_covers_image=args.full_program, l2=args.l2)
         summaries = None
         if chief:
             samples, _ = next(iter(task.dataset("train", 3)))

@@ -32,6 +32,9 @@ class AdversarialProgram(keras.layers.Layer):
             outside the task window.
         linf_bound: if set, ``P = linf_bound * tanh(W * M)``: an L-infinity bound on the program
             in units of the [-1, 1] input range (0.1 is about 13 of 255 grey levels).
+        program_covers_image: if True the program is also added over the task image (the
+            "full" program of later work, usually with ``image_size`` filling the frame);
+            by default the task window is left untouched, as in the paper.
         l2: lambda, the weight of ``||W||_F^2`` in the loss.
     """
 
@@ -42,6 +45,7 @@ class AdversarialProgram(keras.layers.Layer):
         image_size: Sequence[int] | None = None,
         border_width: int | None = None,
         linf_bound: float | None = None,
+        program_covers_image: bool = False,
         l2: float = 0.0,
         **kwargs: Any,
     ) -> None:
@@ -70,6 +74,7 @@ class AdversarialProgram(keras.layers.Layer):
         self.window = window
         self.border_width = border_width
         self.linf_bound = linf_bound
+        self.program_covers_image = bool(program_covers_image)
         self.l2 = float(l2)
         top = (frame_size - window[0]) // 2
         left = (frame_size - window[1]) // 2
@@ -88,7 +93,8 @@ class AdversarialProgram(keras.layers.Layer):
         n = self.frame_size
         mask = np.ones((n, n, 3), dtype="float32")
         (top, bottom), (left, right) = self.padding
-        mask[top : n - bottom, left : n - right] = 0.0
+        if not self.program_covers_image:
+            mask[top : n - bottom, left : n - right] = 0.0
         if self.border_width is not None:
             b = self.border_width
             mask[b : n - b, b : n - b] = 0.0
@@ -120,6 +126,7 @@ class AdversarialProgram(keras.layers.Layer):
             image_size=None if self.image_size is None else list(self.image_size),
             border_width=self.border_width,
             linf_bound=self.linf_bound,
+            program_covers_image=self.program_covers_image,
             l2=self.l2,
         )
         return config

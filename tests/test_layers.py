@@ -99,7 +99,8 @@ def test_l2_regulariser_is_lambda_times_squared_frobenius_norm():
 
 
 def test_program_layer_config_round_trip():
-    layer = AdversarialProgram(32, (8, 8, 1), image_size=(12, 12), border_width=5, linf_bound=0.3, l2=2e-6)
+    layer = AdversarialProgram(32, (8, 8, 1), image_size=(12, 12), border_width=5, linf_bound=0.3, l2=2e-6,
+                               program_covers_image=True)
     clone = AdversarialProgram.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
     np.testing.assert_array_equal(clone.mask, layer.mask)
@@ -158,3 +159,13 @@ def test_label_map_kinds():
         parse_label_map("nearest", 3)
     with pytest.raises(ValueError, match="distinct"):
         parse_label_map("first:200", 10)
+
+
+def test_full_program_is_added_over_the_resized_image():
+    layer = with_random_program(AdversarialProgram(32, (8, 8, 3), image_size=(32, 32), program_covers_image=True))
+    assert layer.mask.all()
+    images = random_images((2, 8, 8, 3))
+    x_adv = keras.ops.convert_to_numpy(layer(images))
+    resized = keras.ops.convert_to_numpy(keras.ops.image.resize(images.astype("float32") / 127.5 - 1.0, (32, 32)))
+    expected = np.clip(resized + keras.ops.convert_to_numpy(layer.program()), -1.0, 1.0)
+    np.testing.assert_allclose(x_adv, expected, atol=1e-5)
