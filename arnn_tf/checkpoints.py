@@ -21,8 +21,9 @@ CHECKPOINT_FILE = "program_checkpoint.npz"
 
 
 def _training_state(model: keras.Model) -> list[Any]:
-    """The variables a checkpoint holds: W, then the optimiser's (iterations first)."""
-    return [*model.trainable_variables, *model.optimizer.variables]
+    """The variables a checkpoint holds: W, the optimiser's (iterations first), the label map
+    (which iterative label mapping changes during training)."""
+    return [*model.trainable_variables, *model.optimizer.variables, *model.label_map.weights]
 
 
 def save_checkpoint(model: keras.Model, directory: str | os.PathLike[str]) -> Path:

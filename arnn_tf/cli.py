@@ -136,7 +136,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         result = fit_program(
             model, task, steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
             max_minutes=args.max_minutes, seed=args.seed, checkpoint_dir=out / "checkpoint",
-            checkpoint_every=args.checkpoint_every, save_checkpoints=chief,
+            checkpoint_every=args.checkpoint_every, save_checkpoints=chief, label_map=args.label_map,
             callbacks=[summaries] if summaries else [], verbose=1 if chief else 0)
         if result.stopped_by_time:
             print(f"stopped at step {result.steps}: --max-minutes {args.max_minutes} reached; "

@@ -6,13 +6,19 @@ probabilities add up to task class k. `LabelMapping` in `arnn_tf.layers` applies
 
 from __future__ import annotations
 
+from typing import Any, Iterable
+
+import keras
 import numpy as np
 
 LABEL_MAP_KINDS = ("first", "random")
+DATA_DRIVEN_KINDS = ("frequency", "iterative")
 LABEL_MAP_HELP = (
     "first (the paper: task class i <- ImageNet class i), first:K (K consecutive classes each), "
-    "random[:K] (a seeded random choice, K per class), or an explicit list like '9,3,7' or "
-    "'1+2,5+6' (one entry per task class, '+' joins several ImageNet classes)"
+    "random[:K] (a seeded random choice, K per class), frequency[:K] (each task class takes the "
+    "ImageNet classes the network predicts most for it before training), iterative[:K] (the same, "
+    "recomputed every epoch), or an explicit list like '9,3,7' or '1+2,5+6' (one entry per task "
+    "class, '+' joins several ImageNet classes)"
 )
 
 
@@ -32,12 +38,12 @@ def parse_label_map(spec: str, num_classes: int, seed: int = 0,
                     num_source: int = 1000) -> list[list[int]]:
     """Turns a command-line label-map spec (see LABEL_MAP_HELP) into groups, checking it fits."""
     kind, _, arg = spec.partition(":")
-    if kind in LABEL_MAP_KINDS:
+    if kind in LABEL_MAP_KINDS or kind in DATA_DRIVEN_KINDS:
         per_class = int(arg) if arg else 1
         if per_class < 1 or num_classes * per_class > num_source:
             raise ValueError(f"label map {spec!r}: cannot give {num_classes} classes {per_class} "
                              f"distinct ImageNet classes each out of {num_source}")
-        if kind == "first":
+        if kind != "random":  # data-driven maps start from first:K until the data is seen
             return first_k(num_classes, per_class)
         return random_choice(num_classes, per_class, seed, num_source)
     try:
@@ -47,3 +53,88 @@ def parse_label_map(spec: str, num_classes: int, seed: int = 0,
     if len(groups) != num_classes:
         raise ValueError(f"label map {spec!r} has {len(groups)} entries for {num_classes} task classes")
     return groups
+
+
+
+def data_driven_kind(spec: str) -> tuple[str, int] | None:
+    """("frequency" | "iterative", K) for maps computed from the network's predictions, else None."""
+    kind, _, arg = spec.partition(":")
+    return (kind, int(arg) if arg else 1) if kind in DATA_DRIVEN_KINDS else None
+
+
+def frequency_map(source_predictions: np.ndarray, labels: np.ndarray, num_classes: int, per_class: int = 1,
+                  num_source: int = 1000) -> list[list[int]]:
+    """Frequency label mapping (FLM, Chen et al., ILM-VP, CVPR 2023).
+
+    Counts how often each ImageNet class is the top-1 prediction for each task class's
+    images, then assigns pairs greedily, most frequent first, each ImageNet class to at
+    most one task class, until every task class has ``per_class`` ImageNet classes.
+    Ties (and classes never predicted) go to the lowest indices, so the result is
+    deterministic.
+    """
+    if num_classes * per_class > num_source:
+        raise ValueError(f"cannot give {num_classes} classes {per_class} distinct ImageNet classes each")
+    counts = np.zeros((num_classes, num_source), dtype=np.int64)
+    np.add.at(counts, (np.asarray(labels, dtype=np.int64), np.asarray(source_predictions, dtype=np.int64)), 1)
+    groups: list[list[int]] = [[] for _ in range(num_classes)]
+    used = np.zeros(num_source, dtype=bool)
+    remaining = num_classes * per_class
+    for flat in np.argsort(-counts, axis=None, kind="stable"):
+        task_class, source_class = divmod(int(flat), num_source)
+        if len(groups[task_class]) < per_class and not used[source_class]:
+            groups[task_class].append(source_class)
+            used[source_class] = True
+            remaining -= 1
+            if remaining == 0:
+                break
+    return [sorted(group) for group in groups]
+
+
+def source_predictions(model: Any, batches: Iterable[tuple[Any, Any]], max_images: int
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Top-1 ImageNet class of the backbone for up to ``max_images`` task images under the
+    model's current program, with their task labels."""
+    images = keras.Input(model.program.task_image_shape)
+    network = keras.Model(images, model.backbone(model.program(images), training=False))
+    predictions, labels, seen = [], [], 0
+    for batch_images, batch_labels in batches:
+        logits = keras.ops.convert_to_numpy(network.predict_on_batch(batch_images))
+        predictions.append(logits.argmax(axis=-1))
+        labels.append(keras.ops.convert_to_numpy(batch_labels))
+        seen += len(logits)
+        if seen >= max_images:
+            break
+    return np.concatenate(predictions)[:max_images], np.concatenate(labels)[:max_images]
+
+
+class FrequencyLabelMapping(keras.callbacks.Callback):
+    """Sets the model's label map by frequency (FLM) before training, and again after
+    every epoch when ``iterative`` (ILM), from up to ``max_images`` training images.
+
+    ``recompute_at_start=False`` keeps the map restored from a checkpoint when resuming.
+    """
+
+    def __init__(self, batches: Iterable[tuple[Any, Any]], per_class: int = 1, iterative: bool = False,
+                 max_images: int = 5000, recompute_at_start: bool = True) -> None:
+        super().__init__()
+        self.batches = batches
+        self.per_class = per_class
+        self.iterative = iterative
+        self.max_images = max_images
+        self.recompute_at_start = recompute_at_start
+
+    def remap(self) -> list[list[int]]:
+        label_map = self.model.label_map
+        predictions, labels = source_predictions(self.model, self.batches, self.max_images)
+        groups = frequency_map(predictions, labels, label_map.num_classes, self.per_class,
+                               label_map.num_source_classes)
+        label_map.set_groups(groups)
+        return groups
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        if self.recompute_at_start:
+            self.remap()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.iterative:
+            self.remap()

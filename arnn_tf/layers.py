@@ -134,39 +134,57 @@ class AdversarialProgram(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="arnn_tf")
 class LabelMapping(keras.layers.Layer):
-    """Fixed map from the backbone's logits to task-class probabilities, h_g in the paper.
+    """Map from the backbone's logits to task-class probabilities, h_g in the paper.
 
     ``groups[k]`` lists the ImageNet classes that vote for task class k. The output is the
     probability mass of each group under a softmax restricted to all mapped classes, so
     several ImageNet classes per task class add their probabilities (not their logits),
     and the task probabilities sum to one. Restricting the softmax to the mapped classes
     is what public re-implementations train with; it is also numerically safe.
+
+    The map is never trained. It lives in a non-trainable variable so that `set_groups`
+    can replace it between epochs (iterative label mapping) without retracing.
     """
 
     def __init__(self, groups: Sequence[Sequence[int]], num_source_classes: int = 1000,
                  **kwargs: Any) -> None:
         kwargs.setdefault("name", "label_mapping")
         super().__init__(trainable=False, **kwargs)
+        self.num_source_classes = int(num_source_classes)
+        groups = self._checked(groups)
+        self.group_sizes = tuple(len(group) for group in groups)
+        self.membership = np.repeat(np.eye(len(groups), dtype="float32"), self.group_sizes, axis=0)
+        self.source_indices = self.add_weight(
+            name="source_indices", shape=(sum(self.group_sizes),), dtype="int32", trainable=False,
+            initializer=keras.initializers.Constant(np.concatenate(groups).astype("int32")))
+
+    def _checked(self, groups: Sequence[Sequence[int]]) -> list[list[int]]:
         groups = [[int(c) for c in group] for group in groups]
         flat = [c for group in groups for c in group]
         if not groups or any(not group for group in groups):
             raise ValueError("every task class needs at least one ImageNet class")
         if len(set(flat)) != len(flat):
             raise ValueError("an ImageNet class may vote for only one task class")
-        if min(flat) < 0 or max(flat) >= num_source_classes:
-            raise ValueError(f"ImageNet class indices must be in 0..{num_source_classes - 1}")
-        self.groups = groups
-        self.num_source_classes = int(num_source_classes)
-        self.source_indices = np.asarray(flat, dtype="int32")
-        membership = np.zeros((len(flat), len(groups)), dtype="float32")
-        for k, group in enumerate(groups):
-            for c in group:
-                membership[flat.index(c), k] = 1.0
-        self.membership = membership
+        if min(flat) < 0 or max(flat) >= self.num_source_classes:
+            raise ValueError(f"ImageNet class indices must be in 0..{self.num_source_classes - 1}")
+        return groups
+
+    @property
+    def groups(self) -> list[list[int]]:
+        flat = keras.ops.convert_to_numpy(self.source_indices.value).tolist()
+        bounds = np.cumsum((0, *self.group_sizes))
+        return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def set_groups(self, groups: Sequence[Sequence[int]]) -> None:
+        """Replaces the map by one with the same number of ImageNet classes per task class."""
+        groups = self._checked(groups)
+        if tuple(len(group) for group in groups) != self.group_sizes:
+            raise ValueError(f"the new map must keep {self.group_sizes} ImageNet classes per task class")
+        self.source_indices.assign(np.concatenate(groups).astype("int32"))
 
     @property
     def num_classes(self) -> int:
-        return len(self.groups)
+        return len(self.group_sizes)
 
     def call(self, logits: Any) -> Any:
         mapped = ops.take(ops.cast(logits, "float32"), self.source_indices, axis=-1)

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from arnn_tf.checkpoints import ProgramCheckpoint, restore_checkpoint
 from arnn_tf.custom_loop import fit_with_strategy_run, needs_custom_loop
+from arnn_tf.label_maps import FrequencyLabelMapping, data_driven_kind
 from arnn_tf.model import DEFAULT_LEARNING_RATE, ReprogrammedModel
 from arnn_tf.tasks import Task
 
@@ -86,7 +87,8 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
                 epochs: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                 learning_rate: float = DEFAULT_LEARNING_RATE, max_minutes: float | None = None,
                 seed: int = 0, shuffle: bool = True, checkpoint_dir: str | os.PathLike[str] | None = None,
-                checkpoint_every: int = 100, save_checkpoints: bool = True, callbacks: Sequence[keras.callbacks.Callback] = (),
+                checkpoint_every: int = 100, save_checkpoints: bool = True, label_map: str = "first",
+                callbacks: Sequence[keras.callbacks.Callback] = (),
                 verbose: Any = "auto") -> TrainingResult:
     """Compiles ``model`` with the paper's optimiser and trains it on ``task``'s train split.
 
@@ -96,6 +98,10 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
     from the last checkpoint (same data order, same learning-rate schedule) and stops at the
     same total step count. Call it inside ``strategy.scope()`` to train distributed; in a
     multi-worker run every worker restores but only the chief should ``save_checkpoints``.
+
+    ``label_map`` is the spec the model's map was built from; for ``frequency[:K]`` the map
+    is computed from the network's predictions before training, for ``iterative[:K]`` also
+    after every epoch (see `arnn_tf.label_maps`).
 
     Raises TrainingDivergedError when the loss stops being finite.
     """
@@ -115,6 +121,12 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
         if save_checkpoints:
             callbacks = [*callbacks, ProgramCheckpoint(checkpoint_dir, checkpoint_every)]
     remaining = steps - resumed_from
+    data_driven = data_driven_kind(label_map)
+    if data_driven is not None:
+        kind, per_class = data_driven
+        sample = task.dataset("train", 100, shuffle=True, seed=seed)
+        callbacks = [FrequencyLabelMapping(sample, per_class, iterative=kind == "iterative",
+                                           recompute_at_start=not resumed_from), *callbacks]
     if remaining <= 0:
         return TrainingResult(resumed_from, resumed_from, 0.0, 0.0, float("nan"), False, {})
     budget = StepAndTimeBudget(remaining, None if max_minutes is None else 60.0 * max_minutes)

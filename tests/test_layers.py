@@ -139,10 +139,21 @@ def test_label_mapping_refuses_bad_groups():
         LabelMapping([[1], []])
 
 
-def test_label_mapping_config_round_trip_and_no_weights():
+def test_label_mapping_config_round_trip_and_nothing_trainable():
     mapping = LabelMapping([[4, 8], [15]])
     clone = LabelMapping.from_config(mapping.get_config())
-    assert clone.groups == [[4, 8], [15]] and not clone.trainable and clone.weights == []
+    assert clone.groups == [[4, 8], [15]] and not clone.trainable and clone.trainable_weights == []
+
+
+def test_label_mapping_can_be_replaced_by_a_map_of_the_same_shape():
+    mapping = LabelMapping([[0], [1]])
+    logits = np.zeros((1, 1000), dtype="float32")
+    logits[0, 7] = 5.0
+    mapping.set_groups([[3], [7]])
+    assert mapping.groups == [[3], [7]]
+    assert keras.ops.convert_to_numpy(mapping(logits))[0, 1] > 0.99
+    with pytest.raises(ValueError, match="keep"):
+        mapping.set_groups([[3, 4], [7]])
 
 
 def test_label_map_kinds():

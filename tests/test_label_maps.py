@@ -1,0 +1,67 @@
+"""Frequency (FLM) and iterative (ILM) label mapping: known answers and training integration."""
+
+import numpy as np
+import tensorflow as tf
+
+from arnn_tf.backbones import build_backbone
+from arnn_tf.label_maps import FrequencyLabelMapping, frequency_map, parse_label_map, source_predictions
+from arnn_tf.model import build_reprogrammed_model
+from arnn_tf.tasks import Task
+from arnn_tf.training import fit_program
+
+
+def test_frequency_map_assigns_the_most_predicted_class_greedily():
+    # task class 0: ImageNet 5 x4, 9 x1; class 1: ImageNet 5 x3, 9 x2; class 2: ImageNet 7 x2
+    labels = np.array([0] * 5 + [1] * 5 + [2] * 2)
+    predictions = np.array([5, 5, 5, 5, 9, 5, 5, 5, 9, 9, 7, 7])
+    assert frequency_map(predictions, labels, 3) == [[5], [9], [7]]
+
+
+def test_frequency_map_with_several_classes_each_and_unseen_classes():
+    labels = np.array([0, 0, 0, 1, 1])
+    predictions = np.array([3, 3, 4, 3, 8])
+    groups = frequency_map(predictions, labels, 3, per_class=2, num_source=10)
+    assert groups[0] == [3, 4] and 8 in groups[1]
+    flat = [c for g in groups for c in g]
+    assert len(flat) == len(set(flat)) == 6
+    assert groups[2] == [1, 2]  # never seen: the lowest free indices, deterministically
+
+
+def test_data_driven_specs_start_from_first_k():
+    assert parse_label_map("frequency", 3) == [[0], [1], [2]]
+    assert parse_label_map("iterative:2", 2) == [[0, 1], [2, 3]]
+
+
+def toy():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (48, 12, 12, 1)).astype("uint8")
+    labels = np.arange(48, dtype="int32") % 3
+    task = Task("toy", (12, 12, 1), ("a", "b", "c"), lambda split: tf.data.Dataset.from_tensor_slices((images, labels)))
+    return task
+
+
+def test_frequency_mapping_callback_sets_the_flm_of_the_current_program():
+    task = toy()
+    model = build_reprogrammed_model(build_backbone("tiny_cnn", None, seed=2), (12, 12, 1), 3)
+    batches = task.dataset("train", 16)
+    predictions, labels = source_predictions(model, batches, 48)
+    assert predictions.shape == (48,) and (labels == np.arange(48) % 3).all()
+    callback = FrequencyLabelMapping(batches)
+    callback.set_model(model)
+    callback.on_train_begin()
+    assert model.label_map.groups == frequency_map(predictions, labels, 3)
+
+
+def test_iterative_mapping_recomputes_every_epoch(monkeypatch):
+    task = toy()
+    model = build_reprogrammed_model(build_backbone("tiny_cnn", None, seed=2), (12, 12, 1), 3,
+                                     label_map="iterative")
+    calls = []
+    original = FrequencyLabelMapping.remap
+    monkeypatch.setattr(FrequencyLabelMapping, "remap", lambda self: calls.append(1) or original(self))
+    fit_program(model, task, epochs=3, batch_size=16, label_map="iterative", verbose=0)
+    assert len(calls) == 1 + 3  # before training, then after each epoch
+    model_f = build_reprogrammed_model(build_backbone("tiny_cnn", None, seed=2), (12, 12, 1), 3)
+    calls.clear()
+    fit_program(model_f, task, epochs=2, batch_size=16, label_map="frequency", verbose=0)
+    assert len(calls) == 1
