@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hparams_api
 
-from arnn_tf.backbones import build_backbone
+from arnn_tf.backbones import build_backbone, get_backbone_spec
 from arnn_tf.label_maps import parse_label_map
 from arnn_tf.model import DEFAULT_LEARNING_RATE, ReprogrammedModel, build_reprogrammed_model
 from arnn_tf.programs import SavedProgram
@@ -231,8 +231,14 @@ def holdout_split(task: Task, size: int, seed: int = 0) -> Task:
 
     def load(split: str) -> tf.data.Dataset:
         keep = split == "test"
-        ds = task._load("train").enumerate()
-        ds = ds.filter(lambda i, example: tf.equal(mask[i], keep)).map(lambda i, example: example)
+
+        def in_split(index: tf.Tensor, example: Any) -> tf.Tensor:
+            return tf.equal(mask[index], keep)
+
+        def without_index(index: tf.Tensor, example: Any) -> Any:
+            return example
+
+        ds = task._load("train").enumerate().filter(in_split).map(without_index)
         return ds.apply(tf.data.experimental.assert_cardinality(size if keep else total - size))
 
     return Task(task.name, task.image_shape, task.class_names, load)
@@ -506,8 +512,7 @@ def tune_command(args: argparse.Namespace) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     task = get_task(args.task, data_dir=args.data_dir, seed=args.seed)
     val_size = args.val_size or default_validation_size(task)
-    backbone = build_backbone(args.backbone, args.weights, seed=args.seed)
-    space = SearchSpace.load(args.space).fit_to(int(backbone.input_shape[1]), task.num_classes)
+    space = SearchSpace.load(args.space).fit_to(get_backbone_spec(args.backbone).input_size, task.num_classes)
     if args.epochs is not None:
         epochs, per_epoch = args.epochs, None
     else:
@@ -518,6 +523,7 @@ def tune_command(args: argparse.Namespace) -> dict[str, Any]:
         "task": args.task, "backbone": args.backbone, "weights": args.weights, "tuner": args.tuner,
         "steps": args.steps, "epochs": args.epochs, "objective": args.objective, "val_size": val_size,
         "seed": args.seed, "space": space.to_dict()})
+    backbone = build_backbone(args.backbone, args.weights, seed=args.seed)
     hypermodel = ReprogrammingHyperModel(backbone, holdout_split(task, val_size, args.seed), space,
                                          steps_per_epoch=per_epoch, seed=args.seed)
     tuner = ProgramTuner(make_oracle(args.tuner, args.objective, args.max_trials, epochs=epochs, seed=args.seed),
