@@ -34,7 +34,7 @@ import tensorflow as tf
 from tensorboard.plugins.hparams import api as hparams_api
 
 from arnn_tf.backbones import build_backbone, get_backbone_spec
-from arnn_tf.label_maps import parse_label_map
+from arnn_tf.label_maps import FrequencyLabelMapping, data_driven_kind, parse_label_map
 from arnn_tf.model import DEFAULT_LEARNING_RATE, ReprogrammedModel, build_reprogrammed_model
 from arnn_tf.programs import SavedProgram
 from arnn_tf.tasks import Task, get_task
@@ -51,6 +51,7 @@ HYPERBAND_ROUNDS = 9
 MAX_VALIDATION_SIZE = 1000
 VALIDATION_FRACTION = 0.1
 VALIDATION_BATCH_SIZE = 64
+LABEL_MAP_BATCH_SIZE = 100
 TENSORBOARD_UPDATE_STEPS = 10
 PROJECT_NAME = "trials"
 """Keras Tuner's project folder inside ``--out``: oracle state and one folder per trial."""
@@ -285,14 +286,26 @@ class ReprogrammingHyperModel(keras_tuner.HyperModel):
             **kwargs: Any) -> keras.callbacks.History:
         """Trains on the task's train split and validates on its "test" split after every epoch.
 
-        ``kwargs`` go to `model.fit` (epochs, initial_epoch, callbacks, verbose).
+        ``kwargs`` go to `model.fit` (epochs, initial_epoch, callbacks, verbose). Data-driven
+        label maps (``frequency[:K]``, ``iterative[:K]``) are computed from the train split as
+        in `arnn_tf.training.fit_program`; a continued trial (``initial_epoch > 0``) keeps the
+        map it was given. The remapping runs after the other callbacks, so a checkpoint holds
+        the map its validation score was measured with.
         """
         batch_size = hp.get("batch_size")
         train = self.task.dataset("train", batch_size, shuffle=True, repeat=True, seed=self.seed,
                                   drop_remainder=True)
         validation = self.task.dataset("test", VALIDATION_BATCH_SIZE)
         per_epoch = self.steps_per_epoch or steps_per_epoch(self.task, batch_size)
-        return model.fit(train, validation_data=validation, steps_per_epoch=per_epoch, shuffle=False, **kwargs)
+        callbacks = list(kwargs.pop("callbacks", []))
+        data_driven = data_driven_kind(hp.get("label_map"))
+        if data_driven is not None:
+            kind, per_class = data_driven
+            callbacks.append(FrequencyLabelMapping(
+                self.task.dataset("train", LABEL_MAP_BATCH_SIZE, shuffle=True, seed=self.seed), per_class,
+                iterative=kind == "iterative", recompute_at_start=kwargs.get("initial_epoch", 0) == 0))
+        return model.fit(train, validation_data=validation, steps_per_epoch=per_epoch, shuffle=False,
+                         callbacks=callbacks, **kwargs)
 
 
 class SaveBestProgram(keras.callbacks.Callback):
@@ -348,7 +361,9 @@ class ProgramTuner(keras_tuner.Tuner):
         hp = trial.hyperparameters
         model = self.hypermodel.build(hp)
         if "tuner/trial_id" in hp.values:
-            model.program.weight.assign(self._load_program(hp.values["tuner/trial_id"]).weight)
+            previous = self._load_program(hp.values["tuner/trial_id"])
+            model.program.weight.assign(previous.weight)
+            model.label_map.set_groups(previous.label_groups)
         run_dir = self.log_dir / trial.trial_id
         with tf.summary.create_file_writer(str(run_dir)).as_default():
             hparams_api.hparams(self._searched_values(hp), trial_id=trial.trial_id)

@@ -14,6 +14,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from arnn_tf import tuning
 from arnn_tf.backbones import build_backbone
 from arnn_tf.cli import main
+from arnn_tf.label_maps import frequency_map, source_predictions
 from arnn_tf.programs import SavedProgram
 from arnn_tf.tasks import Task
 
@@ -112,6 +113,22 @@ def test_hypermodel_applies_sampled_values():
     assert schedule["decay_steps"] == 2 * 3  # 20 images at batch 8 is 3 steps per epoch
     history = hypermodel.fit(hp, model, epochs=1, verbose=0)
     assert set(history.history) >= {"accuracy", "val_accuracy", "loss", "val_loss"}
+
+
+def test_hypermodel_computes_frequency_label_maps():
+    images = np.random.default_rng(0).integers(0, 256, (20, 16, 16, 3), dtype=np.uint8)
+    labels = np.arange(20, dtype=np.int32) % 2
+    task = Task("toy", (16, 16, 3), ("a", "b"), lambda split: tf.data.Dataset.from_tensor_slices((images, labels)))
+    space = tuning.SearchSpace.from_dict({"parameters": {"label_map": {"value": "frequency"},
+                                                         "batch_size": {"value": 4}}}).fit_to(48, 2)
+    hypermodel = tuning.ReprogrammingHyperModel(build_backbone("tiny_cnn", None, seed=0), task, space,
+                                                steps_per_epoch=2)
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    predictions, seen = source_predictions(model, task.dataset("train", 100), 5000)
+    expected = frequency_map(predictions, seen, 2)
+    hypermodel.fit(hp, model, epochs=1, verbose=0)
+    assert model.label_map.groups == expected
 
 
 def test_holdout_split_is_disjoint_and_leaves_test_out():
