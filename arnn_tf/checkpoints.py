@@ -65,8 +65,8 @@ def restore_checkpoint(model: keras.Model, directory: str | os.PathLike[str]) ->
 class ProgramCheckpoint(keras.callbacks.Callback):
     """Saves a checkpoint every ``every_steps`` batches and when training ends.
 
-    A state holding non-finite values (a diverged run) is never written, so the last
-    checkpoint on disk is always a usable one.
+    Once the loss stops being finite nothing more is written, so the last checkpoint on
+    disk is always from before a run diverged.
     """
 
     def __init__(self, directory: str | os.PathLike[str], every_steps: int = 100) -> None:
@@ -76,17 +76,17 @@ class ProgramCheckpoint(keras.callbacks.Callback):
         self.directory = Path(directory)
         self.every_steps = every_steps
         self._since_save = 0
-
-    def _save_if_finite(self) -> None:
-        weights = [keras.ops.convert_to_numpy(v.value) for v in self.model.trainable_variables]
-        if all(np.isfinite(w).all() for w in weights):
-            save_checkpoint(self.model, self.directory)
+        self._diverged = False
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            self._diverged = True
         self._since_save += 1
-        if self._since_save >= self.every_steps:
+        if self._since_save >= self.every_steps and not self._diverged:
             self._since_save = 0
-            self._save_if_finite()
+            save_checkpoint(self.model, self.directory)
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        self._save_if_finite()
+        if not self._diverged:
+            save_checkpoint(self.model, self.directory)

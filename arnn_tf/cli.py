@@ -147,6 +147,8 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
                "train_accuracy": result.train_accuracy, "test_accuracy": test["accuracy"], "test_loss": test["loss"],
                "test_examples": task.num_examples("test"), "stopped_by_time": result.stopped_by_time,
                "replicas": strategy.num_replicas_in_sync}
+    if task.parts:
+        metrics["test_accuracy_per_task"] = evaluate_parts(model, task)
     if not chief:
         return metrics
     summaries.write_test_metrics(test)

@@ -167,3 +167,20 @@ def evaluate_program(model: ReprogrammedModel, task: Task, split: str = "test",
         model.compile()
     results = model.evaluate(task.dataset(split, batch_size), return_dict=True, verbose=verbose)
     return {key: float(value) for key, value in results.items()}
+
+
+def evaluate_parts(model: ReprogrammedModel, task: Task, split: str = "test",
+                   batch_size: int = 64) -> dict[str, float]:
+    """Accuracy on each part of a combined task, choosing among that part's classes only."""
+    results = {}
+    for part in task.parts:
+        low, high = part.first_class, part.first_class + part.num_classes
+        data = task.dataset(split, batch_size).unbatch().filter(
+            lambda image, label, low=low, high=high: (label >= low) & (label < high)).batch(batch_size)
+        correct = total = 0
+        for images, labels in data:
+            probabilities = keras.ops.convert_to_numpy(model.predict_on_batch(images))[:, low:high]
+            correct += int((probabilities.argmax(axis=-1) + low == labels.numpy()).sum())
+            total += len(labels)
+        results[part.name] = correct / max(total, 1)
+    return results

@@ -161,9 +161,9 @@ def test_multi_program_export_shares_one_backbone(exported):
     multi = tf.train.list_variables(str(exported["multi"] / "variables" / "variables"))
     backbone = [name for name, _ in multi if name.startswith("backbone_variables/")]
     assert len(backbone) == len(build_backbone("tiny_cnn", None, seed=3).variables)
-    assert len(multi) == len(single) + 1  # the second program adds only its W
+    assert len(multi) == len(single) + 2  # the second program adds only its W and label-map indices
     assert sorted(name for name, shape in multi if shape == [48, 48, 3]) == [
-        "program_variables/0/.ATTRIBUTES/VARIABLE_VALUE", "program_variables/1/.ATTRIBUTES/VARIABLE_VALUE"]
+        "program_variables/0/.ATTRIBUTES/VARIABLE_VALUE", "program_variables/2/.ATTRIBUTES/VARIABLE_VALUE"]
     signatures = tf.saved_model.load(str(exported["multi"])).signatures
     assert sorted(signatures) == ["digits", "digits_bytes", "toy_task", "toy_task_bytes"]
 

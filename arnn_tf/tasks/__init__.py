@@ -6,16 +6,19 @@ Task specs understood by `get_task`:
 * ``mnist``, ``cifar10``: from tensorflow-datasets (downloaded on first use);
 * ``shuffled_mnist``: MNIST with one fixed pixel permutation (the paper's ablation);
 * ``tfds:NAME``: any fixed-size TFDS image-classification data set, e.g. ``tfds:fashion_mnist``;
-* ``folder:PATH``: images in ``PATH/<split>/<class>/<image>``, splits train and test.
+* ``folder:PATH``: images in ``PATH/<split>/<class>/<image>``, splits train and test;
+* ``A+B[+...]``: several of the above trained as one (one program, mixed batches, each
+  part with its own classes; see `arnn_tf.tasks.multi`).
 """
 
 from __future__ import annotations
 
-from arnn_tf.tasks.base import Task
+from arnn_tf.tasks.base import Task, TaskPart
 from arnn_tf.tasks.counting import counting_task
+from arnn_tf.tasks.multi import combine_tasks
 from arnn_tf.tasks.tfds_tasks import folder_task, shuffled_mnist_task, tfds_task
 
-__all__ = ["TASK_NAMES", "Task", "get_task"]
+__all__ = ["TASK_NAMES", "Task", "TaskPart", "get_task"]
 
 TASK_NAMES: tuple[str, ...] = ("counting", "mnist", "cifar10", "shuffled_mnist")
 """Named tasks; `get_task` also accepts the prefixed specs "tfds:NAME" and "folder:PATH"."""
@@ -30,6 +33,8 @@ def get_task(spec: str, *, data_dir: str | None = None, seed: int = 0) -> Task:
     folder tasks). `seed` selects the generated counting data; the other tasks ignore it.
     Raises ValueError for an unknown spec and FileNotFoundError for a missing folder.
     """
+    if "+" in spec:
+        return combine_tasks([get_task(part, data_dir=data_dir, seed=seed) for part in spec.split("+")], seed=seed)
     if spec == "counting":
         return counting_task(seed)
     if spec in ("mnist", "cifar10"):

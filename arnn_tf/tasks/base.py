@@ -15,6 +15,15 @@ MAX_SHUFFLE_BUFFER = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
+class TaskPart:
+    """One data set inside a combined task: its classes are ids ``first_class`` onwards."""
+
+    name: str
+    first_class: int
+    num_classes: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Task:
     """A target task for reprogramming: images at their native size plus integer labels.
 
@@ -27,6 +36,8 @@ class Task:
     image_shape: tuple[int, int, int]
     class_names: tuple[str, ...]
     _load: Callable[[str], tf.data.Dataset] = dataclasses.field(repr=False, compare=False)
+    parts: tuple[TaskPart, ...] = ()
+    """For a combined task (`arnn_tf.tasks.multi`), its data sets; empty otherwise."""
 
     @property
     def num_classes(self) -> int:

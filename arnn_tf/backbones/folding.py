@@ -1,0 +1,99 @@
+"""Folding frozen batch normalisation into the convolution before it.
+
+A frozen backbone's batch norm is a fixed per-channel affine map, so ``BN(conv(x, K))``
+equals ``conv(x, K * s) + b`` with ``s = gamma / sqrt(var + eps)`` and
+``b = beta - mean * s``. Reprogramming back-propagates through the whole network on every
+step, and TensorFlow's gradient of an inference-mode batch norm still computes the
+(unused) scale and offset gradients, two reductions over the batch per layer. Folding
+removes those layers from the graph. The folded network computes the same function.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+_CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
+
+
+@keras.saving.register_keras_serializable(package="arnn_tf")
+class FoldedBatchNorm(keras.layers.Layer):
+    """Stands where a batch norm was folded into the convolution before it: passes inputs on."""
+
+    def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
+        return inputs
+
+
+def _producer(layer: keras.layers.Layer) -> Any:
+    """The layer whose output is ``layer``'s only input, or None."""
+    if len(layer._inbound_nodes) != 1:
+        return None
+    inputs = layer._inbound_nodes[0].input_tensors
+    return inputs[0]._keras_history.operation if len(inputs) == 1 else None
+
+
+def _foldable_pairs(model: keras.Model) -> dict[str, keras.layers.BatchNormalization]:
+    """Convolution name -> the batch norm that alone consumes its output."""
+    consumers: dict[str, int] = {}
+    consuming_tensors = [t for op in model.operations for node in op._inbound_nodes for t in node.input_tensors]
+    for tensor in consuming_tensors + list(model.outputs):
+        name = tensor._keras_history.operation.name
+        consumers[name] = consumers.get(name, 0) + 1
+    pairs = {}
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.axis in (-1, 3):
+            conv = _producer(layer)
+            if isinstance(conv, _CONVOLUTIONS) and consumers.get(conv.name) == 1 and conv.activation in (
+                    keras.activations.linear, None):
+                pairs[conv.name] = layer
+    return pairs
+
+
+def _folded_weights(conv: keras.layers.Layer, bn: keras.layers.BatchNormalization) -> list[np.ndarray]:
+    kernel = keras.ops.convert_to_numpy(conv.kernel.value).astype("float64")
+    bias = keras.ops.convert_to_numpy(conv.bias.value).astype("float64") if conv.use_bias else 0.0
+    channels = bn.moving_mean.shape[0]
+    gamma = keras.ops.convert_to_numpy(bn.gamma.value) if bn.scale else np.ones(channels)
+    beta = keras.ops.convert_to_numpy(bn.beta.value) if bn.center else np.zeros(channels)
+    mean = keras.ops.convert_to_numpy(bn.moving_mean.value).astype("float64")
+    variance = keras.ops.convert_to_numpy(bn.moving_variance.value).astype("float64")
+    scale = gamma / np.sqrt(variance + bn.epsilon)
+    if isinstance(conv, keras.layers.DepthwiseConv2D):
+        kernel = kernel * scale.reshape(kernel.shape[2], kernel.shape[3])
+    else:
+        kernel = kernel * scale
+    return [kernel.astype("float32"), ((bias - mean) * scale + beta).astype("float32")]
+
+
+def fold_batch_norms(model: keras.Model) -> keras.Model:
+    """A copy of a functional ``model`` with every convolution + batch norm pair fused.
+
+    Layers keep their names (a folded batch norm becomes a pass-through `FoldedBatchNorm`), so the copy
+    reads like the original in summaries. Models without such pairs come back unchanged.
+    """
+    pairs = _foldable_pairs(model)
+    if not pairs:
+        return model
+    folded_bns = {bn.name for bn in pairs.values()}
+
+    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+        config = layer.get_config()
+        if layer.name in pairs:
+            config["use_bias"] = True
+            return layer.__class__.from_config(config)
+        if layer.name in folded_bns:
+            return FoldedBatchNorm(name=layer.name)
+        return layer.__class__.from_config(config)
+
+    folded = keras.models.clone_model(model, clone_function=clone)
+    originals = {layer.name: layer for layer in model.layers}
+    for layer in folded.layers:
+        if layer.name in pairs:
+            layer.set_weights(_folded_weights(originals[layer.name], pairs[layer.name]))
+        elif layer.weights:
+            layer.set_weights(originals[layer.name].get_weights())
+            if isinstance(layer, keras.layers.Normalization):
+                layer.finalize_state()  # it reads its statistics from tensors refreshed here
+    return folded

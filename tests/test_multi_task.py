@@ -1,0 +1,53 @@
+"""One program for several data sets: combined shapes, disjoint classes, mixed batches."""
+
+import numpy as np
+import tensorflow as tf
+
+from arnn_tf.backbones import build_backbone
+from arnn_tf.model import build_reprogrammed_model
+from arnn_tf.tasks import Task
+from arnn_tf.tasks.multi import combine_tasks
+from arnn_tf.training import evaluate_parts, fit_program
+
+
+def constant_task(name, shape, num_classes, value, n=30):
+    images = np.full((n, *shape), value, dtype="uint8")
+    labels = (np.arange(n) % num_classes).astype("int32")
+    return Task(name, shape, tuple(str(i) for i in range(num_classes)),
+                lambda split: tf.data.Dataset.from_tensor_slices((images, labels)))
+
+
+def tasks():
+    return constant_task("gray", (12, 12, 1), 3, 100), constant_task("rgb", (10, 8, 3), 2, 200)
+
+
+def test_combined_task_has_one_shape_and_disjoint_classes():
+    combined = combine_tasks(tasks())
+    assert combined.image_shape == (12, 12, 3) and combined.name == "gray+rgb"
+    assert combined.class_names == ("gray/0", "gray/1", "gray/2", "rgb/0", "rgb/1")
+    assert [(p.name, p.first_class, p.num_classes) for p in combined.parts] == [("gray", 0, 3), ("rgb", 3, 2)]
+    images, labels = next(iter(combined.dataset("test", 60)))
+    images, labels = images.numpy(), labels.numpy()
+    gray, rgb = labels < 3, labels >= 3
+    assert gray.sum() == 30 and rgb.sum() == 30 and set(labels[rgb]) == {3, 4}
+    assert (images[gray] == 100).all()  # grayscale repeated to three channels, no padding needed
+    rgb_images = images[rgb]
+    assert (rgb_images[:, 1:11, 2:10] == 200).all() and (rgb_images[:, 0] == 0).all()  # centred padding
+
+
+def test_training_batches_mix_the_tasks():
+    combined = combine_tasks(tasks(), seed=1)
+    _, labels = next(iter(combined.dataset("train", 20, shuffle=True)))
+    labels = labels.numpy()
+    assert (labels < 3).any() and (labels >= 3).any()
+
+
+def test_per_task_evaluation_uses_each_tasks_own_classes():
+    combined = combine_tasks(tasks())
+    model = build_reprogrammed_model(build_backbone("tiny_cnn", None, seed=0), combined.image_shape,
+                                     combined.num_classes, label_map="random", seed=3)
+    fit_program(model, combined, steps=4, batch_size=10, verbose=0)
+    accuracy = evaluate_parts(model, combined)
+    assert set(accuracy) == {"gray", "rgb"}
+    # constant images: each part's prediction is one class, right for 1/3 and 1/2 of its images
+    assert accuracy["gray"] == 10 / 30 and accuracy["rgb"] == 0.5
