@@ -179,22 +179,16 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
 def _predict(args: argparse.Namespace) -> list[dict[str, Any]]:
     from arnn_tf.images import read_images
+    from arnn_tf.predictions import print_predictions, prediction_record
     from arnn_tf.programs import SavedProgram
 
     saved = SavedProgram.load(args.program)
     height, width, channels = saved.task_image_shape
     images = read_images(args.images, (height, width), channels)
     probabilities = saved.build_model().predict(images, verbose=0)
-    predictions = []
-    for path, row in zip(args.images, probabilities):
-        class_id = int(row.argmax())
-        predictions.append({"image": path, "class_id": class_id, "class_name": saved.class_names[class_id],
-                            "probabilities": [round(float(p), 6) for p in row]})
-    if args.json:
-        print(json.dumps(predictions, indent=2))
-    else:
-        for p in predictions:
-            print(f"{p['image']}: {p['class_name']} ({p['probabilities'][p['class_id']]:.3f})")
+    predictions = [prediction_record(path, int(row.argmax()), saved.class_names[int(row.argmax())], row)
+                   for path, row in zip(args.images, probabilities)]
+    print_predictions(predictions, args.json)
     return predictions
 
 

@@ -24,6 +24,8 @@ from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
+from arnn_tf.predictions import prediction_record, print_predictions
+
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF = 0.5
@@ -253,14 +255,8 @@ def query_command(args: argparse.Namespace) -> list[dict[str, Any]]:
     name, dtype, shape = signature_input(client.metadata(args.model, version=args.version), args.signature)
     inputs = image_inputs(args.images, dtype, shape)
     outputs = client.predict(args.model, {name: inputs}, signature=args.signature, version=args.version)
-    results = []
-    for path, probabilities, class_id, class_name in zip(args.images, outputs["probabilities"],
-                                                         outputs["class_ids"], outputs["class_names"]):
-        results.append({"image": str(path), "class_id": int(class_id), "class_name": str(class_name),
-                        "probabilities": [round(float(p), 6) for p in probabilities]})
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        for r in results:
-            print(f"{r['image']}: {r['class_name']} ({r['probabilities'][r['class_id']]:.3f})")
+    results = [prediction_record(path, class_id, class_name, probabilities)
+               for path, probabilities, class_id, class_name in zip(
+                   args.images, outputs["probabilities"], outputs["class_ids"], outputs["class_names"])]
+    print_predictions(results, args.json)
     return results
