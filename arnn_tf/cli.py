@@ -110,7 +110,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     from arnn_tf.programs import SavedProgram
     from arnn_tf.summaries import ProgramSummaries
     from arnn_tf.tasks import get_task
-    from arnn_tf.training import evaluate_program, fit_program
+    from arnn_tf.training import evaluate_parts, evaluate_program, fit_program
 
     out = Path(args.out or os.path.join("runs", f"{args.task.replace(':', '_').replace('/', '_')}-{args.backbone}"))
     strategy = make_strategy(args.strategy)
@@ -154,7 +154,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     summaries.write_test_metrics(test)
     SavedProgram.from_model(model, backbone_name=args.backbone, weights=args.weights, seed=args.seed,
                             task_name=task.name, class_names=list(task.class_names),
-                            label_map_spec=args.label_map, metrics=metrics).save(out / "program")
+                            label_map_spec=args.label_map, metrics=metrics, parts=task.parts).save(out / "program")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(f"test accuracy {metrics['test_accuracy']:.4f}; program saved to {out / 'program'}")
     return metrics

@@ -15,6 +15,11 @@ Signatures, per program NAME: ``NAME`` (uint8 pixels ``images`` [batch, h, w, c]
 ``NAME_bytes`` (encoded JPEG/PNG ``image_bytes`` [batch]); with a single program also
 ``serving_default`` and ``predict_bytes``. All return ``probabilities`` (float32
 [batch, classes]), ``class_ids`` (int64 [batch]) and ``class_names`` (string [batch]).
+
+A program trained on combined tasks (``arnn train --task mnist+cifar10``) also gets, per
+part PART, ``NAME_PART`` and ``NAME_PART_bytes``: the same inputs, on the same variables,
+answering with that part's classes only (ids from 0 within the part, names without the
+"PART/" prefix, probabilities renormalised over the part's classes; see `_part_probabilities`).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -54,9 +59,16 @@ def sanitize_name(name: str) -> str:
     return f"p_{cleaned}" if cleaned[0].isdigit() else cleaned
 
 
-def signature_names(names: Sequence[str]) -> list[str]:
-    """The signatures an export of programs called ``names`` has, in order."""
-    signatures = [s for name in names for s in (name, f"{name}_bytes")]
+def part_signature_name(program_name: str, part_name: str) -> str:
+    """The pixel signature of one part of a multi-task program (its bytes signature adds ``_bytes``)."""
+    return sanitize_name(f"{program_name}_{part_name}")
+
+
+def signature_names(names: Sequence[str], programs: Sequence[SavedProgram]) -> list[str]:
+    """The signatures an export of ``programs`` called ``names`` has, in order."""
+    bases = [base for name, program in zip(names, programs)
+             for base in (name, *(part_signature_name(name, part.name) for part in program.parts))]
+    signatures = [s for base in bases for s in (base, f"{base}_bytes")]
     return (list(SINGLE_PROGRAM_SIGNATURES) if len(names) == 1 else []) + signatures
 
 
@@ -117,11 +129,11 @@ def program_names(programs: Sequence[SavedProgram], names: Sequence[str] | None)
     chosen = [sanitize_name(n) for n in (names if names is not None else [p.task_name for p in programs])]
     if len(set(chosen)) != len(chosen):
         raise ExportError(f"program names must differ, got {chosen}; give each program a name (--name)")
-    signatures = signature_names(chosen)
+    signatures = signature_names(chosen, programs)
     reserved = [n for n in chosen if n in SINGLE_PROGRAM_SIGNATURES]
     if reserved or len(set(signatures)) != len(signatures):
-        raise ExportError(f"program names {chosen} clash with each other's signatures or with "
-                          f"{SINGLE_PROGRAM_SIGNATURES}; choose other names")
+        raise ExportError(f"program names {chosen} clash with each other's signatures (parts' included) "
+                          f"or with {SINGLE_PROGRAM_SIGNATURES}; choose other names")
     return chosen
 
 
@@ -138,16 +150,27 @@ def _check_same_backbone(programs: Sequence[SavedProgram], names: Sequence[str])
 _Signature = tuple[Any, str, np.ndarray]
 """A signature's function, its input's name and a one-image example input (for warm-up)."""
 
+_Probabilities = Callable[[tf.Tensor], tf.Tensor]
+"""uint8 images [batch, h, w, c] -> class probabilities [batch, classes]."""
+
 
 def _signatures(models: dict[str, ReprogrammedModel], programs: dict[str, SavedProgram],
                 max_pixels: int) -> dict[str, _Signature]:
     """Every signature of the export, by name (see the module docstring)."""
     signatures: dict[str, _Signature] = {}
+
+    def add(base: str, probabilities_of: _Probabilities, class_names: list[str], shape: tuple[int, int, int]) -> None:
+        pixels = _pixels_function(probabilities_of, class_names, shape)
+        signatures[base] = (pixels, "images", np.zeros((1, *shape), "uint8"))
+        signatures[f"{base}_bytes"] = (_bytes_function(pixels, shape, max_pixels), "image_bytes", _blank_png(shape))
+
     for name, model in models.items():
-        shape = programs[name].task_image_shape
-        pixels = _pixels_function(model, programs[name].class_names, shape)
-        signatures[name] = (pixels, "images", np.zeros((1, *shape), "uint8"))
-        signatures[f"{name}_bytes"] = (_bytes_function(pixels, shape, max_pixels), "image_bytes", _blank_png(shape))
+        program = programs[name]
+        add(name, lambda images, model=model: model(images, training=False), program.class_names,
+            program.task_image_shape)
+        for part in program.parts:
+            add(part_signature_name(name, part.name), _part_probabilities(model, part.first_class, part.num_classes),
+                program.part_class_names(part), program.task_image_shape)
     if len(models) == 1:
         (name,) = models
         signatures["serving_default"] = signatures[name]
@@ -155,7 +178,26 @@ def _signatures(models: dict[str, ReprogrammedModel], programs: dict[str, SavedP
     return signatures
 
 
-def _pixels_function(model: ReprogrammedModel, class_names: list[str], shape: tuple[int, int, int]) -> Any:
+def _part_probabilities(model: ReprogrammedModel, first_class: int, num_classes: int) -> _Probabilities:
+    """Images -> probabilities of classes ``first_class`` .. ``first_class + num_classes - 1`` alone.
+
+    The combined program's softmax spans every part's classes, so a digit also gets some
+    probability of being a CIFAR-10 "cat". A client that calls one part's signature knows
+    which data set its image comes from and asks "which of this part's classes?": the answer
+    is the probability of each class given that the class is one of the part's, i.e. the
+    part's probabilities divided by their sum. The argmax is the one `evaluate_parts` scores.
+    `LabelMapping.probabilities` computes it from the logits (a softmax over the part's
+    ImageNet classes), so it stays finite when other parts hold nearly all the mass.
+    """
+    def probabilities_of(images: tf.Tensor) -> tf.Tensor:
+        logits = model.backbone(model.program(images), training=False)
+        return model.label_map.probabilities(logits, first_class, num_classes)
+
+    return probabilities_of
+
+
+def _pixels_function(probabilities_of: _Probabilities, class_names: list[str], shape: tuple[int, int, int]) -> Any:
+    """The pixel signature: checks the input's shape, then ``probabilities_of(images)``, ids and names."""
     names = tf.constant(class_names)
     expected = tf.constant(shape, dtype=tf.int32)
 
@@ -166,7 +208,7 @@ def _pixels_function(model: ReprogrammedModel, class_names: list[str], shape: tu
             tf.reduce_all(tf.equal(tf.shape(images)[1:], expected)),
             [f"images must be uint8 [batch, {shape[0]}, {shape[1]}, {shape[2]}]; got shape", tf.shape(images)])
         with tf.control_dependencies([check]):
-            probabilities = tf.cast(model(tf.identity(images), training=False), tf.float32)
+            probabilities = tf.cast(probabilities_of(tf.identity(images)), tf.float32)
         class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
         return {"probabilities": probabilities, "class_ids": class_ids, "class_names": tf.gather(names, class_ids)}
 
@@ -274,6 +316,6 @@ def export_command(args: argparse.Namespace) -> dict[str, Any]:
     """Runs ``arnn export``; prints and returns the version folder and its signatures."""
     programs = [SavedProgram.load(p) for p in args.program]
     path = export_programs(programs, args.out, version=args.version, max_pixels=args.max_pixels, names=args.name)
-    signatures = signature_names(program_names(programs, args.name))
+    signatures = signature_names(program_names(programs, args.name), programs)
     print(f"exported to {path}; signatures: {', '.join(signatures)}")
     return {"path": str(path), "signatures": signatures}

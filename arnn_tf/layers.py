@@ -187,8 +187,25 @@ class LabelMapping(keras.layers.Layer):
         return len(self.group_sizes)
 
     def call(self, logits: Any) -> Any:
-        mapped = ops.take(ops.cast(logits, "float32"), self.source_indices, axis=-1)
-        return ops.matmul(ops.softmax(mapped, axis=-1), self.membership)
+        return self.probabilities(logits)
+
+    def probabilities(self, logits: Any, first_class: int = 0, num_classes: int | None = None) -> Any:
+        """The probabilities of task classes ``first_class`` .. ``first_class + num_classes - 1`` only.
+
+        The softmax runs over the ImageNet classes of those task classes alone. That equals the
+        layer's full output restricted to those classes and divided by their total, but is
+        computed from the logits, so it stays finite even when other classes hold almost all
+        the probability mass. With the defaults (all classes) it is the layer's output.
+        """
+        num_classes = self.num_classes - first_class if num_classes is None else int(num_classes)
+        if first_class < 0 or num_classes < 1 or first_class + num_classes > self.num_classes:
+            raise ValueError(f"classes {first_class}..{first_class + num_classes - 1} are not within the "
+                             f"map's {self.num_classes} classes")
+        bounds = np.cumsum((0, *self.group_sizes))
+        start, stop = int(bounds[first_class]), int(bounds[first_class + num_classes])
+        mapped = ops.take(ops.cast(logits, "float32"), self.source_indices[start:stop], axis=-1)
+        membership = self.membership[start:stop, first_class : first_class + num_classes]
+        return ops.matmul(ops.softmax(mapped, axis=-1), membership)
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
         return (input_shape[0], self.num_classes)

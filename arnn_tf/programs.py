@@ -5,7 +5,8 @@ many megabytes that every user can rebuild. A saved program is a folder with
 
 - ``program.json``: format version, arnn-tf version, the backbone's name, weights source,
   seed and a sha256 fingerprint of its weights, the program layer's settings, the label
-  map, the task's name, image shape and class names, and the run's metrics;
+  map, the task's name, image shape and class names (and, for a multi-task program, its
+  parts: each data set's name, first class and number of classes), and the run's metrics;
 - ``W.npy``: the program weight, read back with ``allow_pickle=False``.
 
 Nothing is pickled. Loading rebuilds the backbone from the registry and refuses to attach
@@ -28,6 +29,7 @@ from arnn_tf import __version__
 from arnn_tf.backbones import build_backbone, weights_fingerprint
 from arnn_tf.layers import AdversarialProgram, LabelMapping
 from arnn_tf.model import ReprogrammedModel
+from arnn_tf.tasks import TaskPart
 
 FORMAT = "arnn-tf-program"
 FORMAT_VERSION = 1
@@ -63,24 +65,37 @@ class SavedProgram:
     label_map_spec: str = "first"
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
     arnn_tf_version: str = __version__
+    parts: tuple[TaskPart, ...] = ()
+    """For a program trained on combined tasks (`arnn_tf.tasks.multi`), its data sets; else empty."""
+
+    def __post_init__(self) -> None:
+        _check_parts(self.parts, len(self.class_names))
 
     @classmethod
     def from_model(cls, model: ReprogrammedModel, *, backbone_name: str, weights: str | None,
                    seed: int, task_name: str, class_names: list[str], label_map_spec: str = "first",
-                   metrics: dict[str, Any] | None = None) -> "SavedProgram":
-        """Captures a trained model; ``backbone_name``/``weights``/``seed`` say how its backbone was built."""
+                   metrics: dict[str, Any] | None = None, parts: tuple[TaskPart, ...] = ()) -> "SavedProgram":
+        """Captures a trained model; ``backbone_name``/``weights``/``seed`` say how its backbone was built.
+
+        ``parts`` are the task's parts when it combines several data sets (``Task.parts``).
+        """
         config = model.program.get_config()
         for key in ("name", "trainable", "dtype"):
             config.pop(key, None)
         ref = BackboneRef(backbone_name, weights, seed, weights_fingerprint(model.backbone))
         return cls(keras.ops.convert_to_numpy(model.program.weight.value), config,
                    model.label_map.groups, ref, task_name, list(class_names), label_map_spec,
-                   dict(metrics or {}))
+                   dict(metrics or {}), parts=tuple(parts))
 
     @property
     def task_image_shape(self) -> tuple[int, int, int]:
         height, width, channels = self.program_config["task_image_shape"]
         return int(height), int(width), int(channels)
+
+    def part_class_names(self, part: TaskPart) -> list[str]:
+        """The class names of one part, without the "PART/" prefix the combined task gives them."""
+        names = self.class_names[part.first_class : part.first_class + part.num_classes]
+        return [name.removeprefix(f"{part.name}/") for name in names]
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Writes the folder; each file is replaced atomically, so an interrupted save never leaves half a file."""
@@ -94,7 +109,7 @@ class SavedProgram:
             "program": self.program_config,
             "label_map": {"spec": self.label_map_spec, "groups": self.label_groups},
             "task": {"name": self.task_name, "image_shape": list(self.task_image_shape),
-                     "class_names": self.class_names},
+                     "class_names": self.class_names, "parts": [dataclasses.asdict(p) for p in self.parts]},
             "metrics": self.metrics,
         }
         _atomic_write(path / "W.npy", lambda f: np.save(f, self.weight.astype("float32"), allow_pickle=False))
@@ -119,7 +134,8 @@ class SavedProgram:
         program = cls(weight, document["program"], document["label_map"]["groups"],
                       BackboneRef(**document["backbone"]), task["name"], task["class_names"],
                       document["label_map"]["spec"], document.get("metrics", {}),
-                      document.get("arnn_tf_version", "unknown"))
+                      document.get("arnn_tf_version", "unknown"),
+                      tuple(TaskPart(**part) for part in task.get("parts", [])))
         expected = (program.program_config["frame_size"],) * 2 + (3,)
         if weight.shape != expected:
             raise ValueError(f"{path / 'W.npy'} has shape {weight.shape}, expected {expected}")
@@ -143,6 +159,18 @@ class SavedProgram:
         model = ReprogrammedModel(program, backbone, LabelMapping(self.label_groups))
         program.weight.assign(self.weight)
         return model
+
+
+def _check_parts(parts: tuple[TaskPart, ...], num_classes: int) -> None:
+    """Parts, if any, must split the classes into consecutive ranges of at least one class."""
+    if not parts:
+        return
+    starts = [part.first_class for part in parts]
+    ends = [part.first_class + part.num_classes for part in parts]
+    if (starts[0] != 0 or ends[-1] != num_classes or starts[1:] != ends[:-1]
+            or any(part.num_classes < 1 for part in parts)):
+        raise ValueError(f"the task's parts {[dataclasses.astuple(p) for p in parts]} do not split its "
+                         f"{num_classes} classes into consecutive, non-empty ranges")
 
 
 def _atomic_write(path: Path, write: Any) -> None:

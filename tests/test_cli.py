@@ -113,3 +113,21 @@ def test_bench_reports_throughput_and_memory(capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["images_per_second"] > 0 and result["peak_memory_mb"] > 0
     assert result["steps"] == 3 and result["batch_size"] == 4 and result["jit_compile"] is False
+
+
+def test_multi_task_training_saves_its_parts(image_folder, tmp_path):
+    from arnn_tf.programs import SavedProgram
+    from arnn_tf.tasks import TaskPart
+
+    other = tmp_path / "other"
+    for split in ("train", "test"):
+        for name, value in (("a", 50), ("b", 120), ("c", 200)):
+            write_png(other / split / name / "0.png", value)
+    task = f"folder:{image_folder}+folder:{other}"
+    assert main(["train", "--task", task, "--backbone", "tiny_cnn", "--weights", "none", "--steps", "2",
+                 "--batch-size", "4", "--out", str(tmp_path / "run")]) == 0
+    saved = SavedProgram.load(tmp_path / "run" / "program")
+    assert saved.parts == (TaskPart(f"folder:{image_folder}", 0, 2), TaskPart(f"folder:{other}", 2, 3))
+    assert saved.part_class_names(saved.parts[1]) == ["a", "b", "c"]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(metrics["test_accuracy_per_task"]) == {f"folder:{image_folder}", f"folder:{other}"}

@@ -17,6 +17,7 @@ from arnn_tf.export import (ExportError, WARMUP_FILE, add_export_parser, export_
                             prediction_log_bytes, sanitize_name)
 from arnn_tf.model import build_reprogrammed_model
 from arnn_tf.programs import SavedProgram
+from arnn_tf.tasks import TaskPart
 
 LOADER = Path(__file__).with_name("model_server_loader.py")
 
@@ -28,6 +29,22 @@ def _program(backbone, shape, classes, task_name, seed):
     saved = SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=3, task_name=task_name,
                                     class_names=[f"class {k}" for k in range(classes)])
     return saved, model
+
+
+def _multi_task_program(backbone):
+    """A random-W program for a combined task "gray+rgb" (classes gray/0..2, rgb/0..1), two ImageNet classes each."""
+    model = build_reprogrammed_model(backbone, (10, 10, 3), 5, label_map="random:2", seed=5)
+    model.program.weight.assign(np.random.default_rng(5).normal(size=model.program.weight.shape))
+    saved = SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=3, task_name="gray+rgb",
+                                    class_names=["gray/0", "gray/1", "gray/2", "rgb/0", "rgb/1"],
+                                    parts=(TaskPart("gray", 0, 3), TaskPart("rgb", 3, 2)))
+    return saved, model
+
+
+def _renormalised(probabilities, part):
+    """The Keras model's probabilities restricted to one part's classes, summing to one."""
+    restricted = probabilities[:, part.first_class : part.first_class + part.num_classes]
+    return restricted / restricted.sum(axis=1, keepdims=True)
 
 
 def _png(pixels):
@@ -44,24 +61,30 @@ def _jpeg(pixels):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """A one-program and a two-program export (at most 50000 pixels), the Keras models, and test images."""
+    """One-program, two-program (at most 50000 pixels) and multi-task exports, the Keras models, test images."""
     root = tmp_path_factory.mktemp("export")
     backbone = build_backbone("tiny_cnn", None, seed=3)
     color, color_model = _program(backbone, (10, 10, 3), 3, "Toy Task", seed=1)
     gray, gray_model = _program(backbone, (12, 12, 1), 4, "digits", seed=2)
+    combined, combined_model = _multi_task_program(backbone)
     color.save(root / "color")
+    combined.save(root / "combined")
     rng = np.random.default_rng(7)
     images = {"toy_task": rng.integers(0, 256, (5, 10, 10, 3)).astype("uint8"),
               "digits": rng.integers(0, 256, (3, 12, 12, 1)).astype("uint8")}
     expected = {"toy_task": color_model.predict(images["toy_task"], verbose=0),
-                "digits": gray_model.predict(images["digits"], verbose=0)}
+                "digits": gray_model.predict(images["digits"], verbose=0),
+                "gray_rgb": combined_model.predict(images["toy_task"], verbose=0)}
+    for part in combined.parts:
+        expected[f"gray_rgb_{part.name}"] = _renormalised(expected["gray_rgb"], part)
     return {
         "root": root,
         "single": export_programs([root / "color"], root / "single"),
         "multi": export_programs([color, gray], root / "multi", version=7, max_pixels=50_000),
+        "parts": export_programs([root / "combined"], root / "parts"),
         "images": images,
         "expected": expected,
-        "programs": {"toy_task": color, "digits": gray},
+        "programs": {"toy_task": color, "digits": gray, "gray_rgb": combined},
     }
 
 
@@ -92,6 +115,9 @@ def served(exported):
          np.array([_png(i) for i in gray], dtype=object))
     case("too_big", exported["multi"], "toy_task_bytes", "image_bytes", huge)
     case("multi_after_bad", exported["multi"], "toy_task_bytes", "image_bytes", color_png)
+    case("part_whole", exported["parts"], "serving_default", "images", color)
+    case("part_gray", exported["parts"], "gray_rgb_gray", "images", color)
+    case("part_rgb_bytes", exported["parts"], "gray_rgb_rgb_bytes", "image_bytes", color_png)
     (root / "cases.json").write_text(json.dumps(cases))
     subprocess.run([sys.executable, str(LOADER), str(root / "cases.json"), str(root / "out.npz")],
                    check=True, timeout=300)
@@ -113,7 +139,8 @@ def test_fresh_process_matches_keras(served, exported):
     expected = exported["expected"]
     for key, program in [("single_pixels", "toy_task"), ("single_bytes", "toy_task"), ("after_bad", "toy_task"),
                          ("multi_color", "toy_task"), ("multi_gray", "digits"), ("multi_gray_bytes", "digits"),
-                         ("multi_after_bad", "toy_task")]:
+                         ("multi_after_bad", "toy_task"), ("part_whole", "gray_rgb"),
+                         ("part_gray", "gray_rgb_gray"), ("part_rgb_bytes", "gray_rgb_rgb")]:
         for loader in ("tf1", "tf2"):
             assert f"{key}/{loader}" not in errors, errors.get(f"{key}/{loader}")
             np.testing.assert_allclose(out[f"{key}/{loader}"], expected[program], atol=1e-4, err_msg=key)
@@ -168,12 +195,44 @@ def test_multi_program_export_shares_one_backbone(exported):
     assert sorted(signatures) == ["digits", "digits_bytes", "toy_task", "toy_task_bytes"]
 
 
-def test_warmup_records_are_prediction_logs_for_every_signature(exported):
+def test_multi_task_program_has_one_signature_pair_per_part(exported):
+    loaded = tf.saved_model.load(str(exported["parts"]))
+    assert sorted(loaded.signatures) == sorted([
+        "serving_default", "predict_bytes", "gray_rgb", "gray_rgb_bytes",
+        "gray_rgb_gray", "gray_rgb_gray_bytes", "gray_rgb_rgb", "gray_rgb_rgb_bytes"])
+    images = exported["images"]["toy_task"]
+    png = tf.constant([_png(i) for i in images])
+    for part, names in (("gray", ["0", "1", "2"]), ("rgb", ["0", "1"])):
+        expected = exported["expected"][f"gray_rgb_{part}"]
+        for result in (loaded.signatures[f"gray_rgb_{part}"](images=tf.constant(images)),
+                       loaded.signatures[f"gray_rgb_{part}_bytes"](image_bytes=png)):
+            probabilities = result["probabilities"].numpy()
+            assert probabilities.shape == (len(images), len(names))
+            np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+            np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+            np.testing.assert_array_equal(result["class_ids"].numpy(), expected.argmax(axis=1))
+            assert [n.decode() for n in result["class_names"].numpy()] == [names[i] for i in expected.argmax(axis=1)]
+    whole = loaded.signatures["gray_rgb"](images=tf.constant(images))
+    np.testing.assert_allclose(whole["probabilities"].numpy(), exported["expected"]["gray_rgb"], atol=1e-5)
+    names = exported["programs"]["gray_rgb"].class_names  # the whole program keeps the "PART/" names
+    assert [n.decode() for n in whole["class_names"].numpy()] == [
+        names[i] for i in exported["expected"]["gray_rgb"].argmax(axis=1)]
+
+
+def test_part_signatures_share_the_programs_variables(exported):
+    single = tf.train.list_variables(str(exported["single"] / "variables" / "variables"))
+    parts = tf.train.list_variables(str(exported["parts"] / "variables" / "variables"))
+    assert len(parts) == len(single)  # backbone, one W and one label map: nothing added per part
+    assert [shape for name, shape in parts if name.startswith("program_variables/")] == [[48, 48, 3], [10]]
+
+
+@pytest.mark.parametrize("export", ["multi", "parts"])
+def test_warmup_records_are_prediction_logs_for_every_signature(exported, export):
     prediction_log_pb2 = pytest.importorskip("tensorflow_serving.apis.prediction_log_pb2",
                                              reason="tensorflow-serving-api (the serving extra) is not installed")
-    path = exported["multi"] / "assets.extra" / WARMUP_FILE
+    path = exported[export] / "assets.extra" / WARMUP_FILE
     logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(str(path))]
-    loaded = tf.saved_model.load(str(exported["multi"]))
+    loaded = tf.saved_model.load(str(exported[export]))
     assert sorted(log.predict_log.request.model_spec.signature_name for log in logs) == sorted(loaded.signatures)
     for log in logs:
         request = log.predict_log.request
@@ -221,3 +280,21 @@ def test_export_command(exported, tmp_path, capsys):
                       "signatures": ["serving_default", "predict_bytes", "squares", "squares_bytes"]}
     assert "exported to" in capsys.readouterr().out
     assert export_command(args)["path"] == str(tmp_path / "m" / "2")
+
+
+def test_arnn_export_lists_the_part_signatures(exported, tmp_path, capsys):
+    assert arnn_main(["export", "--program", str(exported["root"] / "combined"), "--out", str(tmp_path / "m"),
+                      "--name", "Mixed"]) == 0
+    assert capsys.readouterr().out.strip().endswith(
+        "signatures: serving_default, predict_bytes, mixed, mixed_bytes, mixed_gray, mixed_gray_bytes, "
+        "mixed_rgb, mixed_rgb_bytes")
+    assert sorted(tf.saved_model.load(str(tmp_path / "m" / "1")).signatures) == sorted(
+        ["serving_default", "predict_bytes", "mixed", "mixed_bytes", "mixed_gray", "mixed_gray_bytes",
+         "mixed_rgb", "mixed_rgb_bytes"])
+
+
+def test_part_signatures_that_clash_are_refused(exported, tmp_path):
+    combined = exported["programs"]["gray_rgb"]
+    with pytest.raises(ExportError, match="clash"):
+        export_programs([combined, exported["programs"]["toy_task"]], tmp_path / "x", names=["a", "a_gray"])
+    assert not (tmp_path / "x").exists()

@@ -130,6 +130,23 @@ def test_label_mapping_is_stable_for_large_logits():
     assert np.all(np.isfinite(probs)) and probs[0, 0] == pytest.approx(1.0)
 
 
+def test_label_mapping_restricted_to_some_classes_renormalises_over_them():
+    logits = np.random.default_rng(2).normal(size=(4, 1000)).astype("float32")
+    mapping = LabelMapping([[1, 2], [9], [5], [7, 8]])
+    full = keras.ops.convert_to_numpy(mapping(logits))
+    restricted = keras.ops.convert_to_numpy(mapping.probabilities(logits, 1, 2))
+    np.testing.assert_allclose(restricted, full[:, 1:3] / full[:, 1:3].sum(axis=1, keepdims=True), rtol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(mapping.probabilities(logits)), full, rtol=1e-6)
+    dominated = np.zeros((1, 1000), "float32")
+    dominated[0, 1] = 500.0  # class 0 takes all the mass: classes 2 and 3 get exactly 0 in the full output
+    dominated[0, 7] = 1.0
+    assert keras.ops.convert_to_numpy(mapping(dominated))[0, 2:].sum() == 0.0
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(mapping.probabilities(dominated, 2)),
+                               [[1 / (2 + np.e), (1 + np.e) / (2 + np.e)]], rtol=1e-5)  # exp: 1 | e + 1
+    with pytest.raises(ValueError, match="not within"):
+        mapping.probabilities(logits, 3, 2)
+
+
 def test_label_mapping_refuses_bad_groups():
     with pytest.raises(ValueError, match="only one task class"):
         LabelMapping([[1], [1]])

@@ -8,6 +8,7 @@ import pytest
 from arnn_tf.backbones import build_backbone
 from arnn_tf.model import build_reprogrammed_model
 from arnn_tf.programs import ProgramMismatchError, SavedProgram
+from arnn_tf.tasks import TaskPart
 
 
 @pytest.fixture()
@@ -70,3 +71,30 @@ def test_pickled_weight_file_is_not_loaded(saved):
     np.save(path / "W.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError, match="pickle"):
         SavedProgram.load(path)
+
+
+def test_multi_task_parts_round_trip_and_old_programs_load_without_them(saved, tmp_path):
+    model, path = saved
+    parts = (TaskPart("left", 0, 2), TaskPart("right", 2, 1))
+    program = SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=3, task_name="left+right",
+                                      class_names=["left/x", "left/y", "right/z"], parts=parts)
+    loaded = SavedProgram.load(program.save(tmp_path / "combined"))
+    assert loaded.parts == parts
+    assert loaded.part_class_names(parts[0]) == ["x", "y"] and loaded.part_class_names(parts[1]) == ["z"]
+    document = json.loads((path / "program.json").read_text())
+    assert document["task"]["parts"] == []
+    del document["task"]["parts"]  # as written before parts were recorded
+    (path / "program.json").write_text(json.dumps(document))
+    assert SavedProgram.load(path).parts == ()
+
+
+@pytest.mark.parametrize("parts", [
+    (TaskPart("a", 0, 2),),  # leaves class 2 out
+    (TaskPart("a", 0, 2), TaskPart("b", 1, 2)),  # overlapping
+    (TaskPart("a", 0, 3), TaskPart("b", 3, 0)),  # empty
+])
+def test_parts_that_do_not_split_the_classes_are_refused(saved, parts):
+    model, _ = saved
+    with pytest.raises(ValueError, match="consecutive, non-empty ranges"):
+        SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=3, task_name="toy",
+                                class_names=["a", "b", "c"], parts=parts)
