@@ -22,6 +22,7 @@ def _add_backbone_arguments(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from arnn_tf.distribute import PRECISIONS, STRATEGIES
     from arnn_tf.label_maps import LABEL_MAP_HELP
+    from arnn_tf.layers import DEFAULT_CONCEAL_SCALE
     from arnn_tf.training import DEFAULT_BATCH_SIZE, DEFAULT_L2, DEFAULT_STEPS
     from arnn_tf.model import DEFAULT_LEARNING_RATE
 
@@ -47,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--linf-bound", type=float, help="bound |P| by this, in units of the [-1, 1] input range")
     train.add_argument("--full-program", action="store_true",
                        help="add the program over the task image too (use with --image-size up to the frame)")
+    train.add_argument("--conceal", metavar="HOST_IMAGE",
+                       help="hide the task image, tiled and pixel-shuffled, and the program in this photo (the "
+                            "paper's concealment ablation); rerunning to resume needs the same photo")
+    train.add_argument("--conceal-scale", type=float, metavar="ALPHA",
+                       help="with --conceal: X_adv = clip(photo + ALPHA * (tanh(W) + task image)), so the photo "
+                            f"changes by at most ALPHA times the pixel range (default {DEFAULT_CONCEAL_SCALE})")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--data-dir", help="where TFDS keeps data sets (default: TFDS's own)")
     train.add_argument("--strategy", default="auto", choices=STRATEGIES,
@@ -106,12 +113,17 @@ def build_parser() -> argparse.ArgumentParser:
 def _train(args: argparse.Namespace) -> dict[str, Any]:
     from arnn_tf.backbones import build_backbone
     from arnn_tf.distribute import is_chief, make_strategy, set_precision
+    from arnn_tf.images import read_image
+    from arnn_tf.layers import DEFAULT_CONCEAL_SCALE
     from arnn_tf.model import build_reprogrammed_model
     from arnn_tf.programs import SavedProgram
     from arnn_tf.summaries import ProgramSummaries
     from arnn_tf.tasks import get_task
     from arnn_tf.training import evaluate_parts, evaluate_program, fit_program
 
+    if args.conceal_scale is not None and args.conceal is None:
+        raise ValueError("--conceal-scale needs --conceal HOST_IMAGE")
+    conceal_scale = DEFAULT_CONCEAL_SCALE if args.conceal_scale is None else args.conceal_scale
     out = Path(args.out or os.path.join("runs", f"{args.task.replace(':', '_').replace('/', '_')}-{args.backbone}"))
     strategy = make_strategy(args.strategy)
     task = get_task(args.task, data_dir=args.data_dir, seed=args.seed)
@@ -121,14 +133,17 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     settings = {"task": task.name, "backbone": args.backbone, "weights": args.weights, "batch_size": args.batch_size,
                 "learning_rate": args.lr, "l2": args.l2, "label_map": args.label_map, "image_size": args.image_size,
                 "border_width": args.border_width, "linf_bound": args.linf_bound, "full_program": args.full_program,
-                "seed": args.seed,
+                "conceal": args.conceal, "conceal_scale": conceal_scale if args.conceal else None, "seed": args.seed,
                 "precision": args.precision, "strategy": args.strategy}
     with strategy.scope():
         backbone = build_backbone(args.backbone, args.weights, seed=args.seed)
+        frame = int(backbone.input_shape[1])
+        host_image = None if args.conceal is None else read_image(args.conceal, (frame, frame), 3)
         model = build_reprogrammed_model(
             backbone, task.image_shape, task.num_classes, label_map=args.label_map, seed=args.seed,
-            image_size=image_size, border_width=args.border_width, linf_bound=args.linf_bound,
-            program_covers_image=args.full_program, l2=args.l2)
+            host_image=host_image, conceal_scale=conceal_scale, image_size=image_size,
+            border_width=args.border_width, linf_bound=args.linf_bound, program_covers_image=args.full_program,
+            l2=args.l2)
         summaries = None
         if chief:
             samples, _ = next(iter(task.dataset("train", 3)))

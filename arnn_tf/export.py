@@ -3,8 +3,8 @@
 The model server loads the export with no arnn-tf code, so everything a request needs is in
 the graph: decoding and resizing encoded images, refusing bad input with a readable
 ``InvalidArgumentError`` (the server keeps serving), and the class names. Several programs
-on the same backbone share one copy of its variables; each adds only its program ``W`` (and
-its label map's index vector).
+on the same backbone share one copy of its variables; each adds only its program ``W`` (a
+concealed program also its host photo) and its label map's index vector.
 
 Layout written (TF Serving's): ``BASE/N/saved_model.pb``, ``BASE/N/variables/`` and
 ``BASE/N/assets.extra/tf_serving_warmup_requests``. The version is written to a hidden
@@ -108,7 +108,7 @@ def export_programs(programs: Sequence[SavedProgram | str | os.PathLike[str]], b
     # Track the variables themselves, not the Keras models: each is then saved exactly once.
     module = tf.Module(name="arnn_export")
     module.backbone_variables = [v.value for v in backbone.variables]
-    module.program_variables = [v.value for m in models.values() for v in (m.program.weight, *m.label_map.weights)]
+    module.program_variables = [v.value for m in models.values() for v in (*m.program.weights, *m.label_map.weights)]
     base.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=base, prefix=f".{version}.tmp-"))
     try:

@@ -1,8 +1,10 @@
-"""The two layers that turn a frozen ImageNet classifier into a classifier for another task.
+"""The layers that turn a frozen ImageNet classifier into a classifier for another task.
 
-`AdversarialProgram` builds the network input ``X_adv = X~ + P`` (Elsayed et al., 2019) and
-`LabelMapping` reads the task's class probabilities off the ImageNet outputs. Both use
-`keras.ops` only, so they run on any Keras backend, and round-trip through `get_config`.
+`AdversarialProgram` builds the network input ``X_adv = X~ + P`` (Elsayed et al., 2019),
+`ConcealedProgram` hides task image and program in a natural photo instead (the paper's
+concealment ablation), and `LabelMapping` reads the task's class probabilities off the
+ImageNet outputs. All use `keras.ops` only, so they run on any Keras backend, and
+round-trip through `get_config`.
 
 Pixel convention: task images come in as RGB or grayscale pixel values in [0, 255] (any dtype);
 `X_adv` goes out in [-1, 1], the range the paper works in. Each backbone adapts [-1, 1] to
@@ -16,6 +18,10 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 from keras import ops
+
+DEFAULT_CONCEAL_SCALE = 0.1
+"""Default alpha of `ConcealedProgram`: small, as in the paper's concealment experiment
+(the photo changes by at most 25.5 of 255 grey levels)."""
 
 
 @keras.saving.register_keras_serializable(package="arnn_tf")
@@ -105,10 +111,13 @@ class AdversarialProgram(keras.layers.Layer):
         p = ops.tanh(self.weight * ops.convert_to_tensor(self.mask, dtype=self.weight.dtype))
         return p if self.linf_bound is None else self.linf_bound * p
 
-    def call(self, images: Any) -> Any:
+    def task_pixels(self, images: Any) -> Any:
+        """Task images, [0, 255] with 1 or 3 channels, as RGB in [-1, 1] in the compute dtype."""
         x = ops.cast(images, self.compute_dtype) / 127.5 - 1.0
-        if self.task_image_shape[2] == 1:
-            x = ops.repeat(x, 3, axis=-1)
+        return ops.repeat(x, 3, axis=-1) if self.task_image_shape[2] == 1 else x
+
+    def call(self, images: Any) -> Any:
+        x = self.task_pixels(images)
         if self.image_size is not None:
             x = ops.image.resize(x, self.image_size, interpolation="bilinear")
         x = ops.pad(x, ((0, 0), *self.padding, (0, 0)))
@@ -129,6 +138,84 @@ class AdversarialProgram(keras.layers.Layer):
             program_covers_image=self.program_covers_image,
             l2=self.l2,
         )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="arnn_tf")
+class ConcealedProgram(AdversarialProgram):
+    """Task image and program hidden in a natural photo, the host (the paper's concealment ablation).
+
+    ``X_adv = clip(X_host + scale * (tanh(W) + shuffle(tile(X~))), -1, 1)``, after Elsayed et
+    al. (2019), section "Concealing adversarial programs": the task image is tiled over the
+    whole n x n frame (cropped at the right and bottom edges) and the frame's pixel positions
+    are then shuffled by one fixed permutation, the same for every image and channel, drawn
+    with ``np.random.default_rng(permutation_seed)`` as `shuffled_mnist` draws its own; the
+    program covers the whole frame. Both ``tanh(W)`` and the task pixels lie in [-1, 1], so
+    the visible change ``|X_adv - X_host|`` is at most ``2 * scale``: ``scale`` times the
+    width of the input range (``scale`` 0.1: at most 25.5 of 255 grey levels).
+
+    The host photo lives in a non-trainable weight, ``host_image`` (n x n x 3 pixel values in
+    [0, 255]), so it is saved and loaded with the model's weights and never trained; only
+    ``W`` is. It is not part of `get_config`: a layer made from its config holds a black host
+    until the weights are loaded.
+
+    Args:
+        frame_size: n, the backbone's input width and height.
+        task_image_shape: (height, width, channels) of the task images, channels 1 or 3, at
+            most n x n.
+        host_image: the host photo, (n, n, 3) pixel values in [0, 255]; None for black.
+        scale: alpha, in (0, 1]; the paper kept it small (0.1 is the default).
+        permutation_seed: seed of the pixel permutation.
+        l2: lambda, the weight of ``||W||_F^2`` in the loss.
+    """
+
+    def __init__(
+        self,
+        frame_size: int,
+        task_image_shape: Sequence[int],
+        host_image: np.ndarray | None = None,
+        scale: float = DEFAULT_CONCEAL_SCALE,
+        permutation_seed: int = 0,
+        l2: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("name", "concealed_program")
+        super().__init__(frame_size, task_image_shape, program_covers_image=True, l2=l2, **kwargs)
+        if not 0 < scale <= 1:
+            raise ValueError(f"scale must be in (0, 1], got {scale}")
+        n = self.frame_size
+        if host_image is None:
+            host_image = np.zeros((n, n, 3), "float32")
+        host_image = np.asarray(host_image, dtype="float32")
+        if host_image.shape != (n, n, 3):
+            raise ValueError(f"the host image must be {n}x{n}x3 (the backbone's input), got shape {host_image.shape}")
+        if not (np.all(np.isfinite(host_image)) and host_image.min() >= 0 and host_image.max() <= 255):
+            raise ValueError("the host image's pixel values must lie in [0, 255]")
+        self.scale = float(scale)
+        self.permutation_seed = int(permutation_seed)
+        self.permutation = np.random.default_rng(self.permutation_seed).permutation(n * n).astype("int32")
+        height, width, _ = self.task_image_shape
+        self.tiles = (-(-n // height), -(-n // width))
+        self.host_image = self.add_weight(name="host_image", shape=(n, n, 3), trainable=False,
+                                          initializer=keras.initializers.Constant(host_image))
+
+    def hidden_task_image(self, images: Any) -> Any:
+        """``shuffle(tile(X~))``: the task images tiled over the frame, pixel positions permuted, in [-1, 1]."""
+        n = self.frame_size
+        tiled = ops.tile(self.task_pixels(images), (1, *self.tiles, 1))[:, :n, :n, :]
+        shuffled = ops.take(ops.reshape(tiled, (-1, n * n, 3)), self.permutation, axis=1)
+        return ops.reshape(shuffled, (-1, n, n, 3))
+
+    def call(self, images: Any) -> Any:
+        host = ops.cast(self.host_image, self.compute_dtype) / 127.5 - 1.0
+        program = ops.cast(self.program(), self.compute_dtype)
+        return ops.clip(host + self.scale * (program + self.hidden_task_image(images)), -1.0, 1.0)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        for placement in ("image_size", "border_width", "linf_bound", "program_covers_image"):
+            del config[placement]  # the task image is always tiled and the program covers the frame
+        config.update(scale=self.scale, permutation_seed=self.permutation_seed)
         return config
 
 

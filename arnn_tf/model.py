@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import keras
+import numpy as np
 
 from arnn_tf.label_maps import parse_label_map
-from arnn_tf.layers import AdversarialProgram, LabelMapping
+from arnn_tf.layers import DEFAULT_CONCEAL_SCALE, AdversarialProgram, ConcealedProgram, LabelMapping
 
 DEFAULT_LEARNING_RATE = 0.05
 
@@ -77,14 +78,28 @@ class ReprogrammedModel(keras.Model):
 
 
 def build_reprogrammed_model(backbone: keras.Model, task_image_shape: Sequence[int], num_classes: int,
-                             *, label_map: str = "first", seed: int = 0, **program_options: Any
+                             *, label_map: str = "first", seed: int = 0, host_image: np.ndarray | None = None,
+                             conceal_scale: float = DEFAULT_CONCEAL_SCALE, **program_options: Any
                              ) -> ReprogrammedModel:
     """A fresh (zero) program for ``num_classes`` classes on ``backbone``.
 
     ``label_map`` is a spec understood by `arnn_tf.label_maps.parse_label_map`;
-    ``program_options`` are `AdversarialProgram`'s (image_size, border_width, linf_bound, l2).
+    ``program_options`` are `AdversarialProgram`'s (image_size, border_width, linf_bound,
+    program_covers_image, l2). With ``host_image`` (the backbone's n x n x 3 pixels in
+    [0, 255]) the program is a `ConcealedProgram` hidden in that photo with scale
+    ``conceal_scale``; of the program options it then takes only l2. ``seed`` draws the
+    random label maps and the concealed program's pixel permutation.
     """
     frame_size = int(backbone.input_shape[1])
-    program = AdversarialProgram(frame_size, task_image_shape, **program_options)
+    if host_image is None:
+        program = AdversarialProgram(frame_size, task_image_shape, **program_options)
+    else:
+        placement = {key: value for key, value in program_options.items() if key != "l2" and value not in (None, False)}
+        if placement:
+            raise ValueError(f"a concealed program tiles the task image over the whole frame, so it takes no "
+                             f"placement options (image size, border width, L-infinity bound, full program); "
+                             f"got {placement}")
+        program = ConcealedProgram(frame_size, task_image_shape, host_image=host_image, scale=conceal_scale,
+                                   permutation_seed=seed, l2=program_options.get("l2", 0.0))
     groups = parse_label_map(label_map, num_classes, seed=seed, num_source=int(backbone.output_shape[-1]))
     return ReprogrammedModel(program, backbone, LabelMapping(groups))

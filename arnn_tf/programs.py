@@ -7,7 +7,9 @@ many megabytes that every user can rebuild. A saved program is a folder with
   seed and a sha256 fingerprint of its weights, the program layer's settings, the label
   map, the task's name, image shape and class names (and, for a multi-task program, its
   parts: each data set's name, first class and number of classes), and the run's metrics;
-- ``W.npy``: the program weight, read back with ``allow_pickle=False``.
+- ``W.npy``: the program weight, read back with ``allow_pickle=False``;
+- ``host_image.npy``, for a concealed program (`arnn_tf.layers.ConcealedProgram`) only: the
+  host photo's pixels, read back the same way.
 
 Nothing is pickled. Loading rebuilds the backbone from the registry and refuses to attach
 the program to a network whose weights differ from the one it was trained on.
@@ -27,12 +29,17 @@ import numpy as np
 
 from arnn_tf import __version__
 from arnn_tf.backbones import build_backbone, weights_fingerprint
-from arnn_tf.layers import AdversarialProgram, LabelMapping
+from arnn_tf.layers import AdversarialProgram, ConcealedProgram, LabelMapping
 from arnn_tf.model import ReprogrammedModel
 from arnn_tf.tasks import TaskPart
 
 FORMAT = "arnn-tf-program"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""The newest format this arnn-tf reads. A program is written in the oldest format that holds
+it, so that older releases still read every program they can run: 1, or 2 for a concealed
+program (a release that reads only 1 would rebuild it as a plain program)."""
+
+HOST_IMAGE_FILE = "host_image.npy"
 
 
 class ProgramMismatchError(ValueError):
@@ -67,6 +74,8 @@ class SavedProgram:
     arnn_tf_version: str = __version__
     parts: tuple[TaskPart, ...] = ()
     """For a program trained on combined tasks (`arnn_tf.tasks.multi`), its data sets; else empty."""
+    host_image: np.ndarray | None = None
+    """For a concealed program, the host photo's pixels (n x n x 3, [0, 255]); None otherwise."""
 
     def __post_init__(self) -> None:
         _check_parts(self.parts, len(self.class_names))
@@ -83,9 +92,11 @@ class SavedProgram:
         for key in ("name", "trainable", "dtype"):
             config.pop(key, None)
         ref = BackboneRef(backbone_name, weights, seed, weights_fingerprint(model.backbone))
+        host_image = (keras.ops.convert_to_numpy(model.program.host_image.value)
+                      if isinstance(model.program, ConcealedProgram) else None)
         return cls(keras.ops.convert_to_numpy(model.program.weight.value), config,
                    model.label_map.groups, ref, task_name, list(class_names), label_map_spec,
-                   dict(metrics or {}), parts=tuple(parts))
+                   dict(metrics or {}), parts=tuple(parts), host_image=host_image)
 
     @property
     def task_image_shape(self) -> tuple[int, int, int]:
@@ -101,11 +112,13 @@ class SavedProgram:
         """Writes the folder; each file is replaced atomically, so an interrupted save never leaves half a file."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        concealed = self.host_image is not None
         document = {
             "format": FORMAT,
-            "format_version": FORMAT_VERSION,
+            "format_version": 2 if concealed else 1,
             "arnn_tf_version": self.arnn_tf_version,
             "backbone": dataclasses.asdict(self.backbone),
+            "program_layer": "ConcealedProgram" if concealed else "AdversarialProgram",
             "program": self.program_config,
             "label_map": {"spec": self.label_map_spec, "groups": self.label_groups},
             "task": {"name": self.task_name, "image_shape": list(self.task_image_shape),
@@ -113,6 +126,11 @@ class SavedProgram:
             "metrics": self.metrics,
         }
         _atomic_write(path / "W.npy", lambda f: np.save(f, self.weight.astype("float32"), allow_pickle=False))
+        if concealed:
+            _atomic_write(path / HOST_IMAGE_FILE,
+                          lambda f: np.save(f, self.host_image.astype("float32"), allow_pickle=False))
+        else:
+            (path / HOST_IMAGE_FILE).unlink(missing_ok=True)  # left by a concealed program saved here before
         _atomic_write(path / "program.json", lambda f: f.write(json.dumps(document, indent=2).encode()))
         return path
 
@@ -130,16 +148,27 @@ class SavedProgram:
             raise ValueError(f"{path} holds format {document.get('format')!r} version "
                              f"{document.get('format_version')!r}; this arnn-tf reads {FORMAT} <= {FORMAT_VERSION}")
         weight = np.load(path / "W.npy", allow_pickle=False)
-        task = document["task"]
-        program = cls(weight, document["program"], document["label_map"]["groups"],
-                      BackboneRef(**document["backbone"]), task["name"], task["class_names"],
-                      document["label_map"]["spec"], document.get("metrics", {}),
-                      document.get("arnn_tf_version", "unknown"),
-                      tuple(TaskPart(**part) for part in task.get("parts", [])))
-        expected = (program.program_config["frame_size"],) * 2 + (3,)
+        expected = (document["program"]["frame_size"],) * 2 + (3,)
         if weight.shape != expected:
             raise ValueError(f"{path / 'W.npy'} has shape {weight.shape}, expected {expected}")
-        return program
+        layer = document.get("program_layer", "AdversarialProgram")
+        if layer not in ("AdversarialProgram", "ConcealedProgram"):
+            raise ValueError(f"{path / 'program.json'}: unknown program layer {layer!r}")
+        host_image = None
+        if layer == "ConcealedProgram":
+            try:
+                host_image = np.load(path / HOST_IMAGE_FILE, allow_pickle=False)
+            except FileNotFoundError:
+                raise FileNotFoundError(f"{path} holds a concealed program but no {HOST_IMAGE_FILE} "
+                                        "(the host photo it is hidden in)") from None
+            if host_image.shape != expected:
+                raise ValueError(f"{path / HOST_IMAGE_FILE} has shape {host_image.shape}, expected {expected}")
+        task = document["task"]
+        return cls(weight, document["program"], document["label_map"]["groups"],
+                   BackboneRef(**document["backbone"]), task["name"], task["class_names"],
+                   document["label_map"]["spec"], document.get("metrics", {}),
+                   document.get("arnn_tf_version", "unknown"),
+                   tuple(TaskPart(**part) for part in task.get("parts", [])), host_image)
 
     def build_model(self, backbone: keras.Model | None = None) -> ReprogrammedModel:
         """Rebuilds the model with this program, on ``backbone`` or a freshly built one.
@@ -155,7 +184,10 @@ class SavedProgram:
                 f"{self.backbone.weights!r} (fingerprint {self.backbone.fingerprint[:12]}), but the backbone "
                 f"given is {backbone.name!r} (fingerprint {fingerprint[:12]}); a program only works on "
                 "the exact network it was trained on")
-        program = AdversarialProgram(**self.program_config)
+        if self.host_image is None:
+            program = AdversarialProgram(**self.program_config)
+        else:
+            program = ConcealedProgram(**self.program_config, host_image=self.host_image)
         model = ReprogrammedModel(program, backbone, LabelMapping(self.label_groups))
         program.weight.assign(self.weight)
         return model

@@ -94,6 +94,9 @@ def test_classify_json_lists_top_k(tmp_path, capsys):
     (["train", "--backbone", "alexnet"], "unknown backbone"),
     (["train", "--task", "folder:/does/not/exist", "--backbone", "tiny_cnn", "--weights", "none"], "/does/not/exist"),
     (["evaluate", "--program", "/does/not/exist"], "not a saved program"),
+    (["train", "--backbone", "tiny_cnn", "--weights", "none", "--conceal", "/does/not/host.png"],
+     "/does/not/host.png: no such file"),
+    (["train", "--backbone", "tiny_cnn", "--conceal-scale", "0.2"], "--conceal-scale needs --conceal"),
 ])
 def test_bad_input_gives_a_clear_error(argv, message, capsys):
     assert main(argv) == 2
@@ -131,3 +134,43 @@ def test_multi_task_training_saves_its_parts(image_folder, tmp_path):
     assert saved.part_class_names(saved.parts[1]) == ["a", "b", "c"]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert set(metrics["test_accuracy_per_task"]) == {f"folder:{image_folder}", f"folder:{other}"}
+
+
+def test_train_concealed_in_a_host_photo(image_folder, tmp_path, capsys):
+    import keras
+
+    from arnn_tf.images import read_image
+    from arnn_tf.layers import ConcealedProgram
+    from arnn_tf.programs import SavedProgram
+
+    host = tmp_path / "host.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (60, 40, 3)).astype(np.uint8)).save(host)
+    out = tmp_path / "run"
+    assert main(["train", "--task", f"folder:{image_folder}", "--backbone", "tiny_cnn", "--weights", "none",
+                 "--steps", "3", "--batch-size", "8", "--out", str(out), "--conceal", str(host),
+                 "--conceal-scale", "0.05"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["conceal"] == str(host) and metrics["conceal_scale"] == 0.05
+    saved = SavedProgram.load(out / "program")
+    photo = read_image(host, (48, 48), 3)
+    np.testing.assert_array_equal(saved.host_image, photo)
+    model = saved.build_model()
+    assert isinstance(model.program, ConcealedProgram) and model.program.scale == 0.05
+    images = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(image_folder.glob("test/*/*.png"))])
+    x_adv = keras.ops.convert_to_numpy(model.program(images))
+    assert np.abs(x_adv - (photo / 127.5 - 1.0)).max() <= 0.1 + 1e-6
+    capsys.readouterr()
+    assert main(["evaluate", "--program", str(out / "program"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(metrics["test_accuracy"])
+
+
+def test_train_refuses_a_corrupt_host_photo_or_placement_options(tmp_path, capsys):
+    corrupt = tmp_path / "host.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    train = ["train", "--backbone", "tiny_cnn", "--weights", "none", "--out", str(tmp_path / "run")]
+    assert main([*train, "--conceal", str(corrupt)]) == 2
+    assert "host.png: not a readable image" in capsys.readouterr().err
+    write_png(corrupt, 90)
+    assert main([*train, "--conceal", str(corrupt), "--border-width", "4"]) == 2
+    assert "no placement options" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

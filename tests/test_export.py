@@ -298,3 +298,16 @@ def test_part_signatures_that_clash_are_refused(exported, tmp_path):
     with pytest.raises(ExportError, match="clash"):
         export_programs([combined, exported["programs"]["toy_task"]], tmp_path / "x", names=["a", "a_gray"])
     assert not (tmp_path / "x").exists()
+
+
+def test_concealed_program_exports_with_its_host_image(tmp_path):
+    backbone = build_backbone("tiny_cnn", None, seed=3)
+    host = np.random.default_rng(2).integers(0, 256, (48, 48, 3)).astype("uint8")
+    model = build_reprogrammed_model(backbone, (10, 10, 3), 3, host_image=host, conceal_scale=0.1)
+    model.program.weight.assign(np.random.default_rng(3).normal(size=model.program.weight.shape))
+    saved = SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=3, task_name="hidden",
+                                    class_names=["a", "b", "c"])
+    images = np.random.default_rng(4).integers(0, 256, (4, 10, 10, 3)).astype("uint8")
+    loaded = tf.saved_model.load(str(export_programs([saved], tmp_path / "m")))
+    served = loaded.signatures["serving_default"](images=tf.constant(images))["probabilities"].numpy()
+    np.testing.assert_allclose(served, model.predict(images, verbose=0), atol=1e-5)

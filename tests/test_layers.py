@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from arnn_tf.label_maps import first_k, parse_label_map, random_choice
-from arnn_tf.layers import AdversarialProgram, LabelMapping
+from arnn_tf.layers import AdversarialProgram, ConcealedProgram, LabelMapping
 
 
 def random_images(shape, seed=0):
@@ -197,3 +197,57 @@ def test_full_program_is_added_over_the_resized_image():
     resized = keras.ops.convert_to_numpy(keras.ops.image.resize(images.astype("float32") / 127.5 - 1.0, (32, 32)))
     expected = np.clip(resized + keras.ops.convert_to_numpy(layer.program()), -1.0, 1.0)
     np.testing.assert_allclose(x_adv, expected, atol=1e-5)
+
+
+def host_pixels(size=32, seed=5):
+    return np.random.default_rng(seed).integers(0, 256, (size, size, 3)).astype("float32")
+
+
+@pytest.mark.parametrize("scale", [0.1, 0.03])
+def test_concealed_program_changes_the_host_by_at_most_scale_times_the_range(scale):
+    host = host_pixels()
+    layer = with_random_program(ConcealedProgram(32, (12, 10, 1), host_image=host, scale=scale), scale=50.0)
+    x_adv = keras.ops.convert_to_numpy(layer(random_images((4, 12, 10, 1))))
+    change = np.abs(x_adv - (host / 127.5 - 1.0))
+    assert change.max() <= 2 * scale + 1e-6  # the [-1, 1] range is 2 wide
+    assert change.max() > 1.5 * scale  # the bound is nearly reached: program and task image both show
+    assert x_adv.min() >= -1.0 and x_adv.max() <= 1.0
+
+
+def test_concealed_task_image_is_tiled_then_shuffled_by_a_fixed_seeded_permutation():
+    images = random_images((3, 12, 10, 3))
+    grey = np.full((32, 32, 3), 127.5, "float32")  # 0 in [-1, 1]: with W = 0, X_adv = scale * hidden image
+    layer = ConcealedProgram(32, (12, 10, 3), host_image=grey, scale=0.5, permutation_seed=7)
+    np.testing.assert_array_equal(layer.permutation, np.random.default_rng(7).permutation(32 * 32))
+    x_adv = keras.ops.convert_to_numpy(layer(images)) / 0.5
+    unshuffled = np.empty((3, 32 * 32, 3), "float32")
+    unshuffled[:, layer.permutation] = x_adv.reshape(3, 32 * 32, 3)
+    tiled = np.tile(images.astype("float32") / 127.5 - 1.0, (1, 3, 4, 1))[:, :32, :32]
+    np.testing.assert_allclose(unshuffled.reshape(3, 32, 32, 3), tiled, atol=1e-5)
+    same = ConcealedProgram(32, (12, 10, 3), host_image=grey, scale=0.5, permutation_seed=7)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(same(images)), x_adv * 0.5)
+    other = ConcealedProgram(32, (12, 10, 3), host_image=grey, scale=0.5, permutation_seed=8)
+    assert not np.array_equal(other.permutation, layer.permutation)
+
+
+def test_concealed_program_config_round_trip_keeps_the_host_out_of_the_config():
+    layer = ConcealedProgram(32, (8, 8, 1), host_image=host_pixels(), scale=0.2, permutation_seed=4, l2=1e-6)
+    config = layer.get_config()
+    clone = ConcealedProgram.from_config(config)
+    assert clone.get_config() == config
+    assert config["scale"] == 0.2 and config["permutation_seed"] == 4 and "host_image" not in config
+    assert "border_width" not in config and "image_size" not in config
+    np.testing.assert_array_equal(clone.permutation, layer.permutation)
+    assert [w.path for w in layer.trainable_weights] == ["concealed_program/W"]
+    assert [w.path for w in layer.non_trainable_weights] == ["concealed_program/host_image"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(host_image=np.zeros((16, 16, 3))), "must be 32x32x3"),
+    (dict(host_image=np.full((32, 32, 3), 300.0)), r"\[0, 255\]"),
+    (dict(scale=0.0), "scale"),
+    (dict(scale=1.5), "scale"),
+])
+def test_concealed_program_refuses_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ConcealedProgram(32, (8, 8, 3), **kwargs)

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from arnn_tf.backbones import build_backbone, get_backbone_spec, weights_fingerprint
+from arnn_tf.layers import ConcealedProgram
 from arnn_tf.model import ReprogrammedModel, build_reprogrammed_model
 
 
@@ -110,3 +111,42 @@ def test_untrained_backbone_is_reproducible_from_its_seed():
 def test_missing_weights_file_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="weights file not found"):
         build_backbone("tiny_cnn", str(tmp_path / "nope.weights.h5"))
+
+
+def host_photo(seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (48, 48, 3)).astype("uint8")
+
+
+def test_concealed_program_trains_only_w():
+    model = tiny_model(host_image=host_photo(), conceal_scale=0.1)
+    assert isinstance(model.program, ConcealedProgram) and model.program.scale == 0.1
+    assert [w.path for w in model.trainable_weights] == ["concealed_program/W"]
+    images, labels = batch()
+    with tf.GradientTape() as tape:
+        loss = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(labels, model(images)))
+    (grad,) = tape.gradient(loss, [w.value for w in model.trainable_weights])
+    assert np.count_nonzero(grad.numpy()) > 0.9 * grad.numpy().size  # the program covers the whole frame
+    host = keras.ops.convert_to_numpy(model.program.host_image.value).copy()
+    before = {w.path: keras.ops.convert_to_numpy(w.value).copy() for w in model.weights}
+    model.compile()
+    model.fit(images, labels, epochs=2, batch_size=8, verbose=0)
+    for weight in model.weights:
+        changed = not np.array_equal(before[weight.path], keras.ops.convert_to_numpy(weight.value))
+        assert changed == (weight is model.program.weight), weight.path
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.program.host_image.value), host)
+
+
+def test_concealed_model_keras_save_and_load_give_equal_outputs(tmp_path):
+    model = tiny_model(host_image=host_photo(), conceal_scale=0.2, seed=4)
+    model.program.weight.assign(np.random.default_rng(1).normal(size=model.program.weight.shape))
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    images, _ = batch()
+    assert isinstance(loaded.program, ConcealedProgram) and loaded.program.permutation_seed == 4
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded.program.host_image.value), host_photo())
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
+
+
+def test_concealed_program_takes_no_placement_options():
+    with pytest.raises(ValueError, match="no placement options"):
+        tiny_model(host_image=host_photo(), border_width=4)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from arnn_tf.backbones import build_backbone
+from arnn_tf.layers import ConcealedProgram
 from arnn_tf.model import build_reprogrammed_model
 from arnn_tf.programs import ProgramMismatchError, SavedProgram
 from arnn_tf.tasks import TaskPart
@@ -98,3 +99,47 @@ def test_parts_that_do_not_split_the_classes_are_refused(saved, parts):
     with pytest.raises(ValueError, match="consecutive, non-empty ranges"):
         SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=3, task_name="toy",
                                 class_names=["a", "b", "c"], parts=parts)
+
+
+@pytest.fixture()
+def concealed(tmp_path):
+    backbone = build_backbone("tiny_cnn", None, seed=3)
+    host = np.random.default_rng(4).integers(0, 256, (48, 48, 3)).astype("uint8")
+    model = build_reprogrammed_model(backbone, (10, 10, 1), 3, seed=6, host_image=host, conceal_scale=0.05)
+    model.program.weight.assign(np.random.default_rng(0).normal(size=model.program.weight.shape))
+    program = SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=3, task_name="toy",
+                                      class_names=["a", "b", "c"])
+    return model, host, program.save(tmp_path / "concealed")
+
+
+def test_concealed_program_round_trips_with_its_host_image(concealed):
+    model, host, path = concealed
+    assert sorted(p.name for p in path.iterdir()) == ["W.npy", "host_image.npy", "program.json"]
+    np.testing.assert_array_equal(np.load(path / "host_image.npy", allow_pickle=False), host)
+    document = json.loads((path / "program.json").read_text())
+    assert document["format_version"] == 2 and document["program_layer"] == "ConcealedProgram"
+    assert document["program"]["scale"] == 0.05 and document["program"]["permutation_seed"] == 6
+    rebuilt = SavedProgram.load(path).build_model()
+    assert isinstance(rebuilt.program, ConcealedProgram)
+    images = np.random.default_rng(1).integers(0, 256, (4, 10, 10, 1)).astype("uint8")
+    np.testing.assert_array_equal(rebuilt.predict(images, verbose=0), model.predict(images, verbose=0))
+
+
+def test_plain_programs_keep_format_1_and_no_host_image(saved, concealed):
+    _, path = saved
+    document = json.loads((path / "program.json").read_text())
+    assert document["format_version"] == 1 and document["program_layer"] == "AdversarialProgram"
+    _, _, concealed_path = concealed
+    SavedProgram.load(path).save(concealed_path)  # a plain program saved over a concealed one
+    assert not (concealed_path / "host_image.npy").exists()
+    assert not isinstance(SavedProgram.load(concealed_path).build_model().program, ConcealedProgram)
+
+
+def test_concealed_program_without_a_readable_host_image_is_refused(concealed):
+    _, _, path = concealed
+    np.save(path / "host_image.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="pickle"):
+        SavedProgram.load(path)
+    (path / "host_image.npy").unlink()
+    with pytest.raises(FileNotFoundError, match="no host_image.npy"):
+        SavedProgram.load(path)
