@@ -56,8 +56,12 @@ def test_counting_label_is_number_of_white_squares(counting: Task) -> None:
     assert centres.shape[1:] == (GRID, GRID)
     counts = (centres == SQUARE_VALUE).sum(axis=(1, 2))
     np.testing.assert_array_equal(labels, counts - 1)
-    # White pixels only belong to squares: 25 per square.
-    np.testing.assert_array_equal((images[..., 0] == SQUARE_VALUE).sum(axis=(1, 2)), 25 * counts)
+    # Every pixel is black or white, and white pixels only belong to squares: 7x7 per square.
+    assert set(np.unique(images)) <= {0, SQUARE_VALUE}
+    np.testing.assert_array_equal((images[..., 0] == SQUARE_VALUE).sum(axis=(1, 2)), 49 * counts)
+    # Each cell's outer ring (the black frame) stays black.
+    cells = images[..., 0].reshape(-1, GRID, CELL, GRID, CELL)
+    assert (cells[:, :, [0, -1], :, :] == 0).all() and (cells[:, :, :, :, [0, -1]] == 0).all()
 
 
 def test_counting_deterministic_and_splits_differ(counting: Task) -> None:

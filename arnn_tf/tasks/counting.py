@@ -1,10 +1,12 @@
 """The counting-squares task of Elsayed et al., "Adversarial Reprogramming of Neural Networks"
 (ICLR 2019): count the white squares in a 4x4 grid of framed cells.
 
-Rendering (our reading of the paper's description): a 36x36 RGB image, black background,
-a 4x4 grid of 9x9-pixel cells, each cell outlined by a 1-pixel grey (128) frame; between 1
-and 10 cells, chosen uniformly at random, hold a white (255) 5x5 filled square centred in
-the cell. The count is uniform over 1..10 and the label is count - 1. Images are generated
+Rendering, after the paper's description ("9x9 pixel sized white squares with black frames",
+each at one of 16 grid positions, 1 to 10 of them): a 36x36 RGB image, black background, a
+4x4 grid of 9x9-pixel cells; between 1 and 10 cells, chosen uniformly at random, hold a
+white (255) square with a 1-pixel black frame, that is a 7x7 white block centred in the
+cell, so neighbouring squares stay 2 pixels apart. The count is uniform over 1..10 and the
+label is count - 1. Images are generated
 with numpy, vectorised and seeded: the same seed always gives the same data, and the train
 and test splits use different random streams. (With only 16 one-square images possible,
 identical images necessarily occur in both splits for small counts.)
@@ -23,23 +25,19 @@ GRID = 4
 CELL = 9
 IMAGE_SIZE = GRID * CELL
 MAX_COUNT = 10
-FRAME_VALUE = 128
 SQUARE_VALUE = 255
-SQUARE_MARGIN = 2
-"""Pixels between the cell border and the white square (1-pixel frame + 1-pixel gap)."""
+FRAME_WIDTH = 1
+"""Width of the black frame around each white square, inside its cell."""
 
 COUNTING_SPLIT_SIZES: dict[str, int] = {"train": 10_000, "test": 2_000}
 COUNTING_CLASS_NAMES: tuple[str, ...] = tuple(str(count) for count in range(1, MAX_COUNT + 1))
 
 
-def _cell_masks() -> tuple[np.ndarray, np.ndarray]:
-    """Boolean 9x9 masks of a cell's frame and of its (optional) white square."""
-    frame = np.zeros((CELL, CELL), bool)
-    frame[[0, -1], :] = True
-    frame[:, [0, -1]] = True
+def _square_mask() -> np.ndarray:
+    """Boolean 9x9 mask of the white part of an occupied cell (inside its black frame)."""
     square = np.zeros((CELL, CELL), bool)
-    square[SQUARE_MARGIN:-SQUARE_MARGIN, SQUARE_MARGIN:-SQUARE_MARGIN] = True
-    return frame, square
+    square[FRAME_WIDTH:-FRAME_WIDTH, FRAME_WIDTH:-FRAME_WIDTH] = True
+    return square
 
 
 @functools.lru_cache(maxsize=4)
@@ -54,10 +52,8 @@ def generate_counting(num_examples: int, seed: int, stream: int = 0) -> tuple[np
     # The `count` cells with the smallest random keys hold a square: a uniform random subset.
     ranks = rng.random((num_examples, GRID * GRID)).argsort(axis=1).argsort(axis=1)
     occupied = (ranks < counts[:, None]).reshape(num_examples, GRID, GRID)
-    frame, square = _cell_masks()
-    occupied_pixels = occupied.repeat(CELL, axis=1).repeat(CELL, axis=2) & np.tile(square, (GRID, GRID))
-    gray = np.where(np.tile(frame, (GRID, GRID)), FRAME_VALUE, 0).astype(np.uint8)
-    gray = np.where(occupied_pixels, np.uint8(SQUARE_VALUE), gray[None])
+    occupied_pixels = occupied.repeat(CELL, axis=1).repeat(CELL, axis=2) & np.tile(_square_mask(), (GRID, GRID))
+    gray = np.where(occupied_pixels, np.uint8(SQUARE_VALUE), np.uint8(0))
     images = np.repeat(gray[..., None], 3, axis=-1)
     labels = (counts - 1).astype(np.int32)
     return images, labels
