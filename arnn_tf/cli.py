@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="learn a program for a task")
     train.set_defaults(handler=_train)
     train.add_argument("--task", default=DEFAULT_TASK,
-                       help="counting, mnist, cifar10, shuffled_mnist, tfds:NAME or folder:PATH")
+                       help="counting, mnist, cifar10, shuffled_mnist, tfds:NAME, folder:PATH, shuffled:TASK "
+                            "(fixed pixel permutation) or A+B (one program for several)")
     _add_backbone_arguments(train)
     train.add_argument("--out", help="output folder (default: runs/TASK-BACKBONE)")
     length = train.add_mutually_exclusive_group()

@@ -149,7 +149,7 @@ class ConcealedProgram(AdversarialProgram):
     al. (2019), section "Concealing adversarial programs": the task image is tiled over the
     whole n x n frame (cropped at the right and bottom edges) and the frame's pixel positions
     are then shuffled by one fixed permutation, the same for every image and channel, drawn
-    with ``np.random.default_rng(permutation_seed)`` as `shuffled_mnist` draws its own; the
+    with ``np.random.default_rng(permutation_seed)`` as the `shuffled:TASK` ablation draws its own; the
     program covers the whole frame. Both ``tanh(W)`` and the task pixels lie in [-1, 1], so
     the visible change ``|X_adv - X_host|`` is at most ``2 * scale``: ``scale`` times the
     width of the input range (``scale`` 0.1: at most 25.5 of 255 grey levels).

@@ -12,6 +12,7 @@ from PIL import Image
 
 from arnn_tf.tasks import TASK_NAMES, Task, get_task
 from arnn_tf.tasks.counting import CELL, COUNTING_SPLIT_SIZES, GRID, SQUARE_VALUE
+from arnn_tf.tasks.shuffled import PERMUTATION_SEED
 
 MOCK_EXAMPLES = 6
 
@@ -106,7 +107,7 @@ def test_unknown_split_and_task(counting: Task) -> None:
         counting.dataset("validation", 8)
     with pytest.raises(ValueError) as error:
         get_task("imagenet_sketch_but_wrong")
-    for name in (*TASK_NAMES, "tfds:NAME", "folder:PATH"):
+    for name in (*TASK_NAMES, "tfds:NAME", "folder:PATH", "shuffled:SPEC"):
         assert name in str(error.value)
 
 
@@ -157,6 +158,22 @@ def test_shuffled_mnist_is_a_fixed_pixel_permutation(tmp_path: Path) -> None:
     np.testing.assert_array_equal(
         train_shuffled.reshape(len(train_shuffled), -1), train_plain.reshape(len(train_plain), -1)[:, permutation]
     )
+
+
+
+def test_shuffled_prefix_permutes_any_task_the_same_way_in_every_split(counting: Task) -> None:
+    shuffled = get_task("shuffled:counting", seed=3)
+    assert shuffled.name == "shuffled:counting"
+    assert shuffled.image_shape == counting.image_shape and shuffled.class_names == counting.class_names
+    height, width, channels = counting.image_shape
+    permutation = np.random.default_rng(PERMUTATION_SEED).permutation(height * width)
+    for split in ("train", "test"):
+        plain, plain_labels = _collect(counting.dataset(split, 50).take(2))
+        permuted, permuted_labels = _collect(shuffled.dataset(split, 50).take(2))
+        np.testing.assert_array_equal(plain_labels, permuted_labels)
+        assert not np.array_equal(plain, permuted)
+        expected = plain.reshape(len(plain), height * width, channels)[:, permutation]
+        np.testing.assert_array_equal(permuted.reshape(expected.shape), expected)
 
 
 def _write_folder(root: Path, layout: dict[str, dict[str, list[tuple[int, int, int]]]]) -> None:

@@ -5,6 +5,7 @@ Task specs understood by `get_task`:
 * ``counting``: the paper's synthetic counting-squares task (generated, seeded);
 * ``mnist``, ``cifar10``: from tensorflow-datasets (downloaded on first use);
 * ``shuffled_mnist``: MNIST with one fixed pixel permutation (the paper's ablation);
+* ``shuffled:SPEC``: any task with one fixed pixel permutation, e.g. ``shuffled:folder:PATH``;
 * ``tfds:NAME``: any fixed-size TFDS image-classification data set, e.g. ``tfds:fashion_mnist``;
 * ``folder:PATH``: images in ``PATH/<split>/<class>/<image>``, splits train and test;
 * ``A+B[+...]``: several of the above trained as one (one program, mixed batches, each
@@ -16,14 +17,16 @@ from __future__ import annotations
 from arnn_tf.tasks.base import Task, TaskPart
 from arnn_tf.tasks.counting import counting_task
 from arnn_tf.tasks.multi import combine_tasks
-from arnn_tf.tasks.tfds_tasks import folder_task, shuffled_mnist_task, tfds_task
+from arnn_tf.tasks.shuffled import shuffled_task
+from arnn_tf.tasks.tfds_tasks import folder_task, tfds_task
 
 __all__ = ["TASK_NAMES", "Task", "TaskPart", "get_task"]
 
 TASK_NAMES: tuple[str, ...] = ("counting", "mnist", "cifar10", "shuffled_mnist")
-"""Named tasks; `get_task` also accepts the prefixed specs "tfds:NAME" and "folder:PATH"."""
+"""Named tasks; `get_task` also accepts the prefixed specs "tfds:NAME", "folder:PATH" and
+"shuffled:SPEC"."""
 
-_PREFIXED_SPECS = ("tfds:NAME", "folder:PATH")
+_PREFIXED_SPECS = ("tfds:NAME", "folder:PATH", "shuffled:SPEC")
 
 
 def get_task(spec: str, *, data_dir: str | None = None, seed: int = 0) -> Task:
@@ -40,8 +43,10 @@ def get_task(spec: str, *, data_dir: str | None = None, seed: int = 0) -> Task:
     if spec in ("mnist", "cifar10"):
         return tfds_task(spec, data_dir=data_dir, task_name=spec)
     if spec == "shuffled_mnist":
-        return shuffled_mnist_task(data_dir=data_dir)
+        return shuffled_task(tfds_task("mnist", data_dir=data_dir), name=spec)
     prefix, _, argument = spec.partition(":")
+    if prefix == "shuffled" and argument:
+        return shuffled_task(get_task(argument, data_dir=data_dir, seed=seed), name=spec)
     if prefix == "tfds" and argument:
         return tfds_task(argument, data_dir=data_dir, task_name=spec)
     if prefix == "folder" and argument:

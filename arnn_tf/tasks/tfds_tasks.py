@@ -12,10 +12,6 @@ from PIL import Image, UnidentifiedImageError
 
 from arnn_tf.tasks.base import Task
 
-SHUFFLED_MNIST_SEED = 0
-"""Seed of the fixed pixel permutation of `shuffled_mnist`; a constant (not the run seed) so that
-every run, split and checkpoint sees the same permutation."""
-
 _TFDS_TEST_SPLITS = ("test", "validation")
 _FOLDER_TEST_SPLITS = ("test", "val", "validation")
 
@@ -71,24 +67,6 @@ def tfds_task(name: str, *, data_dir: str | None = None, task_name: str | None =
         class_names=tuple(builder.info.features["label"].names),
         _load=load,
     )
-
-
-def shuffled_mnist_task(*, data_dir: str | None = None) -> Task:
-    """MNIST with one fixed pixel permutation (seed `SHUFFLED_MNIST_SEED`) applied to every image,
-    train and test alike: the paper's ablation, which destroys spatial structure but keeps the
-    information in the pixels."""
-    mnist = tfds_task("mnist", data_dir=data_dir, task_name="shuffled_mnist")
-    height, width, channels = mnist.image_shape
-    permutation = tf.constant(np.random.default_rng(SHUFFLED_MNIST_SEED).permutation(height * width))
-
-    def permute(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        pixels = tf.reshape(image, (height * width, channels))
-        return tf.reshape(tf.gather(pixels, permutation), mnist.image_shape), label
-
-    def load(split: str) -> tf.data.Dataset:
-        return mnist._load(split).map(permute, num_parallel_calls=tf.data.AUTOTUNE)
-
-    return Task(name="shuffled_mnist", image_shape=mnist.image_shape, class_names=mnist.class_names, _load=load)
 
 
 def _open_rgb(data: bytes, path: bytes) -> Image.Image:
