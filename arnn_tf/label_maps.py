@@ -108,8 +108,10 @@ def source_predictions(model: Any, batches: Iterable[tuple[Any, Any]], max_image
 
 
 class FrequencyLabelMapping(keras.callbacks.Callback):
-    """Sets the model's label map by frequency (FLM) before training, and again after
-    every epoch when ``iterative`` (ILM), from up to ``max_images`` training images.
+    """Sets the model's label map by frequency (FLM) before training, and again at the start
+    of every later epoch when ``iterative`` (ILM, as in ILM-VP), from up to ``max_images``
+    training images. Remapping before an epoch rather than after it means the program always
+    finishes training under the map it is saved with.
 
     ``recompute_at_start=False`` keeps the map restored from a checkpoint when resuming.
     """
@@ -132,9 +134,11 @@ class FrequencyLabelMapping(keras.callbacks.Callback):
         return groups
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.first_epoch_pending = True
         if self.recompute_at_start:
             self.remap()
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if self.iterative:
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.iterative and not self.first_epoch_pending:
             self.remap()
+        self.first_epoch_pending = False

@@ -101,7 +101,7 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
 
     ``label_map`` is the spec the model's map was built from; for ``frequency[:K]`` the map
     is computed from the network's predictions before training, for ``iterative[:K]`` also
-    after every epoch (see `arnn_tf.label_maps`).
+    before every later epoch (see `arnn_tf.label_maps`).
 
     Raises TrainingDivergedError when the loss stops being finite.
     """
