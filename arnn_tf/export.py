@@ -36,6 +36,7 @@ import tensorflow as tf
 
 from arnn_tf.model import ReprogrammedModel
 from arnn_tf.programs import SavedProgram
+from arnn_tf.tasks import short_task_name
 
 DEFAULT_MAX_PIXELS = 4096 * 4096
 """Largest encoded image (height x width) `predict_bytes` decodes: about 50 MB of RGB pixels."""
@@ -61,7 +62,7 @@ def sanitize_name(name: str) -> str:
 
 def part_signature_name(program_name: str, part_name: str) -> str:
     """The pixel signature of one part of a multi-task program (its bytes signature adds ``_bytes``)."""
-    return sanitize_name(f"{program_name}_{part_name}")
+    return sanitize_name(f"{program_name}_{short_task_name(part_name)}")
 
 
 def signature_names(names: Sequence[str], programs: Sequence[SavedProgram]) -> list[str]:
@@ -123,10 +124,12 @@ def export_programs(programs: Sequence[SavedProgram | str | os.PathLike[str]], b
 
 
 def program_names(programs: Sequence[SavedProgram], names: Sequence[str] | None) -> list[str]:
-    """Explicit names (sanitized) or the programs' task names; refuses duplicates and reserved names."""
+    """Explicit names (sanitized) or the programs' short task names (``folder:/data/mnist`` ->
+    ``mnist``); refuses duplicates and reserved names."""
     if names is not None and len(names) != len(programs):
         raise ExportError(f"{len(names)} names given for {len(programs)} programs")
-    chosen = [sanitize_name(n) for n in (names if names is not None else [p.task_name for p in programs])]
+    defaults = [short_task_name(p.task_name) for p in programs]
+    chosen = [sanitize_name(n) for n in (names if names is not None else defaults)]
     if len(set(chosen)) != len(chosen):
         raise ExportError(f"program names must differ, got {chosen}; give each program a name (--name)")
     signatures = signature_names(chosen, programs)

@@ -14,7 +14,7 @@ from PIL import Image
 from arnn_tf.backbones import build_backbone
 from arnn_tf.cli import main as arnn_main
 from arnn_tf.export import (ExportError, WARMUP_FILE, add_export_parser, export_command, export_programs,
-                            prediction_log_bytes, sanitize_name)
+                            prediction_log_bytes, program_names, sanitize_name, signature_names)
 from arnn_tf.model import build_reprogrammed_model
 from arnn_tf.programs import SavedProgram
 from arnn_tf.tasks import TaskPart
@@ -298,6 +298,19 @@ def test_part_signatures_that_clash_are_refused(exported, tmp_path):
     with pytest.raises(ExportError, match="clash"):
         export_programs([combined, exported["programs"]["toy_task"]], tmp_path / "x", names=["a", "a_gray"])
     assert not (tmp_path / "x").exists()
+
+
+def test_folder_tasks_are_named_by_their_folders():
+    model = build_reprogrammed_model(build_backbone("tiny_cnn", None, seed=3), (10, 10, 3), 5, seed=5)
+    saved = SavedProgram.from_model(
+        model, backbone_name="tiny_cnn", weights=None, seed=3, task_name="folder:/data/mnist+folder:/data/cifar10",
+        class_names=["mnist/0", "mnist/1", "mnist/2", "cifar10/0", "cifar10/1"],
+        parts=(TaskPart("folder:/data/mnist", 0, 3), TaskPart("folder:/data/cifar10", 3, 2)))
+    names = program_names([saved], None)
+    assert names == ["mnist_cifar10"]
+    assert signature_names(names, [saved]) == [
+        "serving_default", "predict_bytes", "mnist_cifar10", "mnist_cifar10_bytes", "mnist_cifar10_mnist",
+        "mnist_cifar10_mnist_bytes", "mnist_cifar10_cifar10", "mnist_cifar10_cifar10_bytes"]
 
 
 def test_concealed_program_exports_with_its_host_image(tmp_path):

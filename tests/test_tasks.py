@@ -10,7 +10,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from arnn_tf.tasks import TASK_NAMES, Task, get_task
+from arnn_tf.tasks import TASK_NAMES, Task, get_task, short_task_name
 from arnn_tf.tasks.counting import CELL, COUNTING_SPLIT_SIZES, GRID, SQUARE_VALUE
 from arnn_tf.tasks.shuffled import PERMUTATION_SEED
 
@@ -235,3 +235,11 @@ def test_folder_errors(tmp_path: Path) -> None:
 def test_tfds_non_image_classification_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="supervised keys"):
         get_task("tfds:imdb_reviews", data_dir=str(tmp_path))
+
+
+def test_short_task_names_drop_the_data_location():
+    assert short_task_name("folder:/data/sets/mnist/") == "mnist"
+    assert short_task_name("tfds:svhn_cropped") == "svhn_cropped"
+    assert short_task_name("shuffled:folder:/data/mnist") == "shuffled_mnist"
+    assert short_task_name("counting+folder:/data/cifar10") == "counting+cifar10"
+    assert short_task_name("shuffled_mnist") == "shuffled_mnist"

@@ -14,13 +14,15 @@ Task specs understood by `get_task`:
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 from arnn_tf.tasks.base import Task, TaskPart
 from arnn_tf.tasks.counting import counting_task
 from arnn_tf.tasks.multi import combine_tasks
 from arnn_tf.tasks.shuffled import shuffled_task
 from arnn_tf.tasks.tfds_tasks import folder_task, tfds_task
 
-__all__ = ["TASK_NAMES", "Task", "TaskPart", "get_task"]
+__all__ = ["TASK_NAMES", "Task", "TaskPart", "get_task", "short_task_name"]
 
 TASK_NAMES: tuple[str, ...] = ("counting", "mnist", "cifar10", "shuffled_mnist")
 """Named tasks; `get_task` also accepts the prefixed specs "tfds:NAME", "folder:PATH" and
@@ -53,3 +55,20 @@ def get_task(spec: str, *, data_dir: str | None = None, seed: int = 0) -> Task:
         return folder_task(argument, task_name=spec)
     known = ", ".join(TASK_NAMES + _PREFIXED_SPECS)
     raise ValueError(f"Unknown task {spec!r}; known tasks: {known}")
+
+
+def short_task_name(spec: str) -> str:
+    """The spec without where its data lives, for names users read (export signatures):
+    ``folder:/data/mnist`` -> ``mnist``, ``tfds:svhn_cropped`` -> ``svhn_cropped``,
+    ``shuffled:SPEC`` -> ``shuffled_`` + SPEC's short name; ``+`` joins several parts' names.
+    """
+    if "+" in spec:
+        return "+".join(short_task_name(part) for part in spec.split("+"))
+    prefix, _, argument = spec.partition(":")
+    if prefix == "folder" and argument:
+        return PurePath(argument.rstrip("/\\")).name or argument
+    if prefix == "tfds" and argument:
+        return argument
+    if prefix == "shuffled" and argument:
+        return f"shuffled_{short_task_name(argument)}"
+    return spec
