@@ -122,7 +122,17 @@ class AdversarialProgram(keras.layers.Layer):
             x = ops.image.resize(x, self.image_size, interpolation="bilinear")
         x = ops.pad(x, ((0, 0), *self.padding, (0, 0)))
         x_adv = x + ops.cast(self.program(), self.compute_dtype)
-        return ops.clip(x_adv, -1.0, 1.0)
+        return ops.clip(x_adv, -1.0, 1.0) if self.may_leave_range else x_adv
+
+    @property
+    def may_leave_range(self) -> bool:
+        """Whether ``X_adv`` needs clipping to [-1, 1].
+
+        Not when the program stays off the task window and ``|P| <= 1``: each pixel is then
+        either a task pixel or a program value. Skipping the clip saves its gradient's selects
+        over every frame pixel in each step.
+        """
+        return self.program_covers_image or (self.linf_bound is not None and self.linf_bound > 1)
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
         return (input_shape[0], self.frame_size, self.frame_size, 3)

@@ -47,6 +47,16 @@ def test_program_and_output_stay_in_range():
     assert np.abs(keras.ops.convert_to_numpy(layer.program())).max() <= 1.0
 
 
+@pytest.mark.parametrize("options", [dict(), dict(image_size=(20, 20)), dict(linf_bound=3.0),
+                                     dict(image_size=(32, 32), program_covers_image=True)])
+def test_output_stays_in_range_with_or_without_the_clip(options):
+    layer = with_random_program(AdversarialProgram(32, (8, 8, 3), **options), scale=50.0)
+    assert layer.may_leave_range == ("linf_bound" in options or "program_covers_image" in options)
+    x_adv = keras.ops.convert_to_numpy(layer(random_images((3, 8, 8, 3))))
+    assert x_adv.min() >= -1.0 and x_adv.max() <= 1.0
+    assert x_adv.min() < -0.99 and x_adv.max() > 0.99  # the program reaches both ends of the range
+
+
 def test_linf_bound_limits_the_program():
     layer = with_random_program(AdversarialProgram(32, (8, 8, 3), linf_bound=0.1), scale=50.0)
     program = keras.ops.convert_to_numpy(layer.program())

@@ -1,11 +1,16 @@
-"""Folding frozen batch normalisation into the convolution before it.
+"""Folding a frozen network's fixed per-layer work into its convolutions.
 
 A frozen backbone's batch norm is a fixed per-channel affine map, so ``BN(conv(x, K))``
 equals ``conv(x, K * s) + b`` with ``s = gamma / sqrt(var + eps)`` and
 ``b = beta - mean * s``. Reprogramming back-propagates through the whole network on every
 step, and TensorFlow's gradient of an inference-mode batch norm still computes the
 (unused) scale and offset gradients, two reductions over the batch per layer. Folding
-removes those layers from the graph. The folded network computes the same function.
+removes those layers from the graph.
+
+Likewise an explicit ``ZeroPadding2D`` before a "valid" convolution (how keras.applications
+writes stride-2 convolutions) equals the convolution with "same" padding whenever the pad
+amounts are the ones "same" picks; folding it saves a pad forward and a slice backward per
+such layer. The folded networks compute the same function.
 """
 
 from __future__ import annotations
@@ -19,8 +24,8 @@ _CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
 
 
 @keras.saving.register_keras_serializable(package="arnn_tf")
-class FoldedBatchNorm(keras.layers.Layer):
-    """Stands where a batch norm was folded into the convolution before it: passes inputs on."""
+class FoldedLayer(keras.layers.Layer):
+    """Stands where a layer was folded into a neighbouring convolution: passes inputs on."""
 
     def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
         return inputs
@@ -34,13 +39,19 @@ def _producer(layer: keras.layers.Layer) -> Any:
     return inputs[0]._keras_history.operation if len(inputs) == 1 else None
 
 
-def _foldable_pairs(model: keras.Model) -> dict[str, keras.layers.BatchNormalization]:
-    """Convolution name -> the batch norm that alone consumes its output."""
+def _consumer_counts(model: keras.Model) -> dict[str, int]:
+    """Layer name -> how many times its output is used (by layers or as a model output)."""
     consumers: dict[str, int] = {}
     consuming_tensors = [t for op in model.operations for node in op._inbound_nodes for t in node.input_tensors]
     for tensor in consuming_tensors + list(model.outputs):
         name = tensor._keras_history.operation.name
         consumers[name] = consumers.get(name, 0) + 1
+    return consumers
+
+
+def _foldable_pairs(model: keras.Model) -> dict[str, keras.layers.BatchNormalization]:
+    """Convolution name -> the batch norm that alone consumes its output."""
+    consumers = _consumer_counts(model)
     pairs = {}
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization) and layer.axis in (-1, 3):
@@ -70,7 +81,7 @@ def _folded_weights(conv: keras.layers.Layer, bn: keras.layers.BatchNormalizatio
 def fold_batch_norms(model: keras.Model) -> keras.Model:
     """A copy of a functional ``model`` with every convolution + batch norm pair fused.
 
-    Layers keep their names (a folded batch norm becomes a pass-through `FoldedBatchNorm`), so the copy
+    Layers keep their names (a folded batch norm becomes a pass-through `FoldedLayer`), so the copy
     reads like the original in summaries. Models without such pairs come back unchanged.
     """
     pairs = _foldable_pairs(model)
@@ -84,16 +95,72 @@ def fold_batch_norms(model: keras.Model) -> keras.Model:
             config["use_bias"] = True
             return layer.__class__.from_config(config)
         if layer.name in folded_bns:
-            return FoldedBatchNorm(name=layer.name)
+            return FoldedLayer(name=layer.name)
         return layer.__class__.from_config(config)
 
     folded = keras.models.clone_model(model, clone_function=clone)
     originals = {layer.name: layer for layer in model.layers}
+    _copy_weights(folded, originals, skip=set(pairs))
+    for name, bn in pairs.items():
+        folded.get_layer(name).set_weights(_folded_weights(originals[name], bn))
+    return folded
+
+
+def _copy_weights(folded: keras.Model, originals: dict[str, keras.layers.Layer], skip: set[str]) -> None:
+    """Gives each layer of ``folded`` not in ``skip`` the weights of its namesake in ``originals``."""
     for layer in folded.layers:
-        if layer.name in pairs:
-            layer.set_weights(_folded_weights(originals[layer.name], pairs[layer.name]))
-        elif layer.weights:
+        if layer.weights and layer.name not in skip:
             layer.set_weights(originals[layer.name].get_weights())
             if isinstance(layer, keras.layers.Normalization):
                 layer.finalize_state()  # it reads its statistics from tensors refreshed here
+
+
+def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """The (before, after) zero padding that "same" applies along one axis of length ``size``."""
+    total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def _foldable_paddings(model: keras.Model) -> set[str]:
+    """Names of the valid convolutions whose only input is a zero padding equal to "same"'s."""
+    consumers = _consumer_counts(model)
+    convolutions = set()
+    for layer in model.layers:
+        padding = _producer(layer) if isinstance(layer, _CONVOLUTIONS) else None
+        if (not isinstance(padding, keras.layers.ZeroPadding2D) or consumers.get(padding.name) != 1
+                or layer.padding != "valid" or tuple(layer.dilation_rate) != (1, 1)
+                or layer.data_format != "channels_last" or padding.data_format != "channels_last"):
+            continue
+        height, width = padding._inbound_nodes[0].input_tensors[0].shape[1:3]
+        if height is None or width is None:
+            continue
+        same = (_same_padding(height, layer.kernel_size[0], layer.strides[0]),
+                _same_padding(width, layer.kernel_size[1], layer.strides[1]))
+        if tuple(map(tuple, padding.padding)) == same:
+            convolutions.add(layer.name)
+    return convolutions
+
+
+def fold_zero_padding(model: keras.Model) -> keras.Model:
+    """A copy of a functional ``model`` whose zero paddings equal to "same" padding are folded.
+
+    Each folded ``ZeroPadding2D`` becomes a pass-through `FoldedLayer` and its convolution
+    takes ``padding="same"``; weights are copied from ``model``. Models without
+    such pairs come back unchanged.
+    """
+    convolutions = _foldable_paddings(model)
+    if not convolutions:
+        return model
+    paddings = {_producer(layer).name for layer in model.layers if layer.name in convolutions}
+
+    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+        config = layer.get_config()
+        if layer.name in paddings:
+            return FoldedLayer(name=layer.name)
+        if layer.name in convolutions:
+            config["padding"] = "same"
+        return layer.__class__.from_config(config)
+
+    folded = keras.models.clone_model(model, clone_function=clone)
+    _copy_weights(folded, {layer.name: layer for layer in model.layers}, skip=set())
     return folded

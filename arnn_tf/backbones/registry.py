@@ -15,7 +15,7 @@ from typing import Callable
 import keras
 import numpy as np
 
-from arnn_tf.backbones.folding import fold_batch_norms
+from arnn_tf.backbones.folding import fold_batch_norms, fold_zero_padding
 
 WEIGHTS_HELP = "'imagenet' (pretrained), 'none' (random init, the untrained ablation) or a weights file path"
 
@@ -133,14 +133,14 @@ def build_backbone(name: str, weights: str | None = "imagenet", seed: int = 0) -
 
     With ``weights=None`` the random initialisation is drawn after seeding Keras' global
     generators with ``seed``, so the same untrained network can be rebuilt later. Batch
-    norms are folded into the convolutions before them (`arnn_tf.backbones.folding`): the
-    same function, a cheaper backward pass.
+    norms, and zero paddings equal to "same" padding, are folded into the convolutions next
+    to them (`arnn_tf.backbones.folding`): the same function, a cheaper backward pass.
     """
     spec = get_backbone_spec(name)
     weights = normalize_weights(weights)
     if weights is None:
         keras.utils.set_random_seed(seed)
-    network = fold_batch_norms(spec.build_network(weights))
+    network = fold_zero_padding(fold_batch_norms(spec.build_network(weights)))
     expected = (spec.input_size, spec.input_size, 3)
     if tuple(network.input_shape[1:]) != expected or tuple(network.output_shape[1:]) != (1000,):
         raise ValueError(f"backbone {name!r} must map {expected} to 1000 logits, got "
