@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     from arnn_tf.distribute import PRECISIONS, STRATEGIES
     from arnn_tf.label_maps import LABEL_MAP_HELP
     from arnn_tf.layers import DEFAULT_CONCEAL_SCALE
-    from arnn_tf.training import DEFAULT_BATCH_SIZE, DEFAULT_L2, DEFAULT_STEPS
+    from arnn_tf.training import DEFAULT_BATCH_SIZE, DEFAULT_L2, DEFAULT_STEPS, LR_SCHEDULES
     from arnn_tf.model import DEFAULT_LEARNING_RATE
 
     parser = argparse.ArgumentParser(prog="arnn", description="Adversarial reprogramming of frozen ImageNet classifiers.")
@@ -41,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     length.add_argument("--epochs", type=int, help="passes over the training split")
     train.add_argument("--max-minutes", type=float, help="stop training after this long, then evaluate and save")
     train.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
-    train.add_argument("--lr", type=float, default=DEFAULT_LEARNING_RATE, help="Adam learning rate (x0.96 every 2 epochs)")
+    train.add_argument("--lr", type=float, default=DEFAULT_LEARNING_RATE, help="Adam learning rate")
+    train.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="paper",
+                       help="paper: x0.96 every 2 epochs; cosine: decays to 0 at the last step")
     train.add_argument("--l2", type=float, default=DEFAULT_L2, help="lambda, the weight of ||W||^2")
     train.add_argument("--label-map", default="first", help=LABEL_MAP_HELP)
     train.add_argument("--image-size", type=int, help="resize task images to this square size before placing them")
@@ -132,7 +134,8 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     set_precision(args.precision)
     image_size = None if args.image_size is None else (args.image_size, args.image_size)
     settings = {"task": task.name, "backbone": args.backbone, "weights": args.weights, "batch_size": args.batch_size,
-                "learning_rate": args.lr, "l2": args.l2, "label_map": args.label_map, "image_size": args.image_size,
+                "learning_rate": args.lr, "lr_schedule": args.lr_schedule, "l2": args.l2, "label_map": args.label_map,
+                "image_size": args.image_size,
                 "border_width": args.border_width, "linf_bound": args.linf_bound, "full_program": args.full_program,
                 "conceal": args.conceal, "conceal_scale": conceal_scale if args.conceal else None, "seed": args.seed,
                 "precision": args.precision, "strategy": args.strategy}
@@ -151,7 +154,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
             summaries = ProgramSummaries(args.logdir or out / "logs", samples.numpy(), hparams=settings)
         result = fit_program(
             model, task, steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-            max_minutes=args.max_minutes, seed=args.seed, checkpoint_dir=out / "checkpoint",
+            lr_schedule=args.lr_schedule, max_minutes=args.max_minutes, seed=args.seed, checkpoint_dir=out / "checkpoint",
             checkpoint_every=args.checkpoint_every, save_checkpoints=chief, label_map=args.label_map,
             callbacks=[summaries] if summaries else [], verbose=1 if chief else 0)
         if result.stopped_by_time:

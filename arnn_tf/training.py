@@ -28,10 +28,27 @@ DECAY_RATE = 0.96
 DECAY_EVERY_EPOCHS = 2
 
 
+LR_SCHEDULES = ("paper", "cosine")
+
+
 def paper_learning_rate(learning_rate: float, steps_per_epoch: int) -> keras.optimizers.schedules.LearningRateSchedule:
     """``learning_rate`` times 0.96 every 2 epochs, as in the re-implementations of the paper."""
     return keras.optimizers.schedules.ExponentialDecay(
         learning_rate, decay_steps=DECAY_EVERY_EPOCHS * steps_per_epoch, decay_rate=DECAY_RATE, staircase=True)
+
+
+def learning_rate_schedule(kind: str, learning_rate: float, steps_per_epoch: int,
+                           total_steps: int) -> keras.optimizers.schedules.LearningRateSchedule:
+    """The paper's step decay, or ``"cosine"``: from ``learning_rate`` down to 0 at ``total_steps``.
+
+    The paper's rate hardly decays in a run of a few epochs, so the program is still moving
+    at full speed when it is saved; cosine decay lets short runs settle.
+    """
+    if kind == "paper":
+        return paper_learning_rate(learning_rate, steps_per_epoch)
+    if kind == "cosine":
+        return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=total_steps)
+    raise ValueError(f"unknown learning-rate schedule {kind!r}; choose from {', '.join(LR_SCHEDULES)}")
 
 
 class StepAndTimeBudget(keras.callbacks.Callback):
@@ -85,7 +102,8 @@ def steps_per_epoch(task: Task, batch_size: int) -> int:
 
 def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = None,
                 epochs: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                learning_rate: float = DEFAULT_LEARNING_RATE, max_minutes: float | None = None,
+                learning_rate: float = DEFAULT_LEARNING_RATE, lr_schedule: str = "paper",
+                max_minutes: float | None = None,
                 seed: int = 0, shuffle: bool = True, checkpoint_dir: str | os.PathLike[str] | None = None,
                 checkpoint_every: int = 100, save_checkpoints: bool = True, label_map: str = "first",
                 callbacks: Sequence[keras.callbacks.Callback] = (),
@@ -93,7 +111,8 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
     """Compiles ``model`` with the paper's optimiser and trains it on ``task``'s train split.
 
     Give ``steps`` (batches) or ``epochs`` (passes over the train split); with neither,
-    ``DEFAULT_STEPS`` batches. With ``checkpoint_dir``, the program and optimiser state are
+    ``DEFAULT_STEPS`` batches. ``lr_schedule`` is ``"paper"`` or ``"cosine"`` (see
+    `learning_rate_schedule`; cosine spans all the steps, resumed ones included). With ``checkpoint_dir``, the program and optimiser state are
     saved every ``checkpoint_every`` steps, and a later call with the same directory resumes
     from the last checkpoint (same data order, same learning-rate schedule) and stops at the
     same total step count. Call it inside ``strategy.scope()`` to train distributed; in a
@@ -112,7 +131,7 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
         steps = per_epoch * epochs if epochs is not None else DEFAULT_STEPS
     if steps < 1:
         raise ValueError(f"need at least one training step, got {steps}")
-    model.compile(optimizer=keras.optimizers.Adam(paper_learning_rate(learning_rate, per_epoch)))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate_schedule(lr_schedule, learning_rate, per_epoch, steps)))
     resumed_from = 0
     if checkpoint_dir is not None:
         resumed_from = restore_checkpoint(model, checkpoint_dir) or 0

@@ -6,10 +6,15 @@ weights: speed does not depend on them), cross-entropy on the first 10 logits pl
 lambda * ||W||^2, Adam on W, in a `tf.function` with `tf.GradientTape`.
 
     python benchmarks/peer_tf_loop.py --batch-size 32 --steps 20 [--precision mixed_bfloat16]
+
+TensorFlow's own defaults apply (its oneDNN kernels are on by default only on CPUs with
+AVX-512 VNNI, BF16 or AMX); `TF_ENABLE_ONEDNN_OPTS=1` in the environment forces them on, and
+the output's "onednn" field says which was used.
 """
 
 import argparse
 import json
+import os
 import resource
 import time
 
@@ -64,6 +69,7 @@ for _ in range(args.steps):
     loss = step(images, labels)
 loss.numpy()
 seconds = time.perf_counter() - start
-print(json.dumps({"peer": "tensorflow_loop", "batch_size": args.batch_size, "precision": args.precision,
+print(json.dumps({"peer": "tensorflow_loop", "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "tensorflow default"),
+                  "batch_size": args.batch_size, "precision": args.precision,
                   "images_per_second": round(args.steps * args.batch_size / seconds, 2),
                   "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))

@@ -1,11 +1,11 @@
-"""Where a training step's time goes: TensorFlow op types ranked by self time.
+"""Where a training step's time goes: TensorFlow op types (or single ops) ranked by self time.
 
 Runs the `arnn bench` step (`model.fit` on a `ReprogrammedModel`, random task images) under
-the TensorFlow profiler and prints the host self time per op type, so changes to the step
+the TensorFlow profiler and prints the host self time per op type or op, so changes to the step
 can be judged by what they remove. Reads the trace with TensorFlow's own converter (the one
 TensorBoard's profile plugin uses); no extra packages.
 
-    .venv/bin/python benchmarks/profile_step.py --batch-size 32 --steps 10 [--top 20] [--json]
+    .venv/bin/python benchmarks/profile_step.py --batch-size 32 --steps 10 [--by operation] [--top 20] [--json]
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from arnn_tf.backbones import build_backbone
 from arnn_tf.model import build_reprogrammed_model
 
 
-def op_type_times(xplane_path: str) -> dict[str, float]:
-    """Host self time in microseconds per TensorFlow op type, from one profiler trace."""
+def op_times(xplane_path: str, by: str = "type") -> dict[str, float]:
+    """Host self time in microseconds per op type (``by="type"``) or per op (``"operation"``)."""
     data, ok = _pywrap_profiler_plugin.xspace_to_tools_data([xplane_path], "framework_op_stats", {})
     if not ok:
         raise RuntimeError(f"TensorFlow could not read the trace: {data!r}")
@@ -34,7 +34,7 @@ def op_type_times(xplane_path: str) -> dict[str, float]:
     for row in table["rows"]:
         cells = [cell["v"] if cell else None for cell in row["c"]]
         if cells[column["host_or_device"]] == "Host":
-            kind = cells[column["type"]]
+            kind = cells[column[by]]
             totals[kind] = totals.get(kind, 0.0) + float(cells[column["total_self_time"]])
     return totals
 
@@ -46,6 +46,8 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--top", type=int, default=20)
+    parser.add_argument("--by", choices=("type", "operation"), default="type",
+                        help="rank op types (default) or single ops (which layer costs most)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -61,17 +63,18 @@ def main() -> None:
         model.fit(data, steps_per_epoch=args.steps, verbose=0)
         tf.profiler.experimental.stop()
         (xplane,) = glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)
-        totals = op_type_times(xplane)
-    step_ms = {kind: us / 1000 / args.steps for kind, us in totals.items()}
+        totals = op_times(xplane, args.by)
+    step_ms = {kind: us / 1000 / args.steps for kind, us in totals.items() if kind != "IDLE"}
     ranked = sorted(step_ms.items(), key=lambda item: -item[1])
     all_ms = sum(step_ms.values())
     if args.json:
-        print(json.dumps({"batch_size": args.batch_size, "ms_per_step_by_op_type": dict(ranked)}))
+        print(json.dumps({"batch_size": args.batch_size, f"ms_per_step_by_{args.by}": dict(ranked)}))
         return
-    print(f"{'op type':<44}{'ms/step':>10}{'share':>8}")
+    width = max(len(kind) for kind, _ in ranked[:args.top]) + 2
+    print(f"{'op ' + args.by:<{width}}{'ms/step':>10}{'share':>8}")
     for kind, ms in ranked[:args.top]:
-        print(f"{kind:<44}{ms:>10.1f}{ms / all_ms:>8.1%}")
-    print(f"{'all op types':<44}{all_ms:>10.1f}")
+        print(f"{kind:<{width}}{ms:>10.1f}{ms / all_ms:>8.1%}")
+    print(f"{'all ops (summed over threads)':<{width}}{all_ms:>10.1f}")
 
 
 if __name__ == "__main__":

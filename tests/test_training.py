@@ -19,7 +19,7 @@ from arnn_tf.distribute import set_precision
 from arnn_tf.model import build_reprogrammed_model
 from arnn_tf.summaries import ProgramSummaries
 from arnn_tf.tasks import Task
-from arnn_tf.training import TrainingDivergedError, fit_program
+from arnn_tf.training import TrainingDivergedError, fit_program, learning_rate_schedule
 
 
 def toy_task(n=64):
@@ -61,6 +61,22 @@ def test_rerun_after_sigkill_resumes_and_ends_at_the_requested_step(tmp_path):
     subprocess.run(train_command(uninterrupted, steps), check=True, capture_output=True, timeout=300)
     np.testing.assert_allclose(np.load(killed / "program" / "W.npy"), np.load(uninterrupted / "program" / "W.npy"),
                                atol=1e-4)
+
+
+def test_learning_rate_schedules():
+    paper = learning_rate_schedule("paper", 0.05, steps_per_epoch=10, total_steps=100)
+    assert [float(paper(step)) for step in (0, 19, 20, 40)] == pytest.approx([0.05, 0.05, 0.048, 0.04608])
+    cosine = learning_rate_schedule("cosine", 0.05, steps_per_epoch=10, total_steps=100)
+    assert [float(cosine(step)) for step in (0, 50, 100)] == pytest.approx([0.05, 0.025, 0.0], abs=1e-7)
+    with pytest.raises(ValueError, match="unknown learning-rate schedule"):
+        learning_rate_schedule("linear", 0.05, 10, 100)
+
+
+def test_cosine_schedule_reaches_zero_at_the_last_step():
+    model = toy_model()
+    fit_program(model, toy_task(), steps=12, batch_size=8, lr_schedule="cosine", verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 12
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.0, abs=1e-7)
 
 
 def test_non_finite_loss_stops_training_and_keeps_no_bad_checkpoint(tmp_path):
