@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from arnn_tf.backbones import build_backbone
 from arnn_tf.distribute import set_precision
-from arnn_tf.model import build_reprogrammed_model
+from arnn_tf.model import ReprogrammedModel, build_reprogrammed_model
 
 
 class _StepClock(keras.callbacks.Callback):
@@ -40,6 +40,18 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def benchmark_model_and_data(backbone: str = "efficientnet_lite0", batch_size: int = 32, image_size: int = 32,
+                             weights: str | None = "imagenet", jit_compile: bool | str = "auto"
+                             ) -> tuple[ReprogrammedModel, tf.data.Dataset]:
+    """A compiled 10-class reprogrammed model and an endless batch of random ``image_size`` RGB images."""
+    model = build_reprogrammed_model(build_backbone(backbone, weights), (image_size, image_size, 3), 10, l2=1e-6)
+    model.compile(jit_compile=jit_compile)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (batch_size, image_size, image_size, 3)).astype("uint8")
+    labels = rng.integers(0, 10, batch_size).astype("int32")
+    return model, tf.data.Dataset.from_tensors((images, labels)).repeat().prefetch(tf.data.AUTOTUNE)
+
+
 def benchmark_training(backbone: str = "efficientnet_lite0", batch_size: int = 32, steps: int = 20,
                        image_size: int = 32, precision: str = "float32", warmup: int = 3,
                        weights: str | None = "imagenet", jit_compile: bool | str = "auto") -> dict[str, Any]:
@@ -47,12 +59,7 @@ def benchmark_training(backbone: str = "efficientnet_lite0", batch_size: int = 3
     if steps < 1 or warmup < 1:
         raise ValueError("need at least one warm-up step and one timed step")
     set_precision(precision)
-    model = build_reprogrammed_model(build_backbone(backbone, weights), (image_size, image_size, 3), 10, l2=1e-6)
-    model.compile(jit_compile=jit_compile)
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (batch_size, image_size, image_size, 3)).astype("uint8")
-    labels = rng.integers(0, 10, batch_size).astype("int32")
-    data = tf.data.Dataset.from_tensors((images, labels)).repeat().prefetch(tf.data.AUTOTUNE)
+    model, data = benchmark_model_and_data(backbone, batch_size, image_size, weights, jit_compile)
     clock = _StepClock(warmup)
     model.fit(data, epochs=1, steps_per_epoch=warmup + steps, callbacks=[clock], verbose=0)
     seconds = clock.ended - clock.started

@@ -26,8 +26,6 @@ DEFAULT_STEPS = 300
 DEFAULT_L2 = 1e-6
 DECAY_RATE = 0.96
 DECAY_EVERY_EPOCHS = 2
-
-
 LR_SCHEDULES = ("paper", "cosine")
 
 
@@ -112,8 +110,8 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
 
     Give ``steps`` (batches) or ``epochs`` (passes over the train split); with neither,
     ``DEFAULT_STEPS`` batches. ``lr_schedule`` is ``"paper"`` or ``"cosine"`` (see
-    `learning_rate_schedule`; cosine spans all the steps, resumed ones included). With ``checkpoint_dir``, the program and optimiser state are
-    saved every ``checkpoint_every`` steps, and a later call with the same directory resumes
+    `learning_rate_schedule`; cosine spans all the steps, resumed ones included). With
+    ``checkpoint_dir``, the program and optimiser state are saved every ``checkpoint_every`` steps, and a later call with the same directory resumes
     from the last checkpoint (same data order, same learning-rate schedule) and stops at the
     same total step count. Call it inside ``strategy.scope()`` to train distributed; in a
     multi-worker run every worker restores but only the chief should ``save_checkpoints``.

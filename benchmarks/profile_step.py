@@ -15,12 +15,10 @@ import glob
 import json
 import tempfile
 
-import numpy as np
 import tensorflow as tf
 from tensorflow.python.profiler.internal import _pywrap_profiler_plugin
 
-from arnn_tf.backbones import build_backbone
-from arnn_tf.model import build_reprogrammed_model
+from arnn_tf.bench import benchmark_model_and_data
 
 
 def op_times(xplane_path: str, by: str = "type") -> dict[str, float]:
@@ -51,12 +49,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    model = build_reprogrammed_model(build_backbone(args.backbone), (args.image_size, args.image_size, 3), 10, l2=1e-6)
-    model.compile()
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (args.batch_size, args.image_size, args.image_size, 3)).astype("uint8")
-    labels = rng.integers(0, 10, args.batch_size).astype("int32")
-    data = tf.data.Dataset.from_tensors((images, labels)).repeat()
+    model, data = benchmark_model_and_data(args.backbone, args.batch_size, args.image_size)
     model.fit(data, steps_per_epoch=3, verbose=0)  # trace and warm up outside the profile
     with tempfile.TemporaryDirectory() as logdir:
         tf.profiler.experimental.start(logdir)

@@ -3,8 +3,8 @@
 import keras
 import numpy as np
 
-from arnn_tf.backbones.efficientnet_lite import efficientnet_lite0
 from arnn_tf.backbones import build_backbone
+from arnn_tf.backbones.efficientnet_lite import efficientnet_lite0
 from arnn_tf.backbones.folding import FoldedLayer, fold_batch_norms, fold_zero_padding
 
 

@@ -121,10 +121,10 @@ def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def _foldable_paddings(model: keras.Model) -> set[str]:
-    """Names of the valid convolutions whose only input is a zero padding equal to "same"'s."""
+def _foldable_paddings(model: keras.Model) -> dict[str, str]:
+    """Valid convolution name -> the zero padding, equal to "same"'s, that alone feeds it."""
     consumers = _consumer_counts(model)
-    convolutions = set()
+    convolutions = {}
     for layer in model.layers:
         padding = _producer(layer) if isinstance(layer, _CONVOLUTIONS) else None
         if (not isinstance(padding, keras.layers.ZeroPadding2D) or consumers.get(padding.name) != 1
@@ -137,7 +137,7 @@ def _foldable_paddings(model: keras.Model) -> set[str]:
         same = (_same_padding(height, layer.kernel_size[0], layer.strides[0]),
                 _same_padding(width, layer.kernel_size[1], layer.strides[1]))
         if tuple(map(tuple, padding.padding)) == same:
-            convolutions.add(layer.name)
+            convolutions[layer.name] = padding.name
     return convolutions
 
 
@@ -151,7 +151,7 @@ def fold_zero_padding(model: keras.Model) -> keras.Model:
     convolutions = _foldable_paddings(model)
     if not convolutions:
         return model
-    paddings = {_producer(layer).name for layer in model.layers if layer.name in convolutions}
+    paddings = set(convolutions.values())
 
     def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
         config = layer.get_config()
