@@ -1,11 +1,12 @@
-"""Folding frozen batch norm into convolutions keeps the network's function."""
+"""Folding frozen batch norms, paddings and input scaling keeps the network's function and weights."""
 
 import keras
 import numpy as np
 
 from arnn_tf.backbones import build_backbone
 from arnn_tf.backbones.efficientnet_lite import efficientnet_lite0
-from arnn_tf.backbones.folding import FoldedLayer, fold_batch_norms, fold_zero_padding
+from arnn_tf.backbones.folding import (FoldedLayer, ScaledNormalization, fold_batch_norms, fold_input_scaling,
+                                      fold_zero_padding)
 
 
 def randomize_batch_norms(model, seed=0):
@@ -67,8 +68,44 @@ def test_zero_padding_equal_to_same_is_folded_and_other_padding_is_kept():
     np.testing.assert_allclose(folded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-5)
 
 
-def test_built_efficientnet_lite0_has_no_padding_or_batch_norm_layers():
+def _entrance_model(normalizations: int) -> keras.Model:
+    """Rescaling, ``normalizations`` adapted Normalizations (as keras' EfficientNets have), Rescaling, Conv2D."""
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    for _ in range(normalizations):
+        norm = keras.layers.Normalization()
+        x = norm(x)
+        norm.set_weights([np.array([0.4, -0.2, 0.6]), np.array([0.04, 0.5, 2.0]), np.array(10)])
+        norm.finalize_state()
+    x = keras.layers.Rescaling([2.0, 3.0, 4.0], offset=0.5)(x)
+    return keras.Model(inputs, keras.layers.Conv2D(2, 3)(x))
+
+
+def test_entrance_scaling_becomes_one_multiply_add_with_the_same_weights(tmp_path):
+    model = _entrance_model(normalizations=1)
+    folded = fold_input_scaling(model, scale=127.5, offset=127.5)
+    assert [type(layer) for layer in folded.layers[1:5]] == [FoldedLayer, ScaledNormalization, FoldedLayer,
+                                                             keras.layers.Conv2D]
+    images = np.random.default_rng(3).uniform(-1, 1, (2, 8, 8, 3)).astype("float32")
+    expected = model.predict(images * 127.5 + 127.5, verbose=0)
+    np.testing.assert_allclose(folded.predict(images, verbose=0), expected, rtol=1e-5, atol=1e-5)
+    assert [w.path for w in folded.weights] == [w.path for w in model.weights]
+    for mine, theirs in zip(folded.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+    folded.save(tmp_path / "folded.keras")
+    reloaded = keras.saving.load_model(tmp_path / "folded.keras")
+    np.testing.assert_allclose(reloaded.predict(images, verbose=0), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_entrance_scaling_is_left_alone_without_exactly_one_normalization():
+    assert fold_input_scaling(_entrance_model(normalizations=0)) is None
+    assert fold_input_scaling(_entrance_model(normalizations=2)) is None
+
+
+def test_built_efficientnet_lite0_has_no_padding_batch_norm_or_rescaling_layers():
     backbone = build_backbone("efficientnet_lite0")
     layers = backbone.get_layer("efficientnet_lite0").layers
-    assert not any(isinstance(layer, (keras.layers.ZeroPadding2D, keras.layers.BatchNormalization)) for layer in layers)
+    assert not any(isinstance(layer, (keras.layers.ZeroPadding2D, keras.layers.BatchNormalization,
+                                      keras.layers.Rescaling)) for layer in layers + backbone.layers)
+    assert sum(isinstance(layer, ScaledNormalization) for layer in layers) == 1
     assert sum(isinstance(layer, FoldedLayer) for layer in layers) > 40

@@ -10,7 +10,12 @@ removes those layers from the graph.
 Likewise an explicit ``ZeroPadding2D`` before a "valid" convolution (how keras.applications
 writes stride-2 convolutions) equals the convolution with "same" padding whenever the pad
 amounts are the ones "same" picks; folding it saves a pad forward and a slice backward per
-such layer. The folded networks compute the same function.
+such layer.
+
+And the chain of per-channel affine layers at a pixel-input network's entrance (our
+[-1, 1] to [0, 255] scaling, keras' ``Rescaling(1/255)``, ``Normalization`` and sometimes
+another ``Rescaling``) is one multiply-add; merging it saves a full-frame division and
+subtraction forward and a division backward. The folded networks compute the same function.
 """
 
 from __future__ import annotations
@@ -39,14 +44,18 @@ def _producer(layer: keras.layers.Layer) -> Any:
     return inputs[0]._keras_history.operation if len(inputs) == 1 else None
 
 
+def _consumers(model: keras.Model) -> dict[str, list[Any]]:
+    """Layer name -> the layers that use its output, once per use (None for a model output)."""
+    consumers: dict[str, list[Any]] = {}
+    uses = [(t, op) for op in model.operations for node in op._inbound_nodes for t in node.input_tensors]
+    for tensor, consumer in uses + [(t, None) for t in model.outputs]:
+        consumers.setdefault(tensor._keras_history.operation.name, []).append(consumer)
+    return consumers
+
+
 def _consumer_counts(model: keras.Model) -> dict[str, int]:
     """Layer name -> how many times its output is used (by layers or as a model output)."""
-    consumers: dict[str, int] = {}
-    consuming_tensors = [t for op in model.operations for node in op._inbound_nodes for t in node.input_tensors]
-    for tensor in consuming_tensors + list(model.outputs):
-        name = tensor._keras_history.operation.name
-        consumers[name] = consumers.get(name, 0) + 1
-    return consumers
+    return {name: len(users) for name, users in _consumers(model).items()}
 
 
 def _foldable_pairs(model: keras.Model) -> dict[str, keras.layers.BatchNormalization]:
@@ -160,6 +169,92 @@ def fold_zero_padding(model: keras.Model) -> keras.Model:
         if layer.name in convolutions:
             config["padding"] = "same"
         return layer.__class__.from_config(config)
+
+    folded = keras.models.clone_model(model, clone_function=clone)
+    _copy_weights(folded, {layer.name: layer for layer in model.layers}, skip=set())
+    return folded
+
+
+@keras.saving.register_keras_serializable(package="arnn_tf")
+class ScaledNormalization(keras.layers.Normalization):
+    """``Normalization`` with the fixed affine maps just before and after it merged in.
+
+    Computes ``((x * input_scale + input_offset - mean) / std) * output_scale + output_offset``
+    as one multiply-add. It keeps the ``Normalization`` weights (mean, variance, count), so a
+    folded network has the same weights, in the same order, as the original.
+    """
+
+    def __init__(self, input_scale: Any = 1.0, input_offset: Any = 0.0, output_scale: Any = 1.0,
+                 output_offset: Any = 0.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if self.invert:
+            raise ValueError("ScaledNormalization does not support invert=True")
+        self.affine = {name: np.asarray(value, dtype="float32").tolist() for name, value in (
+            ("input_scale", input_scale), ("input_offset", input_offset),
+            ("output_scale", output_scale), ("output_offset", output_offset))}
+
+    def call(self, inputs: Any) -> Any:
+        if self.mean is None:
+            raise ValueError("You must call `.build(input_shape)` on the layer before using it.")
+        dtype = self.compute_dtype
+        affine = {name: keras.ops.convert_to_tensor(value, dtype=dtype) for name, value in self.affine.items()}
+        std = keras.ops.maximum(keras.ops.sqrt(self.convert_weight(self.variance)), keras.config.epsilon())
+        scale = affine["input_scale"] * affine["output_scale"] / std
+        offset = (affine["input_offset"] - self.convert_weight(self.mean)) * affine["output_scale"] / std
+        return keras.ops.convert_to_tensor(inputs, dtype=dtype) * scale + (offset + affine["output_offset"])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), **self.affine}
+
+
+def _entrance_chain(model: keras.Model) -> list[keras.layers.Layer]:
+    """The Rescaling/Normalization layers that, one after another, alone consume the model's input."""
+    consumers = _consumers(model)
+    chain: list[keras.layers.Layer] = []
+    users = consumers.get(model.inputs[0]._keras_history.operation.name, []) if len(model.inputs) == 1 else []
+    while len(users) == 1 and (isinstance(users[0], keras.layers.Rescaling) or (
+            type(users[0]) is keras.layers.Normalization and not users[0].invert
+            and users[0].axis in ((-1,), (3,)))):
+        chain.append(users[0])
+        users = consumers.get(users[0].name, [])
+    return chain
+
+
+def _compose(scale: np.ndarray, offset: np.ndarray, layer: keras.layers.Rescaling) -> tuple[np.ndarray, np.ndarray]:
+    """(scale, offset) of ``layer(x * scale + offset)`` as one affine map of x."""
+    layer_scale = np.asarray(layer.scale, dtype="float64")
+    return scale * layer_scale, offset * layer_scale + np.asarray(layer.offset, dtype="float64")
+
+
+def fold_input_scaling(model: keras.Model, scale: float = 1.0, offset: float = 0.0) -> keras.Model | None:
+    """A copy of ``model`` that takes ``x`` and computes ``model(x * scale + offset)``.
+
+    The affine layers at the entrance (Rescaling, then one Normalization, then Rescaling)
+    and the given ``scale``/``offset`` become one `ScaledNormalization` in the Normalization's
+    place; the Rescalings become pass-through `FoldedLayer`s. Returns None when the input does
+    not go straight into such a chain with a Normalization in it.
+    """
+    chain = _entrance_chain(model)
+    norms = [i for i, layer in enumerate(chain) if isinstance(layer, keras.layers.Normalization)]
+    if len(norms) != 1:
+        return None
+    before, after = chain[:norms[0]], chain[norms[0] + 1:]
+    input_scale, input_offset = np.float64(scale), np.float64(offset)
+    for layer in before:
+        input_scale, input_offset = _compose(input_scale, input_offset, layer)
+    output_scale, output_offset = np.float64(1.0), np.float64(0.0)
+    for layer in after:
+        output_scale, output_offset = _compose(output_scale, output_offset, layer)
+    norm = chain[norms[0]]
+    rescalings = {layer.name for layer in before + after}
+
+    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+        if layer.name in rescalings:
+            return FoldedLayer(name=layer.name)
+        if layer is norm:
+            return ScaledNormalization(input_scale, input_offset, output_scale, output_offset,
+                                       **layer.get_config())
+        return layer.__class__.from_config(layer.get_config())
 
     folded = keras.models.clone_model(model, clone_function=clone)
     _copy_weights(folded, {layer.name: layer for layer in model.layers}, skip=set())

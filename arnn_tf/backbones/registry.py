@@ -15,7 +15,7 @@ from typing import Callable
 import keras
 import numpy as np
 
-from arnn_tf.backbones.folding import fold_batch_norms, fold_zero_padding
+from arnn_tf.backbones.folding import fold_batch_norms, fold_input_scaling, fold_zero_padding
 
 WEIGHTS_HELP = "'imagenet' (pretrained), 'none' (random init, the untrained ablation) or a weights file path"
 
@@ -134,7 +134,8 @@ def build_backbone(name: str, weights: str | None = "imagenet", seed: int = 0) -
     With ``weights=None`` the random initialisation is drawn after seeding Keras' global
     generators with ``seed``, so the same untrained network can be rebuilt later. Batch
     norms, and zero paddings equal to "same" padding, are folded into the convolutions next
-    to them (`arnn_tf.backbones.folding`): the same function, a cheaper backward pass.
+    to them, and a pixel-input network's entrance scaling into one multiply-add
+    (`arnn_tf.backbones.folding`): the same function, a cheaper backward pass.
     """
     spec = get_backbone_spec(name)
     weights = normalize_weights(weights)
@@ -146,7 +147,13 @@ def build_backbone(name: str, weights: str | None = "imagenet", seed: int = 0) -
         raise ValueError(f"backbone {name!r} must map {expected} to 1000 logits, got "
                          f"{network.input_shape} -> {network.output_shape}")
     inputs = keras.Input(expected, name="x_adv")
-    x = keras.layers.Rescaling(127.5, offset=127.5, name="to_pixels")(inputs) if spec.pixel_input else inputs
+    x = inputs
+    if spec.pixel_input:
+        scaled = fold_input_scaling(network, scale=127.5, offset=127.5)  # [-1, 1] -> [0, 255]
+        if scaled is None:
+            x = keras.layers.Rescaling(127.5, offset=127.5, name="to_pixels")(inputs)
+        else:
+            network = scaled
     backbone = keras.Model(inputs, network(x, training=False), name=name)
     backbone.trainable = False
     return backbone
