@@ -111,10 +111,11 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
     Give ``steps`` (batches) or ``epochs`` (passes over the train split); with neither,
     ``DEFAULT_STEPS`` batches. ``lr_schedule`` is ``"paper"`` or ``"cosine"`` (see
     `learning_rate_schedule`; cosine spans all the steps, resumed ones included). With
-    ``checkpoint_dir``, the program and optimiser state are saved every ``checkpoint_every`` steps, and a later call with the same directory resumes
-    from the last checkpoint (same data order, same learning-rate schedule) and stops at the
-    same total step count. Call it inside ``strategy.scope()`` to train distributed; in a
-    multi-worker run every worker restores but only the chief should ``save_checkpoints``.
+    ``checkpoint_dir``, the program and optimiser state are saved every ``checkpoint_every``
+    steps, and a later call with the same directory resumes from the last checkpoint (same
+    data order, same learning-rate schedule) and stops at the same total step count. Call it
+    inside ``strategy.scope()`` to train distributed; in a multi-worker run every worker
+    restores but only the chief should ``save_checkpoints``.
 
     ``label_map`` is the spec the model's map was built from; for ``frequency[:K]`` the map
     is computed from the network's predictions before training, for ``iterative[:K]`` also
