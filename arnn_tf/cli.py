@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--conceal-scale", type=float, metavar="ALPHA",
                        help="with --conceal: X_adv = clip(photo + ALPHA * (tanh(W) + task image)), so the photo "
                             f"changes by at most ALPHA times the pixel range (default {DEFAULT_CONCEAL_SCALE})")
+    train.add_argument("--init-program", metavar="PROGRAM",
+                       help="start from this saved program's W instead of zero (same backbone and program "
+                            "options), e.g. a second schedule after a finished run")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--data-dir", help="where TFDS keeps data sets (default: TFDS's own)")
     train.add_argument("--strategy", default="auto", choices=STRATEGIES,
@@ -117,6 +120,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     from arnn_tf.backbones import build_backbone
     from arnn_tf.distribute import is_chief, make_strategy, set_precision
     from arnn_tf.images import read_image
+    from arnn_tf.label_maps import data_driven_kind
     from arnn_tf.layers import DEFAULT_CONCEAL_SCALE
     from arnn_tf.model import build_reprogrammed_model
     from arnn_tf.programs import SavedProgram
@@ -138,7 +142,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
                 "image_size": args.image_size,
                 "border_width": args.border_width, "linf_bound": args.linf_bound, "full_program": args.full_program,
                 "conceal": args.conceal, "conceal_scale": conceal_scale if args.conceal else None, "seed": args.seed,
-                "precision": args.precision, "strategy": args.strategy}
+                "precision": args.precision, "strategy": args.strategy, "init_program": args.init_program}
     with strategy.scope():
         backbone = build_backbone(args.backbone, args.weights, seed=args.seed)
         frame = int(backbone.input_shape[1])
@@ -148,6 +152,9 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
             host_image=host_image, conceal_scale=conceal_scale, image_size=image_size,
             border_width=args.border_width, linf_bound=args.linf_bound, program_covers_image=args.full_program,
             l2=args.l2)
+        if args.init_program is not None:
+            SavedProgram.load(args.init_program).warm_start(
+                model, relabel=data_driven_kind(args.label_map) is not None)
         summaries = None
         if chief:
             samples, _ = next(iter(task.dataset("train", 3)))

@@ -88,9 +88,7 @@ class SavedProgram:
 
         ``parts`` are the task's parts when it combines several data sets (``Task.parts``).
         """
-        config = model.program.get_config()
-        for key in ("name", "trainable", "dtype"):
-            config.pop(key, None)
+        config = _comparable_config(model.program)
         ref = BackboneRef(backbone_name, weights, seed, weights_fingerprint(model.backbone))
         host_image = (keras.ops.convert_to_numpy(model.program.host_image.value)
                       if isinstance(model.program, ConcealedProgram) else None)
@@ -177,13 +175,7 @@ class SavedProgram:
         """
         if backbone is None:
             backbone = self.backbone.build()
-        fingerprint = weights_fingerprint(backbone)
-        if backbone.name != self.backbone.name or fingerprint != self.backbone.fingerprint:
-            raise ProgramMismatchError(
-                f"this program was trained on backbone {self.backbone.name!r} with weights "
-                f"{self.backbone.weights!r} (fingerprint {self.backbone.fingerprint[:12]}), but the backbone "
-                f"given is {backbone.name!r} (fingerprint {fingerprint[:12]}); a program only works on "
-                "the exact network it was trained on")
+        self._check_backbone(backbone)
         if self.host_image is None:
             program = AdversarialProgram(**self.program_config)
         else:
@@ -191,6 +183,59 @@ class SavedProgram:
         model = ReprogrammedModel(program, backbone, LabelMapping(self.label_groups))
         program.weight.assign(self.weight)
         return model
+
+    def warm_start(self, model: ReprogrammedModel, *, relabel: bool = False) -> None:
+        """Gives ``model`` this program's ``W``, so training continues from it (a further
+        schedule after a finished run, or fine-tuning) instead of from zero.
+
+        ``model`` must be built on the same backbone with the same program settings (the
+        weight of ``||W||^2`` may differ) and, unless ``relabel``, the same label map. With
+        ``relabel`` (a data-driven map that training recomputes) it takes this program's map
+        as its start. Raises ProgramMismatchError otherwise.
+        """
+        self._check_backbone(model.backbone)
+        settings = _comparable_config(model.program)
+        differing = sorted(key for key in set(settings) | set(self.program_config) if key != "l2"
+                           and settings.get(key) != _json_round_trip(self.program_config.get(key)))
+        if differing:
+            raise ProgramMismatchError(
+                "the program to start from was trained with other program settings: "
+                + ", ".join(f"{key} {self.program_config.get(key)!r} (here {settings.get(key)!r})"
+                            for key in differing))
+        if self.host_image is not None and not np.array_equal(
+                self.host_image, keras.ops.convert_to_numpy(model.program.host_image.value)):
+            raise ProgramMismatchError("the program to start from is hidden in another host photo")
+        if model.label_map.num_classes != len(self.label_groups):
+            raise ProgramMismatchError(f"the program to start from has {len(self.label_groups)} task classes, "
+                                       f"this model {model.label_map.num_classes}")
+        if relabel:
+            model.label_map.set_groups(self.label_groups)
+        elif model.label_map.groups != self.label_groups:
+            raise ProgramMismatchError(f"the program to start from was trained with label map "
+                                       f"{self.label_map_spec!r} (groups {self.label_groups}); train with the same map")
+        model.program.weight.assign(self.weight)
+
+    def _check_backbone(self, backbone: keras.Model) -> None:
+        fingerprint = weights_fingerprint(backbone)
+        if backbone.name != self.backbone.name or fingerprint != self.backbone.fingerprint:
+            raise ProgramMismatchError(
+                f"this program was trained on backbone {self.backbone.name!r} with weights "
+                f"{self.backbone.weights!r} (fingerprint {self.backbone.fingerprint[:12]}), but the backbone "
+                f"given is {backbone.name!r} (fingerprint {fingerprint[:12]}); a program only works on "
+                "the exact network it was trained on")
+
+
+def _comparable_config(program: AdversarialProgram) -> dict[str, Any]:
+    """The program layer's settings as they are saved (without Keras' own name, trainable, dtype)."""
+    config = program.get_config()
+    for key in ("name", "trainable", "dtype"):
+        config.pop(key, None)
+    return _json_round_trip(config)
+
+
+def _json_round_trip(value: Any) -> Any:
+    """``value`` as it reads back from program.json (tuples become lists)."""
+    return json.loads(json.dumps(value))
 
 
 def _check_parts(parts: tuple[TaskPart, ...], num_classes: int) -> None:

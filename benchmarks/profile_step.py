@@ -50,10 +50,10 @@ def main() -> None:
     args = parser.parse_args()
 
     model, data = benchmark_model_and_data(args.backbone, args.batch_size, args.image_size)
-    model.fit(data, steps_per_epoch=3, verbose=0)  # trace and warm up outside the profile
+    model.fit(data, steps_per_epoch=3, shuffle=False, verbose=0)  # trace and warm up outside the profile
     with tempfile.TemporaryDirectory() as logdir:
         tf.profiler.experimental.start(logdir)
-        model.fit(data, steps_per_epoch=args.steps, verbose=0)
+        model.fit(data, steps_per_epoch=args.steps, shuffle=False, verbose=0)
         tf.profiler.experimental.stop()
         (xplane,) = glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)
         totals = op_times(xplane, args.by)

@@ -45,6 +45,19 @@ def test_train_writes_program_and_metrics(trained):
     assert (trained / "program" / "program.json").exists() and (trained / "program" / "W.npy").exists()
 
 
+def test_train_can_start_from_a_saved_program(trained, image_folder, tmp_path, capsys):
+    start = np.load(trained / "program" / "W.npy")
+    assert np.any(start)
+    common = ["train", "--task", f"folder:{image_folder}", "--backbone", "tiny_cnn", "--weights", "none",
+              "--steps", "2", "--batch-size", "8", "--seed", "1", "--init-program", str(trained / "program")]
+    assert main([*common, "--lr", "1e-12", "--out", str(tmp_path / "next")]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "next" / "program" / "W.npy"), start, atol=1e-6)
+    assert json.loads((tmp_path / "next" / "metrics.json").read_text())["init_program"] == str(trained / "program")
+    capsys.readouterr()
+    assert main([*common, "--image-size", "12", "--out", str(tmp_path / "other")]) == 2
+    assert "image_size" in capsys.readouterr().err
+
+
 def test_evaluate_reproduces_the_training_run_test_accuracy(trained, capsys):
     capsys.readouterr()
     assert main(["evaluate", "--program", str(trained / "program"), "--json"]) == 0

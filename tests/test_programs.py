@@ -59,6 +59,45 @@ def test_other_backbone_is_refused(saved, tmp_path):
         SavedProgram.load(path).build_model()
 
 
+def fresh_model(backbone_seed=3, label_map="random", **options):
+    options = {"linf_bound": 0.7, **options}
+    return build_reprogrammed_model(build_backbone("tiny_cnn", None, seed=backbone_seed), (10, 10, 3), 3,
+                                    label_map=label_map, seed=2, **options)
+
+
+def test_warm_start_continues_from_the_saved_weight(saved):
+    model, path = saved
+    fresh = fresh_model(l2=0.5)  # the weight of ||W||^2 is a training choice, free to change
+    assert not np.any(fresh.program.weight.numpy())
+    SavedProgram.load(path).warm_start(fresh)
+    images = np.random.default_rng(1).integers(0, 256, (4, 10, 10, 3)).astype("uint8")
+    np.testing.assert_array_equal(fresh.program.weight.numpy(), model.program.weight.numpy())
+    np.testing.assert_array_equal(fresh.predict(images, verbose=0), model.predict(images, verbose=0))
+
+
+def test_warm_start_with_relabel_takes_the_saved_label_map(saved):
+    model, path = saved
+    fresh = fresh_model(label_map="first")
+    assert fresh.label_map.groups != model.label_map.groups
+    with pytest.raises(ProgramMismatchError, match="label map 'random'"):
+        SavedProgram.load(path).warm_start(fresh)
+    SavedProgram.load(path).warm_start(fresh, relabel=True)
+    assert fresh.label_map.groups == model.label_map.groups
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"linf_bound": 0.5}, "linf_bound 0.7 \\(here 0.5\\)"),
+    ({"image_size": (8, 8)}, "image_size None \\(here \\[8, 8\\]\\)"),
+    ({"backbone_seed": 4}, "trained on backbone"),
+])
+def test_warm_start_refuses_other_settings_or_weights(saved, options, message):
+    _, path = saved
+    fresh = fresh_model(**options)
+    with pytest.raises(ProgramMismatchError, match=message):
+        SavedProgram.load(path).warm_start(fresh)
+    assert not np.any(fresh.program.weight.numpy())
+
+
 def test_not_a_program_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a saved program"):
         SavedProgram.load(tmp_path)

@@ -67,11 +67,15 @@ def _efficientnet_lite0(weights: str | None) -> keras.Model:
 
 
 def _tiny_cnn(weights: str | None) -> keras.Model:
-    """A 48x48 network with 1000 outputs and batch norm: fast enough for tests and smoke runs."""
+    """A 48x48 network with 1000 outputs and batch norm: fast enough for tests and smoke runs.
+
+    The convolution's biases start random: with zero biases every ReLU over the blank frame
+    around the task image is at 0, so a zero program would get no gradient and never train.
+    """
     if weights == "imagenet":
         raise ValueError("tiny_cnn has no ImageNet weights; use weights='none' or a weights file")
     inputs = keras.Input((48, 48, 3))
-    x = keras.layers.Conv2D(8, 4, strides=4, name="conv")(inputs)
+    x = keras.layers.Conv2D(8, 4, strides=4, bias_initializer="random_normal", name="conv")(inputs)
     x = keras.layers.BatchNormalization(name="bn")(x)
     x = keras.layers.ReLU()(x)
     x = keras.layers.Flatten()(x)
