@@ -195,8 +195,8 @@ class SavedProgram:
         """
         self._check_backbone(model.backbone)
         settings = _comparable_config(model.program)
-        differing = sorted(key for key in set(settings) | set(self.program_config) if key != "l2"
-                           and settings.get(key) != _json_round_trip(self.program_config.get(key)))
+        differing = sorted(key for key in set(settings) | set(self.program_config)
+                           if key != "l2" and settings.get(key) != self.program_config.get(key))
         if differing:
             raise ProgramMismatchError(
                 "the program to start from was trained with other program settings: "
@@ -230,12 +230,7 @@ def _comparable_config(program: AdversarialProgram) -> dict[str, Any]:
     config = program.get_config()
     for key in ("name", "trainable", "dtype"):
         config.pop(key, None)
-    return _json_round_trip(config)
-
-
-def _json_round_trip(value: Any) -> Any:
-    """``value`` as it reads back from program.json (tuples become lists)."""
-    return json.loads(json.dumps(value))
+    return json.loads(json.dumps(config))  # as program.json reads back: tuples become lists
 
 
 def _check_parts(parts: tuple[TaskPart, ...], num_classes: int) -> None:
