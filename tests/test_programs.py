@@ -12,10 +12,16 @@ from arnn_tf.programs import ProgramMismatchError, SavedProgram
 from arnn_tf.tasks import TaskPart
 
 
+def fresh_model(backbone_seed=3, label_map="random", **options):
+    """A zero program on tiny_cnn; with the defaults, the same settings as the ``saved`` program."""
+    options = {"linf_bound": 0.7, **options}
+    return build_reprogrammed_model(build_backbone("tiny_cnn", None, seed=backbone_seed), (10, 10, 3), 3,
+                                    label_map=label_map, seed=2, **options)
+
+
 @pytest.fixture()
 def saved(tmp_path):
-    backbone = build_backbone("tiny_cnn", None, seed=3)
-    model = build_reprogrammed_model(backbone, (10, 10, 3), 3, label_map="random", seed=2, linf_bound=0.7)
+    model = fresh_model()
     model.program.weight.assign(np.random.default_rng(0).normal(size=model.program.weight.shape))
     program = SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=3, task_name="toy",
                                       class_names=["a", "b", "c"], label_map_spec="random",
@@ -57,12 +63,6 @@ def test_other_backbone_is_refused(saved, tmp_path):
     (path / "program.json").write_text(json.dumps(document))
     with pytest.raises(ProgramMismatchError):
         SavedProgram.load(path).build_model()
-
-
-def fresh_model(backbone_seed=3, label_map="random", **options):
-    options = {"linf_bound": 0.7, **options}
-    return build_reprogrammed_model(build_backbone("tiny_cnn", None, seed=backbone_seed), (10, 10, 3), 3,
-                                    label_map=label_map, seed=2, **options)
 
 
 def test_warm_start_continues_from_the_saved_weight(saved):
