@@ -157,7 +157,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
                 model, relabel=data_driven_kind(args.label_map) is not None)
         summaries = None
         if chief:
-            samples, _ = next(iter(task.dataset("train", 3)))
+            (samples, _), = list(task.sample("train", 3, 3, shuffle=False))
             summaries = ProgramSummaries(args.logdir or out / "logs", samples.numpy(), hparams=settings)
         result = fit_program(
             model, task, steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,

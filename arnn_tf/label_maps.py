@@ -13,6 +13,8 @@ import numpy as np
 
 LABEL_MAP_KINDS = ("first", "random")
 DATA_DRIVEN_KINDS = ("frequency", "iterative")
+SAMPLE_IMAGES = 5000
+"""Training images a frequency map is computed from (`arnn_tf.tasks.Task.sample` draws them)."""
 LABEL_MAP_HELP = (
     "first (the paper: task class i <- ImageNet class i), first:K (K consecutive classes each), "
     "random[:K] (a seeded random choice, K per class), frequency[:K] (each task class takes the "
@@ -98,12 +100,12 @@ def source_predictions(model: Any, batches: Iterable[tuple[Any, Any]], max_image
     network = keras.Model(images, model.backbone(model.program(images), training=False))
     predictions, labels, seen = [], [], 0
     for batch_images, batch_labels in batches:
+        if seen >= max_images:  # checked before using a batch, so a sample of exactly max_images is read to its end
+            break
         logits = keras.ops.convert_to_numpy(network.predict_on_batch(batch_images))
         predictions.append(logits.argmax(axis=-1))
         labels.append(keras.ops.convert_to_numpy(batch_labels))
         seen += len(logits)
-        if seen >= max_images:
-            break
     return np.concatenate(predictions)[:max_images], np.concatenate(labels)[:max_images]
 
 
@@ -117,7 +119,7 @@ class FrequencyLabelMapping(keras.callbacks.Callback):
     """
 
     def __init__(self, batches: Iterable[tuple[Any, Any]], per_class: int = 1, iterative: bool = False,
-                 max_images: int = 5000, recompute_at_start: bool = True) -> None:
+                 max_images: int = SAMPLE_IMAGES, recompute_at_start: bool = True) -> None:
         super().__init__()
         self.batches = batches
         self.per_class = per_class

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from arnn_tf.checkpoints import ProgramCheckpoint, restore_checkpoint
 from arnn_tf.custom_loop import fit_with_strategy_run, needs_custom_loop
-from arnn_tf.label_maps import FrequencyLabelMapping, data_driven_kind
+from arnn_tf.label_maps import SAMPLE_IMAGES, FrequencyLabelMapping, data_driven_kind
 from arnn_tf.model import DEFAULT_LEARNING_RATE, ReprogrammedModel
 from arnn_tf.tasks import Task
 
@@ -142,7 +142,7 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
     data_driven = data_driven_kind(label_map)
     if data_driven is not None:
         kind, per_class = data_driven
-        sample = task.dataset("train", 100, shuffle=True, seed=seed)
+        sample = task.sample("train", SAMPLE_IMAGES, 100, seed=seed)
         callbacks = [FrequencyLabelMapping(sample, per_class, iterative=kind == "iterative",
                                            recompute_at_start=not resumed_from), *callbacks]
     if remaining <= 0:

@@ -34,7 +34,7 @@ import tensorflow as tf
 from tensorboard.plugins.hparams import api as hparams_api
 
 from arnn_tf.backbones import build_backbone, get_backbone_spec
-from arnn_tf.label_maps import FrequencyLabelMapping, data_driven_kind, parse_label_map
+from arnn_tf.label_maps import SAMPLE_IMAGES, FrequencyLabelMapping, data_driven_kind, parse_label_map
 from arnn_tf.model import DEFAULT_LEARNING_RATE, ReprogrammedModel, build_reprogrammed_model
 from arnn_tf.programs import SavedProgram
 from arnn_tf.tasks import Task, get_task
@@ -302,7 +302,7 @@ class ReprogrammingHyperModel(keras_tuner.HyperModel):
         if data_driven is not None:
             kind, per_class = data_driven
             callbacks.append(FrequencyLabelMapping(
-                self.task.dataset("train", LABEL_MAP_BATCH_SIZE, shuffle=True, seed=self.seed), per_class,
+                self.task.sample("train", SAMPLE_IMAGES, LABEL_MAP_BATCH_SIZE, seed=self.seed), per_class,
                 iterative=kind == "iterative", recompute_at_start=kwargs.get("initial_epoch", 0) == 0))
         return model.fit(train, validation_data=validation, steps_per_epoch=per_epoch, shuffle=False,
                          callbacks=callbacks, **kwargs)

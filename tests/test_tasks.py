@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,26 @@ def test_shuffle_is_seeded_and_reshuffles_each_epoch(counting: Task) -> None:
     np.testing.assert_array_equal(epoch1, same_seed)
     other_seed = epoch_labels(counting.dataset("test", 2000, shuffle=True, seed=8))[0]
     assert not np.array_equal(epoch1, other_seed)
+
+
+def test_sample_is_a_fixed_seeded_subset(counting: Task) -> None:
+    all_images, all_labels = _collect(counting.dataset("test", 2000))
+    sample = counting.sample("test", 150, 64, seed=5)
+    first_images, first_labels = _collect(sample)
+    second_images, second_labels = _collect(sample)
+    assert [int(y.shape[0]) for _, y in sample] == [64, 64, 22]
+    np.testing.assert_array_equal(first_images, second_images)  # the same images on every pass
+    np.testing.assert_array_equal(first_labels, second_labels)
+    in_split = Counter(zip(map(bytes, all_images), all_labels.tolist()))
+    in_sample = Counter(zip(map(bytes, first_images), first_labels.tolist()))
+    assert not in_sample - in_split  # drawn from the split without replacement, labels kept
+    assert not np.array_equal(first_images, all_images[:150])  # a random choice, not the first 150
+    other, _ = _collect(counting.sample("test", 150, 64, seed=6))
+    assert not np.array_equal(other, first_images)
+    first, _ = _collect(counting.sample("test", 150, 64, shuffle=False))
+    np.testing.assert_array_equal(first, all_images[:150])
+    with pytest.raises(ValueError, match="positive"):
+        counting.sample("test", 0, 64)
 
 
 def test_unknown_split_and_task(counting: Task) -> None:

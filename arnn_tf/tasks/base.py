@@ -72,6 +72,24 @@ class Task:
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
         return ds.prefetch(tf.data.AUTOTUNE)
 
+    def sample(self, split: str, count: int, batch_size: int, *, shuffle: bool = True, seed: int = 0
+               ) -> tf.data.Dataset:
+        """Batches of one fixed choice of ``count`` examples of ``split``: seeded random, or the
+        first ``count`` with ``shuffle=False``.
+
+        For work that passes over the same few examples again (the frequency label map every
+        epoch, TensorBoard's example images): the chosen examples are cached after the first
+        full pass, so later passes decode nothing and see the same images. Unlike a partial read
+        of `dataset`, reading it to its end leaves no half-filled cache behind.
+        """
+        if count < 1 or batch_size < 1:
+            raise ValueError(f"count and batch_size must be positive, got {count} and {batch_size}")
+        decoded = self._split(split)
+        if shuffle:
+            buffer = max(1, min(_count(decoded), MAX_SHUFFLE_BUFFER))
+            decoded = decoded.shuffle(buffer, seed=seed, reshuffle_each_iteration=False)
+        return decoded.take(count).cache().batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
     def num_examples(self, split: str) -> int:
         """Number of examples in `split` (counted by iterating when tf.data cannot tell)."""
         return _count(self._split(split))
