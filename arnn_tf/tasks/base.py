@@ -65,8 +65,7 @@ class Task:
         decoded = self._split(split)
         ds = decoded.cache()
         if shuffle:
-            buffer = max(1, min(_count(decoded), MAX_SHUFFLE_BUFFER))
-            ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+            ds = ds.shuffle(_shuffle_buffer(decoded), seed=seed, reshuffle_each_iteration=True)
         if repeat:
             ds = ds.repeat()
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
@@ -86,8 +85,7 @@ class Task:
             raise ValueError(f"count and batch_size must be positive, got {count} and {batch_size}")
         decoded = self._split(split)
         if shuffle:
-            buffer = max(1, min(_count(decoded), MAX_SHUFFLE_BUFFER))
-            decoded = decoded.shuffle(buffer, seed=seed, reshuffle_each_iteration=False)
+            decoded = decoded.shuffle(_shuffle_buffer(decoded), seed=seed, reshuffle_each_iteration=False)
         return decoded.take(count).cache().batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
     def num_examples(self, split: str) -> int:
@@ -99,6 +97,11 @@ class Task:
         if split not in SPLITS:
             raise ValueError(f"Unknown split {split!r} for task {self.name!r}; expected one of {SPLITS}")
         return self._load(split)
+
+
+def _shuffle_buffer(ds: tf.data.Dataset) -> int:
+    """A full shuffle for data sets up to `MAX_SHUFFLE_BUFFER` examples, that many otherwise."""
+    return max(1, min(_count(ds), MAX_SHUFFLE_BUFFER))
 
 
 def _count(ds: tf.data.Dataset) -> int:
