@@ -92,12 +92,17 @@ def frequency_map(source_predictions: np.ndarray, labels: np.ndarray, num_classe
     return [sorted(group) for group in groups]
 
 
-def source_predictions(model: Any, batches: Iterable[tuple[Any, Any]], max_images: int
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-1 ImageNet class of the backbone for up to ``max_images`` task images under the
-    model's current program, with their task labels."""
+def source_network(model: Any) -> keras.Model:
+    """The model without its label map: task images in, the backbone's ImageNet logits out
+    under the model's current program (it shares the program's variable, so it follows it)."""
     images = keras.Input(model.program.task_image_shape)
-    network = keras.Model(images, model.backbone(model.program(images), training=False))
+    return keras.Model(images, model.backbone(model.program(images), training=False))
+
+
+def source_predictions(network: keras.Model, batches: Iterable[tuple[Any, Any]], max_images: int
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Top-1 ImageNet class of a `source_network` for up to ``max_images`` task images, with
+    their task labels."""
     predictions, labels, seen = [], [], 0
     for batch_images, batch_labels in batches:
         if seen >= max_images:  # checked before using a batch, so a sample of exactly max_images is read to its end
@@ -129,13 +134,14 @@ class FrequencyLabelMapping(keras.callbacks.Callback):
 
     def remap(self) -> list[list[int]]:
         label_map = self.model.label_map
-        predictions, labels = source_predictions(self.model, self.batches, self.max_images)
+        predictions, labels = source_predictions(self.network, self.batches, self.max_images)
         groups = frequency_map(predictions, labels, label_map.num_classes, self.per_class,
                                label_map.num_source_classes)
         label_map.set_groups(groups)
         return groups
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.network = source_network(self.model)  # built once, so remaps reuse its traced predict step
         self.first_epoch_pending = True
         if self.recompute_at_start:
             self.remap()

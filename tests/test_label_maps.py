@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from arnn_tf.backbones import build_backbone
-from arnn_tf.label_maps import FrequencyLabelMapping, frequency_map, parse_label_map, source_predictions
+from arnn_tf.label_maps import FrequencyLabelMapping, frequency_map, parse_label_map, source_network, source_predictions
 from arnn_tf.model import build_reprogrammed_model
 from arnn_tf.tasks import Task
 from arnn_tf.training import fit_program
@@ -44,12 +44,17 @@ def test_frequency_mapping_callback_sets_the_flm_of_the_current_program():
     task = toy()
     model = build_reprogrammed_model(build_backbone("tiny_cnn", None, seed=2), (12, 12, 1), 3)
     batches = task.dataset("train", 16)
-    predictions, labels = source_predictions(model, batches, 48)
+    predictions, labels = source_predictions(source_network(model), batches, 48)
     assert predictions.shape == (48,) and (labels == np.arange(48) % 3).all()
     callback = FrequencyLabelMapping(batches)
     callback.set_model(model)
     callback.on_train_begin()
     assert model.label_map.groups == frequency_map(predictions, labels, 3)
+    # the callback's network is built once and follows the program as it changes
+    model.program.weight.assign(np.random.default_rng(1).normal(0, 3, model.program.weight.shape))
+    moved, _ = source_predictions(source_network(model), batches, 48)
+    assert not (moved == predictions).all()
+    assert callback.remap() == frequency_map(moved, labels, 3)
 
 
 def test_iterative_mapping_recomputes_every_epoch(monkeypatch):
