@@ -16,11 +16,15 @@ And the chain of per-channel affine layers at a pixel-input network's entrance (
 [-1, 1] to [0, 255] scaling, keras' ``Rescaling(1/255)``, ``Normalization`` and sometimes
 another ``Rescaling``) is one multiply-add; merging it saves a full-frame division and
 subtraction forward and a division backward. The folded networks compute the same function.
+
+Each ``*_fold`` function only plans its edits (a `Fold`); `apply_folds` makes them all in one
+copy of the network, since copying a functional model is the slow part.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, Callable
 
 import keras
 import numpy as np
@@ -34,6 +38,54 @@ class FoldedLayer(keras.layers.Layer):
 
     def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
         return inputs
+
+
+@dataclasses.dataclass
+class Fold:
+    """One fold's planned edits to a functional model, by layer name."""
+
+    removed: set[str] = dataclasses.field(default_factory=set)
+    """Layers that become pass-through `FoldedLayer`s."""
+    config: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    """Config entries to change, per layer."""
+    replacement: dict[str, Callable[[dict[str, Any]], keras.layers.Layer]] = dataclasses.field(default_factory=dict)
+    """Builds a layer of another class from the (changed) config, per layer."""
+    weights: dict[str, list[np.ndarray]] = dataclasses.field(default_factory=dict)
+    """Weights to set instead of the original layer's, per layer."""
+
+
+def apply_folds(model: keras.Model, folds: list[Fold]) -> keras.Model:
+    """A copy of a functional ``model`` with every fold's edits, in one clone.
+
+    Layers keep their names, so the copy reads like the original in summaries; layers no
+    fold replaces keep the original's weights. With nothing to fold, ``model`` comes back.
+    """
+    removed = set().union(*(fold.removed for fold in folds))
+    config: dict[str, dict[str, Any]] = {}
+    replacement: dict[str, Callable[[dict[str, Any]], keras.layers.Layer]] = {}
+    weights: dict[str, list[np.ndarray]] = {}
+    for fold in folds:
+        for name, changes in fold.config.items():
+            config.setdefault(name, {}).update(changes)
+        replacement.update(fold.replacement)
+        weights.update(fold.weights)
+    if not (removed or config or replacement):
+        return model
+
+    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+        if layer.name in removed:
+            return FoldedLayer(name=layer.name)
+        build = replacement.get(layer.name, layer.__class__.from_config)
+        return build({**layer.get_config(), **config.get(layer.name, {})})
+
+    folded = keras.models.clone_model(model, clone_function=clone)
+    originals = {layer.name: layer for layer in model.layers}
+    for layer in folded.layers:
+        if layer.weights:
+            layer.set_weights(weights.get(layer.name) or originals[layer.name].get_weights())
+            if isinstance(layer, keras.layers.Normalization):
+                layer.finalize_state()  # it reads its statistics from tensors refreshed here
+    return folded
 
 
 def _producer(layer: keras.layers.Layer) -> Any:
@@ -87,41 +139,13 @@ def _folded_weights(conv: keras.layers.Layer, bn: keras.layers.BatchNormalizatio
     return [kernel.astype("float32"), ((bias - mean) * scale + beta).astype("float32")]
 
 
-def fold_batch_norms(model: keras.Model) -> keras.Model:
-    """A copy of a functional ``model`` with every convolution + batch norm pair fused.
-
-    Layers keep their names (a folded batch norm becomes a pass-through `FoldedLayer`), so the copy
-    reads like the original in summaries. Models without such pairs come back unchanged.
-    """
+def batch_norm_fold(model: keras.Model) -> Fold:
+    """Fuses every convolution + batch norm pair: the batch norm becomes a pass-through, the
+    convolution gets the folded kernel and a bias."""
     pairs = _foldable_pairs(model)
-    if not pairs:
-        return model
-    folded_bns = {bn.name for bn in pairs.values()}
-
-    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
-        config = layer.get_config()
-        if layer.name in pairs:
-            config["use_bias"] = True
-            return layer.__class__.from_config(config)
-        if layer.name in folded_bns:
-            return FoldedLayer(name=layer.name)
-        return layer.__class__.from_config(config)
-
-    folded = keras.models.clone_model(model, clone_function=clone)
-    originals = {layer.name: layer for layer in model.layers}
-    _copy_weights(folded, originals, skip=set(pairs))
-    for name, bn in pairs.items():
-        folded.get_layer(name).set_weights(_folded_weights(originals[name], bn))
-    return folded
-
-
-def _copy_weights(folded: keras.Model, originals: dict[str, keras.layers.Layer], skip: set[str]) -> None:
-    """Gives each layer of ``folded`` not in ``skip`` the weights of its namesake in ``originals``."""
-    for layer in folded.layers:
-        if layer.weights and layer.name not in skip:
-            layer.set_weights(originals[layer.name].get_weights())
-            if isinstance(layer, keras.layers.Normalization):
-                layer.finalize_state()  # it reads its statistics from tensors refreshed here
+    return Fold(removed={bn.name for bn in pairs.values()},
+                config={name: {"use_bias": True} for name in pairs},
+                weights={name: _folded_weights(model.get_layer(name), bn) for name, bn in pairs.items()})
 
 
 def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -150,29 +174,11 @@ def _foldable_paddings(model: keras.Model) -> dict[str, str]:
     return convolutions
 
 
-def fold_zero_padding(model: keras.Model) -> keras.Model:
-    """A copy of a functional ``model`` whose zero paddings equal to "same" padding are folded.
-
-    Each folded ``ZeroPadding2D`` becomes a pass-through `FoldedLayer` and its convolution
-    takes ``padding="same"``; weights are copied from ``model``. Models without
-    such pairs come back unchanged.
-    """
+def zero_padding_fold(model: keras.Model) -> Fold:
+    """Each ``ZeroPadding2D`` equal to "same" padding becomes a pass-through and its
+    convolution takes ``padding="same"``."""
     convolutions = _foldable_paddings(model)
-    if not convolutions:
-        return model
-    paddings = set(convolutions.values())
-
-    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
-        config = layer.get_config()
-        if layer.name in paddings:
-            return FoldedLayer(name=layer.name)
-        if layer.name in convolutions:
-            config["padding"] = "same"
-        return layer.__class__.from_config(config)
-
-    folded = keras.models.clone_model(model, clone_function=clone)
-    _copy_weights(folded, {layer.name: layer for layer in model.layers}, skip=set())
-    return folded
+    return Fold(removed=set(convolutions.values()), config={name: {"padding": "same"} for name in convolutions})
 
 
 @keras.saving.register_keras_serializable(package="arnn_tf")
@@ -226,13 +232,13 @@ def _compose(scale: np.ndarray, offset: np.ndarray, layer: keras.layers.Rescalin
     return scale * layer_scale, offset * layer_scale + np.asarray(layer.offset, dtype="float64")
 
 
-def fold_input_scaling(model: keras.Model, scale: float = 1.0, offset: float = 0.0) -> keras.Model | None:
-    """A copy of ``model`` that takes ``x`` and computes ``model(x * scale + offset)``.
+def input_scaling_fold(model: keras.Model, scale: float = 1.0, offset: float = 0.0) -> Fold | None:
+    """Makes ``model`` take ``x`` and compute ``model(x * scale + offset)``.
 
     The affine layers at the entrance (Rescaling, then one Normalization, then Rescaling)
     and the given ``scale``/``offset`` become one `ScaledNormalization` in the Normalization's
-    place; the Rescalings become pass-through `FoldedLayer`s. Returns None when the input does
-    not go straight into such a chain with a Normalization in it.
+    place; the Rescalings become pass-throughs. Returns None when the input does not go
+    straight into such a chain with a Normalization in it.
     """
     chain = _entrance_chain(model)
     norms = [i for i, layer in enumerate(chain) if isinstance(layer, keras.layers.Normalization)]
@@ -245,17 +251,8 @@ def fold_input_scaling(model: keras.Model, scale: float = 1.0, offset: float = 0
     output_scale, output_offset = np.float64(1.0), np.float64(0.0)
     for layer in after:
         output_scale, output_offset = _compose(output_scale, output_offset, layer)
-    norm = chain[norms[0]]
-    rescalings = {layer.name for layer in before + after}
 
-    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
-        if layer.name in rescalings:
-            return FoldedLayer(name=layer.name)
-        if layer is norm:
-            return ScaledNormalization(input_scale, input_offset, output_scale, output_offset,
-                                       **layer.get_config())
-        return layer.__class__.from_config(layer.get_config())
+    def scaled(config: dict[str, Any]) -> keras.layers.Layer:
+        return ScaledNormalization(input_scale, input_offset, output_scale, output_offset, **config)
 
-    folded = keras.models.clone_model(model, clone_function=clone)
-    _copy_weights(folded, {layer.name: layer for layer in model.layers}, skip=set())
-    return folded
+    return Fold(removed={layer.name for layer in before + after}, replacement={chain[norms[0]].name: scaled})

@@ -15,7 +15,7 @@ from typing import Callable
 import keras
 import numpy as np
 
-from arnn_tf.backbones.folding import fold_batch_norms, fold_input_scaling, fold_zero_padding
+from arnn_tf.backbones.folding import apply_folds, batch_norm_fold, input_scaling_fold, zero_padding_fold
 
 WEIGHTS_HELP = "'imagenet' (pretrained), 'none' (random init, the untrained ablation) or a weights file path"
 
@@ -145,20 +145,21 @@ def build_backbone(name: str, weights: str | None = "imagenet", seed: int = 0) -
     weights = normalize_weights(weights)
     if weights is None:
         keras.utils.set_random_seed(seed)
-    network = fold_zero_padding(fold_batch_norms(spec.build_network(weights)))
+    network = spec.build_network(weights)
     expected = (spec.input_size, spec.input_size, 3)
     if tuple(network.input_shape[1:]) != expected or tuple(network.output_shape[1:]) != (1000,):
         raise ValueError(f"backbone {name!r} must map {expected} to 1000 logits, got "
                          f"{network.input_shape} -> {network.output_shape}")
+    folds = [batch_norm_fold(network), zero_padding_fold(network)]
     inputs = keras.Input(expected, name="x_adv")
     x = inputs
     if spec.pixel_input:
-        scaled = fold_input_scaling(network, scale=127.5, offset=127.5)  # [-1, 1] -> [0, 255]
-        if scaled is None:
+        scaling = input_scaling_fold(network, scale=127.5, offset=127.5)  # [-1, 1] -> [0, 255]
+        if scaling is None:
             x = keras.layers.Rescaling(127.5, offset=127.5, name="to_pixels")(inputs)
         else:
-            network = scaled
-    backbone = keras.Model(inputs, network(x, training=False), name=name)
+            folds.append(scaling)
+    backbone = keras.Model(inputs, apply_folds(network, folds)(x, training=False), name=name)
     backbone.trainable = False
     return backbone
 
