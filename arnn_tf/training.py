@@ -183,7 +183,9 @@ def evaluate_program(model: ReprogrammedModel, task: Task, split: str = "test",
     """Loss and accuracy on a whole split of ``task``."""
     if not model.compiled:
         model.compile()
-    results = model.evaluate(task.dataset(split, batch_size), return_dict=True, verbose=verbose)
+    # read once: under a distribution strategy Keras stops at the last batch without reaching the
+    # end of the data, so a cache would be left half-filled (and tf.data warns about it)
+    results = model.evaluate(task.dataset(split, batch_size, cache=False), return_dict=True, verbose=verbose)
     return {key: float(value) for key, value in results.items()}
 
 
@@ -193,7 +195,7 @@ def evaluate_parts(model: ReprogrammedModel, task: Task, split: str = "test",
     results = {}
     for part in task.parts:
         low, high = part.first_class, part.first_class + part.num_classes
-        data = task.dataset(split, batch_size).unbatch().filter(
+        data = task.dataset(split, batch_size, cache=False).unbatch().filter(
             lambda image, label, low=low, high=high: (label >= low) & (label < high)).batch(batch_size)
         correct = total = 0
         for images, labels in data:

@@ -87,6 +87,13 @@ def test_batching_drop_remainder_and_repeat(counting: Task) -> None:
     assert len(list(repeated.take(20))) == 20
 
 
+def test_uncached_dataset_yields_the_same_batches(counting: Task) -> None:
+    for cached, uncached in zip(counting.dataset("test", 300, shuffle=True, seed=3),
+                                counting.dataset("test", 300, shuffle=True, seed=3, cache=False)):
+        np.testing.assert_array_equal(cached[0], uncached[0])
+        np.testing.assert_array_equal(cached[1], uncached[1])
+
+
 def test_shuffle_is_seeded_and_reshuffles_each_epoch(counting: Task) -> None:
     def epoch_labels(ds: tf.data.Dataset) -> list[np.ndarray]:
         return [y.numpy() for _, y in ds]

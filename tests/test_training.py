@@ -63,6 +63,15 @@ def test_rerun_after_sigkill_resumes_and_ends_at_the_requested_step(tmp_path):
                                atol=1e-4)
 
 
+def test_train_command_leaves_no_half_filled_cache_behind(tmp_path):
+    # `arnn train` evaluates under a distribution strategy, whose evaluate stops at the last batch
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"}  # tf.data's warning is a C++ log line
+    run = subprocess.run(train_command(tmp_path / "short", 5), capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert json.loads((tmp_path / "short" / "metrics.json").read_text())["steps"] == 5
+    assert "did not fully read the dataset being cached" not in run.stderr
+
+
 def test_learning_rate_schedules():
     paper = learning_rate_schedule("paper", 0.05, steps_per_epoch=10, total_steps=100)
     assert [float(paper(step)) for step in (0, 19, 20, 40)] == pytest.approx([0.05, 0.05, 0.048, 0.04608])

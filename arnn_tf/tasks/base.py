@@ -53,17 +53,20 @@ class Task:
         repeat: bool = False,
         seed: int = 0,
         drop_remainder: bool = False,
+        cache: bool = True,
     ) -> tf.data.Dataset:
         """Batches of `(images uint8 [B, h, w, c], labels int32 [B])` for `split`.
 
         Images are decoded once and cached in memory by the returned data set, so reuse
-        the same object across epochs (or pass `repeat=True`). Shuffling is seeded and
-        reshuffles every epoch. No resizing or normalisation: the Keras model does that.
+        the same object across epochs (or pass `repeat=True`). ``cache=False`` is for a
+        single pass, where a cache would never be used (and tf.data warns when a reader
+        stops before the end of the data and leaves it half-filled). Shuffling is seeded and reshuffles every epoch.
+        No resizing or normalisation: the Keras model does that.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         decoded = self._split(split)
-        ds = decoded.cache()
+        ds = decoded.cache() if cache else decoded
         if shuffle:
             ds = ds.shuffle(_shuffle_buffer(decoded), seed=seed, reshuffle_each_iteration=True)
         if repeat:
