@@ -60,8 +60,8 @@ class Task:
         Images are decoded once and cached in memory by the returned data set, so reuse
         the same object across epochs (or pass `repeat=True`). ``cache=False`` is for a
         single pass, where a cache would never be used (and tf.data warns when a reader
-        stops before the end of the data and leaves it half-filled). Shuffling is seeded and reshuffles every epoch.
-        No resizing or normalisation: the Keras model does that.
+        stops before the end of the data and leaves it half-filled). Shuffling is seeded
+        and reshuffles every epoch. No resizing or normalisation: the Keras model does that.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
