@@ -74,5 +74,6 @@ def fit_with_strategy_run(model: keras.Model, data: tf.data.Dataset, *, steps: i
             history[key].append(logs[key])
         callback_list.on_epoch_end(epoch, logs)
         epoch += 1
+    optimizer.finalize_variable_values(model.trainable_variables)  # as `fit` does: W takes its EMA, if any
     callback_list.on_train_end(logs)
     return history

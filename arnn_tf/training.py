@@ -101,7 +101,7 @@ def steps_per_epoch(task: Task, batch_size: int) -> int:
 def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = None,
                 epochs: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                 learning_rate: float = DEFAULT_LEARNING_RATE, lr_schedule: str = "paper",
-                max_minutes: float | None = None,
+                ema_momentum: float | None = None, max_minutes: float | None = None,
                 seed: int = 0, shuffle: bool = True, checkpoint_dir: str | os.PathLike[str] | None = None,
                 checkpoint_every: int = 100, save_checkpoints: bool = True, label_map: str = "first",
                 callbacks: Sequence[keras.callbacks.Callback] = (),
@@ -111,6 +111,8 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
     Give ``steps`` (batches) or ``epochs`` (passes over the train split); with neither,
     ``DEFAULT_STEPS`` batches. ``lr_schedule`` is ``"paper"`` or ``"cosine"`` (see
     `learning_rate_schedule`; cosine spans all the steps, resumed ones included). With
+    ``ema_momentum``, the program kept at the end is an exponential moving average of ``W``
+    over the steps (Keras' optimiser EMA), which smooths out where the last steps left it. With
     ``checkpoint_dir``, the program and optimiser state are saved every ``checkpoint_every``
     steps, and a later call with the same directory resumes from the last checkpoint (same
     data order, same learning-rate schedule) and stops at the same total step count. Call it
@@ -130,7 +132,11 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
         steps = per_epoch * epochs if epochs is not None else DEFAULT_STEPS
     if steps < 1:
         raise ValueError(f"need at least one training step, got {steps}")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate_schedule(lr_schedule, learning_rate, per_epoch, steps)))
+    if ema_momentum is not None and not 0.0 < ema_momentum < 1.0:
+        raise ValueError(f"the EMA momentum must lie strictly between 0 and 1, got {ema_momentum}")
+    schedule = learning_rate_schedule(lr_schedule, learning_rate, per_epoch, steps)
+    model.compile(optimizer=keras.optimizers.Adam(schedule, use_ema=ema_momentum is not None,
+                                                  ema_momentum=ema_momentum or 0.99))
     resumed_from = 0
     if checkpoint_dir is not None:
         resumed_from = restore_checkpoint(model, checkpoint_dir) or 0

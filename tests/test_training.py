@@ -88,6 +88,32 @@ def test_cosine_schedule_reaches_zero_at_the_last_step():
     assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.0, abs=1e-7)
 
 
+class RecordProgram(keras.callbacks.Callback):
+    """Keeps W after every step."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.weights.append(keras.ops.convert_to_numpy(self.model.program.weight.value))
+
+
+@pytest.mark.parametrize("loop", ["fit", "strategy_run"])
+def test_ema_keeps_the_moving_average_of_the_program(loop, monkeypatch):
+    monkeypatch.setattr("arnn_tf.training.needs_custom_loop", lambda strategy: loop == "strategy_run")
+    model, recorder = toy_model(), RecordProgram()
+    fit_program(model, toy_task(), steps=6, batch_size=8, ema_momentum=0.5, callbacks=[recorder], verbose=0)
+    expected = recorder.weights[0]
+    for weight in recorder.weights[1:]:
+        expected = 0.5 * expected + 0.5 * weight
+    final = keras.ops.convert_to_numpy(model.program.weight.value)
+    assert np.abs(final - recorder.weights[-1]).max() > 1e-3  # the average, not the last step's W
+    np.testing.assert_allclose(final, expected, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        fit_program(toy_model(), toy_task(), steps=1, batch_size=8, ema_momentum=1.0, verbose=0)
+
+
 def test_non_finite_loss_stops_training_and_keeps_no_bad_checkpoint(tmp_path):
     model = toy_model(l2=1e-6)
     model.program.weight.assign(np.full(model.program.weight.shape, 1e20, "float32"))  # ||W||^2 overflows: inf loss
