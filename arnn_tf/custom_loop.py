@@ -64,6 +64,7 @@ def fit_with_strategy_run(model: keras.Model, data: tf.data.Dataset, *, steps: i
         loss_sum.reset_state()
         accuracy.reset_state()
         for batch in range(min(steps_per_epoch, steps - done)):
+            callback_list.on_train_batch_begin(batch)
             train_step(iterator)
             done += 1
             logs = {"loss": float(loss_sum.result()), "accuracy": float(accuracy.result())}

@@ -115,22 +115,27 @@ def source_predictions(network: keras.Model, batches: Iterable[tuple[Any, Any]],
 
 
 class FrequencyLabelMapping(keras.callbacks.Callback):
-    """Sets the model's label map by frequency (FLM) before training, and again at the start
-    of every later epoch when ``iterative`` (ILM, as in ILM-VP), from up to ``max_images``
-    training images. Remapping before an epoch rather than after it means the program always
-    finishes training under the map it is saved with.
+    """Sets the model's label map by frequency (FLM) before the first training step, and when
+    ``iterative`` (ILM, as in ILM-VP) again before the first step of every later epoch, from
+    up to ``max_images`` training images. Remapping before an epoch rather than after it
+    means the program always finishes training under the map it is saved with.
 
-    ``recompute_at_start=False`` keeps the map restored from a checkpoint when resuming.
+    Epochs are counted in global steps (``steps_per_epoch`` each, starting at ``first_step``),
+    not in `fit`'s epochs, so a run resumed mid-epoch remaps at the same steps as an
+    uninterrupted one; a resumed run keeps the map restored from its checkpoint until then.
     """
 
     def __init__(self, batches: Iterable[tuple[Any, Any]], per_class: int = 1, iterative: bool = False,
-                 max_images: int = SAMPLE_IMAGES, recompute_at_start: bool = True) -> None:
+                 max_images: int = SAMPLE_IMAGES, steps_per_epoch: int | None = None, first_step: int = 0) -> None:
         super().__init__()
+        if iterative and (steps_per_epoch is None or steps_per_epoch < 1):
+            raise ValueError(f"iterative label mapping needs a positive steps_per_epoch, got {steps_per_epoch}")
         self.batches = batches
         self.per_class = per_class
         self.iterative = iterative
         self.max_images = max_images
-        self.recompute_at_start = recompute_at_start
+        self.steps_per_epoch = steps_per_epoch
+        self.step = first_step
 
     def remap(self) -> list[list[int]]:
         label_map = self.model.label_map
@@ -142,11 +147,8 @@ class FrequencyLabelMapping(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.network = source_network(self.model)  # built once, so remaps reuse its traced predict step
-        self.first_epoch_pending = True
-        if self.recompute_at_start:
-            self.remap()
 
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if self.iterative and not self.first_epoch_pending:
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.step == 0 or (self.iterative and self.step % self.steps_per_epoch == 0):
             self.remap()
-        self.first_epoch_pending = False
+        self.step += 1

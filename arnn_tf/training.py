@@ -150,7 +150,7 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
         kind, per_class = data_driven
         sample = task.sample("train", SAMPLE_IMAGES, 100, seed=seed)
         callbacks = [FrequencyLabelMapping(sample, per_class, iterative=kind == "iterative",
-                                           recompute_at_start=not resumed_from), *callbacks]
+                                           steps_per_epoch=per_epoch, first_step=resumed_from), *callbacks]
     if remaining <= 0:
         return TrainingResult(resumed_from, resumed_from, 0.0, 0.0, float("nan"), False, {})
     budget = StepAndTimeBudget(remaining, None if max_minutes is None else 60.0 * max_minutes)

@@ -288,8 +288,9 @@ class ReprogrammingHyperModel(keras_tuner.HyperModel):
 
         ``kwargs`` go to `model.fit` (epochs, initial_epoch, callbacks, verbose). Data-driven
         label maps (``frequency[:K]``, ``iterative[:K]``) are computed from the train split as
-        in `arnn_tf.training.fit_program`; a continued trial (``initial_epoch > 0``) keeps the
-        map it was given. The remapping runs after the other callbacks, so a checkpoint holds
+        in `arnn_tf.training.fit_program`; a continued trial (``initial_epoch > 0``) keeps a
+        frequency map it was given, and recomputes an iterative one before its first epoch as
+        an uninterrupted trial would. The remapping runs after the other callbacks, so a checkpoint holds
         the map its validation score was measured with.
         """
         batch_size = hp.get("batch_size")
@@ -303,7 +304,8 @@ class ReprogrammingHyperModel(keras_tuner.HyperModel):
             kind, per_class = data_driven
             callbacks.append(FrequencyLabelMapping(
                 self.task.sample("train", SAMPLE_IMAGES, LABEL_MAP_BATCH_SIZE, seed=self.seed), per_class,
-                iterative=kind == "iterative", recompute_at_start=kwargs.get("initial_epoch", 0) == 0))
+                iterative=kind == "iterative", steps_per_epoch=per_epoch,
+                first_step=kwargs.get("initial_epoch", 0) * per_epoch))
         return model.fit(train, validation_data=validation, steps_per_epoch=per_epoch, shuffle=False,
                          callbacks=callbacks, **kwargs)
 

@@ -49,6 +49,7 @@ def test_frequency_mapping_callback_sets_the_flm_of_the_current_program():
     callback = FrequencyLabelMapping(batches)
     callback.set_model(model)
     callback.on_train_begin()
+    callback.on_train_batch_begin(0)
     assert model.label_map.groups == frequency_map(predictions, labels, 3)
     # the callback's network is built once and follows the program as it changes
     model.program.weight.assign(np.random.default_rng(1).normal(0, 3, model.program.weight.shape))
@@ -70,3 +71,23 @@ def test_iterative_mapping_recomputes_every_epoch(monkeypatch):
     calls.clear()
     fit_program(model_f, task, epochs=2, batch_size=16, label_map="frequency", verbose=0)
     assert len(calls) == 1
+
+
+def test_a_resumed_iterative_run_remaps_at_the_same_steps_as_an_uninterrupted_one(monkeypatch, tmp_path):
+    task = toy()  # 48 training images: 3 steps per epoch of 16
+    steps_at_remap = []
+    original = FrequencyLabelMapping.remap
+    monkeypatch.setattr(FrequencyLabelMapping, "remap", lambda self: steps_at_remap.append(
+        int(self.model.optimizer.iterations.numpy())) or original(self))
+
+    def run(steps):
+        model = build_reprogrammed_model(build_backbone("tiny_cnn", None, seed=2), (12, 12, 1), 3,
+                                         label_map="iterative")
+        fit_program(model, task, steps=steps, batch_size=16, label_map="iterative", checkpoint_dir=tmp_path,
+                    checkpoint_every=1, verbose=0)
+
+    run(4)  # stopped one step into its second epoch
+    assert steps_at_remap == [0, 3]
+    steps_at_remap.clear()
+    run(8)  # resumed at step 4: the next epochs start at steps 6 and 9
+    assert steps_at_remap == [6]
