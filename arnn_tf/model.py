@@ -40,6 +40,14 @@ class ReprogrammedModel(keras.Model):
         self.backbone = backbone
         self.label_map = label_map
 
+    def call(self, inputs: Any, training: Any = None, mask: Any = None, **kwargs: Any) -> Any:
+        """Runs the graph in inference mode whatever ``training`` says: the backbone is frozen,
+        and Keras 3 hands the outer call's ``training`` to every layer of the graph (overriding
+        the ``training=False`` it was built with), which would switch on the backbone's dropout
+        and stochastic depth while the program trains. The program and label map have no
+        training-only behaviour."""
+        return super().call(inputs, training=False, mask=mask, **kwargs)
+
     def compile(self, optimizer: Any = "auto", loss: Any = "auto", metrics: Any = "auto",
                 **kwargs: Any) -> None:
         """Compiles with the paper's defaults where "auto": Adam(0.05), cross-entropy, accuracy.

@@ -50,6 +50,18 @@ def test_fit_changes_only_w_and_batch_norm_stays_in_inference_mode():
         assert changed == (weight is model.program.weight), weight.path
 
 
+def test_the_backbone_runs_in_inference_mode_when_the_model_trains():
+    inputs = keras.Input((16, 16, 3))
+    features = keras.layers.GlobalAveragePooling2D()(keras.layers.Dropout(0.5)(keras.layers.Conv2D(8, 3)(inputs)))
+    backbone = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Dropout(0.5)(features)))
+    model = build_reprogrammed_model(backbone, (12, 12, 1), 4)
+    model.program.weight.assign(np.random.default_rng(0).normal(0, 1, model.program.weight.shape))
+    images = batch()[0]
+    inference = keras.ops.convert_to_numpy(model(images, training=False))
+    for _ in range(3):  # dropout at rate 0.5 would change these every call
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(images, training=True)), inference)
+
+
 def test_loss_includes_lambda_times_w_norm():
     model = tiny_model()
     model.program.weight.assign(np.ones(model.program.weight.shape, "float32"))
