@@ -17,8 +17,11 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 def make_strategy(name: str = "auto", devices: list[str] | None = None) -> tf.distribute.Strategy:
     """Builds a strategy by name.
 
-    ``auto``: mirrored over all local GPUs when there are several, else one device;
-    ``one_device``: the first GPU, or the CPU; ``mirrored``: `MirroredStrategy` over
+    ``auto``: mirrored over all local GPUs when there are several, else TensorFlow's default
+    strategy (one device, which Keras trains without distribution machinery: it then neither
+    peeks at a batch of the training data before `fit`, which refills the shuffle buffer, nor
+    stops evaluation short of the end of the data); ``one_device``: `OneDeviceStrategy` on the
+    first GPU, or the CPU; ``mirrored``: `MirroredStrategy` over
     ``devices`` (default: all local GPUs, or the CPU); ``multi_worker``:
     `MultiWorkerMirroredStrategy`, configured by the ``TF_CONFIG`` environment variable;
     it must be made before anything else runs a TensorFlow operation.
@@ -27,7 +30,9 @@ def make_strategy(name: str = "auto", devices: list[str] | None = None) -> tf.di
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
-        name = "mirrored" if len(gpus) > 1 else "one_device"
+        if len(gpus) <= 1:
+            return tf.distribute.get_strategy()
+        name = "mirrored"
     if name == "one_device":
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
     if name == "mirrored":

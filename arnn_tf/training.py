@@ -154,9 +154,11 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
     if remaining <= 0:
         return TrainingResult(resumed_from, resumed_from, 0.0, 0.0, float("nan"), False, {})
     budget = StepAndTimeBudget(remaining, None if max_minutes is None else 60.0 * max_minutes)
-    # Skipping the batches already trained on replays the uninterrupted run's data order.
+    # Skipping the batches already trained on replays the uninterrupted run's data order. A run
+    # of one epoch or less never reads an image twice, so it keeps no cache (tf.data would warn
+    # about the half-filled one at exit).
     data = task.dataset("train", batch_size, shuffle=shuffle, repeat=True, seed=seed,
-                        drop_remainder=True).skip(resumed_from)
+                        drop_remainder=True, cache=steps > per_epoch).skip(resumed_from)
     shown_epoch = min(per_epoch, remaining)  # the progress bar's length; the schedule keeps the real epoch
     callbacks = [keras.callbacks.TerminateOnNaN(), budget, *callbacks]
     start = time.perf_counter()

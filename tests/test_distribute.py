@@ -64,3 +64,16 @@ def test_multi_worker_with_two_local_workers_matches_one_device(single_device_pr
     assert all("replicas 2" in output for output in outputs)
     assert not (tmp_path / "w1.npy").exists()  # only the chief (worker 0) writes
     np.testing.assert_allclose(np.load(tmp_path / "w0.npy"), single_device_program, atol=1e-5)
+
+
+def test_auto_strategy_is_mirrored_only_over_several_gpus():
+    import tensorflow as tf
+
+    from arnn_tf.distribute import make_strategy
+
+    strategy = make_strategy("auto")
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        assert isinstance(strategy, tf.distribute.MirroredStrategy)
+    else:  # Keras trains under the default strategy without distribution machinery
+        assert strategy is tf.distribute.get_strategy()
+        assert not tf.distribute.has_strategy()
