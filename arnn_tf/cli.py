@@ -140,8 +140,8 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     set_precision(args.precision)
     image_size = None if args.image_size is None else (args.image_size, args.image_size)
     settings = {"task": task.name, "backbone": args.backbone, "weights": args.weights, "batch_size": args.batch_size,
-                "learning_rate": args.lr, "lr_schedule": args.lr_schedule, "ema": args.ema, "l2": args.l2, "label_map": args.label_map,
-                "image_size": args.image_size,
+                "learning_rate": args.lr, "lr_schedule": args.lr_schedule, "ema": args.ema, "l2": args.l2,
+                "label_map": args.label_map, "image_size": args.image_size,
                 "border_width": args.border_width, "linf_bound": args.linf_bound, "full_program": args.full_program,
                 "conceal": args.conceal, "conceal_scale": conceal_scale if args.conceal else None, "seed": args.seed,
                 "precision": args.precision, "strategy": args.strategy, "init_program": args.init_program}
@@ -163,9 +163,9 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
             summaries = ProgramSummaries(args.logdir or out / "logs", samples.numpy(), hparams=settings)
         result = fit_program(
             model, task, steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-            lr_schedule=args.lr_schedule, ema_momentum=args.ema, max_minutes=args.max_minutes, seed=args.seed, checkpoint_dir=out / "checkpoint",
-            checkpoint_every=args.checkpoint_every, save_checkpoints=chief, label_map=args.label_map,
-            callbacks=[summaries] if summaries else [], verbose=1 if chief else 0)
+            lr_schedule=args.lr_schedule, ema_momentum=args.ema, max_minutes=args.max_minutes, seed=args.seed,
+            checkpoint_dir=out / "checkpoint", checkpoint_every=args.checkpoint_every, save_checkpoints=chief,
+            label_map=args.label_map, callbacks=[summaries] if summaries else [], verbose=1 if chief else 0)
         if result.stopped_by_time:
             print(f"stopped at step {result.steps}: --max-minutes {args.max_minutes} reached; "
                   "run the same command again to continue")
