@@ -77,6 +77,18 @@ def test_train_command_leaves_no_half_filled_cache_behind(tmp_path):
     assert "did not fully read the dataset being cached" not in run.stderr
 
 
+def test_the_same_seed_trains_the_same_program_and_another_seed_does_not():
+    def train(seed):
+        model = toy_model()
+        fit_program(model, toy_task(), steps=12, batch_size=8, seed=seed, verbose=0)
+        return keras.ops.convert_to_numpy(model.program.weight.value)
+
+    first, again, other = train(3), train(3), train(4)
+    assert np.abs(first).max() > 0
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)  # the seed sets the data order
+
+
 def test_learning_rate_schedules():
     paper = learning_rate_schedule("paper", 0.05, steps_per_epoch=10, total_steps=100)
     assert [float(paper(step)) for step in (0, 19, 20, 40)] == pytest.approx([0.05, 0.05, 0.048, 0.04608])
