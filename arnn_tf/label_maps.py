@@ -6,10 +6,12 @@ probabilities add up to task class k. `LabelMapping` in `arnn_tf.layers` applies
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import keras
 import numpy as np
+
+from arnn_tf.backbones.imagenet_classes import imagenet_class_names
 
 LABEL_MAP_KINDS = ("first", "random")
 DATA_DRIVEN_KINDS = ("frequency", "iterative")
@@ -99,10 +101,10 @@ def source_network(model: Any) -> keras.Model:
     return keras.Model(images, model.backbone(model.program(images), training=False))
 
 
-def source_predictions(network: keras.Model, batches: Iterable[tuple[Any, Any]], max_images: int
-                       ) -> tuple[np.ndarray, np.ndarray]:
+def source_predictions(network: keras.Model, batches: Iterable[tuple[Any, Any]], max_images: int,
+                       progress: keras.utils.Progbar | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top-1 ImageNet class of a `source_network` for up to ``max_images`` task images, with
-    their task labels."""
+    their task labels; ``progress`` is advanced by the images seen."""
     predictions, labels, seen = [], [], 0
     for batch_images, batch_labels in batches:
         if seen >= max_images:  # checked before using a batch, so a sample of exactly max_images is read to its end
@@ -111,7 +113,21 @@ def source_predictions(network: keras.Model, batches: Iterable[tuple[Any, Any]],
         predictions.append(logits.argmax(axis=-1))
         labels.append(keras.ops.convert_to_numpy(batch_labels))
         seen += len(logits)
+        if progress is not None:
+            progress.update(min(seen, max_images))
     return np.concatenate(predictions)[:max_images], np.concatenate(labels)[:max_images]
+
+
+def describe_label_map(groups: Sequence[Sequence[int]], class_names: Sequence[str] | None = None,
+                       num_source: int = 1000) -> str:
+    """The map as one line, e.g. "airplane <- airliner (404); ...": which classes a data-driven
+    map picked is worth seeing, since it shapes what the program must learn. ImageNet names
+    are given when the source is the 1000 ImageNet classes."""
+    source_names = imagenet_class_names() if num_source == 1000 else None
+    def source(index: int) -> str:
+        return f"{source_names[index]} ({index})" if source_names else str(index)
+    return "; ".join(f"{class_names[k] if class_names else k} <- {' + '.join(source(c) for c in group)}"
+                     for k, group in enumerate(groups))
 
 
 class FrequencyLabelMapping(keras.callbacks.Callback):
@@ -123,10 +139,14 @@ class FrequencyLabelMapping(keras.callbacks.Callback):
     Epochs are counted in global steps (``steps_per_epoch`` each, starting at ``first_step``),
     not in `fit`'s epochs, so a run resumed mid-epoch remaps at the same steps as an
     uninterrupted one; a resumed run keeps the map restored from its checkpoint until then.
+
+    With ``verbose``, each remap shows a progress bar (it runs the network over the sample,
+    minutes on a CPU) and prints the new map, naming task classes by ``class_names``.
     """
 
     def __init__(self, batches: Iterable[tuple[Any, Any]], per_class: int = 1, iterative: bool = False,
-                 max_images: int = SAMPLE_IMAGES, steps_per_epoch: int | None = None, first_step: int = 0) -> None:
+                 max_images: int = SAMPLE_IMAGES, steps_per_epoch: int | None = None, first_step: int = 0,
+                 class_names: Sequence[str] | None = None, verbose: bool = False) -> None:
         super().__init__()
         if iterative and (steps_per_epoch is None or steps_per_epoch < 1):
             raise ValueError(f"iterative label mapping needs a positive steps_per_epoch, got {steps_per_epoch}")
@@ -136,13 +156,22 @@ class FrequencyLabelMapping(keras.callbacks.Callback):
         self.max_images = max_images
         self.steps_per_epoch = steps_per_epoch
         self.step = first_step
+        self.class_names = class_names
+        self.verbose = verbose
 
     def remap(self) -> list[list[int]]:
         label_map = self.model.label_map
-        predictions, labels = source_predictions(self.network, self.batches, self.max_images)
+        progress = None
+        if self.verbose:
+            print(f"label map before step {self.step}: the network's top-1 ImageNet class for "
+                  f"{self.max_images:,} training images")
+            progress = keras.utils.Progbar(self.max_images, unit_name="image")
+        predictions, labels = source_predictions(self.network, self.batches, self.max_images, progress)
         groups = frequency_map(predictions, labels, label_map.num_classes, self.per_class,
                                label_map.num_source_classes)
         label_map.set_groups(groups)
+        if self.verbose:
+            print("label map: " + describe_label_map(groups, self.class_names, label_map.num_source_classes))
         return groups
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:

@@ -148,9 +148,11 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
     data_driven = data_driven_kind(label_map)
     if data_driven is not None:
         kind, per_class = data_driven
-        sample = task.sample("train", SAMPLE_IMAGES, 100, seed=seed)
-        callbacks = [FrequencyLabelMapping(sample, per_class, iterative=kind == "iterative",
-                                           steps_per_epoch=per_epoch, first_step=resumed_from), *callbacks]
+        sample_size = min(SAMPLE_IMAGES, task.num_examples("train"))
+        sample = task.sample("train", sample_size, 100, seed=seed)
+        callbacks = [FrequencyLabelMapping(sample, per_class, iterative=kind == "iterative", max_images=sample_size,
+                                           steps_per_epoch=per_epoch, first_step=resumed_from,
+                                           class_names=task.class_names, verbose=bool(verbose)), *callbacks]
     if remaining <= 0:
         return TrainingResult(resumed_from, resumed_from, 0.0, 0.0, float("nan"), False, {})
     budget = StepAndTimeBudget(remaining, None if max_minutes is None else 60.0 * max_minutes)

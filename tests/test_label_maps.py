@@ -4,7 +4,8 @@ import numpy as np
 import tensorflow as tf
 
 from arnn_tf.backbones import build_backbone
-from arnn_tf.label_maps import FrequencyLabelMapping, frequency_map, parse_label_map, source_network, source_predictions
+from arnn_tf.label_maps import (FrequencyLabelMapping, describe_label_map, frequency_map, parse_label_map, source_network,
+                                source_predictions)
 from arnn_tf.model import build_reprogrammed_model
 from arnn_tf.tasks import Task
 from arnn_tf.training import fit_program
@@ -30,6 +31,11 @@ def test_frequency_map_with_several_classes_each_and_unseen_classes():
 def test_data_driven_specs_start_from_first_k():
     assert parse_label_map("frequency", 3) == [[0], [1], [2]]
     assert parse_label_map("iterative:2", 2) == [[0, 1], [2, 3]]
+
+
+def test_describe_label_map_names_task_and_imagenet_classes():
+    assert describe_label_map([[0], [281, 285]], ["a", "b"]) == "a <- tench (0); b <- tabby (281) + Egyptian cat (285)"
+    assert describe_label_map([[3], [1]], num_source=10) == "0 <- 3; 1 <- 1"
 
 
 def toy():
@@ -91,3 +97,13 @@ def test_a_resumed_iterative_run_remaps_at_the_same_steps_as_an_uninterrupted_on
     steps_at_remap.clear()
     run(8)  # resumed at step 4: the next epochs start at steps 6 and 9
     assert steps_at_remap == [6]
+
+
+def test_a_verbose_remap_shows_progress_and_the_new_map(capsys):
+    task = toy()
+    model = build_reprogrammed_model(build_backbone("tiny_cnn", None, seed=2), (12, 12, 1), 3, label_map="frequency")
+    fit_program(model, task, steps=1, batch_size=16, label_map="frequency", verbose=1)
+    out = capsys.readouterr().out
+    assert "label map before step 0: the network's top-1 ImageNet class for 48 training images" in out
+    assert "48/48" in out
+    assert f"label map: {describe_label_map(model.label_map.groups, task.class_names)}" in out
