@@ -94,8 +94,9 @@ class TrainingResult:
     history: dict[str, list[float]]
 
 
-def steps_per_epoch(task: Task, batch_size: int) -> int:
-    return max(1, math.ceil(task.num_examples("train") / batch_size))
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+    """Batches in one pass over ``num_examples`` (the last one may be short)."""
+    return max(1, math.ceil(num_examples / batch_size))
 
 
 def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = None,
@@ -127,7 +128,8 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
     """
     if steps is not None and epochs is not None:
         raise ValueError("give steps or epochs, not both")
-    per_epoch = steps_per_epoch(task, batch_size)
+    train_examples = task.num_examples("train")  # counted once: tf.data may have to iterate to count
+    per_epoch = steps_per_epoch(train_examples, batch_size)
     if steps is None:
         steps = per_epoch * epochs if epochs is not None else DEFAULT_STEPS
     if steps < 1:
@@ -148,7 +150,7 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
     data_driven = data_driven_kind(label_map)
     if data_driven is not None:
         kind, per_class = data_driven
-        sample_size = min(SAMPLE_IMAGES, task.num_examples("train"))
+        sample_size = min(SAMPLE_IMAGES, train_examples)
         sample = task.sample("train", sample_size, 100, seed=seed)
         callbacks = [FrequencyLabelMapping(sample, per_class, iterative=kind == "iterative", max_images=sample_size,
                                            steps_per_epoch=per_epoch, first_step=resumed_from,

@@ -278,7 +278,7 @@ class ReprogrammingHyperModel(keras_tuner.HyperModel):
             self.backbone, self.task.image_shape, self.task.num_classes, label_map=values["label_map"],
             seed=self.seed, image_size=(size, size) if size else None,
             border_width=values["border_width"] or None, linf_bound=values["linf_bound"] or None, l2=values["l2"])
-        full_epoch = steps_per_epoch(self.task, values["batch_size"])
+        full_epoch = steps_per_epoch(self.task.num_examples("train"), values["batch_size"])
         model.compile(optimizer=keras.optimizers.Adam(paper_learning_rate(values["learning_rate"], full_epoch)))
         return model
 
@@ -297,7 +297,7 @@ class ReprogrammingHyperModel(keras_tuner.HyperModel):
         train = self.task.dataset("train", batch_size, shuffle=True, repeat=True, seed=self.seed,
                                   drop_remainder=True)
         validation = self.task.dataset("test", VALIDATION_BATCH_SIZE)
-        per_epoch = self.steps_per_epoch or steps_per_epoch(self.task, batch_size)
+        per_epoch = self.steps_per_epoch or steps_per_epoch(self.task.num_examples("train"), batch_size)
         callbacks = list(kwargs.pop("callbacks", []))
         data_driven = data_driven_kind(hp.get("label_map"))
         if data_driven is not None:
