@@ -59,7 +59,6 @@ def parse_label_map(spec: str, num_classes: int, seed: int = 0,
     return groups
 
 
-
 def data_driven_kind(spec: str) -> tuple[str, int] | None:
     """("frequency" | "iterative", K) for maps computed from the network's predictions, else None."""
     kind, _, arg = spec.partition(":")
