@@ -190,8 +190,9 @@ class SavedProgram:
 
         ``model`` must be built on the same backbone with the same program settings (the
         weight of ``||W||^2`` may differ) and, unless ``relabel``, the same label map. With
-        ``relabel`` (a data-driven map that training recomputes) it takes this program's map
-        as its start. Raises ProgramMismatchError otherwise.
+        ``relabel`` (a data-driven map, which training computes from the data before its first
+        step) the model keeps its own map, so this program's map may differ, even in how many
+        ImageNet classes each task class has. Raises ProgramMismatchError otherwise.
         """
         self._check_backbone(model.backbone)
         settings = _comparable_config(model.program)
@@ -208,9 +209,7 @@ class SavedProgram:
         if model.label_map.num_classes != len(self.label_groups):
             raise ProgramMismatchError(f"the program to start from has {len(self.label_groups)} task classes, "
                                        f"this model {model.label_map.num_classes}")
-        if relabel:
-            model.label_map.set_groups(self.label_groups)
-        elif model.label_map.groups != self.label_groups:
+        if not relabel and model.label_map.groups != self.label_groups:
             raise ProgramMismatchError(f"the program to start from was trained with label map "
                                        f"{self.label_map_spec!r} (groups {self.label_groups}); train with the same map")
         model.program.weight.assign(self.weight)
