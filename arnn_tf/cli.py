@@ -19,12 +19,25 @@ def _add_backbone_arguments(parser: argparse.ArgumentParser) -> None:
                         help="'imagenet', 'none' (untrained ablation) or a Keras weights file")
 
 
+def _augmentations(text: str) -> tuple[str, ...]:
+    """``--augment flip,crop`` as a tuple of known augmentation names."""
+    from arnn_tf.tasks.base import AUGMENTATIONS
+
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in AUGMENTATIONS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown augmentation {', '.join(unknown)}; "
+                                         f"choose from {', '.join(AUGMENTATIONS)}")
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     from arnn_tf.distribute import PRECISIONS, STRATEGIES
     from arnn_tf.label_maps import LABEL_MAP_HELP
     from arnn_tf.layers import DEFAULT_CONCEAL_SCALE
     from arnn_tf.training import DEFAULT_BATCH_SIZE, DEFAULT_L2, DEFAULT_STEPS, LR_SCHEDULES
     from arnn_tf.model import DEFAULT_LEARNING_RATE
+    from arnn_tf.tasks.base import AUGMENTATIONS, CROP_PADDING
 
     parser = argparse.ArgumentParser(prog="arnn", description="Adversarial reprogramming of frozen ImageNet classifiers.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -48,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--ema", type=float, metavar="MOMENTUM",
                        help="keep an exponential moving average of W with this momentum (e.g. 0.99) and save it")
     train.add_argument("--label-map", default="first", help=LABEL_MAP_HELP)
+    train.add_argument("--augment", type=_augmentations, default=(), metavar="LIST",
+                       help=f"training-time augmentation of the task images, comma-separated: "
+                            f"{', '.join(AUGMENTATIONS)} (random left-right flip; random shift by up to "
+                            f"{CROP_PADDING} pixels)")
     train.add_argument("--image-size", type=int, help="resize task images to this square size before placing them")
     train.add_argument("--border-width", type=int, help="confine the program to a band this wide at the frame's edge")
     train.add_argument("--linf-bound", type=float, help="bound |P| by this, in units of the [-1, 1] input range")
@@ -141,7 +158,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     image_size = None if args.image_size is None else (args.image_size, args.image_size)
     settings = {"task": task.name, "backbone": args.backbone, "weights": args.weights, "batch_size": args.batch_size,
                 "learning_rate": args.lr, "lr_schedule": args.lr_schedule, "ema": args.ema, "l2": args.l2,
-                "label_map": args.label_map, "image_size": args.image_size,
+                "label_map": args.label_map, "augment": ",".join(args.augment) or None, "image_size": args.image_size,
                 "border_width": args.border_width, "linf_bound": args.linf_bound, "full_program": args.full_program,
                 "conceal": args.conceal, "conceal_scale": conceal_scale if args.conceal else None, "seed": args.seed,
                 "precision": args.precision, "strategy": args.strategy, "init_program": args.init_program}
@@ -165,7 +182,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
             model, task, steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
             lr_schedule=args.lr_schedule, ema_momentum=args.ema, max_minutes=args.max_minutes, seed=args.seed,
             checkpoint_dir=out / "checkpoint", checkpoint_every=args.checkpoint_every, save_checkpoints=chief,
-            label_map=args.label_map, callbacks=[summaries] if summaries else [], verbose=1 if chief else 0)
+            label_map=args.label_map, augment=args.augment, callbacks=[summaries] if summaries else [], verbose=1 if chief else 0)
         if result.stopped_by_time:
             print(f"stopped at step {result.steps}: --max-minutes {args.max_minutes} reached; "
                   "run the same command again to continue")

@@ -105,7 +105,7 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
                 ema_momentum: float | None = None, max_minutes: float | None = None,
                 seed: int = 0, shuffle: bool = True, checkpoint_dir: str | os.PathLike[str] | None = None,
                 checkpoint_every: int = 100, save_checkpoints: bool = True, label_map: str = "first",
-                callbacks: Sequence[keras.callbacks.Callback] = (),
+                augment: tuple[str, ...] = (), callbacks: Sequence[keras.callbacks.Callback] = (),
                 verbose: Any = "auto") -> TrainingResult:
     """Compiles ``model`` with the paper's optimiser and trains it on ``task``'s train split.
 
@@ -122,7 +122,8 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
 
     ``label_map`` is the spec the model's map was built from; for ``frequency[:K]`` the map
     is computed from the network's predictions before training, for ``iterative[:K]`` also
-    before every later epoch (see `arnn_tf.label_maps`).
+    before every later epoch (see `arnn_tf.label_maps`). ``augment`` names training-time
+    augmentations of the task images (`arnn_tf.tasks.base.AUGMENTATIONS`), e.g. ``("flip",)``.
 
     Raises TrainingDivergedError when the loss stops being finite.
     """
@@ -162,7 +163,7 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
     # of one epoch or less never reads an image twice, so it keeps no cache (tf.data would warn
     # about the half-filled one at exit).
     data = task.dataset("train", batch_size, shuffle=shuffle, repeat=True, seed=seed,
-                        drop_remainder=True, cache=steps > per_epoch).skip(resumed_from)
+                        drop_remainder=True, cache=steps > per_epoch, augment=augment).skip(resumed_from)
     shown_epoch = min(per_epoch, remaining)  # the progress bar's length; the schedule keeps the real epoch
     callbacks = [keras.callbacks.TerminateOnNaN(), budget, *callbacks]
     start = time.perf_counter()

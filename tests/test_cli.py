@@ -116,6 +116,17 @@ def test_bad_input_gives_a_clear_error(argv, message, capsys):
     assert message.lower() in capsys.readouterr().err.lower()
 
 
+def test_train_with_augmentation_records_it(image_folder, tmp_path, capsys):
+    common = ["train", "--task", f"folder:{image_folder}", "--backbone", "tiny_cnn", "--weights", "none",
+              "--steps", "2", "--batch-size", "8"]
+    assert main([*common, "--augment", "flip,crop", "--out", str(tmp_path / "run")]) == 0
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["augment"] == "flip,crop"
+    with pytest.raises(SystemExit) as exit_info:
+        main([*common, "--augment", "flip,rotate", "--out", str(tmp_path / "bad")])
+    assert exit_info.value.code == 2
+    assert "unknown augmentation rotate; choose from flip, crop" in capsys.readouterr().err
+
+
 def test_console_script_lists_backbones():
     result = subprocess.run([sys.executable, "-m", "arnn_tf.cli", "backbones"], capture_output=True, text=True,
                             timeout=120, check=True)

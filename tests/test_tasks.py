@@ -12,6 +12,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from arnn_tf.tasks import TASK_NAMES, Task, get_task, short_task_name
+from arnn_tf.tasks.base import CROP_PADDING
 from arnn_tf.tasks.counting import CELL, COUNTING_SPLIT_SIZES, GRID, SQUARE_VALUE
 from arnn_tf.tasks.shuffled import PERMUTATION_SEED
 
@@ -128,6 +129,36 @@ def test_sample_is_a_fixed_seeded_subset(counting: Task) -> None:
     np.testing.assert_array_equal(first, all_images[:150])
     with pytest.raises(ValueError, match="positive"):
         counting.sample("test", 0, 64)
+
+
+def test_augmentation_flips_and_shifts_each_image_reproducibly(counting: Task) -> None:
+    plain, labels = _collect(counting.dataset("test", 500).take(1))
+    flipped, flipped_labels = _collect(counting.dataset("test", 500, augment=("flip",), seed=3).take(1))
+    np.testing.assert_array_equal(flipped_labels, labels)
+    mirrored = np.array([np.array_equal(a, b[:, ::-1]) and not np.array_equal(a, b) for a, b in zip(flipped, plain)])
+    unchanged = np.array([np.array_equal(a, b) for a, b in zip(flipped, plain)])
+    assert (mirrored | unchanged).all() and 0.3 < mirrored.mean() < 0.7  # each image flipped or not, about half
+    again, _ = _collect(counting.dataset("test", 500, augment=("flip",), seed=3).take(1))
+    np.testing.assert_array_equal(again, flipped)
+    other, _ = _collect(counting.dataset("test", 500, augment=("flip",), seed=4).take(1))
+    assert not np.array_equal(other, flipped)
+
+    shifted, _ = _collect(counting.dataset("test", 500, augment=("crop",), seed=3).take(1))
+    assert shifted.shape == plain.shape and not np.array_equal(shifted, plain)
+    pad = CROP_PADDING
+    for image, original in zip(shifted[:20], plain[:20]):  # each a window of the zero-padded original
+        padded = np.pad(original, ((pad, pad), (pad, pad), (0, 0)))
+        windows = [(dy, dx) for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)
+                   if np.array_equal(padded[dy:dy + 36, dx:dx + 36], image)]
+        assert windows
+
+
+def test_augmentation_changes_later_epochs_and_refuses_unknown_names(counting: Task) -> None:
+    ds = counting.dataset("test", 2000, repeat=True, augment=("flip",))
+    first, second = [x.numpy() for x, _ in ds.take(2)]
+    assert not np.array_equal(first, second)  # the same images, other random flips
+    with pytest.raises(ValueError, match="unknown augmentation rotate"):
+        counting.dataset("train", 8, augment=("rotate",))
 
 
 def test_unknown_split_and_task(counting: Task) -> None:

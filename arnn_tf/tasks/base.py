@@ -13,6 +13,12 @@ SPLITS: tuple[str, ...] = ("train", "test")
 MAX_SHUFFLE_BUFFER = 10_000
 """Upper bound on the shuffle buffer (data sets at most this big get a full shuffle)."""
 
+AUGMENTATIONS: tuple[str, ...] = ("flip", "crop")
+"""Training-time augmentations `Task.dataset` knows: a random left-right flip, and a random
+shift of up to `CROP_PADDING` pixels (zero padding, then a crop back to the image's size)."""
+
+CROP_PADDING = 4
+
 
 @dataclasses.dataclass(frozen=True)
 class TaskPart:
@@ -54,6 +60,7 @@ class Task:
         seed: int = 0,
         drop_remainder: bool = False,
         cache: bool = True,
+        augment: tuple[str, ...] = (),
     ) -> tf.data.Dataset:
         """Batches of `(images uint8 [B, h, w, c], labels int32 [B])` for `split`.
 
@@ -62,15 +69,25 @@ class Task:
         single pass, where a cache would never be used (and tf.data warns when a reader
         stops before the end of the data and leaves it half-filled). Shuffling is seeded
         and reshuffles every epoch. No resizing or normalisation: the Keras model does that.
+
+        ``augment`` names `AUGMENTATIONS` applied to every image after the cache, each image
+        drawing its own random choice from ``seed`` and its position in the stream, so the
+        same call gives the same images in the same order (a resumed run replays them).
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        unknown = sorted(set(augment) - set(AUGMENTATIONS))
+        if unknown:
+            raise ValueError(f"unknown augmentation {', '.join(unknown)}; choose from {', '.join(AUGMENTATIONS)}")
         decoded = self._split(split)
         ds = decoded.cache() if cache else decoded
         if shuffle:
             ds = ds.shuffle(_shuffle_buffer(decoded), seed=seed, reshuffle_each_iteration=True)
         if repeat:
             ds = ds.repeat()
+        if augment:
+            ds = ds.enumerate().map(lambda index, example: _augmented(example, index, seed, augment),
+                                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
         return ds.prefetch(tf.data.AUTOTUNE)
 
@@ -100,6 +117,21 @@ class Task:
         if split not in SPLITS:
             raise ValueError(f"Unknown split {split!r} for task {self.name!r}; expected one of {SPLITS}")
         return self._load(split)
+
+
+def _augmented(example: tuple[tf.Tensor, tf.Tensor], index: tf.Tensor, seed: int,
+               augment: tuple[str, ...]) -> tuple[tf.Tensor, tf.Tensor]:
+    """One training example after ``augment``, with stateless random ops keyed by
+    (``seed``, ``index``) so the result does not depend on how tf.data schedules the map."""
+    image, label = example
+    key = tf.stack([tf.cast(seed, tf.int64), index])
+    if "flip" in augment:
+        image = tf.image.stateless_random_flip_left_right(image, seed=key)
+    if "crop" in augment:
+        height, width, channels = image.shape
+        padded = tf.pad(image, [[CROP_PADDING, CROP_PADDING], [CROP_PADDING, CROP_PADDING], [0, 0]])
+        image = tf.image.stateless_random_crop(padded, (height, width, channels), seed=key + [0, 1])
+    return image, label
 
 
 def _shuffle_buffer(ds: tf.data.Dataset) -> int:
