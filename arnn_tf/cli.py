@@ -20,15 +20,13 @@ def _add_backbone_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _augmentations(text: str) -> tuple[str, ...]:
-    """``--augment flip,crop`` as a tuple of known augmentation names."""
-    from arnn_tf.tasks.base import AUGMENTATIONS
+    """``--augment flip,crop`` as a tuple of known augmentation names, checked before any work."""
+    from arnn_tf.tasks.base import checked_augmentations
 
-    names = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [name for name in names if name not in AUGMENTATIONS]
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown augmentation {', '.join(unknown)}; "
-                                         f"choose from {', '.join(AUGMENTATIONS)}")
-    return names
+    try:
+        return checked_augmentations(tuple(name.strip() for name in text.split(",") if name.strip()))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,7 +180,8 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
             model, task, steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
             lr_schedule=args.lr_schedule, ema_momentum=args.ema, max_minutes=args.max_minutes, seed=args.seed,
             checkpoint_dir=out / "checkpoint", checkpoint_every=args.checkpoint_every, save_checkpoints=chief,
-            label_map=args.label_map, augment=args.augment, callbacks=[summaries] if summaries else [], verbose=1 if chief else 0)
+            label_map=args.label_map, augment=args.augment, callbacks=[summaries] if summaries else [],
+            verbose=1 if chief else 0)
         if result.stopped_by_time:
             print(f"stopped at step {result.steps}: --max-minutes {args.max_minutes} reached; "
                   "run the same command again to continue")

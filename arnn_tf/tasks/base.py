@@ -20,6 +20,14 @@ shift of up to `CROP_PADDING` pixels (zero padding, then a crop back to the imag
 CROP_PADDING = 4
 
 
+def checked_augmentations(names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names`` if each is one of `AUGMENTATIONS`; raises ValueError naming the others."""
+    unknown = [name for name in names if name not in AUGMENTATIONS]
+    if unknown:
+        raise ValueError(f"unknown augmentation {', '.join(unknown)}; choose from {', '.join(AUGMENTATIONS)}")
+    return tuple(names)
+
+
 @dataclasses.dataclass(frozen=True)
 class TaskPart:
     """One data set inside a combined task: its classes are ids ``first_class`` onwards."""
@@ -76,9 +84,7 @@ class Task:
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        unknown = sorted(set(augment) - set(AUGMENTATIONS))
-        if unknown:
-            raise ValueError(f"unknown augmentation {', '.join(unknown)}; choose from {', '.join(AUGMENTATIONS)}")
+        checked_augmentations(augment)
         decoded = self._split(split)
         ds = decoded.cache() if cache else decoded
         if shuffle:
