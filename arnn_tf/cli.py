@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, default=DEFAULT_LEARNING_RATE, help="Adam learning rate")
     train.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="paper",
                        help="paper: x0.96 every 2 epochs; cosine: decays to 0 at the last step")
+    train.add_argument("--warmup-steps", type=int, default=0,
+                       help="with --lr-schedule cosine: first raise the rate linearly from 0 over this many steps "
+                            "(steadies a warm start from --init-program)")
     train.add_argument("--l2", type=float, default=DEFAULT_L2, help="lambda, the weight of ||W||^2")
     train.add_argument("--ema", type=float, metavar="MOMENTUM",
                        help="keep an exponential moving average of W with this momentum (e.g. 0.99) and save it")
@@ -155,7 +158,8 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     set_precision(args.precision)
     image_size = None if args.image_size is None else (args.image_size, args.image_size)
     settings = {"task": task.name, "backbone": args.backbone, "weights": args.weights, "batch_size": args.batch_size,
-                "learning_rate": args.lr, "lr_schedule": args.lr_schedule, "ema": args.ema, "l2": args.l2,
+                "learning_rate": args.lr, "lr_schedule": args.lr_schedule,
+                "warmup_steps": args.warmup_steps, "ema": args.ema, "l2": args.l2,
                 "label_map": args.label_map, "augment": ",".join(args.augment) or None, "image_size": args.image_size,
                 "border_width": args.border_width, "linf_bound": args.linf_bound, "full_program": args.full_program,
                 "conceal": args.conceal, "conceal_scale": conceal_scale if args.conceal else None, "seed": args.seed,
@@ -178,7 +182,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
             summaries = ProgramSummaries(args.logdir or out / "logs", samples.numpy(), hparams=settings)
         result = fit_program(
             model, task, steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-            lr_schedule=args.lr_schedule, ema_momentum=args.ema, max_minutes=args.max_minutes, seed=args.seed,
+            lr_schedule=args.lr_schedule, warmup_steps=args.warmup_steps, ema_momentum=args.ema, max_minutes=args.max_minutes, seed=args.seed,
             checkpoint_dir=out / "checkpoint", checkpoint_every=args.checkpoint_every, save_checkpoints=chief,
             label_map=args.label_map, augment=args.augment, callbacks=[summaries] if summaries else [],
             verbose=1 if chief else 0)

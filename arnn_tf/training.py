@@ -35,16 +35,24 @@ def paper_learning_rate(learning_rate: float, steps_per_epoch: int) -> keras.opt
         learning_rate, decay_steps=DECAY_EVERY_EPOCHS * steps_per_epoch, decay_rate=DECAY_RATE, staircase=True)
 
 
-def learning_rate_schedule(kind: str, learning_rate: float, steps_per_epoch: int,
-                           total_steps: int) -> keras.optimizers.schedules.LearningRateSchedule:
+def learning_rate_schedule(kind: str, learning_rate: float, steps_per_epoch: int, total_steps: int,
+                           warmup_steps: int = 0) -> keras.optimizers.schedules.LearningRateSchedule:
     """The paper's step decay, or ``"cosine"``: from ``learning_rate`` down to 0 at ``total_steps``.
 
     The paper's rate hardly decays in a run of a few epochs, so the program is still moving
-    at full speed when it is saved; cosine decay lets short runs settle.
+    at full speed when it is saved; cosine decay lets short runs settle. ``warmup_steps``
+    (cosine only) first ramps the rate up linearly from 0: a fresh Adam moves every entry of
+    W by about the full rate in its first steps, which undoes much of a warm-started program.
     """
+    if warmup_steps and (kind != "cosine" or not 0 < warmup_steps < total_steps):
+        raise ValueError(f"warmup needs the cosine schedule and fewer warmup steps ({warmup_steps}) "
+                         f"than training steps ({total_steps})")
     if kind == "paper":
         return paper_learning_rate(learning_rate, steps_per_epoch)
     if kind == "cosine":
+        if warmup_steps:
+            return keras.optimizers.schedules.CosineDecay(0.0, decay_steps=total_steps - warmup_steps,
+                                                          warmup_target=learning_rate, warmup_steps=warmup_steps)
         return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=total_steps)
     raise ValueError(f"unknown learning-rate schedule {kind!r}; choose from {', '.join(LR_SCHEDULES)}")
 
@@ -101,7 +109,7 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
 
 def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = None,
                 epochs: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                learning_rate: float = DEFAULT_LEARNING_RATE, lr_schedule: str = "paper",
+                learning_rate: float = DEFAULT_LEARNING_RATE, lr_schedule: str = "paper", warmup_steps: int = 0,
                 ema_momentum: float | None = None, max_minutes: float | None = None,
                 seed: int = 0, shuffle: bool = True, checkpoint_dir: str | os.PathLike[str] | None = None,
                 checkpoint_every: int = 100, save_checkpoints: bool = True, label_map: str = "first",
@@ -111,7 +119,8 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
 
     Give ``steps`` (batches) or ``epochs`` (passes over the train split); with neither,
     ``DEFAULT_STEPS`` batches. ``lr_schedule`` is ``"paper"`` or ``"cosine"`` (see
-    `learning_rate_schedule`; cosine spans all the steps, resumed ones included). With
+    `learning_rate_schedule`; cosine spans all the steps, resumed ones included, and starts
+    with ``warmup_steps`` of linear warmup). With
     ``ema_momentum``, the program kept at the end is an exponential moving average of ``W``
     over the steps (Keras' optimiser EMA), which smooths out where the last steps left it. With
     ``checkpoint_dir``, the program and optimiser state are saved every ``checkpoint_every``
@@ -137,7 +146,7 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
         raise ValueError(f"need at least one training step, got {steps}")
     if ema_momentum is not None and not 0.0 < ema_momentum < 1.0:
         raise ValueError(f"the EMA momentum must lie strictly between 0 and 1, got {ema_momentum}")
-    schedule = learning_rate_schedule(lr_schedule, learning_rate, per_epoch, steps)
+    schedule = learning_rate_schedule(lr_schedule, learning_rate, per_epoch, steps, warmup_steps)
     model.compile(optimizer=keras.optimizers.Adam(schedule, use_ema=ema_momentum is not None,
                                                   ema_momentum=ema_momentum or 0.99))
     resumed_from = 0

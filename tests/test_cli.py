@@ -127,6 +127,17 @@ def test_train_with_augmentation_records_it(image_folder, tmp_path, capsys):
     assert "unknown augmentation rotate; choose from flip, crop" in capsys.readouterr().err
 
 
+def test_train_with_warmup_records_it_and_refuses_it_without_cosine(image_folder, tmp_path, capsys):
+    common = ["train", "--task", f"folder:{image_folder}", "--backbone", "tiny_cnn", "--weights", "none",
+              "--steps", "3", "--batch-size", "8", "--warmup-steps", "2"]
+    assert main([*common, "--lr-schedule", "cosine", "--out", str(tmp_path / "run")]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["warmup_steps"] == 2 and metrics["steps"] == 3
+    capsys.readouterr()
+    assert main([*common, "--out", str(tmp_path / "paper")]) == 2
+    assert "warmup needs the cosine schedule" in capsys.readouterr().err
+
+
 def test_console_script_lists_backbones():
     result = subprocess.run([sys.executable, "-m", "arnn_tf.cli", "backbones"], capture_output=True, text=True,
                             timeout=120, check=True)

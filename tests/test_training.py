@@ -98,6 +98,15 @@ def test_learning_rate_schedules():
         learning_rate_schedule("linear", 0.05, 10, 100)
 
 
+def test_cosine_warmup_rises_to_the_peak_then_decays_to_zero_at_the_last_step():
+    warm = learning_rate_schedule("cosine", 0.05, steps_per_epoch=10, total_steps=100, warmup_steps=20)
+    assert [float(warm(step)) for step in (0, 10, 20, 60, 100)] == pytest.approx(
+        [0.0, 0.025, 0.05, 0.025, 0.0], abs=1e-7)
+    for kind, warmup in (("paper", 20), ("cosine", 100), ("cosine", -1)):
+        with pytest.raises(ValueError, match="warmup needs the cosine schedule"):
+            learning_rate_schedule(kind, 0.05, 10, 100, warmup_steps=warmup)
+
+
 def test_cosine_schedule_reaches_zero_at_the_last_step():
     model = toy_model()
     fit_program(model, toy_task(), steps=12, batch_size=8, lr_schedule="cosine", verbose=0)
