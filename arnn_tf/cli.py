@@ -182,7 +182,8 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
             summaries = ProgramSummaries(args.logdir or out / "logs", samples.numpy(), hparams=settings)
         result = fit_program(
             model, task, steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-            lr_schedule=args.lr_schedule, warmup_steps=args.warmup_steps, ema_momentum=args.ema, max_minutes=args.max_minutes, seed=args.seed,
+            lr_schedule=args.lr_schedule, warmup_steps=args.warmup_steps, ema_momentum=args.ema,
+            max_minutes=args.max_minutes, seed=args.seed,
             checkpoint_dir=out / "checkpoint", checkpoint_every=args.checkpoint_every, save_checkpoints=chief,
             label_map=args.label_map, augment=args.augment, callbacks=[summaries] if summaries else [],
             verbose=1 if chief else 0)
