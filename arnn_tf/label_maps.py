@@ -66,23 +66,34 @@ def data_driven_kind(spec: str) -> tuple[str, int] | None:
 
 
 def frequency_map(source_predictions: np.ndarray, labels: np.ndarray, num_classes: int, per_class: int = 1,
-                  num_source: int = 1000) -> list[list[int]]:
+                  num_source: int = 1000, probabilities: np.ndarray | None = None) -> list[list[int]]:
     """Frequency label mapping (FLM, Chen et al., ILM-VP, CVPR 2023).
 
     Counts how often each ImageNet class is the top-1 prediction for each task class's
     images, then assigns pairs greedily, most frequent first, each ImageNet class to at
     most one task class, until every task class has ``per_class`` ImageNet classes.
-    Ties (and classes never predicted) go to the lowest indices, so the result is
-    deterministic.
+
+    Ties in the counts, most often classes never predicted for a task class, matter when
+    ``per_class`` is large: a sample rarely holds ten distinct top-1 predictions per class.
+    Given ``probabilities`` (each image's softmax over the ImageNet classes), tied pairs are
+    ranked by the probability the task class's images put on the ImageNet class, so those
+    slots go to classes that carry some mass; without them, or where that ties too, to the
+    lowest indices, so the result is deterministic.
     """
     if num_classes * per_class > num_source:
         raise ValueError(f"cannot give {num_classes} classes {per_class} distinct ImageNet classes each")
     counts = np.zeros((num_classes, num_source), dtype=np.int64)
-    np.add.at(counts, (np.asarray(labels, dtype=np.int64), np.asarray(source_predictions, dtype=np.int64)), 1)
+    labels = np.asarray(labels, dtype=np.int64)
+    np.add.at(counts, (labels, np.asarray(source_predictions, dtype=np.int64)), 1)
+    mass = np.zeros((num_classes, num_source))
+    if probabilities is not None:
+        if probabilities.shape != (len(labels), num_source):
+            raise ValueError(f"probabilities must have shape {(len(labels), num_source)}, got {probabilities.shape}")
+        np.add.at(mass, labels, probabilities)
     groups: list[list[int]] = [[] for _ in range(num_classes)]
     used = np.zeros(num_source, dtype=bool)
     remaining = num_classes * per_class
-    for flat in np.argsort(-counts, axis=None, kind="stable"):
+    for flat in np.lexsort((-mass.ravel(), -counts.ravel())):  # counts first, then mass; stable
         task_class, source_class = divmod(int(flat), num_source)
         if len(groups[task_class]) < per_class and not used[source_class]:
             groups[task_class].append(source_class)
@@ -100,21 +111,30 @@ def source_network(model: Any) -> keras.Model:
     return keras.Model(images, model.backbone(model.program(images), training=False))
 
 
-def source_predictions(network: keras.Model, batches: Iterable[tuple[Any, Any]], max_images: int,
-                       progress: keras.utils.Progbar | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Top-1 ImageNet class of a `source_network` for up to ``max_images`` task images, with
-    their task labels; ``progress`` is advanced by the images seen."""
-    predictions, labels, seen = [], [], 0
+def source_probabilities(network: keras.Model, batches: Iterable[tuple[Any, Any]], max_images: int,
+                         progress: keras.utils.Progbar | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """ImageNet class probabilities (softmax of the logits) of a `source_network` for up to
+    ``max_images`` task images, with their task labels; ``progress`` is advanced by the
+    images seen."""
+    probabilities, labels, seen = [], [], 0
     for batch_images, batch_labels in batches:
         if seen >= max_images:  # checked before using a batch, so a sample of exactly max_images is read to its end
             break
-        logits = keras.ops.convert_to_numpy(network.predict_on_batch(batch_images))
-        predictions.append(logits.argmax(axis=-1))
+        logits = network.predict_on_batch(batch_images)
+        probabilities.append(keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1)))
         labels.append(keras.ops.convert_to_numpy(batch_labels))
-        seen += len(logits)
+        seen += len(probabilities[-1])
         if progress is not None:
             progress.update(min(seen, max_images))
-    return np.concatenate(predictions)[:max_images], np.concatenate(labels)[:max_images]
+    return np.concatenate(probabilities)[:max_images], np.concatenate(labels)[:max_images]
+
+
+def source_predictions(network: keras.Model, batches: Iterable[tuple[Any, Any]], max_images: int,
+                       progress: keras.utils.Progbar | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-1 ImageNet class of a `source_network` for up to ``max_images`` task images, with
+    their task labels (see `source_probabilities`)."""
+    probabilities, labels = source_probabilities(network, batches, max_images, progress)
+    return probabilities.argmax(axis=-1), labels
 
 
 def describe_label_map(groups: Sequence[Sequence[int]], class_names: Sequence[str] | None = None,
@@ -165,9 +185,9 @@ class FrequencyLabelMapping(keras.callbacks.Callback):
             print(f"label map before step {self.step}: the network's top-1 ImageNet class for "
                   f"{self.max_images:,} training images")
             progress = keras.utils.Progbar(self.max_images, unit_name="image")
-        predictions, labels = source_predictions(self.network, self.batches, self.max_images, progress)
-        groups = frequency_map(predictions, labels, label_map.num_classes, self.per_class,
-                               label_map.num_source_classes)
+        probabilities, labels = source_probabilities(self.network, self.batches, self.max_images, progress)
+        groups = frequency_map(probabilities.argmax(axis=-1), labels, label_map.num_classes, self.per_class,
+                               label_map.num_source_classes, probabilities)
         label_map.set_groups(groups)
         if self.verbose:
             print("label map: " + describe_label_map(groups, self.class_names, label_map.num_source_classes))

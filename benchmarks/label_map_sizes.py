@@ -49,7 +49,8 @@ def main():
     train, train_labels = logits_and_labels(network, task.sample("train", SAMPLE_IMAGES, 100, seed=args.seed))
     test, test_labels = logits_and_labels(network, task.dataset("test", 100, cache=False))
     maps = [("saved", program.label_groups)] + [
-        (f"frequency:{k}", frequency_map(train.argmax(axis=1), train_labels, task.num_classes, k))
+        (f"frequency:{k}", frequency_map(train.argmax(axis=1), train_labels, task.num_classes, k,
+                                         probabilities=keras.ops.convert_to_numpy(keras.ops.softmax(train))))
         for k in args.sizes]
     for name, groups in maps:
         print(json.dumps({"label_map": name, "sample_accuracy": accuracy(train, train_labels, groups),

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from arnn_tf.backbones import build_backbone
 from arnn_tf.label_maps import (FrequencyLabelMapping, describe_label_map, frequency_map, parse_label_map, source_network,
-                                source_predictions)
+                                source_probabilities, source_predictions)
 from arnn_tf.model import build_reprogrammed_model
 from arnn_tf.tasks import Task
 from arnn_tf.training import fit_program
@@ -28,6 +28,18 @@ def test_frequency_map_with_several_classes_each_and_unseen_classes():
     assert groups[2] == [1, 2]  # never seen: the lowest free indices, deterministically
 
 
+def test_frequency_map_ranks_tied_counts_by_probability_mass():
+    labels = np.array([0, 0, 1, 1])
+    predictions = np.array([3, 3, 8, 8])
+    probabilities = np.full((4, 10), 0.01)
+    probabilities[:2, 6] = 0.3  # class 0's images put mass on 6 and, less, 1; class 1's on 2
+    probabilities[:2, 1] = 0.2
+    probabilities[2:, 2] = 0.4
+    groups = frequency_map(predictions, labels, 2, per_class=3, num_source=10, probabilities=probabilities)
+    assert groups == [[1, 3, 6], [0, 2, 8]]  # counts decide first; 0 is the lowest index left for class 1
+    assert frequency_map(predictions, labels, 2, per_class=3, num_source=10) == [[0, 1, 3], [2, 4, 8]]
+
+
 def test_data_driven_specs_start_from_first_k():
     assert parse_label_map("frequency", 3) == [[0], [1], [2]]
     assert parse_label_map("iterative:2", 2) == [[0, 1], [2, 3]]
@@ -48,20 +60,22 @@ def toy():
 
 def test_frequency_mapping_callback_sets_the_flm_of_the_current_program():
     task = toy()
-    model = build_reprogrammed_model(build_backbone("tiny_cnn", None, seed=2), (12, 12, 1), 3)
+    model = build_reprogrammed_model(build_backbone("tiny_cnn", None, seed=2), (12, 12, 1), 3, label_map="frequency:2")
     batches = task.dataset("train", 16)
-    predictions, labels = source_predictions(source_network(model), batches, 48)
-    assert predictions.shape == (48,) and (labels == np.arange(48) % 3).all()
-    callback = FrequencyLabelMapping(batches)
+    probabilities, labels = source_probabilities(source_network(model), batches, 48)
+    assert probabilities.shape == (48, 1000) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+    predictions, _ = source_predictions(source_network(model), batches, 48)
+    assert (predictions == probabilities.argmax(axis=1)).all() and (labels == np.arange(48) % 3).all()
+    callback = FrequencyLabelMapping(batches, per_class=2)
     callback.set_model(model)
     callback.on_train_begin()
     callback.on_train_batch_begin(0)
-    assert model.label_map.groups == frequency_map(predictions, labels, 3)
+    assert model.label_map.groups == frequency_map(predictions, labels, 3, 2, probabilities=probabilities)
     # the callback's network is built once and follows the program as it changes
     model.program.weight.assign(np.random.default_rng(1).normal(0, 3, model.program.weight.shape))
-    moved, _ = source_predictions(source_network(model), batches, 48)
-    assert not (moved == predictions).all()
-    assert callback.remap() == frequency_map(moved, labels, 3)
+    moved, _ = source_probabilities(source_network(model), batches, 48)
+    assert not (moved.argmax(axis=1) == predictions).all()
+    assert callback.remap() == frequency_map(moved.argmax(axis=1), labels, 3, 2, probabilities=moved)
 
 
 def test_iterative_mapping_recomputes_every_epoch(monkeypatch):

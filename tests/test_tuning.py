@@ -14,7 +14,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from arnn_tf import tuning
 from arnn_tf.backbones import build_backbone
 from arnn_tf.cli import main
-from arnn_tf.label_maps import frequency_map, source_network, source_predictions
+from arnn_tf.label_maps import frequency_map, source_network, source_probabilities
 from arnn_tf.programs import SavedProgram
 from arnn_tf.tasks import Task
 
@@ -125,8 +125,8 @@ def test_hypermodel_computes_frequency_label_maps():
                                                 steps_per_epoch=2)
     hp = keras_tuner.HyperParameters()
     model = hypermodel.build(hp)
-    predictions, seen = source_predictions(source_network(model), task.dataset("train", 100), 5000)
-    expected = frequency_map(predictions, seen, 2)
+    probabilities, seen = source_probabilities(source_network(model), task.dataset("train", 100), 5000)
+    expected = frequency_map(probabilities.argmax(axis=1), seen, 2, probabilities=probabilities)
     hypermodel.fit(hp, model, epochs=1, verbose=0)
     assert model.label_map.groups == expected
 
