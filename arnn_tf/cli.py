@@ -150,6 +150,8 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.conceal_scale is not None and args.conceal is None:
         raise ValueError("--conceal-scale needs --conceal HOST_IMAGE")
+    if args.warmup_steps and args.lr_schedule != "cosine":  # checked before anything is built or written
+        raise ValueError("--warmup-steps: warmup needs the cosine schedule (--lr-schedule cosine)")
     conceal_scale = DEFAULT_CONCEAL_SCALE if args.conceal_scale is None else args.conceal_scale
     out = Path(args.out or os.path.join("runs", f"{args.task.replace(':', '_').replace('/', '_')}-{args.backbone}"))
     strategy = make_strategy(args.strategy)

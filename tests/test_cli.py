@@ -136,6 +136,7 @@ def test_train_with_warmup_records_it_and_refuses_it_without_cosine(image_folder
     capsys.readouterr()
     assert main([*common, "--out", str(tmp_path / "paper")]) == 2
     assert "warmup needs the cosine schedule" in capsys.readouterr().err
+    assert not (tmp_path / "paper").exists()  # refused before the run folder or its logs are made
 
 
 def test_console_script_lists_backbones():
