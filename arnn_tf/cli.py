@@ -29,6 +29,12 @@ def _augmentations(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(error)) from error
 
 
+def _add_flip_average_override(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=None,
+                        help="average each image's probabilities with its mirror image's (twice the cost); "
+                             "default: as the program was saved")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from arnn_tf.distribute import PRECISIONS, STRATEGIES
     from arnn_tf.label_maps import LABEL_MAP_HELP
@@ -66,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"training-time augmentation of the task images, comma-separated: "
                             f"{', '.join(AUGMENTATIONS)} (random left-right flip; random shift by up to "
                             f"{CROP_PADDING} pixels)")
+    train.add_argument("--flip-average", action="store_true",
+                       help="the saved program answers at inference (the final test, evaluate, predict, export) "
+                            "with the mean over each image and its mirror image, at twice the cost; training "
+                            "steps are unchanged (for mirror-symmetric classes such as photos, not digits)")
     train.add_argument("--image-size", type=int, help="resize task images to this square size before placing them")
     train.add_argument("--border-width", type=int, help="confine the program to a band this wide at the frame's edge")
     train.add_argument("--linf-bound", type=float, help="bound |P| by this, in units of the [-1, 1] input range")
@@ -96,12 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--batch-size", type=int, default=64)
     evaluate.add_argument("--data-dir")
+    _add_flip_average_override(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print JSON")
 
     predict = commands.add_parser("predict", help="classify image files with a saved program")
     predict.set_defaults(handler=_predict)
     predict.add_argument("--program", required=True)
     predict.add_argument("images", nargs="+")
+    _add_flip_average_override(predict)
     predict.add_argument("--json", action="store_true")
 
     classify = commands.add_parser("classify", help="a backbone's own ImageNet top-k for image files")
@@ -165,7 +177,8 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
                 "label_map": args.label_map, "augment": ",".join(args.augment) or None, "image_size": args.image_size,
                 "border_width": args.border_width, "linf_bound": args.linf_bound, "full_program": args.full_program,
                 "conceal": args.conceal, "conceal_scale": conceal_scale if args.conceal else None, "seed": args.seed,
-                "precision": args.precision, "strategy": args.strategy, "init_program": args.init_program}
+                "precision": args.precision, "strategy": args.strategy, "init_program": args.init_program,
+                "flip_average": args.flip_average}
     with strategy.scope():
         backbone = build_backbone(args.backbone, args.weights, seed=args.seed)
         frame = int(backbone.input_shape[1])
@@ -174,7 +187,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
             backbone, task.image_shape, task.num_classes, label_map=args.label_map, seed=args.seed,
             host_image=host_image, conceal_scale=conceal_scale, image_size=image_size,
             border_width=args.border_width, linf_bound=args.linf_bound, program_covers_image=args.full_program,
-            l2=args.l2)
+            l2=args.l2, flip_average=args.flip_average)
         if args.init_program is not None:
             SavedProgram.load(args.init_program).warm_start(
                 model, relabel=data_driven_kind(args.label_map) is not None)
@@ -216,16 +229,25 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from arnn_tf.tasks import get_task
     from arnn_tf.training import evaluate_program
 
-    saved = SavedProgram.load(args.program)
+    saved = _with_flip_average(SavedProgram.load(args.program), args.flip_average)
     task = get_task(args.task or saved.task_name, data_dir=args.data_dir)
     if task.image_shape != saved.task_image_shape or list(task.class_names) != saved.class_names:
         raise ValueError(f"task {task.name!r} ({task.image_shape}, {task.num_classes} classes) does not match the "
                          f"program's task {saved.task_name!r} ({saved.task_image_shape}, {len(saved.class_names)} classes)")
     results = evaluate_program(saved.build_model(), task, args.split, args.batch_size, verbose=0 if args.json else 1)
-    report = {"task": task.name, "split": args.split, "examples": task.num_examples(args.split), **results}
+    report = {"task": task.name, "split": args.split, "examples": task.num_examples(args.split),
+              "flip_average": saved.flip_average, **results}
     print(json.dumps(report) if args.json else f"{task.name} {args.split}: accuracy {results['accuracy']:.4f} "
-          f"loss {results['loss']:.4f} on {report['examples']} images")
+          f"loss {results['loss']:.4f} on {report['examples']} images"
+          + (", each averaged with its mirror image" if saved.flip_average else ""))
     return report
+
+
+def _with_flip_average(saved: Any, flip_average: bool | None) -> Any:
+    """The saved program, with its ``flip_average`` replaced where the command line sets it."""
+    import dataclasses
+
+    return saved if flip_average is None else dataclasses.replace(saved, flip_average=flip_average)
 
 
 def _predict(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -233,7 +255,7 @@ def _predict(args: argparse.Namespace) -> list[dict[str, Any]]:
     from arnn_tf.predictions import print_predictions, prediction_record
     from arnn_tf.programs import SavedProgram
 
-    saved = SavedProgram.load(args.program)
+    saved = _with_flip_average(SavedProgram.load(args.program), args.flip_average)
     height, width, channels = saved.task_image_shape
     images = read_images(args.images, (height, width), channels)
     probabilities = saved.build_model().predict(images, verbose=0)

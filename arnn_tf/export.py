@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from arnn_tf.model import ReprogrammedModel
+from arnn_tf.model import ReprogrammedModel, average_with_mirror
 from arnn_tf.programs import SavedProgram
 from arnn_tf.tasks import short_task_name
 
@@ -190,13 +190,16 @@ def _part_probabilities(model: ReprogrammedModel, first_class: int, num_classes:
     is the probability of each class given that the class is one of the part's, i.e. the
     part's probabilities divided by their sum. The argmax is the one `evaluate_parts` scores.
     `LabelMapping.probabilities` computes it from the logits (a softmax over the part's
-    ImageNet classes), so it stays finite when other parts hold nearly all the mass.
+    ImageNet classes), so it stays finite when other parts hold nearly all the mass. With the
+    model's ``flip_average`` these are averaged with the mirror image's, as in the model.
     """
-    def probabilities_of(images: tf.Tensor) -> tf.Tensor:
+    def one_view(images: tf.Tensor) -> tf.Tensor:
         logits = model.backbone(model.program(images), training=False)
         return model.label_map.probabilities(logits, first_class, num_classes)
 
-    return probabilities_of
+    if model.flip_average:
+        return lambda images: average_with_mirror(one_view, images)
+    return one_view
 
 
 def _pixels_function(probabilities_of: _Probabilities, class_names: list[str], shape: tuple[int, int, int]) -> Any:

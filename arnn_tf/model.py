@@ -7,7 +7,7 @@ as for any Keras model. Only the program's ``W`` is trainable.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
@@ -24,10 +24,16 @@ class ReprogrammedModel(keras.Model):
 
     Inputs are task images, pixels in [0, 255], shaped ``program.task_image_shape``;
     outputs are the task-class probabilities.
+
+    With ``flip_average`` the model answers at inference (``training`` false: `evaluate`,
+    `predict`, a SavedModel's signatures) with the mean of its probabilities for each image
+    and for that image's left-right mirror image, at twice the cost; training steps still see
+    one view. This suits tasks whose classes do not change under a mirror (natural photos such
+    as CIFAR-10), not digits or text.
     """
 
     def __init__(self, program: AdversarialProgram, backbone: keras.Model,
-                 label_map: LabelMapping, **kwargs: Any) -> None:
+                 label_map: LabelMapping, flip_average: bool = False, **kwargs: Any) -> None:
         frame = tuple(backbone.input_shape[1:])
         if frame != (program.frame_size, program.frame_size, 3):
             raise ValueError(f"the program is made for {program.frame_size}x{program.frame_size} inputs "
@@ -39,14 +45,20 @@ class ReprogrammedModel(keras.Model):
         self.program = program
         self.backbone = backbone
         self.label_map = label_map
+        self.flip_average = bool(flip_average)
 
     def call(self, inputs: Any, training: Any = None, mask: Any = None, **kwargs: Any) -> Any:
         """Runs the graph in inference mode whatever ``training`` says: the backbone is frozen,
         and Keras 3 hands the outer call's ``training`` to every layer of the graph (overriding
         the ``training=False`` it was built with), which would switch on the backbone's dropout
         and stochastic depth while the program trains. The program and label map have no
-        training-only behaviour."""
-        return super().call(inputs, training=False, mask=mask, **kwargs)
+        training-only behaviour. ``training`` decides only whether ``flip_average`` applies."""
+        def probabilities_of(images: Any) -> Any:
+            return super(ReprogrammedModel, self).call(images, training=False, mask=mask, **kwargs)
+
+        if self.flip_average and not training:
+            return average_with_mirror(probabilities_of, inputs)
+        return probabilities_of(inputs)
 
     def compile(self, optimizer: Any = "auto", loss: Any = "auto", metrics: Any = "auto",
                 **kwargs: Any) -> None:
@@ -75,6 +87,7 @@ class ReprogrammedModel(keras.Model):
             "program": keras.saving.serialize_keras_object(self.program),
             "backbone": keras.saving.serialize_keras_object(self.backbone),
             "label_map": keras.saving.serialize_keras_object(self.label_map),
+            "flip_average": self.flip_average,
         }
 
     @classmethod
@@ -85,10 +98,16 @@ class ReprogrammedModel(keras.Model):
         return cls(**parts, **config)
 
 
+def average_with_mirror(probabilities_of: Callable[[Any], Any], images: Any) -> Any:
+    """The mean of ``probabilities_of`` the images ([batch, height, width, channels]) and of
+    their left-right mirror images: `ReprogrammedModel`'s ``flip_average``."""
+    return (probabilities_of(images) + probabilities_of(keras.ops.flip(images, axis=2))) / 2
+
+
 def build_reprogrammed_model(backbone: keras.Model, task_image_shape: Sequence[int], num_classes: int,
                              *, label_map: str = "first", seed: int = 0, host_image: np.ndarray | None = None,
-                             conceal_scale: float = DEFAULT_CONCEAL_SCALE, **program_options: Any
-                             ) -> ReprogrammedModel:
+                             conceal_scale: float = DEFAULT_CONCEAL_SCALE, flip_average: bool = False,
+                             **program_options: Any) -> ReprogrammedModel:
     """A fresh (zero) program for ``num_classes`` classes on ``backbone``.
 
     ``label_map`` is a spec understood by `arnn_tf.label_maps.parse_label_map`;
@@ -96,7 +115,8 @@ def build_reprogrammed_model(backbone: keras.Model, task_image_shape: Sequence[i
     program_covers_image, l2). With ``host_image`` (the backbone's n x n x 3 pixels in
     [0, 255]) the program is a `ConcealedProgram` hidden in that photo with scale
     ``conceal_scale``; of the program options it then takes only l2. ``seed`` draws the
-    random label maps and the concealed program's pixel permutation.
+    random label maps and the concealed program's pixel permutation. ``flip_average`` is
+    `ReprogrammedModel`'s.
     """
     frame_size = int(backbone.input_shape[1])
     if host_image is None:
@@ -110,4 +130,4 @@ def build_reprogrammed_model(backbone: keras.Model, task_image_shape: Sequence[i
         program = ConcealedProgram(frame_size, task_image_shape, host_image=host_image, scale=conceal_scale,
                                    permutation_seed=seed, l2=program_options.get("l2", 0.0))
     groups = parse_label_map(label_map, num_classes, seed=seed, num_source=int(backbone.output_shape[-1]))
-    return ReprogrammedModel(program, backbone, LabelMapping(groups))
+    return ReprogrammedModel(program, backbone, LabelMapping(groups), flip_average=flip_average)

@@ -6,7 +6,9 @@ many megabytes that every user can rebuild. A saved program is a folder with
 - ``program.json``: format version, arnn-tf version, the backbone's name, weights source,
   seed and a sha256 fingerprint of its weights, the program layer's settings, the label
   map, the task's name, image shape and class names (and, for a multi-task program, its
-  parts: each data set's name, first class and number of classes), and the run's metrics;
+  parts: each data set's name, first class and number of classes), how it answers at
+  inference (``flip_average``: averaged with each image's mirror image, see
+  `arnn_tf.model.ReprogrammedModel`), and the run's metrics;
 - ``W.npy``: the program weight, read back with ``allow_pickle=False``;
 - ``host_image.npy``, for a concealed program (`arnn_tf.layers.ConcealedProgram`) only: the
   host photo's pixels, read back the same way.
@@ -76,6 +78,8 @@ class SavedProgram:
     """For a program trained on combined tasks (`arnn_tf.tasks.multi`), its data sets; else empty."""
     host_image: np.ndarray | None = None
     """For a concealed program, the host photo's pixels (n x n x 3, [0, 255]); None otherwise."""
+    flip_average: bool = False
+    """Whether the rebuilt model averages each image's probabilities with its mirror image's."""
 
     def __post_init__(self) -> None:
         _check_parts(self.parts, len(self.class_names))
@@ -94,7 +98,8 @@ class SavedProgram:
                       if isinstance(model.program, ConcealedProgram) else None)
         return cls(keras.ops.convert_to_numpy(model.program.weight.value), config,
                    model.label_map.groups, ref, task_name, list(class_names), label_map_spec,
-                   dict(metrics or {}), parts=tuple(parts), host_image=host_image)
+                   dict(metrics or {}), parts=tuple(parts), host_image=host_image,
+                   flip_average=model.flip_average)
 
     @property
     def task_image_shape(self) -> tuple[int, int, int]:
@@ -119,6 +124,7 @@ class SavedProgram:
             "program_layer": "ConcealedProgram" if concealed else "AdversarialProgram",
             "program": self.program_config,
             "label_map": {"spec": self.label_map_spec, "groups": self.label_groups},
+            "inference": {"flip_average": self.flip_average},
             "task": {"name": self.task_name, "image_shape": list(self.task_image_shape),
                      "class_names": self.class_names, "parts": [dataclasses.asdict(p) for p in self.parts]},
             "metrics": self.metrics,
@@ -162,11 +168,15 @@ class SavedProgram:
             if host_image.shape != expected:
                 raise ValueError(f"{path / HOST_IMAGE_FILE} has shape {host_image.shape}, expected {expected}")
         task = document["task"]
+        flip_average = document.get("inference", {}).get("flip_average", False)
+        if not isinstance(flip_average, bool):
+            raise ValueError(f"{path / 'program.json'}: inference.flip_average must be true or false, "
+                             f"not {flip_average!r}")
         return cls(weight, document["program"], document["label_map"]["groups"],
                    BackboneRef(**document["backbone"]), task["name"], task["class_names"],
                    document["label_map"]["spec"], document.get("metrics", {}),
                    document.get("arnn_tf_version", "unknown"),
-                   tuple(TaskPart(**part) for part in task.get("parts", [])), host_image)
+                   tuple(TaskPart(**part) for part in task.get("parts", [])), host_image, flip_average)
 
     def build_model(self, backbone: keras.Model | None = None) -> ReprogrammedModel:
         """Rebuilds the model with this program, on ``backbone`` or a freshly built one.
@@ -180,7 +190,7 @@ class SavedProgram:
             program = AdversarialProgram(**self.program_config)
         else:
             program = ConcealedProgram(**self.program_config, host_image=self.host_image)
-        model = ReprogrammedModel(program, backbone, LabelMapping(self.label_groups))
+        model = ReprogrammedModel(program, backbone, LabelMapping(self.label_groups), flip_average=self.flip_average)
         program.weight.assign(self.weight)
         return model
 

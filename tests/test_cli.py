@@ -210,3 +210,30 @@ def test_train_refuses_a_corrupt_host_photo_or_placement_options(tmp_path, capsy
     assert main([*train, "--conceal", str(corrupt), "--border-width", "4"]) == 2
     assert "no placement options" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_flip_average_is_stored_by_train_and_overridden_by_evaluate_and_predict(image_folder, tmp_path, capsys):
+    import dataclasses
+
+    from arnn_tf.programs import SavedProgram
+
+    out = tmp_path / "run"
+    assert main(["train", "--task", f"folder:{image_folder}", "--backbone", "tiny_cnn", "--weights", "none",
+                 "--steps", "3", "--batch-size", "8", "--seed", "1", "--flip-average", "--out", str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["flip_average"] is True
+    saved = SavedProgram.load(out / "program")
+    assert saved.flip_average
+    capsys.readouterr()
+    for flags, expected in (([], True), (["--no-flip-average"], False)):
+        assert main(["evaluate", "--program", str(out / "program"), "--json", *flags]) == 0
+        assert json.loads(capsys.readouterr().out)["flip_average"] is expected
+    half = np.zeros((16, 16, 3), np.uint8)
+    half[:, 11:] = 255  # not its own mirror image
+    Image.fromarray(half).save(tmp_path / "half.png")
+    plain = dataclasses.replace(saved, flip_average=False).build_model()
+    single = plain.predict(half[None], verbose=0)[0]
+    averaged = (single + plain.predict(half[None, :, ::-1], verbose=0)[0]) / 2
+    assert not np.allclose(single, averaged, atol=1e-4)
+    for flags, expected in (([], averaged), (["--no-flip-average"], single)):
+        assert main(["predict", "--program", str(out / "program"), str(tmp_path / "half.png"), "--json", *flags]) == 0
+        np.testing.assert_allclose(json.loads(capsys.readouterr().out)[0]["probabilities"], expected, atol=1e-5)

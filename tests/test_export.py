@@ -1,5 +1,6 @@
 """TF Serving export: same answers as Keras when loaded without arnn-tf, bad input refused, one shared backbone."""
 
+import dataclasses
 import io
 import json
 import subprocess
@@ -324,3 +325,17 @@ def test_concealed_program_exports_with_its_host_image(tmp_path):
     loaded = tf.saved_model.load(str(export_programs([saved], tmp_path / "m")))
     served = loaded.signatures["serving_default"](images=tf.constant(images))["probabilities"].numpy()
     np.testing.assert_allclose(served, model.predict(images, verbose=0), atol=1e-5)
+
+
+def test_flip_average_program_exports_averaging_signatures(tmp_path):
+    saved, model = _multi_task_program(build_backbone("tiny_cnn", None, seed=3))
+    images = np.random.default_rng(6).integers(0, 256, (4, 10, 10, 3)).astype("uint8")
+    views = [model.predict(images, verbose=0), model.predict(images[:, :, ::-1], verbose=0)]
+    averaging = dataclasses.replace(saved, flip_average=True)
+    signatures = tf.saved_model.load(str(export_programs([averaging], tmp_path / "m"))).signatures
+    served = signatures["serving_default"](images=tf.constant(images))["probabilities"].numpy()
+    np.testing.assert_allclose(served, (views[0] + views[1]) / 2, atol=1e-5)
+    for part in saved.parts:
+        expected = (_renormalised(views[0], part) + _renormalised(views[1], part)) / 2
+        served = signatures[f"gray_rgb_{part.name}"](images=tf.constant(images))["probabilities"].numpy()
+        np.testing.assert_allclose(served, expected, atol=1e-5)

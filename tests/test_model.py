@@ -162,3 +162,45 @@ def test_concealed_model_keras_save_and_load_give_equal_outputs(tmp_path):
 def test_concealed_program_takes_no_placement_options():
     with pytest.raises(ValueError, match="no placement options"):
         tiny_model(host_image=host_photo(), border_width=4)
+
+
+def flip_average_pair():
+    """Two models on one random W: one answering single-view, one with ``flip_average``."""
+    plain, averaging = tiny_model(seed=1), tiny_model(seed=1, flip_average=True)
+    weight = np.random.default_rng(2).normal(0, 1, plain.program.weight.shape)
+    plain.program.weight.assign(weight)
+    averaging.program.weight.assign(weight)
+    return plain, averaging
+
+
+def test_flip_average_answers_with_the_mean_over_each_image_and_its_mirror():
+    plain, averaging = flip_average_pair()
+    images, _ = batch()
+    single = plain.predict(images, verbose=0)
+    mirror = plain.predict(images[:, :, ::-1], verbose=0)
+    assert not np.allclose(single, mirror, atol=1e-3)  # the mirror images do get other answers
+    np.testing.assert_allclose(averaging.predict(images, verbose=0), (single + mirror) / 2, atol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(averaging(images)), (single + mirror) / 2, atol=1e-6)
+
+
+def test_flip_average_leaves_training_steps_single_view():
+    plain, averaging = flip_average_pair()
+    images, labels = batch()
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(averaging(images, training=True)),
+                               plain.predict(images, verbose=0), atol=1e-6)
+    for model in (plain, averaging):
+        model.compile(optimizer=keras.optimizers.SGD(0.1))
+        model.fit(images, labels, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(averaging.program.weight.value),
+                               keras.ops.convert_to_numpy(plain.program.weight.value), atol=1e-6)
+
+
+def test_flip_average_survives_config_and_keras_save(tmp_path):
+    _, averaging = flip_average_pair()
+    assert ReprogrammedModel.from_config(averaging.get_config()).flip_average
+    assert not ReprogrammedModel.from_config(tiny_model().get_config()).flip_average
+    averaging.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    images, _ = batch()
+    assert loaded.flip_average
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), averaging.predict(images, verbose=0), atol=1e-6)

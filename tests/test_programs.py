@@ -1,5 +1,6 @@
 """The saved-program format: round trip, safety, and refusing a mismatched backbone."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -184,4 +185,24 @@ def test_concealed_program_without_a_readable_host_image_is_refused(concealed):
         SavedProgram.load(path)
     (path / "host_image.npy").unlink()
     with pytest.raises(FileNotFoundError, match="no host_image.npy"):
+        SavedProgram.load(path)
+
+
+def test_flip_average_round_trips_and_old_programs_load_without_it(saved, tmp_path):
+    model, path = saved
+    assert not SavedProgram.load(path).flip_average
+    averaging = dataclasses.replace(SavedProgram.load(path), flip_average=True)
+    loaded = SavedProgram.load(averaging.save(tmp_path / "averaging"))
+    assert loaded.flip_average and loaded.build_model().flip_average
+    images = np.random.default_rng(1).integers(0, 256, (6, 10, 10, 3)).astype("uint8")
+    expected = (model.predict(images, verbose=0) + model.predict(images[:, :, ::-1], verbose=0)) / 2
+    np.testing.assert_allclose(loaded.build_model().predict(images, verbose=0), expected, atol=1e-6)
+    document = json.loads((path / "program.json").read_text())
+    assert document["inference"] == {"flip_average": False}
+    del document["inference"]  # as written before flip averaging was recorded
+    (path / "program.json").write_text(json.dumps(document))
+    assert not SavedProgram.load(path).flip_average
+    document["inference"] = {"flip_average": "yes"}
+    (path / "program.json").write_text(json.dumps(document))
+    with pytest.raises(ValueError, match="flip_average must be true or false"):
         SavedProgram.load(path)
