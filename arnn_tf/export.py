@@ -103,7 +103,7 @@ def export_programs(programs: Sequence[SavedProgram | str | os.PathLike[str]], b
     if target.exists():
         raise ExportError(f"{target} already exists; TF Serving versions are immutable, pick another --version")
 
-    backbone = loaded[0].backbone.build()
+    backbone = loaded[0].build_backbone()
     models = {name: saved.build_model(backbone) for name, saved in zip(chosen, loaded)}
     signatures = _signatures(models, dict(zip(chosen, loaded)), max_pixels)
     # Track the variables themselves, not the Keras models: each is then saved exactly once.
@@ -148,6 +148,11 @@ def _check_same_backbone(programs: Sequence[SavedProgram], names: Sequence[str])
                 f"programs in one export share one backbone, but {names[0]!r} is on {first.name!r} "
                 f"(fingerprint {first.fingerprint[:12]}) and {name!r} on {program.backbone.name!r} "
                 f"(fingerprint {program.backbone.fingerprint[:12]}); export them separately")
+        if program.frame_size != programs[0].frame_size:
+            raise ExportError(
+                f"programs in one export share one backbone input, but {names[0]!r} is "
+                f"{programs[0].frame_size}x{programs[0].frame_size} and {name!r} "
+                f"{program.frame_size}x{program.frame_size}; export them separately")
 
 
 _Signature = tuple[Any, str, np.ndarray]

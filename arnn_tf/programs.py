@@ -57,8 +57,9 @@ class BackboneRef:
     seed: int
     fingerprint: str
 
-    def build(self) -> keras.Model:
-        return build_backbone(self.name, self.weights, seed=self.seed)
+    def build(self, input_size: int | None = None) -> keras.Model:
+        """The backbone, taking ``input_size`` square frames (default: its registered size)."""
+        return build_backbone(self.name, self.weights, seed=self.seed, input_size=input_size)
 
 
 @dataclasses.dataclass
@@ -100,6 +101,15 @@ class SavedProgram:
                    model.label_map.groups, ref, task_name, list(class_names), label_map_spec,
                    dict(metrics or {}), parts=tuple(parts), host_image=host_image,
                    flip_average=model.flip_average)
+
+    @property
+    def frame_size(self) -> int:
+        """n: the program and the backbone's input are n x n x 3."""
+        return int(self.program_config["frame_size"])
+
+    def build_backbone(self) -> keras.Model:
+        """A fresh copy of the backbone this program was trained on, at the program's frame size."""
+        return self.backbone.build(input_size=self.frame_size)
 
     @property
     def task_image_shape(self) -> tuple[int, int, int]:
@@ -184,7 +194,7 @@ class SavedProgram:
         Raises ProgramMismatchError when the backbone is not the one the program was trained on.
         """
         if backbone is None:
-            backbone = self.backbone.build()
+            backbone = self.build_backbone()
         self._check_backbone(backbone)
         if self.host_image is None:
             program = AdversarialProgram(**self.program_config)
@@ -225,6 +235,11 @@ class SavedProgram:
         model.program.weight.assign(self.weight)
 
     def _check_backbone(self, backbone: keras.Model) -> None:
+        if tuple(backbone.input_shape[1:3]) != (self.frame_size, self.frame_size):
+            raise ProgramMismatchError(
+                f"this program is {self.frame_size}x{self.frame_size}, but the backbone given takes "
+                f"{backbone.input_shape[1]}x{backbone.input_shape[2]} frames; build it with "
+                f"input_size={self.frame_size}")
         fingerprint = weights_fingerprint(backbone)
         if backbone.name != self.backbone.name or fingerprint != self.backbone.fingerprint:
             raise ProgramMismatchError(

@@ -99,12 +99,15 @@ for _spec in (
                  "EfficientNet-Lite0, ImageNet weights shipped in a pip package (offline default)"),
     BackboneSpec("inception_v3", 299, _keras_application("InceptionV3"), False,
                  "inception_v3_weights_tf_dim_ordering_tf_kernels.h5", "Inception V3 (the paper's)"),
-    BackboneSpec("resnet50_v2", 299, _keras_application("ResNet50V2"), False,
-                 "resnet50v2_weights_tf_dim_ordering_tf_kernels.h5", "ResNet V2 50"),
-    BackboneSpec("resnet101_v2", 299, _keras_application("ResNet101V2"), False,
-                 "resnet101v2_weights_tf_dim_ordering_tf_kernels.h5", "ResNet V2 101"),
-    BackboneSpec("resnet152_v2", 299, _keras_application("ResNet152V2"), False,
-                 "resnet152v2_weights_tf_dim_ordering_tf_kernels.h5", "ResNet V2 152"),
+    BackboneSpec("resnet50_v2", 224, _keras_application("ResNet50V2"), False,
+                 "resnet50v2_weights_tf_dim_ordering_tf_kernels.h5",
+                 "ResNet V2 50, at 224 as keras' ImageNet weights (the paper's ran at 299)"),
+    BackboneSpec("resnet101_v2", 224, _keras_application("ResNet101V2"), False,
+                 "resnet101v2_weights_tf_dim_ordering_tf_kernels.h5",
+                 "ResNet V2 101, at 224 as keras' ImageNet weights (the paper's ran at 299)"),
+    BackboneSpec("resnet152_v2", 224, _keras_application("ResNet152V2"), False,
+                 "resnet152v2_weights_tf_dim_ordering_tf_kernels.h5",
+                 "ResNet V2 152, at 224 as keras' ImageNet weights (the paper's ran at 299)"),
     BackboneSpec("mobilenet_v2", 224, _keras_application("MobileNetV2"), False,
                  "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5", "MobileNet V2 1.0"),
     BackboneSpec("efficientnet_b0", 224, _keras_application("EfficientNetB0"), True,
@@ -132,9 +135,13 @@ def normalize_weights(weights: str | None) -> str | None:
     return weights
 
 
-def build_backbone(name: str, weights: str | None = "imagenet", seed: int = 0) -> keras.Model:
+def build_backbone(name: str, weights: str | None = "imagenet", seed: int = 0,
+                   input_size: int | None = None) -> keras.Model:
     """Builds the frozen backbone: [-1, 1] images in, ImageNet logits out.
 
+    ``input_size`` (default: the registered one) sets the frame, n x n: every registered
+    ImageNet network is convolutional up to a global pooling, so the same weights classify
+    any size; a smaller frame is quadratically cheaper (see `with_input_size`).
     With ``weights=None`` the random initialisation is drawn after seeding Keras' global
     generators with ``seed``, so the same untrained network can be rebuilt later. Batch
     norms, and zero paddings equal to "same" padding, are folded into the convolutions next
@@ -146,10 +153,13 @@ def build_backbone(name: str, weights: str | None = "imagenet", seed: int = 0) -
     if weights is None:
         keras.utils.set_random_seed(seed)
     network = spec.build_network(weights)
-    expected = (spec.input_size, spec.input_size, 3)
-    if tuple(network.input_shape[1:]) != expected or tuple(network.output_shape[1:]) != (1000,):
-        raise ValueError(f"backbone {name!r} must map {expected} to 1000 logits, got "
-                         f"{network.input_shape} -> {network.output_shape}")
+    size = spec.input_size if input_size is None else int(input_size)
+    if tuple(network.input_shape[1:]) != (size, size, 3):
+        network = with_input_size(network, size)
+    if tuple(network.output_shape[1:]) != (1000,):
+        raise ValueError(f"backbone {name!r} must map ({size}, {size}, 3) images to 1000 "
+                         f"logits, got {network.input_shape} -> {network.output_shape}")
+    expected = (size, size, 3)
     folds = [batch_norm_fold(network), zero_padding_fold(network)]
     inputs = keras.Input(expected, name="x_adv")
     x = inputs
@@ -162,6 +172,27 @@ def build_backbone(name: str, weights: str | None = "imagenet", seed: int = 0) -
     backbone = keras.Model(inputs, apply_folds(network, folds)(x, training=False), name=name)
     backbone.trainable = False
     return backbone
+
+
+def with_input_size(network: keras.Model, size: int) -> keras.Model:
+    """``network`` with the same layers and weights on a ``size`` x ``size`` input.
+
+    keras.applications builds its ImageNet classifiers only at the size of their weights (224
+    for ResNet V2, which the paper ran at 299); the copy runs such a network at any size its
+    layers allow, and keeps every weight, so its fingerprint is unchanged.
+    """
+    originals = {layer.name: layer for layer in network.layers}
+    try:
+        resized = keras.models.clone_model(network, input_tensors=keras.Input((size, size, 3)))
+        for layer in resized.layers:
+            if layer.weights:
+                layer.set_weights(originals[layer.name].get_weights())
+                if isinstance(layer, keras.layers.Normalization):
+                    layer.finalize_state()  # it reads its statistics from tensors refreshed here
+    except ValueError as error:
+        raise ValueError(f"backbone network {network.name!r} cannot take {size}x{size} images "
+                         f"(it was built for {network.input_shape[1:3]}): {error}") from None
+    return resized
 
 
 def weights_fingerprint(model: keras.Model) -> str:
