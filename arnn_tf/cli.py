@@ -215,7 +215,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         metrics["test_accuracy_per_task"] = evaluate_parts(model, task)
     if not chief:
         return metrics
-    summaries.write_test_metrics(test)
+    summaries.write_test_metrics(test, step=result.steps)
     SavedProgram.from_model(model, backbone_name=args.backbone, weights=args.weights, seed=args.seed,
                             task_name=task.name, class_names=list(task.class_names),
                             label_map_spec=args.label_map, metrics=metrics, parts=task.parts).save(out / "program")

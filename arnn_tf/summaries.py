@@ -78,9 +78,13 @@ class ProgramSummaries(keras.callbacks.Callback):
             tf.summary.image("x_adv", (x_adv + 1.0) / 2.0, max_outputs=len(x_adv))
         self.writer.flush()
 
-    def write_test_metrics(self, results: Mapping[str, float]) -> None:
-        """Records the final test-split metrics (``test_accuracy``, ``test_loss``)."""
-        with self.writer.as_default(step=self._step()):
+    def write_test_metrics(self, results: Mapping[str, float], step: int) -> None:
+        """Records the final test-split metrics (``test_accuracy``, ``test_loss``) at ``step``.
+
+        The step is given, not read off the model: a rerun of a finished run trains no step,
+        so `fit` never attaches the model to this callback.
+        """
+        with self.writer.as_default(step=step):
             for key, value in results.items():
                 tf.summary.scalar(f"test_{key}", float(value))
         self.writer.flush()

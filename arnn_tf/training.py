@@ -91,13 +91,14 @@ class TrainingDivergedError(RuntimeError):
 @dataclasses.dataclass
 class TrainingResult:
     """What a training run measured. ``steps`` counts all steps, resumed ones included;
-    ``seconds`` and ``images_per_second`` cover this process's run only."""
+    ``seconds``, ``images_per_second`` and ``train_accuracy`` cover this process's run only
+    (``train_accuracy`` is None when it resumed a finished run and trained no step)."""
 
     steps: int
     resumed_from: int
     seconds: float
     images_per_second: float
-    train_accuracy: float
+    train_accuracy: float | None
     stopped_by_time: bool
     history: dict[str, list[float]]
 
@@ -166,7 +167,7 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
                                            steps_per_epoch=per_epoch, first_step=resumed_from,
                                            class_names=task.class_names, verbose=bool(verbose)), *callbacks]
     if remaining <= 0:
-        return TrainingResult(resumed_from, resumed_from, 0.0, 0.0, float("nan"), False, {})
+        return TrainingResult(resumed_from, resumed_from, 0.0, 0.0, None, False, {})
     budget = StepAndTimeBudget(remaining, None if max_minutes is None else 60.0 * max_minutes)
     # Skipping the batches already trained on replays the uninterrupted run's data order. A run
     # of one epoch or less never reads an image twice, so it keeps no cache (tf.data would warn

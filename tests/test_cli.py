@@ -237,3 +237,32 @@ def test_flip_average_is_stored_by_train_and_overridden_by_evaluate_and_predict(
     for flags, expected in (([], averaged), (["--no-flip-average"], single)):
         assert main(["predict", "--program", str(out / "program"), str(tmp_path / "half.png"), "--json", *flags]) == 0
         np.testing.assert_allclose(json.loads(capsys.readouterr().out)[0]["probabilities"], expected, atol=1e-5)
+
+
+def test_rerunning_a_finished_run_completes_and_keeps_its_outputs(image_folder, tmp_path, capsys):
+    argv = ["train", "--task", f"folder:{image_folder}", "--backbone", "tiny_cnn", "--weights", "none",
+            "--steps", "3", "--batch-size", "8", "--out", str(tmp_path / "run")]
+    assert main(argv) == 0
+    first = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert main(argv) == 0
+    again = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert "resumed from step 3" in capsys.readouterr().out
+    assert again["steps"] == 3 and again["resumed_from"] == 3 and again["train_accuracy"] is None
+    assert again["test_accuracy"] == first["test_accuracy"]
+
+
+def test_a_run_killed_in_its_final_evaluation_completes_when_rerun(image_folder, tmp_path, monkeypatch):
+    import arnn_tf.training
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    argv = ["train", "--task", f"folder:{image_folder}", "--backbone", "tiny_cnn", "--weights", "none",
+            "--steps", "3", "--batch-size", "8", "--out", str(tmp_path / "run")]
+    with monkeypatch.context() as patch:
+        patch.setattr(arnn_tf.training, "evaluate_program", killed)
+        assert main(argv) == 130
+    assert not (tmp_path / "run" / "program").exists()
+    assert main(argv) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["steps"] == 3 and (tmp_path / "run" / "program" / "W.npy").exists()

@@ -197,7 +197,7 @@ def test_tensorboard_holds_scalars_images_and_hparams(tmp_path):
     samples = next(iter(task.dataset("train", 3)))[0].numpy()
     summaries = ProgramSummaries(tmp_path, samples, hparams={"learning_rate": 0.05, "label_map": "first"}, every_steps=2)
     fit_program(model, task, steps=16, batch_size=8, callbacks=[summaries], verbose=0)
-    summaries.write_test_metrics({"accuracy": 0.25})
+    summaries.write_test_metrics({"accuracy": 0.25}, step=16)
     scalars, images, plugins = read_events(tmp_path)
     for tag in ("batch_loss", "batch_accuracy", "learning_rate", "program_norm", "epoch_loss", "epoch_accuracy"):
         assert tag in scalars, tag
