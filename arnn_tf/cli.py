@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from arnn_tf.arguments import (non_negative_float, non_negative_int, open_unit_fraction,
+                               positive_float, positive_int, unit_fraction)
+
 DEFAULT_TASK = "counting"
 DEFAULT_BACKBONE = "efficientnet_lite0"
 
@@ -54,18 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backbone_arguments(train)
     train.add_argument("--out", help="output folder (default: runs/TASK-BACKBONE)")
     length = train.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=int, help=f"training batches (default {DEFAULT_STEPS})")
-    length.add_argument("--epochs", type=int, help="passes over the training split")
-    train.add_argument("--max-minutes", type=float, help="stop training after this long, then evaluate and save")
-    train.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
-    train.add_argument("--lr", type=float, default=DEFAULT_LEARNING_RATE, help="Adam learning rate")
+    length.add_argument("--steps", type=positive_int, help=f"training batches (default {DEFAULT_STEPS})")
+    length.add_argument("--epochs", type=positive_int, help="passes over the training split")
+    train.add_argument("--max-minutes", type=positive_float, help="stop training after this long, then evaluate and save")
+    train.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE)
+    train.add_argument("--lr", type=positive_float, default=DEFAULT_LEARNING_RATE, help="Adam learning rate")
     train.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="paper",
                        help="paper: x0.96 every 2 epochs; cosine: decays to 0 at the last step")
-    train.add_argument("--warmup-steps", type=int, default=0,
+    train.add_argument("--warmup-steps", type=non_negative_int, default=0,
                        help="with --lr-schedule cosine: first raise the rate linearly from 0 over this many steps "
                             "(steadies a warm start from --init-program)")
-    train.add_argument("--l2", type=float, default=DEFAULT_L2, help="lambda, the weight of ||W||^2")
-    train.add_argument("--ema", type=float, metavar="MOMENTUM",
+    train.add_argument("--l2", type=non_negative_float, default=DEFAULT_L2, help="lambda, the weight of ||W||^2")
+    train.add_argument("--ema", type=open_unit_fraction, metavar="MOMENTUM",
                        help="keep an exponential moving average of W with this momentum (e.g. 0.99) and save it")
     train.add_argument("--label-map", default="first", help=LABEL_MAP_HELP)
     train.add_argument("--augment", type=_augmentations, default=(), metavar="LIST",
@@ -76,27 +79,27 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the saved program answers at inference (the final test, evaluate, predict, export) "
                             "with the mean over each image and its mirror image, at twice the cost; training "
                             "steps are unchanged (for mirror-symmetric classes such as photos, not digits)")
-    train.add_argument("--image-size", type=int, help="resize task images to this square size before placing them")
-    train.add_argument("--border-width", type=int, help="confine the program to a band this wide at the frame's edge")
-    train.add_argument("--linf-bound", type=float, help="bound |P| by this, in units of the [-1, 1] input range")
+    train.add_argument("--image-size", type=positive_int, help="resize task images to this square size before placing them")
+    train.add_argument("--border-width", type=positive_int, help="confine the program to a band this wide at the frame's edge")
+    train.add_argument("--linf-bound", type=positive_float, help="bound |P| by this, in units of the [-1, 1] input range")
     train.add_argument("--full-program", action="store_true",
                        help="add the program over the task image too (use with --image-size up to the frame)")
     train.add_argument("--conceal", metavar="HOST_IMAGE",
                        help="hide the task image, tiled and pixel-shuffled, and the program in this photo (the "
                             "paper's concealment ablation); rerunning to resume needs the same photo")
-    train.add_argument("--conceal-scale", type=float, metavar="ALPHA",
+    train.add_argument("--conceal-scale", type=unit_fraction, metavar="ALPHA",
                        help="with --conceal: X_adv = clip(photo + ALPHA * (tanh(W) + task image)), so the photo "
                             f"changes by at most ALPHA times the pixel range (default {DEFAULT_CONCEAL_SCALE})")
     train.add_argument("--init-program", metavar="PROGRAM",
                        help="start from this saved program's W instead of zero (same backbone and program "
                             "options), e.g. a second schedule after a finished run")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=non_negative_int, default=0)
     train.add_argument("--data-dir", help="where TFDS keeps data sets (default: TFDS's own)")
     train.add_argument("--strategy", default="auto", choices=STRATEGIES,
                        help="auto: mirrored over several local GPUs, else one device; multi_worker reads TF_CONFIG")
     train.add_argument("--precision", default="float32", choices=PRECISIONS)
     train.add_argument("--logdir", help="TensorBoard log folder (default: OUT/logs)")
-    train.add_argument("--checkpoint-every", type=int, default=100,
+    train.add_argument("--checkpoint-every", type=positive_int, default=100,
                        help="steps between checkpoints in OUT/checkpoint; rerunning the command resumes")
 
     evaluate = commands.add_parser("evaluate", help="accuracy of a saved program on a task's test split")
@@ -104,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--program", required=True, help="a saved-program folder (DIR/program)")
     evaluate.add_argument("--task", help="default: the task the program was trained on")
     evaluate.add_argument("--split", default="test")
-    evaluate.add_argument("--batch-size", type=int, default=64)
+    evaluate.add_argument("--batch-size", type=positive_int, default=64)
     evaluate.add_argument("--data-dir")
     _add_flip_average_override(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print JSON")
@@ -120,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     classify.set_defaults(handler=_classify)
     classify.add_argument("images", nargs="+")
     _add_backbone_arguments(classify)
-    classify.add_argument("--top", type=int, default=5)
+    classify.add_argument("--top", type=positive_int, default=5)
     classify.add_argument("--json", action="store_true")
 
     commands.add_parser("backbones", help="list the backbones").set_defaults(handler=_backbones)
@@ -129,10 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(handler=_bench)
     bench.add_argument("--backbone", default=DEFAULT_BACKBONE)
     bench.add_argument("--weights", default="imagenet")
-    bench.add_argument("--batch-size", type=int, default=32)
-    bench.add_argument("--steps", type=int, default=20, help="timed steps, after --warmup untimed ones")
-    bench.add_argument("--warmup", type=int, default=3)
-    bench.add_argument("--image-size", type=int, default=32, help="task image size (square, RGB)")
+    bench.add_argument("--batch-size", type=positive_int, default=32)
+    bench.add_argument("--steps", type=positive_int, default=20, help="timed steps, after --warmup untimed ones")
+    bench.add_argument("--warmup", type=non_negative_int, default=3)
+    bench.add_argument("--image-size", type=positive_int, default=32, help="task image size (square, RGB)")
     bench.add_argument("--precision", default="float32", choices=PRECISIONS)
     bench.add_argument("--jit", default="auto", choices=("auto", "on", "off"),
                        help="XLA: auto (Keras' choice: on for GPUs, off on CPU-only machines)")
@@ -230,7 +233,14 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from arnn_tf.training import evaluate_program
 
     saved = _with_flip_average(SavedProgram.load(args.program), args.flip_average)
-    task = get_task(args.task or saved.task_name, data_dir=args.data_dir)
+    try:
+        task = get_task(args.task or saved.task_name, data_dir=args.data_dir)
+    except (FileNotFoundError, ValueError) as error:
+        if args.task:
+            raise
+        raise type(error)(f"{error}: the program was trained on task {saved.task_name!r}; "
+                          "to evaluate it on a copy of that data here, pass --task "
+                          "(e.g. --task folder:PATH)") from None
     if task.image_shape != saved.task_image_shape or list(task.class_names) != saved.class_names:
         raise ValueError(f"task {task.name!r} ({task.image_shape}, {task.num_classes} classes) does not match the "
                          f"program's task {saved.task_name!r} ({saved.task_image_shape}, {len(saved.class_names)} classes)")

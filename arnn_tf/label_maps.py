@@ -12,6 +12,7 @@ import keras
 import numpy as np
 
 from arnn_tf.backbones.imagenet_classes import imagenet_class_names
+from arnn_tf.progress import progress_bar
 
 LABEL_MAP_KINDS = ("first", "random")
 DATA_DRIVEN_KINDS = ("frequency", "iterative")
@@ -184,7 +185,7 @@ class FrequencyLabelMapping(keras.callbacks.Callback):
         if self.verbose:
             print(f"label map before step {self.step}: the network's top-1 ImageNet class for "
                   f"{self.max_images:,} training images")
-            progress = keras.utils.Progbar(self.max_images, unit_name="image")
+            progress = progress_bar(self.max_images, unit_name="image")
         probabilities, labels = source_probabilities(self.network, self.batches, self.max_images, progress)
         groups = frequency_map(probabilities.argmax(axis=-1), labels, label_map.num_classes, self.per_class,
                                label_map.num_source_classes, probabilities)

@@ -19,6 +19,7 @@ from arnn_tf.checkpoints import ProgramCheckpoint, restore_checkpoint
 from arnn_tf.custom_loop import fit_with_strategy_run, needs_custom_loop
 from arnn_tf.label_maps import SAMPLE_IMAGES, FrequencyLabelMapping, data_driven_kind
 from arnn_tf.model import DEFAULT_LEARNING_RATE, ReprogrammedModel
+from arnn_tf.progress import StepProgress, keras_verbosity
 from arnn_tf.tasks import Task
 
 DEFAULT_BATCH_SIZE = 32
@@ -103,6 +104,19 @@ class TrainingResult:
     history: dict[str, list[float]]
 
 
+def check_training_numbers(*, batch_size: int, learning_rate: float, epochs: int | None = None,
+                           max_minutes: float | None = None) -> None:
+    """Refuses, by name and value, the numbers no run can use (before any data is read)."""
+    if batch_size < 1:
+        raise ValueError(f"the batch size must be a positive integer, got {batch_size}")
+    if not (math.isfinite(learning_rate) and learning_rate > 0):
+        raise ValueError(f"the learning rate must be a finite number > 0, got {learning_rate}")
+    if epochs is not None and epochs < 1:
+        raise ValueError(f"need at least one epoch, got {epochs}")
+    if max_minutes is not None and not max_minutes > 0:
+        raise ValueError(f"the time limit must be > 0 minutes, got {max_minutes}")
+
+
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:
     """Batches in one pass over ``num_examples`` (the last one may be short)."""
     return max(1, math.ceil(num_examples / batch_size))
@@ -139,6 +153,8 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
     """
     if steps is not None and epochs is not None:
         raise ValueError("give steps or epochs, not both")
+    check_training_numbers(batch_size=batch_size, learning_rate=learning_rate, epochs=epochs,
+                           max_minutes=max_minutes)
     train_examples = task.num_examples("train")  # counted once: tf.data may have to iterate to count
     per_epoch = steps_per_epoch(train_examples, batch_size)
     if steps is None:
@@ -174,21 +190,23 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
     # about the half-filled one at exit).
     data = task.dataset("train", batch_size, shuffle=shuffle, repeat=True, seed=seed,
                         drop_remainder=True, cache=steps > per_epoch, augment=augment).skip(resumed_from)
-    shown_epoch = min(per_epoch, remaining)  # the progress bar's length; the schedule keeps the real epoch
+    shown_epoch = min(per_epoch, remaining)  # fit's epoch; the schedule keeps the real epoch
     callbacks = [keras.callbacks.TerminateOnNaN(), budget, *callbacks]
+    if verbose:
+        callbacks.append(StepProgress(steps, first_step=resumed_from))
     start = time.perf_counter()
     if needs_custom_loop(tf.distribute.get_strategy()):
         history = fit_with_strategy_run(model, data, steps=remaining, global_batch_size=batch_size,
                                         steps_per_epoch=shown_epoch, callbacks=callbacks)
     else:
         history = model.fit(data, epochs=math.ceil(remaining / shown_epoch), steps_per_epoch=shown_epoch,
-                            shuffle=False, callbacks=callbacks, verbose=verbose).history
+                            shuffle=False, callbacks=callbacks, verbose=0).history
     seconds = time.perf_counter() - start
     done = resumed_from + budget.steps_done
     last_loss = history["loss"][-1] if history.get("loss") else float("nan")
     if not math.isfinite(last_loss):
         raise TrainingDivergedError(
-            f"the loss became {last_loss} by step {done}; lower --lr or --l2"
+            f"the loss became {last_loss} by step {done}; lower the learning rate or lambda (l2)"
             + (f"; the last good program is in {checkpoint_dir}" if checkpoint_dir is not None else ""))
     return TrainingResult(
         steps=done,
@@ -208,7 +226,8 @@ def evaluate_program(model: ReprogrammedModel, task: Task, split: str = "test",
         model.compile()
     # read once: under a distribution strategy Keras stops at the last batch without reaching the
     # end of the data, so a cache would be left half-filled (and tf.data warns about it)
-    results = model.evaluate(task.dataset(split, batch_size, cache=False), return_dict=True, verbose=verbose)
+    results = model.evaluate(task.dataset(split, batch_size, cache=False), return_dict=True,
+                             verbose=keras_verbosity(verbose))
     return {key: float(value) for key, value in results.items()}
 
 

@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hparams_api
 
+from arnn_tf.arguments import non_negative_int, positive_int
 from arnn_tf.backbones import build_backbone, get_backbone_spec
 from arnn_tf.label_maps import SAMPLE_IMAGES, FrequencyLabelMapping, data_driven_kind, parse_label_map
 from arnn_tf.model import DEFAULT_LEARNING_RATE, ReprogrammedModel, build_reprogrammed_model
@@ -502,16 +503,16 @@ def add_tune_parser(subparsers: Any) -> argparse.ArgumentParser:
     tune.add_argument("--backbone", default="efficientnet_lite0", help="registry name (see `arnn backbones`)")
     tune.add_argument("--weights", default="imagenet", help="'imagenet', 'none' or a Keras weights file")
     tune.add_argument("--tuner", choices=TUNERS, default="random")
-    tune.add_argument("--max-trials", type=int, default=10, help="trials in all (rerun with more to extend a search)")
+    tune.add_argument("--max-trials", type=positive_int, default=10, help="trials in all (rerun with more to extend a search)")
     length = tune.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=int, help=f"training batches per trial (default {DEFAULT_TRIAL_STEPS})")
-    length.add_argument("--epochs", type=int, help="passes over the training split per trial")
+    length.add_argument("--steps", type=positive_int, help=f"training batches per trial (default {DEFAULT_TRIAL_STEPS})")
+    length.add_argument("--epochs", type=positive_int, help="passes over the training split per trial")
     tune.add_argument("--objective", default="val_accuracy", help="a metric of the trials, e.g. val_accuracy or val_loss")
     tune.add_argument("--space", default=str(DEFAULT_SPACE_FILE), help="search-space JSON file (tuning/README.md)")
-    tune.add_argument("--val-size", type=int,
+    tune.add_argument("--val-size", type=positive_int,
                       help=f"train images held out to score trials (default 10%%, at most {MAX_VALIDATION_SIZE})")
     tune.add_argument("--out", required=True, help="search folder; rerun with the same one to resume")
-    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--seed", type=non_negative_int, default=0)
     tune.add_argument("--data-dir", help="where TFDS keeps data sets (default: TFDS's own)")
     return tune
 
@@ -523,8 +524,6 @@ def tune_command(args: argparse.Namespace) -> dict[str, Any]:
     evaluated on the task's real test split) and TensorBoard logs in ``logs/``. Under Keras
     Tuner's distributed mode only the chief writes the summary; workers just run trials.
     """
-    if args.max_trials < 1 or (args.steps is not None and args.steps < 1) or (args.epochs is not None and args.epochs < 1):
-        raise ValueError("--max-trials, --steps and --epochs must be positive")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     task = get_task(args.task, data_dir=args.data_dir, seed=args.seed)

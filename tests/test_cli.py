@@ -266,3 +266,15 @@ def test_a_run_killed_in_its_final_evaluation_completes_when_rerun(image_folder,
     assert main(argv) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["steps"] == 3 and (tmp_path / "run" / "program" / "W.npy").exists()
+
+
+def test_evaluate_says_how_to_point_at_the_data_when_the_training_folder_is_gone(trained, tmp_path, capsys):
+    import dataclasses
+
+    from arnn_tf.programs import SavedProgram
+
+    moved = dataclasses.replace(SavedProgram.load(trained / "program"), task_name="folder:/gone/data")
+    moved.save(tmp_path / "program")
+    assert main(["evaluate", "--program", str(tmp_path / "program")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "/gone/data" in error and "--task folder:PATH" in error and len(error.splitlines()) == 1

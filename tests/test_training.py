@@ -19,6 +19,7 @@ from arnn_tf.distribute import set_precision
 from arnn_tf.model import build_reprogrammed_model
 from arnn_tf.summaries import ProgramSummaries
 from arnn_tf.tasks import Task
+from arnn_tf.progress import StepProgress
 from arnn_tf.training import TrainingDivergedError, fit_program, learning_rate_schedule
 
 
@@ -56,6 +57,10 @@ def test_rerun_after_sigkill_resumes_and_ends_at_the_requested_step(tmp_path):
     resumed_from = int(resumed_line.split()[3])
     metrics = json.loads((killed / "metrics.json").read_text())
     assert 0 < resumed_from < steps and metrics["resumed_from"] == resumed_from and metrics["steps"] == steps
+    assert "\x1b" not in rerun.stdout and "\r" not in rerun.stdout  # plain lines, not a redrawn bar
+    shown = [int(line.split()[1].split("/")[0]) for line in rerun.stdout.splitlines()
+             if line.startswith("step ")]
+    assert shown[0] > resumed_from and shown[-1] == steps and shown == sorted(shown)
 
     uninterrupted = tmp_path / "uninterrupted"
     subprocess.run(train_command(uninterrupted, steps), check=True, capture_output=True, timeout=300)
@@ -206,3 +211,20 @@ def test_tensorboard_holds_scalars_images_and_hparams(tmp_path):
     assert scalars["test_accuracy"] == [0.25]
     assert images == {"program", "x_adv"}
     assert plugins == {"experiment", "session_start_info"}
+
+
+def test_progress_in_a_log_is_a_plain_line_every_n_steps_counted_from_the_resumed_step(capsys):
+    progress = StepProgress(total_steps=30, first_step=20, every=4, terminal=False)
+    progress.on_train_begin()
+    for batch in range(10):
+        progress.on_train_batch_end(batch, {"loss": 0.5, "accuracy": 0.75})
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" - ")[0] for line in lines] == ["step 24/30", "step 28/30", "step 30/30"]
+    assert lines[0].startswith("step 24/30 - loss 0.5000 - accuracy 0.7500 - ")
+
+
+def test_fit_refuses_numbers_no_run_can_use():
+    with pytest.raises(ValueError, match="batch size must be a positive integer, got 0"):
+        fit_program(toy_model(), toy_task(), steps=1, batch_size=0)
+    with pytest.raises(ValueError, match="learning rate must be a finite number > 0, got -1"):
+        fit_program(toy_model(), toy_task(), steps=1, learning_rate=-1.0)
