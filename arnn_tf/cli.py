@@ -7,148 +7,10 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from arnn_tf.arguments import (non_negative_float, non_negative_int, open_unit_fraction,
-                               positive_float, positive_int, unit_fraction)
-
-DEFAULT_TASK = "counting"
-DEFAULT_BACKBONE = "efficientnet_lite0"
-
-
-def _add_backbone_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backbone", default=DEFAULT_BACKBONE, help="registry name (see `arnn backbones`)")
-    parser.add_argument("--weights", default="imagenet",
-                        help="'imagenet', 'none' (untrained ablation) or a Keras weights file")
-
-
-def _augmentations(text: str) -> tuple[str, ...]:
-    """``--augment flip,crop`` as a tuple of known augmentation names, checked before any work."""
-    from arnn_tf.tasks.base import checked_augmentations
-
-    try:
-        return checked_augmentations(tuple(name.strip() for name in text.split(",") if name.strip()))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from error
-
-
-def _add_flip_average_override(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=None,
-                        help="average each image's probabilities with its mirror image's (twice the cost); "
-                             "default: as the program was saved")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from arnn_tf.distribute import PRECISIONS, STRATEGIES
-    from arnn_tf.label_maps import LABEL_MAP_HELP
-    from arnn_tf.layers import DEFAULT_CONCEAL_SCALE
-    from arnn_tf.training import DEFAULT_BATCH_SIZE, DEFAULT_L2, DEFAULT_STEPS, LR_SCHEDULES
-    from arnn_tf.model import DEFAULT_LEARNING_RATE
-    from arnn_tf.tasks.base import AUGMENTATIONS, CROP_PADDING
-
-    parser = argparse.ArgumentParser(prog="arnn", description="Adversarial reprogramming of frozen ImageNet classifiers.")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    train = commands.add_parser("train", help="learn a program for a task")
-    train.set_defaults(handler=_train)
-    train.add_argument("--task", default=DEFAULT_TASK,
-                       help="counting, mnist, cifar10, shuffled_mnist, tfds:NAME, folder:PATH, shuffled:TASK "
-                            "(fixed pixel permutation) or A+B (one program for several)")
-    _add_backbone_arguments(train)
-    train.add_argument("--out", help="output folder (default: runs/TASK-BACKBONE)")
-    length = train.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=positive_int, help=f"training batches (default {DEFAULT_STEPS})")
-    length.add_argument("--epochs", type=positive_int, help="passes over the training split")
-    train.add_argument("--max-minutes", type=positive_float, help="stop training after this long, then evaluate and save")
-    train.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE)
-    train.add_argument("--lr", type=positive_float, default=DEFAULT_LEARNING_RATE, help="Adam learning rate")
-    train.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="paper",
-                       help="paper: x0.96 every 2 epochs; cosine: decays to 0 at the last step")
-    train.add_argument("--warmup-steps", type=non_negative_int, default=0,
-                       help="with --lr-schedule cosine: first raise the rate linearly from 0 over this many steps "
-                            "(steadies a warm start from --init-program)")
-    train.add_argument("--l2", type=non_negative_float, default=DEFAULT_L2, help="lambda, the weight of ||W||^2")
-    train.add_argument("--ema", type=open_unit_fraction, metavar="MOMENTUM",
-                       help="keep an exponential moving average of W with this momentum (e.g. 0.99) and save it")
-    train.add_argument("--label-map", default="first", help=LABEL_MAP_HELP)
-    train.add_argument("--augment", type=_augmentations, default=(), metavar="LIST",
-                       help=f"training-time augmentation of the task images, comma-separated: "
-                            f"{', '.join(AUGMENTATIONS)} (random left-right flip; random shift by up to "
-                            f"{CROP_PADDING} pixels)")
-    train.add_argument("--flip-average", action="store_true",
-                       help="the saved program answers at inference (the final test, evaluate, predict, export) "
-                            "with the mean over each image and its mirror image, at twice the cost; training "
-                            "steps are unchanged (for mirror-symmetric classes such as photos, not digits)")
-    train.add_argument("--image-size", type=positive_int, help="resize task images to this square size before placing them")
-    train.add_argument("--border-width", type=positive_int, help="confine the program to a band this wide at the frame's edge")
-    train.add_argument("--linf-bound", type=positive_float, help="bound |P| by this, in units of the [-1, 1] input range")
-    train.add_argument("--full-program", action="store_true",
-                       help="add the program over the task image too (use with --image-size up to the frame)")
-    train.add_argument("--conceal", metavar="HOST_IMAGE",
-                       help="hide the task image, tiled and pixel-shuffled, and the program in this photo (the "
-                            "paper's concealment ablation); rerunning to resume needs the same photo")
-    train.add_argument("--conceal-scale", type=unit_fraction, metavar="ALPHA",
-                       help="with --conceal: X_adv = clip(photo + ALPHA * (tanh(W) + task image)), so the photo "
-                            f"changes by at most ALPHA times the pixel range (default {DEFAULT_CONCEAL_SCALE})")
-    train.add_argument("--init-program", metavar="PROGRAM",
-                       help="start from this saved program's W instead of zero (same backbone and program "
-                            "options), e.g. a second schedule after a finished run")
-    train.add_argument("--seed", type=non_negative_int, default=0)
-    train.add_argument("--data-dir", help="where TFDS keeps data sets (default: TFDS's own)")
-    train.add_argument("--strategy", default="auto", choices=STRATEGIES,
-                       help="auto: mirrored over several local GPUs, else one device; multi_worker reads TF_CONFIG")
-    train.add_argument("--precision", default="float32", choices=PRECISIONS)
-    train.add_argument("--logdir", help="TensorBoard log folder (default: OUT/logs)")
-    train.add_argument("--checkpoint-every", type=positive_int, default=100,
-                       help="steps between checkpoints in OUT/checkpoint; rerunning the command resumes")
-
-    evaluate = commands.add_parser("evaluate", help="accuracy of a saved program on a task's test split")
-    evaluate.set_defaults(handler=_evaluate)
-    evaluate.add_argument("--program", required=True, help="a saved-program folder (DIR/program)")
-    evaluate.add_argument("--task", help="default: the task the program was trained on")
-    evaluate.add_argument("--split", default="test")
-    evaluate.add_argument("--batch-size", type=positive_int, default=64)
-    evaluate.add_argument("--data-dir")
-    _add_flip_average_override(evaluate)
-    evaluate.add_argument("--json", action="store_true", help="print JSON")
-
-    predict = commands.add_parser("predict", help="classify image files with a saved program")
-    predict.set_defaults(handler=_predict)
-    predict.add_argument("--program", required=True)
-    predict.add_argument("images", nargs="+")
-    _add_flip_average_override(predict)
-    predict.add_argument("--json", action="store_true")
-
-    classify = commands.add_parser("classify", help="a backbone's own ImageNet top-k for image files")
-    classify.set_defaults(handler=_classify)
-    classify.add_argument("images", nargs="+")
-    _add_backbone_arguments(classify)
-    classify.add_argument("--top", type=positive_int, default=5)
-    classify.add_argument("--json", action="store_true")
-
-    commands.add_parser("backbones", help="list the backbones").set_defaults(handler=_backbones)
-
-    bench = commands.add_parser("bench", help="time training steps: images/second and peak memory")
-    bench.set_defaults(handler=_bench)
-    bench.add_argument("--backbone", default=DEFAULT_BACKBONE)
-    bench.add_argument("--weights", default="imagenet")
-    bench.add_argument("--batch-size", type=positive_int, default=32)
-    bench.add_argument("--steps", type=positive_int, default=20, help="timed steps, after --warmup untimed ones")
-    bench.add_argument("--warmup", type=non_negative_int, default=3)
-    bench.add_argument("--image-size", type=positive_int, default=32, help="task image size (square, RGB)")
-    bench.add_argument("--precision", default="float32", choices=PRECISIONS)
-    bench.add_argument("--jit", default="auto", choices=("auto", "on", "off"),
-                       help="XLA: auto (Keras' choice: on for GPUs, off on CPU-only machines)")
-    bench.add_argument("--json", action="store_true")
-
-    from arnn_tf.export import add_export_parser, export_command
-    from arnn_tf.serving import add_query_parser, query_command
-    from arnn_tf.tuning import add_tune_parser, tune_command
-
-    add_export_parser(commands).set_defaults(handler=export_command)
-    add_query_parser(commands).set_defaults(handler=query_command)
-    add_tune_parser(commands).set_defaults(handler=tune_command)
-    return parser
+from arnn_tf.parsers import build_parser
+from arnn_tf.startup import import_tensorflow_quietly
 
 
 def _train(args: argparse.Namespace) -> dict[str, Any]:
@@ -156,7 +18,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     from arnn_tf.distribute import is_chief, make_strategy, set_precision
     from arnn_tf.images import read_image
     from arnn_tf.label_maps import data_driven_kind
-    from arnn_tf.layers import DEFAULT_CONCEAL_SCALE
+    from arnn_tf.settings import DEFAULT_CONCEAL_SCALE
     from arnn_tf.model import build_reprogrammed_model
     from arnn_tf.programs import SavedProgram
     from arnn_tf.summaries import ProgramSummaries
@@ -324,15 +186,31 @@ def _bench(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _handler(command: str) -> Callable[[argparse.Namespace], Any]:
+    """The function that runs ``command``; the heavy modules are imported only here."""
+    if command == "export":
+        from arnn_tf.export import export_command
+        return export_command
+    if command == "query":
+        from arnn_tf.serving import query_command
+        return query_command
+    if command == "tune":
+        from arnn_tf.tuning import tune_command
+        return tune_command
+    return {"train": _train, "evaluate": _evaluate, "predict": _predict, "classify": _classify,
+            "backbones": _backbones, "bench": _bench}[command]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `arnn` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not args.verbose:
+        import_tensorflow_quietly()
     from arnn_tf.serving import ServingError
     from arnn_tf.training import TrainingDivergedError
 
     try:
-        args.handler(args)
+        _handler(args.command)(args)
     except (ValueError, FileNotFoundError, ImportError, ServingError) as error:
         print(f"arnn {args.command}: error: {error}", file=sys.stderr)
         return 2
@@ -343,7 +221,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"arnn {args.command}: interrupted", file=sys.stderr)
         return 130
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,8 +10,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+from arnn_tf.settings import PRECISIONS, STRATEGIES
 
 
 def make_strategy(name: str = "auto", devices: list[str] | None = None) -> tf.distribute.Strategy:

@@ -36,10 +36,8 @@ import tensorflow as tf
 
 from arnn_tf.model import ReprogrammedModel, average_with_mirror
 from arnn_tf.programs import SavedProgram
+from arnn_tf.settings import DEFAULT_MAX_PIXELS  # about 50 MB of RGB pixels
 from arnn_tf.tasks import short_task_name
-
-DEFAULT_MAX_PIXELS = 4096 * 4096
-"""Largest encoded image (height x width) `predict_bytes` decodes: about 50 MB of RGB pixels."""
 
 WARMUP_FILE = "tf_serving_warmup_requests"
 """TF Serving replays the PredictionLog records in ``assets.extra/`` of this name at load time."""
@@ -308,19 +306,6 @@ def _varint(value: int) -> bytes:
         if not value:
             return bytes(out)
 
-
-def add_export_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Adds ``arnn export`` to the CLI's sub-parsers."""
-    parser = subparsers.add_parser("export", help="export saved programs as a TensorFlow Serving SavedModel")
-    parser.add_argument("--program", action="append", required=True,
-                        help="a saved-program folder; repeat to export several programs on one backbone")
-    parser.add_argument("--out", required=True, help="the model's base folder; the export goes to OUT/VERSION")
-    parser.add_argument("--version", type=int, help="version number (default: the next free one)")
-    parser.add_argument("--name", action="append",
-                        help="signature name of each program, in --program order (default: its task name)")
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                        help=f"largest encoded image predict_bytes accepts, height x width (default {DEFAULT_MAX_PIXELS})")
-    return parser
 
 
 def export_command(args: argparse.Namespace) -> dict[str, Any]:

@@ -13,18 +13,12 @@ import numpy as np
 
 from arnn_tf.backbones.imagenet_classes import imagenet_class_names
 from arnn_tf.progress import progress_bar
+from arnn_tf.settings import LABEL_MAP_HELP
 
 LABEL_MAP_KINDS = ("first", "random")
 DATA_DRIVEN_KINDS = ("frequency", "iterative")
 SAMPLE_IMAGES = 5000
 """Training images a frequency map is computed from (`arnn_tf.tasks.Task.sample` draws them)."""
-LABEL_MAP_HELP = (
-    "first (the paper: task class i <- ImageNet class i), first:K (K consecutive classes each), "
-    "random[:K] (a seeded random choice, K per class), frequency[:K] (each task class takes the "
-    "ImageNet classes the network predicts most for it before training), iterative[:K] (the same, "
-    "recomputed every epoch), or an explicit list like '9,3,7' or '1+2,5+6' (one entry per task "
-    "class, '+' joins several ImageNet classes)"
-)
 
 
 def first_k(num_classes: int, per_class: int = 1) -> list[list[int]]:

@@ -19,9 +19,7 @@ import keras
 import numpy as np
 from keras import ops
 
-DEFAULT_CONCEAL_SCALE = 0.1
-"""Default alpha of `ConcealedProgram`: small, as in the paper's concealment experiment
-(the photo changes by at most 25.5 of 255 grey levels)."""
+from arnn_tf.settings import DEFAULT_CONCEAL_SCALE  # small, as in the paper: at most 25.5 of 255 levels
 
 
 @keras.saving.register_keras_serializable(package="arnn_tf")

@@ -13,9 +13,9 @@ import keras
 import numpy as np
 
 from arnn_tf.label_maps import parse_label_map
-from arnn_tf.layers import DEFAULT_CONCEAL_SCALE, AdversarialProgram, ConcealedProgram, LabelMapping
+from arnn_tf.layers import AdversarialProgram, ConcealedProgram, LabelMapping
+from arnn_tf.settings import DEFAULT_CONCEAL_SCALE, DEFAULT_LEARNING_RATE
 
-DEFAULT_LEARNING_RATE = 0.05
 
 
 @keras.saving.register_keras_serializable(package="arnn_tf")

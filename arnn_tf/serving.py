@@ -24,7 +24,6 @@ from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
-from arnn_tf.arguments import non_negative_int, positive_float, positive_int
 from arnn_tf.predictions import prediction_record, print_predictions
 
 DEFAULT_TIMEOUT = 10.0
@@ -230,23 +229,6 @@ def image_inputs(paths: Sequence[str | os.PathLike[str]], dtype: str, shape: Seq
 
     return read_images(paths, (shape[1], shape[2]), shape[3])
 
-
-def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Adds ``arnn query`` to the CLI's sub-parsers."""
-    parser = subparsers.add_parser("query", help="classify image files with a TensorFlow Serving model server")
-    parser.add_argument("images", nargs="+")
-    parser.add_argument("--url", default="http://localhost:8501",
-                        help="REST base URL, or host:port of the gRPC API with --grpc (default: http://localhost:8501)")
-    parser.add_argument("--grpc", action="store_true", help="use gRPC (needs the serving extra)")
-    parser.add_argument("--model", default="arnn", help="the model's name on the server (default: arnn)")
-    parser.add_argument("--version", type=positive_int, help="a model version (default: the server's latest)")
-    parser.add_argument("--signature", default="predict_bytes",
-                        help="string-input signatures get the files' bytes, uint8 ones decoded pixels "
-                             "(default: predict_bytes)")
-    parser.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT, help="seconds per request")
-    parser.add_argument("--retries", type=non_negative_int, default=DEFAULT_RETRIES, help="retries on connection errors and 5xx")
-    parser.add_argument("--json", action="store_true")
-    return parser
 
 
 def query_command(args: argparse.Namespace) -> list[dict[str, Any]]:

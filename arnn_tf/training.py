@@ -18,16 +18,14 @@ import tensorflow as tf
 from arnn_tf.checkpoints import ProgramCheckpoint, restore_checkpoint
 from arnn_tf.custom_loop import fit_with_strategy_run, needs_custom_loop
 from arnn_tf.label_maps import SAMPLE_IMAGES, FrequencyLabelMapping, data_driven_kind
-from arnn_tf.model import DEFAULT_LEARNING_RATE, ReprogrammedModel
+from arnn_tf.model import ReprogrammedModel
 from arnn_tf.progress import StepProgress, keras_verbosity
+from arnn_tf.settings import (DEFAULT_BATCH_SIZE, DEFAULT_L2, DEFAULT_LEARNING_RATE, DEFAULT_STEPS,
+                              LR_SCHEDULES)
 from arnn_tf.tasks import Task
 
-DEFAULT_BATCH_SIZE = 32
-DEFAULT_STEPS = 300
-DEFAULT_L2 = 1e-6
 DECAY_RATE = 0.96
 DECAY_EVERY_EPOCHS = 2
-LR_SCHEDULES = ("paper", "cosine")
 
 
 def paper_learning_rate(learning_rate: float, steps_per_epoch: int) -> keras.optimizers.schedules.LearningRateSchedule:

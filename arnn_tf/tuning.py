@@ -9,7 +9,7 @@ the task image is scaled, so those are searched over. The pieces:
 - `ProgramTuner`: a `keras_tuner.Tuner` whose trial checkpoints are `SavedProgram` folders
   (``W`` and settings, a few hundred kilobytes) instead of full-model weights, and which logs
   every trial to TensorBoard with its hyper-parameters for the HParams dashboard;
-- `tune_command` / `add_tune_parser`: the ``arnn tune`` command.
+- `tune_command`: the ``arnn tune`` command (its options: `arnn_tf.parsers`).
 
 Trials are scored on a seeded held-out slice of the task's train split (`holdout_split`),
 never on its test split, which stays untouched until the best program is evaluated on it.
@@ -33,23 +33,18 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hparams_api
 
-from arnn_tf.arguments import non_negative_int, positive_int
 from arnn_tf.backbones import build_backbone, get_backbone_spec
 from arnn_tf.label_maps import SAMPLE_IMAGES, FrequencyLabelMapping, data_driven_kind, parse_label_map
-from arnn_tf.model import DEFAULT_LEARNING_RATE, ReprogrammedModel, build_reprogrammed_model
+from arnn_tf.model import ReprogrammedModel, build_reprogrammed_model
 from arnn_tf.programs import SavedProgram
 from arnn_tf.tasks import Task, get_task
-from arnn_tf.training import DEFAULT_BATCH_SIZE, DEFAULT_L2, evaluate_program, paper_learning_rate, steps_per_epoch
+from arnn_tf.settings import (DEFAULT_BATCH_SIZE, DEFAULT_L2, DEFAULT_LEARNING_RATE,
+                              DEFAULT_TRIAL_STEPS, MAX_VALIDATION_SIZE, TUNERS)
+from arnn_tf.training import evaluate_program, paper_learning_rate, steps_per_epoch
 
-DEFAULT_SPACE_FILE = Path(__file__).resolve().parent.parent / "tuning" / "default_space.json"
-"""The search space `arnn tune` uses without ``--space`` (in a source checkout)."""
-
-DEFAULT_TRIAL_STEPS = 100
-TUNERS = ("random", "hyperband", "bayesian")
 HYPERBAND_FACTOR = 3
 HYPERBAND_ROUNDS = 9
 """With ``--steps N``, Hyperband's longest trials train N steps in this many rounds (its epochs)."""
-MAX_VALIDATION_SIZE = 1000
 VALIDATION_FRACTION = 0.1
 VALIDATION_BATCH_SIZE = 64
 LABEL_MAP_BATCH_SIZE = 100
@@ -495,26 +490,6 @@ def is_distributed_worker() -> bool:
     """Whether Keras Tuner's environment makes this process a worker of a distributed search."""
     return "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in os.environ.get("KERASTUNER_TUNER_ID", "")
 
-
-def add_tune_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Adds ``arnn tune`` to the ``arnn`` command's subparsers."""
-    tune = subparsers.add_parser("tune", help="search hyper-parameters with Keras Tuner")
-    tune.add_argument("--task", default="counting", help="counting, mnist, cifar10, shuffled_mnist, tfds:NAME or folder:PATH")
-    tune.add_argument("--backbone", default="efficientnet_lite0", help="registry name (see `arnn backbones`)")
-    tune.add_argument("--weights", default="imagenet", help="'imagenet', 'none' or a Keras weights file")
-    tune.add_argument("--tuner", choices=TUNERS, default="random")
-    tune.add_argument("--max-trials", type=positive_int, default=10, help="trials in all (rerun with more to extend a search)")
-    length = tune.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=positive_int, help=f"training batches per trial (default {DEFAULT_TRIAL_STEPS})")
-    length.add_argument("--epochs", type=positive_int, help="passes over the training split per trial")
-    tune.add_argument("--objective", default="val_accuracy", help="a metric of the trials, e.g. val_accuracy or val_loss")
-    tune.add_argument("--space", default=str(DEFAULT_SPACE_FILE), help="search-space JSON file (tuning/README.md)")
-    tune.add_argument("--val-size", type=positive_int,
-                      help=f"train images held out to score trials (default 10%%, at most {MAX_VALIDATION_SIZE})")
-    tune.add_argument("--out", required=True, help="search folder; rerun with the same one to resume")
-    tune.add_argument("--seed", type=non_negative_int, default=0)
-    tune.add_argument("--data-dir", help="where TFDS keeps data sets (default: TFDS's own)")
-    return tune
 
 
 def tune_command(args: argparse.Namespace) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The `arnn` command end to end on the tiny backbone and small local data."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -139,10 +140,24 @@ def test_train_with_warmup_records_it_and_refuses_it_without_cosine(image_folder
     assert not (tmp_path / "paper").exists()  # refused before the run folder or its logs are made
 
 
-def test_console_script_lists_backbones():
-    result = subprocess.run([sys.executable, "-m", "arnn_tf.cli", "backbones"], capture_output=True, text=True,
-                            timeout=120, check=True)
+def test_console_script_lists_backbones_without_tensorflow_start_up_lines():
+    environment = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run([sys.executable, "-m", "arnn_tf.cli", "backbones"], capture_output=True,
+                            text=True, timeout=120, check=True, env=environment)
     assert "efficientnet_lite0" in result.stdout and "inception_v3" in result.stdout
+    assert result.stdout.splitlines()[0].split() == ["name", "input", "offline", "description"]
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_help_and_version_answer_without_importing_tensorflow(flag):
+    script = ("import sys\nfrom arnn_tf.cli import main\n"
+              f"try:\n    main([{flag!r}])\nexcept SystemExit:\n    pass\n"
+              "print(sorted({'tensorflow', 'keras'} & set(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60, check=True)
+    assert result.stdout.splitlines()[-1] == "[]"
+    assert ("arnn-tf " if flag == "--version" else "usage: arnn") in result.stdout
 
 
 def test_bench_reports_throughput_and_memory(capsys):

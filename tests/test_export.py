@@ -14,9 +14,10 @@ from PIL import Image
 
 from arnn_tf.backbones import build_backbone
 from arnn_tf.cli import main as arnn_main
-from arnn_tf.export import (ExportError, WARMUP_FILE, add_export_parser, export_command, export_programs,
+from arnn_tf.export import (ExportError, WARMUP_FILE, export_command, export_programs,
                             prediction_log_bytes, program_names, sanitize_name, signature_names)
 from arnn_tf.model import build_reprogrammed_model
+from arnn_tf.parsers import build_parser
 from arnn_tf.programs import SavedProgram
 from arnn_tf.tasks import TaskPart
 
@@ -270,11 +271,7 @@ def test_refusals(exported, tmp_path):
 
 
 def test_export_command(exported, tmp_path, capsys):
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    add_export_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["export", "--program", str(exported["root"] / "color"), "--out", str(tmp_path / "m"),
+    args = build_parser().parse_args(["export", "--program", str(exported["root"] / "color"), "--out", str(tmp_path / "m"),
                               "--name", "squares", "--max-pixels", "5000"])
     report = export_command(args)
     assert report == {"path": str(tmp_path / "m" / "1"),

@@ -1,6 +1,5 @@
 """The serving client end to end against test doubles of TF Serving's REST and gRPC APIs (tests/serving_doubles.py)."""
 
-import argparse
 import io
 import json
 import re
@@ -13,9 +12,10 @@ from PIL import Image
 from arnn_tf.backbones import build_backbone
 from arnn_tf.export import export_programs
 from arnn_tf.model import build_reprogrammed_model
+from arnn_tf.parsers import build_parser
 from arnn_tf.programs import SavedProgram
 from arnn_tf.serving import (GrpcClient, RestClient, ServingError, ServingTimeout, _with_retries,
-                             add_query_parser, query_command)
+                             query_command)
 from serving_doubles import ExportedModel, RestDouble, grpc_double
 
 
@@ -147,8 +147,7 @@ def test_unreachable_server_retries_with_backoff():
 
 @pytest.mark.parametrize("signature", ["predict_bytes", "serving_default"])
 def test_query_command(setup, capsys, signature):
-    parser = argparse.ArgumentParser()
-    add_query_parser(parser.add_subparsers(dest="command"))
+    parser = build_parser()
     for kind, _, server in _clients(setup):
         url = server.url if kind == "rest" else server.target
         args = parser.parse_args(["query", "--url", url, *(["--grpc"] if kind == "grpc" else []),

@@ -1,6 +1,5 @@
 """Hyper-parameter search (`arnn_tf.tuning`) on the tiny backbone and a small image folder."""
 
-import argparse
 import csv
 import json
 
@@ -15,7 +14,9 @@ from arnn_tf import tuning
 from arnn_tf.backbones import build_backbone
 from arnn_tf.cli import main
 from arnn_tf.label_maps import frequency_map, source_network, source_probabilities
+from arnn_tf.parsers import build_parser
 from arnn_tf.programs import SavedProgram
+from arnn_tf.settings import DEFAULT_SPACE_FILE
 from arnn_tf.tasks import Task
 
 SPACE = {
@@ -51,9 +52,7 @@ def space_file(tmp_path_factory):
 
 
 def tune_args(folder, space, out, *extra):
-    parser = argparse.ArgumentParser()
-    tuning.add_tune_parser(parser.add_subparsers(dest="command"))
-    return parser.parse_args(["tune", "--task", f"folder:{folder}", "--backbone", "tiny_cnn", "--weights", "none",
+    return build_parser().parse_args(["tune", "--task", f"folder:{folder}", "--backbone", "tiny_cnn", "--weights", "none",
                               "--space", str(space), "--val-size", "4", "--out", str(out), *extra])
 
 
@@ -85,7 +84,7 @@ def test_space_file_defaults_and_errors(tmp_path):
     assert space["border_width"].value == 0 and space["linf_bound"].value == 0.0
     fitted = space.fit_to(48, 2)
     assert fitted["image_size"].values == (0, 24)
-    assert tuning.SearchSpace.load(tuning.DEFAULT_SPACE_FILE).fit_to(224, 10)["learning_rate"].sampling == "log"
+    assert tuning.SearchSpace.load(DEFAULT_SPACE_FILE).fit_to(224, 10)["learning_rate"].sampling == "log"
     for bad in ({"parameters": {"lr": {"value": 1.0}}},
                 {"parameters": {"l2": {"min": 1e-3, "max": 1e-6, "sampling": "log"}}},
                 {"parameters": {"batch_size": {"values": [16, 16.5]}}},

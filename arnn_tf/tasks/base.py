@@ -7,25 +7,14 @@ from typing import Callable
 
 import tensorflow as tf
 
+from arnn_tf.settings import AUGMENTATIONS, CROP_PADDING, checked_augmentations
+
 SPLITS: tuple[str, ...] = ("train", "test")
 """The splits every task serves."""
 
 MAX_SHUFFLE_BUFFER = 10_000
 """Upper bound on the shuffle buffer (data sets at most this big get a full shuffle)."""
 
-AUGMENTATIONS: tuple[str, ...] = ("flip", "crop")
-"""Training-time augmentations `Task.dataset` knows: a random left-right flip, and a random
-shift of up to `CROP_PADDING` pixels (zero padding, then a crop back to the image's size)."""
-
-CROP_PADDING = 4
-
-
-def checked_augmentations(names: tuple[str, ...]) -> tuple[str, ...]:
-    """``names`` if each is one of `AUGMENTATIONS`; raises ValueError naming the others."""
-    unknown = [name for name in names if name not in AUGMENTATIONS]
-    if unknown:
-        raise ValueError(f"unknown augmentation {', '.join(unknown)}; choose from {', '.join(AUGMENTATIONS)}")
-    return tuple(names)
 
 
 @dataclasses.dataclass(frozen=True)

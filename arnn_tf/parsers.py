@@ -1,0 +1,200 @@
+"""The `arnn` command's options, importing nothing heavy.
+
+Building the parser needs only the settings' names and defaults (`arnn_tf.settings`), never
+TensorFlow, so `arnn --help` and `arnn --version` answer at once and every option's value is
+checked before anything starts. The commands themselves live in `arnn_tf.cli`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from arnn_tf import __version__
+from arnn_tf.arguments import (non_negative_float, non_negative_int, open_unit_fraction,
+                               positive_float, positive_int, unit_fraction)
+from arnn_tf.settings import (AUGMENTATIONS, CROP_PADDING, DEFAULT_BATCH_SIZE, DEFAULT_CONCEAL_SCALE,
+                              DEFAULT_L2, DEFAULT_LEARNING_RATE, DEFAULT_MAX_PIXELS,
+                              DEFAULT_SPACE_FILE, DEFAULT_STEPS, DEFAULT_TRIAL_STEPS,
+                              LABEL_MAP_HELP, LR_SCHEDULES, MAX_VALIDATION_SIZE, PRECISIONS,
+                              STRATEGIES, TUNERS, checked_augmentations)
+from arnn_tf.serving import DEFAULT_RETRIES, DEFAULT_TIMEOUT
+
+DEFAULT_TASK = "counting"
+DEFAULT_BACKBONE = "efficientnet_lite0"
+
+
+def _add_backbone_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backbone", default=DEFAULT_BACKBONE, help="registry name (see `arnn backbones`)")
+    parser.add_argument("--weights", default="imagenet",
+                        help="'imagenet', 'none' (untrained ablation) or a Keras weights file")
+
+
+def _augmentations(text: str) -> tuple[str, ...]:
+    """``--augment flip,crop`` as a tuple of known augmentation names, checked before any work."""
+    try:
+        return checked_augmentations(tuple(name.strip() for name in text.split(",") if name.strip()))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def _add_flip_average_override(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=None,
+                        help="average each image's probabilities with its mirror image's (twice the cost); "
+                             "default: as the program was saved")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every `arnn` command's options; ``args.command`` names the command chosen."""
+    parser = argparse.ArgumentParser(
+        prog="arnn", description="Adversarial reprogramming of frozen ImageNet classifiers.")
+    parser.add_argument("--version", action="version", version=f"arnn-tf {__version__}")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show TensorFlow's own start-up and log lines")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="learn a program for a task")
+    train.add_argument("--task", default=DEFAULT_TASK,
+                       help="counting, mnist, cifar10, shuffled_mnist, tfds:NAME, folder:PATH, shuffled:TASK "
+                            "(fixed pixel permutation) or A+B (one program for several)")
+    _add_backbone_arguments(train)
+    train.add_argument("--out", help="output folder (default: runs/TASK-BACKBONE)")
+    length = train.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=positive_int, help=f"training batches (default {DEFAULT_STEPS})")
+    length.add_argument("--epochs", type=positive_int, help="passes over the training split")
+    train.add_argument("--max-minutes", type=positive_float, help="stop training after this long, then evaluate and save")
+    train.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE)
+    train.add_argument("--lr", type=positive_float, default=DEFAULT_LEARNING_RATE, help="Adam learning rate")
+    train.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="paper",
+                       help="paper: x0.96 every 2 epochs; cosine: decays to 0 at the last step")
+    train.add_argument("--warmup-steps", type=non_negative_int, default=0,
+                       help="with --lr-schedule cosine: first raise the rate linearly from 0 over this many steps "
+                            "(steadies a warm start from --init-program)")
+    train.add_argument("--l2", type=non_negative_float, default=DEFAULT_L2, help="lambda, the weight of ||W||^2")
+    train.add_argument("--ema", type=open_unit_fraction, metavar="MOMENTUM",
+                       help="keep an exponential moving average of W with this momentum (e.g. 0.99) and save it")
+    train.add_argument("--label-map", default="first", help=LABEL_MAP_HELP)
+    train.add_argument("--augment", type=_augmentations, default=(), metavar="LIST",
+                       help=f"training-time augmentation of the task images, comma-separated: "
+                            f"{', '.join(AUGMENTATIONS)} (random left-right flip; random shift by up to "
+                            f"{CROP_PADDING} pixels)")
+    train.add_argument("--flip-average", action="store_true",
+                       help="the saved program answers at inference (the final test, evaluate, predict, export) "
+                            "with the mean over each image and its mirror image, at twice the cost; training "
+                            "steps are unchanged (for mirror-symmetric classes such as photos, not digits)")
+    train.add_argument("--image-size", type=positive_int, help="resize task images to this square size before placing them")
+    train.add_argument("--border-width", type=positive_int, help="confine the program to a band this wide at the frame's edge")
+    train.add_argument("--linf-bound", type=positive_float, help="bound |P| by this, in units of the [-1, 1] input range")
+    train.add_argument("--full-program", action="store_true",
+                       help="add the program over the task image too (use with --image-size up to the frame)")
+    train.add_argument("--conceal", metavar="HOST_IMAGE",
+                       help="hide the task image, tiled and pixel-shuffled, and the program in this photo (the "
+                            "paper's concealment ablation); rerunning to resume needs the same photo")
+    train.add_argument("--conceal-scale", type=unit_fraction, metavar="ALPHA",
+                       help="with --conceal: X_adv = clip(photo + ALPHA * (tanh(W) + task image)), so the photo "
+                            f"changes by at most ALPHA times the pixel range (default {DEFAULT_CONCEAL_SCALE})")
+    train.add_argument("--init-program", metavar="PROGRAM",
+                       help="start from this saved program's W instead of zero (same backbone and program "
+                            "options), e.g. a second schedule after a finished run")
+    train.add_argument("--seed", type=non_negative_int, default=0)
+    train.add_argument("--data-dir", help="where TFDS keeps data sets (default: TFDS's own)")
+    train.add_argument("--strategy", default="auto", choices=STRATEGIES,
+                       help="auto: mirrored over several local GPUs, else one device; multi_worker reads TF_CONFIG")
+    train.add_argument("--precision", default="float32", choices=PRECISIONS)
+    train.add_argument("--logdir", help="TensorBoard log folder (default: OUT/logs)")
+    train.add_argument("--checkpoint-every", type=positive_int, default=100,
+                       help="steps between checkpoints in OUT/checkpoint; rerunning the command resumes")
+
+    evaluate = commands.add_parser("evaluate", help="accuracy of a saved program on a task's test split")
+    evaluate.add_argument("--program", required=True, help="a saved-program folder (DIR/program)")
+    evaluate.add_argument("--task", help="default: the task the program was trained on")
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--batch-size", type=positive_int, default=64)
+    evaluate.add_argument("--data-dir")
+    _add_flip_average_override(evaluate)
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+
+    predict = commands.add_parser("predict", help="classify image files with a saved program")
+    predict.add_argument("--program", required=True)
+    predict.add_argument("images", nargs="+")
+    _add_flip_average_override(predict)
+    predict.add_argument("--json", action="store_true")
+
+    classify = commands.add_parser("classify", help="a backbone's own ImageNet top-k for image files")
+    classify.add_argument("images", nargs="+")
+    _add_backbone_arguments(classify)
+    classify.add_argument("--top", type=positive_int, default=5)
+    classify.add_argument("--json", action="store_true")
+
+    commands.add_parser("backbones", help="list the backbones")
+
+    bench = commands.add_parser("bench", help="time training steps: images/second and peak memory")
+    bench.add_argument("--backbone", default=DEFAULT_BACKBONE)
+    bench.add_argument("--weights", default="imagenet")
+    bench.add_argument("--batch-size", type=positive_int, default=32)
+    bench.add_argument("--steps", type=positive_int, default=20, help="timed steps, after --warmup untimed ones")
+    bench.add_argument("--warmup", type=non_negative_int, default=3)
+    bench.add_argument("--image-size", type=positive_int, default=32, help="task image size (square, RGB)")
+    bench.add_argument("--precision", default="float32", choices=PRECISIONS)
+    bench.add_argument("--jit", default="auto", choices=("auto", "on", "off"),
+                       help="XLA: auto (Keras' choice: on for GPUs, off on CPU-only machines)")
+    bench.add_argument("--json", action="store_true")
+
+    _add_export_parser(commands)
+    _add_query_parser(commands)
+    _add_tune_parser(commands)
+    return parser
+
+
+def _add_export_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Adds ``arnn export`` to the CLI's sub-parsers."""
+    parser = subparsers.add_parser("export", help="export saved programs as a TensorFlow Serving SavedModel")
+    parser.add_argument("--program", action="append", required=True,
+                        help="a saved-program folder; repeat to export several programs on one backbone")
+    parser.add_argument("--out", required=True, help="the model's base folder; the export goes to OUT/VERSION")
+    parser.add_argument("--version", type=positive_int,
+                        help="version number (default: the next free one)")
+    parser.add_argument("--name", action="append",
+                        help="signature name of each program, in --program order (default: its task name)")
+    parser.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS,
+                        help=f"largest encoded image predict_bytes accepts, height x width (default {DEFAULT_MAX_PIXELS})")
+    return parser
+
+
+def _add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Adds ``arnn query`` to the CLI's sub-parsers."""
+    parser = subparsers.add_parser("query", help="classify image files with a TensorFlow Serving model server")
+    parser.add_argument("images", nargs="+")
+    parser.add_argument("--url", default="http://localhost:8501",
+                        help="REST base URL, or host:port of the gRPC API with --grpc (default: http://localhost:8501)")
+    parser.add_argument("--grpc", action="store_true", help="use gRPC (needs the serving extra)")
+    parser.add_argument("--model", default="arnn", help="the model's name on the server (default: arnn)")
+    parser.add_argument("--version", type=positive_int, help="a model version (default: the server's latest)")
+    parser.add_argument("--signature", default="predict_bytes",
+                        help="string-input signatures get the files' bytes, uint8 ones decoded pixels "
+                             "(default: predict_bytes)")
+    parser.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT, help="seconds per request")
+    parser.add_argument("--retries", type=non_negative_int, default=DEFAULT_RETRIES, help="retries on connection errors and 5xx")
+    parser.add_argument("--json", action="store_true")
+    return parser
+
+
+def _add_tune_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Adds ``arnn tune`` to the ``arnn`` command's subparsers."""
+    tune = subparsers.add_parser("tune", help="search hyper-parameters with Keras Tuner")
+    tune.add_argument("--task", default="counting", help="counting, mnist, cifar10, shuffled_mnist, tfds:NAME or folder:PATH")
+    tune.add_argument("--backbone", default="efficientnet_lite0", help="registry name (see `arnn backbones`)")
+    tune.add_argument("--weights", default="imagenet", help="'imagenet', 'none' or a Keras weights file")
+    tune.add_argument("--tuner", choices=TUNERS, default="random")
+    tune.add_argument("--max-trials", type=positive_int, default=10, help="trials in all (rerun with more to extend a search)")
+    length = tune.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=positive_int, help=f"training batches per trial (default {DEFAULT_TRIAL_STEPS})")
+    length.add_argument("--epochs", type=positive_int, help="passes over the training split per trial")
+    tune.add_argument("--objective", default="val_accuracy", help="a metric of the trials, e.g. val_accuracy or val_loss")
+    tune.add_argument("--space", default=str(DEFAULT_SPACE_FILE), help="search-space JSON file (tuning/README.md)")
+    tune.add_argument("--val-size", type=positive_int,
+                      help=f"train images held out to score trials (default 10%%, at most {MAX_VALIDATION_SIZE})")
+    tune.add_argument("--out", required=True, help="search folder; rerun with the same one to resume")
+    tune.add_argument("--seed", type=non_negative_int, default=0)
+    tune.add_argument("--data-dir", help="where TFDS keeps data sets (default: TFDS's own)")
+    return tune

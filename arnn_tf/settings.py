@@ -1,0 +1,52 @@
+"""Default settings and the names of every choice, importable without TensorFlow.
+
+The modules that use them (training, model, distribute, label maps, layers, tasks, export,
+tuning) import them from here, and so does the command line's parser, which is how
+`arnn --help` and `arnn --version` answer without starting TensorFlow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_STEPS = 300
+DEFAULT_L2 = 1e-6
+DEFAULT_LEARNING_RATE = 0.05
+LR_SCHEDULES = ("paper", "cosine")
+
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+DEFAULT_CONCEAL_SCALE = 0.1
+
+LABEL_MAP_HELP = (
+    "first (the paper: task class i <- ImageNet class i), first:K (K consecutive classes each), "
+    "random[:K] (a seeded random choice, K per class), frequency[:K] (each task class takes the "
+    "ImageNet classes the network predicts most for it before training), iterative[:K] (the same, "
+    "recomputed every epoch), or an explicit list like '9,3,7' or '1+2,5+6' (one entry per task "
+    "class, '+' joins several ImageNet classes)"
+)
+
+AUGMENTATIONS: tuple[str, ...] = ("flip", "crop")
+"""Training-time augmentations `Task.dataset` knows: a random left-right flip, and a random
+shift of up to `CROP_PADDING` pixels (zero padding, then a crop back to the image's size)."""
+
+CROP_PADDING = 4
+
+DEFAULT_MAX_PIXELS = 4096 * 4096
+"""The largest image (height x width) an exported model's bytes signature decodes."""
+
+DEFAULT_TRIAL_STEPS = 100
+TUNERS = ("random", "hyperband", "bayesian")
+MAX_VALIDATION_SIZE = 1000
+DEFAULT_SPACE_FILE = Path(__file__).resolve().parent.parent / "tuning" / "default_space.json"
+
+
+def checked_augmentations(names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names`` if each is one of `AUGMENTATIONS`; raises ValueError naming the others."""
+    unknown = [name for name in names if name not in AUGMENTATIONS]
+    if unknown:
+        raise ValueError(f"unknown augmentation {', '.join(unknown)}; "
+                         f"choose from {', '.join(AUGMENTATIONS)}")
+    return tuple(names)
