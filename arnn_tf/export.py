@@ -44,6 +44,8 @@ WARMUP_FILE = "tf_serving_warmup_requests"
 
 SINGLE_PROGRAM_SIGNATURES = ("serving_default", "predict_bytes")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_IHDR = b"\x00\x00\x00\x0dIHDR"
+"""What follows the signature in every PNG: the 13-byte IHDR chunk (width, height, ...)."""
 
 
 class ExportError(ValueError):
@@ -225,38 +227,56 @@ def _pixels_function(probabilities_of: _Probabilities, class_names: list[str], s
 
 
 def _bytes_function(pixels: Any, shape: tuple[int, int, int], max_pixels: int) -> Any:
+    """The bytes signature: decodes each of ``image_bytes`` (`_decode`), then the pixel one."""
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def predict_bytes(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        images = tf.map_fn(lambda data: _decode(data, shape, max_pixels), image_bytes,
-                           fn_output_signature=tf.TensorSpec(shape, tf.uint8))
+        indices = tf.range(tf.size(image_bytes, out_type=tf.int64))
+        images = tf.map_fn(lambda item: _decode(item[0], item[1], shape, max_pixels),
+                           (image_bytes, indices), fn_output_signature=tf.TensorSpec(shape, tf.uint8))
         return pixels(images)
 
     return predict_bytes
 
 
-def _decode(data: tf.Tensor, shape: tuple[int, int, int], max_pixels: int) -> tf.Tensor:
-    """One encoded JPEG/PNG to uint8 pixels of ``shape``, checking its size from the header before decoding."""
-    height, width = _header_size(data)
-    check = tf.debugging.Assert(
-        tf.logical_and(tf.logical_and(height > 0, width > 0), height * width <= max_pixels),
-        [f"image_bytes: images may have at most {max_pixels} pixels; got height", height, "width", width])
-    with tf.control_dependencies([check]):
+def _decode(data: tf.Tensor, index: tf.Tensor, shape: tuple[int, int, int],
+            max_pixels: int) -> tf.Tensor:
+    """``image_bytes[index]``, one encoded JPEG/PNG, to uint8 pixels of ``shape``.
+
+    The size is read from the header and checked before decoding, so a decompression bomb (a
+    small file whose header claims a huge image) is refused without allocating its pixels.
+    Refusals are InvalidArgumentErrors naming the input ("image_bytes[2]: ..."); pixel data cut
+    short gets the decoder's own ("Invalid PNG data", "Invalid JPEG data"). Either fails that
+    request only: the next one is served as usual.
+    """
+    height, width = _header_size(data, index)
+    too_large = tf.strings.format(
+        "image_bytes[{}] is {} x {} pixels (height x width); "
+        f"images may have at most {max_pixels} pixels", (index, height, width))
+    within_limit = tf.logical_and(tf.logical_and(height > 0, width > 0), height * width <= max_pixels)
+    with tf.control_dependencies([tf.debugging.Assert(within_limit, [too_large])]):
         image = tf.io.decode_image(data, channels=shape[2], dtype=tf.uint8, expand_animations=False)
     image.set_shape([None, None, shape[2]])
     resized = tf.image.resize(image, shape[:2], method="bilinear", antialias=True)
     return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
 
 
-def _header_size(data: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """(height, width) as int64 from a PNG IHDR or JPEG SOF header; asserts the bytes are one of the two."""
-    is_png = tf.logical_and(tf.strings.length(data) >= 24, tf.equal(tf.strings.substr(data, 0, 8), PNG_SIGNATURE))
-    is_jpeg = tf.io.is_jpeg(data)
-    check = tf.debugging.Assert(tf.logical_or(is_png, is_jpeg),
-                                ["image_bytes: not a JPEG or PNG image (undecodable or truncated bytes)"])
+def _header_size(data: tf.Tensor, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(height, width) as int64 from the PNG IHDR or JPEG SOF header of ``image_bytes[index]``.
 
-    def png_size() -> tf.Tensor:
-        width_height = tf.io.decode_raw(tf.strings.substr(data, 16, 8), tf.int32, little_endian=False)
-        return tf.cast(tf.reverse(width_height, [0]), tf.int64)
+    Asserts the bytes start as a PNG (signature, then the IHDR chunk) or a JPEG does.
+    """
+    is_png = tf.logical_and(tf.strings.length(data) >= 24,
+                            tf.equal(tf.strings.substr(data, 0, 16), PNG_SIGNATURE + PNG_IHDR))
+    is_jpeg = tf.io.is_jpeg(data)
+    not_an_image = tf.strings.format(
+        "image_bytes[{}]: not a JPEG or PNG image (undecodable or truncated bytes)", index)
+    check = tf.debugging.Assert(tf.logical_or(is_png, is_jpeg), [not_an_image])
+
+    def png_size() -> tf.Tensor:  # IHDR data: width, height as 4-byte big-endian unsigned ints
+        header = tf.io.decode_raw(tf.strings.substr(data, 16, 8), tf.uint8)
+        digits = tf.reshape(tf.cast(header, tf.int64), [2, 4])
+        width_height = tf.reduce_sum(digits * tf.constant([1 << 24, 1 << 16, 1 << 8, 1], tf.int64), 1)
+        return tf.reverse(width_height, [0])
 
     def jpeg_size() -> tf.Tensor:
         return tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64)

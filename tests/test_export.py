@@ -20,6 +20,7 @@ from arnn_tf.model import build_reprogrammed_model
 from arnn_tf.parsers import build_parser
 from arnn_tf.programs import SavedProgram
 from arnn_tf.tasks import TaskPart
+from bad_images import BAD_FILES, png_bomb
 
 LOADER = Path(__file__).with_name("model_server_loader.py")
 
@@ -110,6 +111,7 @@ def served(exported):
     case("bad_dtype", exported["single"], "serving_default", "images", color.astype("float32"))
     case("corrupt", exported["single"], "predict_bytes", "image_bytes", np.array([b"not an image"], dtype=object))
     case("truncated", exported["single"], "predict_bytes", "image_bytes", np.array([color_png[0][:40]], dtype=object))
+    case("bomb", exported["single"], "predict_bytes", "image_bytes", np.array([png_bomb()], dtype=object))
     case("after_bad", exported["single"], "predict_bytes", "image_bytes", color_png)
     case("multi_color", exported["multi"], "toy_task", "images", color)
     case("multi_gray", exported["multi"], "digits", "images", gray)
@@ -153,10 +155,12 @@ def test_bad_input_is_refused_clearly(served):
     # The model server's path (TF1 session, no Python-side checks) gets the in-graph messages.
     assert "images must be uint8 [batch, 10, 10, 3]" in errors["bad_shape/tf1"]
     assert "uint8" in errors["bad_dtype/tf1"] and "float" in errors["bad_dtype/tf1"]
-    assert "not a JPEG or PNG image" in errors["corrupt/tf1"]
+    assert "image_bytes[0]: not a JPEG or PNG image" in errors["corrupt/tf1"]
     assert "Invalid PNG" in errors["truncated/tf1"]
-    assert "images may have at most 50000 pixels; got height] [300] [width] [300]" in errors["too_big/tf1"]
-    for key in ("bad_shape", "bad_dtype", "corrupt", "truncated"):
+    assert ("image_bytes[0] is 300 x 300 pixels (height x width); images may have at most 50000 pixels"
+            in errors["too_big/tf1"])
+    assert "image_bytes[0] is 100000 x 100000 pixels" in errors["bomb/tf1"]
+    for key in ("bad_shape", "bad_dtype", "corrupt", "truncated", "bomb"):
         assert f"{key}/tf2" in errors
 
 
@@ -183,6 +187,25 @@ def test_bytes_signature_resizes_jpeg_and_limits_pixels(exported, tmp_path):
     with pytest.raises(tf.errors.InvalidArgumentError, match="at most 1000 pixels"):
         limited(image_bytes=tf.constant([_png(photo)]))
     assert limited(image_bytes=tf.constant([_png(photo[:20, :20])]))["probabilities"].shape == (1, 3)
+
+
+BAD_BYTES_ERRORS = {
+    "bomb.png": r"image_bytes\[1\] is 100000 x 100000 pixels \(height x width\); images may have at most",
+    "bomb.jpg": r"image_bytes\[1\] is 60000 x 60000 pixels \(height x width\); images may have at most",
+    "truncated.png": "Invalid PNG data",
+    "truncated.jpg": "Invalid JPEG data",
+    "garbage.png": r"image_bytes\[1\]: not a JPEG or PNG image",
+}
+
+
+@pytest.mark.parametrize("bad_name", sorted(BAD_BYTES_ERRORS))
+def test_bytes_signature_refuses_bad_bytes_and_serves_the_next_request(exported, bad_name):
+    signature = tf.saved_model.load(str(exported["single"])).signatures["predict_bytes"]
+    good = [_png(i) for i in exported["images"]["toy_task"][:2]]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=BAD_BYTES_ERRORS[bad_name]):
+        signature(image_bytes=tf.constant([good[0], BAD_FILES[bad_name]]))
+    served = signature(image_bytes=tf.constant(good))["probabilities"].numpy()
+    np.testing.assert_allclose(served, exported["expected"]["toy_task"][:2], atol=1e-4)
 
 
 def test_multi_program_export_shares_one_backbone(exported):

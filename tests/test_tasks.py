@@ -11,10 +11,12 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from arnn_tf.images import image_read_error_in
 from arnn_tf.tasks import TASK_NAMES, Task, get_task, short_task_name
 from arnn_tf.tasks.base import CROP_PADDING
 from arnn_tf.tasks.counting import CELL, COUNTING_SPLIT_SIZES, GRID, SQUARE_VALUE
 from arnn_tf.tasks.shuffled import PERMUTATION_SEED
+from bad_images import BAD_FILES
 
 MOCK_EXAMPLES = 6
 
@@ -275,20 +277,23 @@ def test_folder_errors(tmp_path: Path) -> None:
     _write_folder(tmp_path / "no_test", {"train": {"a": [(4, 4, 1)]}, "dev": {"a": [(4, 4, 1)]}})
     with pytest.raises(ValueError, match="dev"):
         get_task(f"folder:{tmp_path / 'no_test'}")
-    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
-    Image.fromarray(noise).save(tmp_path / "noise.png")
-    truncated = (tmp_path / "noise.png").read_bytes()[:1000]
-    for bad_name, bad_bytes in [("garbage.png", b"this is not a png"), ("truncated.png", truncated)]:
-        root = tmp_path / bad_name
-        _write_folder(root, {"train": {"a": [(4, 4, 1)]}, "test": {"a": [(4, 4, 2)], "b": [(4, 4, 3)]}})
-        (root / "test" / "b" / bad_name).write_bytes(bad_bytes)
-        task = get_task(f"folder:{root}")
-        with pytest.raises(tf.errors.OpError, match=f"Cannot decode image file .*{bad_name}"):
-            _collect(task.dataset("test", 8))
-        # The first train image fixes the task's image size, so a corrupt one fails right away.
-        (root / "train" / "a" / "0.png").write_bytes(bad_bytes)
-        with pytest.raises(ValueError, match=bad_name):
-            get_task(f"folder:{root}")
+
+
+@pytest.mark.parametrize("bad_name", sorted(BAD_FILES))
+def test_folder_bad_image_files_give_one_line_errors_naming_them(tmp_path: Path, bad_name: str) -> None:
+    _write_folder(tmp_path, {"train": {"a": [(4, 4, 1)]}, "test": {"a": [(4, 4, 2)], "b": [(4, 4, 3)]}})
+    (tmp_path / "test" / "b" / bad_name).write_bytes(BAD_FILES[bad_name])
+    task = get_task(f"folder:{tmp_path}")
+    with pytest.raises(tf.errors.OpError) as error:
+        _collect(task.dataset("test", 8))
+    # The ImageReadError that decoding raised inside tf.data, recovered as one line for the CLI.
+    message = str(image_read_error_in(error.value))
+    assert message.startswith(str(tmp_path / "test" / "b" / bad_name)) and "\n" not in message
+    assert ("the image claims" if "bomb" in bad_name else "not a readable image") in message
+    # The first train image fixes the task's image size, so a bad one fails right away.
+    (tmp_path / "train" / "a" / "0.png").write_bytes(BAD_FILES[bad_name])
+    with pytest.raises(ValueError, match="0.png: (not a readable image|the image claims)"):
+        get_task(f"folder:{tmp_path}")
 
 
 def test_tfds_non_image_classification_refused(tmp_path: Path) -> None:

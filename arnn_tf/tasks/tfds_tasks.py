@@ -8,8 +8,8 @@ import os
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from PIL import Image, UnidentifiedImageError
 
+from arnn_tf.images import open_image, resized_pixels
 from arnn_tf.tasks.base import Task
 
 _TFDS_TEST_SPLITS = ("test", "validation")
@@ -69,27 +69,13 @@ def tfds_task(name: str, *, data_dir: str | None = None, task_name: str | None =
     )
 
 
-def _open_rgb(data: bytes, path: bytes) -> Image.Image:
-    """Decode an encoded image file to an RGB PIL image.
-
-    PIL (rather than `tf.io.decode_image`) so that a corrupt or truncated file raises an error
-    naming the file instead of an anonymous op error deep in the pipeline.
-    """
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.convert("RGB")
-    except UnidentifiedImageError:
-        raise ValueError(f"Cannot decode image file {path.decode()}: not a known image format") from None
-    except Exception as error:  # PIL raises OSError, SyntaxError, ... for broken files
-        raise ValueError(f"Cannot decode image file {path.decode()}: {error}") from None
-
-
 def _decode_image(data: bytes, path: bytes, height: int, width: int) -> np.ndarray:
-    """Decode an image file to RGB uint8 [height, width, 3], resizing if its size differs."""
-    rgb = _open_rgb(data, path)
-    if rgb.size != (width, height):
-        rgb = rgb.resize((width, height), Image.BILINEAR)
-    return np.asarray(rgb, dtype=np.uint8)
+    """Decode an image file to RGB uint8 [height, width, 3], resizing if its size differs.
+
+    PIL (rather than `tf.io.decode_image`) so that a corrupt, truncated or oversized file raises
+    an `ImageReadError` naming the file instead of an anonymous op error deep in the pipeline.
+    """
+    return resized_pixels(open_image(io.BytesIO(data), path.decode()), (height, width))
 
 
 def folder_task(path: str, *, task_name: str | None = None) -> Task:
@@ -98,7 +84,9 @@ def folder_task(path: str, *, task_name: str | None = None) -> Task:
     Splits: "train", and "test" (else "val" or "validation"). Class names are the sorted class
     folder names across splits. Every image is decoded to 3 channels (grayscale is replicated)
     and resized (bilinear, aspect ratio not kept) to the size of the first train image, so the
-    task has one static `image_shape`. A corrupt file fails iteration with an error naming it.
+    task has one static `image_shape`. A corrupt, truncated or oversized file (see
+    `arnn_tf.images`) fails iteration with a TF op error holding an `ImageReadError` that names
+    it, which `arnn_tf.images.image_read_error_in` recovers; a bad first train image fails here.
     """
     task_name = task_name or f"folder:{path}"
     root = os.path.expanduser(path)
@@ -121,7 +109,7 @@ def folder_task(path: str, *, task_name: str | None = None) -> Task:
         return ds.map(lambda ex: (ex["image"], ex["image/filename"], ex["label"]))
 
     first_bytes, first_path, _ = next(iter(raw("train").take(1)))
-    width, height = _open_rgb(first_bytes.numpy(), first_path.numpy()).size
+    width, height = open_image(io.BytesIO(first_bytes.numpy()), first_path.numpy().decode()).size
     shape = (height, width, 3)
 
     def decode(data: tf.Tensor, filename: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
