@@ -21,9 +21,10 @@ CHECKPOINT_FILE = "program_checkpoint.npz"
 
 
 def _training_state(model: keras.Model) -> list[Any]:
-    """The variables a checkpoint holds: W, the optimiser's (iterations first), the label map
-    (which iterative label mapping changes during training)."""
-    return [*model.trainable_variables, *model.optimizer.variables, *model.label_map.weights]
+    """The variables a checkpoint holds: the trainable ones (W, a learned label map), the
+    optimiser's (iterations first), a fixed label map's (iterative label mapping changes it)."""
+    return [*model.trainable_variables, *model.optimizer.variables,
+            *model.label_map.non_trainable_weights]
 
 
 def save_checkpoint(model: keras.Model, directory: str | os.PathLike[str]) -> Path:

@@ -43,7 +43,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
                 "border_width": args.border_width, "linf_bound": args.linf_bound, "full_program": args.full_program,
                 "conceal": args.conceal, "conceal_scale": conceal_scale if args.conceal else None, "seed": args.seed,
                 "precision": args.precision, "strategy": args.strategy, "init_program": args.init_program,
-                "flip_average": args.flip_average}
+                "flip_average": args.flip_average, "freeze_program": args.freeze_program}
     with strategy.scope():
         backbone = build_backbone(args.backbone, args.weights, seed=args.seed)
         frame = int(backbone.input_shape[1])
@@ -66,6 +66,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
             max_minutes=args.max_minutes, seed=args.seed,
             checkpoint_dir=out / "checkpoint", checkpoint_every=args.checkpoint_every, save_checkpoints=chief,
             label_map=args.label_map, augment=args.augment, callbacks=[summaries] if summaries else [],
+            train_program=not args.freeze_program,
             verbose=1 if chief else 0)
         if result.stopped_by_time:
             print(f"stopped at step {result.steps}: --max-minutes {args.max_minutes} reached; "
@@ -206,6 +207,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.verbose:
         import_tensorflow_quietly()
+    import tensorflow as tf
+
+    from arnn_tf.images import image_read_error_in
     from arnn_tf.serving import ServingError
     from arnn_tf.training import TrainingDivergedError
 
@@ -213,6 +217,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         _handler(args.command)(args)
     except (ValueError, FileNotFoundError, ImportError, ServingError) as error:
         print(f"arnn {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except tf.errors.OpError as error:  # e.g. a folder task's bad image, met inside tf.data
+        bad_image = image_read_error_in(error)
+        if bad_image is None:
+            raise
+        print(f"arnn {args.command}: error: {bad_image}", file=sys.stderr)
         return 2
     except TrainingDivergedError as error:
         print(f"arnn {args.command}: stopped: {error}", file=sys.stderr)

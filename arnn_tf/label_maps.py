@@ -17,6 +17,7 @@ from arnn_tf.settings import LABEL_MAP_HELP
 
 LABEL_MAP_KINDS = ("first", "random")
 DATA_DRIVEN_KINDS = ("frequency", "iterative")
+LEARNED_KIND = "linear"
 SAMPLE_IMAGES = 5000
 """Training images a frequency map is computed from (`arnn_tf.tasks.Task.sample` draws them)."""
 
@@ -54,9 +55,23 @@ def parse_label_map(spec: str, num_classes: int, seed: int = 0,
     return groups
 
 
+def learned_map_start(spec: str) -> str | None:
+    """For a learned map ("linear" or "linear:START"), the fixed map it starts from ("" for
+    Keras' default initialisation); None when ``spec`` is a fixed map."""
+    kind, _, start = spec.partition(":")
+    if kind != LEARNED_KIND:
+        return None
+    if start.partition(":")[0] in ("iterative", LEARNED_KIND):
+        raise ValueError(f"label map {spec!r}: a learned map trains with the program, so it starts "
+                         "from one fixed map ('linear:frequency', not 'linear:iterative')")
+    return start
+
+
 def data_driven_kind(spec: str) -> tuple[str, int] | None:
-    """("frequency" | "iterative", K) for maps computed from the network's predictions, else None."""
-    kind, _, arg = spec.partition(":")
+    """("frequency" | "iterative", K) for maps computed from the network's predictions (a
+    learned map's start included), else None."""
+    start = learned_map_start(spec)
+    kind, _, arg = (spec if start is None else start).partition(":")
     return (kind, int(arg) if arg else 1) if kind in DATA_DRIVEN_KINDS else None
 
 

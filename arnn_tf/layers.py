@@ -310,3 +310,92 @@ class LabelMapping(keras.layers.Layer):
         config.pop("trainable", None)
         config.update(groups=self.groups, num_source_classes=self.num_source_classes)
         return config
+
+
+@keras.saving.register_keras_serializable(package="arnn_tf")
+class LinearLabelMap(keras.layers.Layer):
+    """A learned h_g: a linear map from the backbone's logits to the task's class logits, then
+    a softmax (AutoVP's "FullyMap", ICLR 2024). It trains together with the program.
+
+    Adam moves each parameter by about the learning rate per step, whatever the gradient's
+    scale, so the map's parameters are stored divided by ``rate_scale`` (kernel =
+    ``rate_scale`` x stored): with one optimiser and one schedule, the map learns at
+    ``rate_scale`` times the program's rate (0.2: 0.01 beside W's 0.05).
+
+    ``initial_groups`` starts the map from a fixed one: weight 1 from each ImageNet class of
+    ``groups[k]`` to task class k, so with one class per group it begins as exactly that
+    `LabelMapping`. Without it the kernel starts as Keras' Dense default (Glorot uniform,
+    drawn from ``seed``).
+    """
+
+    def __init__(self, num_classes: int, num_source_classes: int = 1000,
+                 initial_groups: Sequence[Sequence[int]] | None = None, rate_scale: float = 0.2,
+                 seed: int | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("name", "label_mapping")
+        super().__init__(**kwargs)
+        if num_classes < 1 or not rate_scale > 0:
+            raise ValueError(f"a learned map needs at least one class and a rate scale > 0, got "
+                             f"{num_classes} classes and rate scale {rate_scale}")
+        self._num_classes = int(num_classes)
+        self.num_source_classes = int(num_source_classes)
+        self.rate_scale = float(rate_scale)
+        self.stored_kernel = self.add_weight(
+            name="stored_kernel", shape=(self.num_source_classes, self._num_classes),
+            initializer=keras.initializers.GlorotUniform(seed), dtype="float32")
+        self.stored_bias = self.add_weight(name="stored_bias", shape=(self._num_classes,),
+                                           initializer="zeros", dtype="float32")
+        self.stored_kernel.assign(self.stored_kernel / self.rate_scale)
+        if initial_groups is not None:
+            self.set_groups(initial_groups)
+
+    @property
+    def num_classes(self) -> int:
+        return self._num_classes
+
+    def set_groups(self, groups: Sequence[Sequence[int]]) -> None:
+        """Restarts the map from the fixed map ``groups`` (see the class docstring)."""
+        if len(groups) != self._num_classes:
+            raise ValueError(f"the map has {self._num_classes} task classes, got {len(groups)} groups")
+        kernel = np.zeros((self.num_source_classes, self._num_classes), dtype="float32")
+        for task_class, group in enumerate(groups):
+            kernel[[int(c) for c in group], task_class] = 1.0
+        self.stored_kernel.assign(kernel / self.rate_scale)
+        self.stored_bias.assign(np.zeros(self._num_classes, dtype="float32"))
+
+    def parameters(self) -> tuple[np.ndarray, np.ndarray]:
+        """(kernel [source classes, task classes], bias [task classes]) as the map applies them."""
+        return (keras.ops.convert_to_numpy(self.stored_kernel.value) * self.rate_scale,
+                keras.ops.convert_to_numpy(self.stored_bias.value) * self.rate_scale)
+
+    def set_parameters(self, kernel: np.ndarray, bias: np.ndarray) -> None:
+        """Sets the map to apply ``kernel`` and ``bias`` (as `parameters` returns them)."""
+        if kernel.shape != tuple(self.stored_kernel.shape) or bias.shape != (self._num_classes,):
+            raise ValueError(f"a learned map of {self.num_source_classes} -> {self._num_classes} "
+                             f"classes needs a kernel {tuple(self.stored_kernel.shape)} and a bias "
+                             f"({self._num_classes},), got {kernel.shape} and {bias.shape}")
+        self.stored_kernel.assign(np.asarray(kernel, "float32") / self.rate_scale)
+        self.stored_bias.assign(np.asarray(bias, "float32") / self.rate_scale)
+
+    def call(self, logits: Any) -> Any:
+        return self.probabilities(logits)
+
+    def probabilities(self, logits: Any, first_class: int = 0, num_classes: int | None = None) -> Any:
+        """The probabilities of task classes ``first_class`` .. ``first_class + num_classes - 1``:
+        a softmax over those classes' outputs alone (one part of a multi-part task)."""
+        num_classes = self._num_classes - first_class if num_classes is None else int(num_classes)
+        if first_class < 0 or num_classes < 1 or first_class + num_classes > self._num_classes:
+            raise ValueError(f"classes {first_class}..{first_class + num_classes - 1} are not "
+                             f"within the map's {self._num_classes} classes")
+        stop = first_class + num_classes
+        kernel = self.stored_kernel[:, first_class:stop] * self.rate_scale
+        bias = self.stored_bias[first_class:stop] * self.rate_scale
+        return ops.softmax(ops.matmul(ops.cast(logits, "float32"), kernel) + bias, axis=-1)
+
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
+        return (input_shape[0], self._num_classes)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(num_classes=self._num_classes, num_source_classes=self.num_source_classes,
+                      rate_scale=self.rate_scale)
+        return config

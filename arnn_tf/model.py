@@ -2,7 +2,7 @@
 
 A functional Keras model (the keras-hub pattern: a `keras.Model` subclass that builds its own
 graph), so `compile`, `fit`, `evaluate`, `predict`, `save` and `keras.saving.load_model` work
-as for any Keras model. Only the program's ``W`` is trainable.
+as for any Keras model. Only the program's ``W`` and a learned label map are trainable.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any, Callable, Sequence
 import keras
 import numpy as np
 
-from arnn_tf.label_maps import parse_label_map
-from arnn_tf.layers import AdversarialProgram, ConcealedProgram, LabelMapping
+from arnn_tf.label_maps import learned_map_start, parse_label_map
+from arnn_tf.layers import AdversarialProgram, ConcealedProgram, LabelMapping, LinearLabelMap
 from arnn_tf.settings import DEFAULT_CONCEAL_SCALE, DEFAULT_LEARNING_RATE
 
 
@@ -33,7 +33,7 @@ class ReprogrammedModel(keras.Model):
     """
 
     def __init__(self, program: AdversarialProgram, backbone: keras.Model,
-                 label_map: LabelMapping, flip_average: bool = False, **kwargs: Any) -> None:
+                 label_map: LabelMapping | LinearLabelMap, flip_average: bool = False, **kwargs: Any) -> None:
         frame = tuple(backbone.input_shape[1:])
         if frame != (program.frame_size, program.frame_size, 3):
             raise ValueError(f"the program is made for {program.frame_size}x{program.frame_size} inputs "
@@ -129,5 +129,16 @@ def build_reprogrammed_model(backbone: keras.Model, task_image_shape: Sequence[i
                              f"got {placement}")
         program = ConcealedProgram(frame_size, task_image_shape, host_image=host_image, scale=conceal_scale,
                                    permutation_seed=seed, l2=program_options.get("l2", 0.0))
-    groups = parse_label_map(label_map, num_classes, seed=seed, num_source=int(backbone.output_shape[-1]))
-    return ReprogrammedModel(program, backbone, LabelMapping(groups), flip_average=flip_average)
+    mapping = build_label_map(label_map, num_classes, seed, int(backbone.output_shape[-1]))
+    return ReprogrammedModel(program, backbone, mapping, flip_average=flip_average)
+
+
+def build_label_map(spec: str, num_classes: int, seed: int = 0,
+                    num_source: int = 1000) -> LabelMapping | LinearLabelMap:
+    """The label-map layer a spec names (`arnn_tf.settings.LABEL_MAP_HELP`): a fixed
+    `LabelMapping`, or for "linear[:START]" a `LinearLabelMap` starting from START."""
+    start = learned_map_start(spec)
+    if start is None:
+        return LabelMapping(parse_label_map(spec, num_classes, seed=seed, num_source=num_source))
+    groups = parse_label_map(start, num_classes, seed, num_source) if start else None
+    return LinearLabelMap(num_classes, num_source, initial_groups=groups, seed=seed)

@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--image-size", type=positive_int, help="resize task images to this square size before placing them")
     train.add_argument("--border-width", type=positive_int, help="confine the program to a band this wide at the frame's edge")
     train.add_argument("--linf-bound", type=positive_float, help="bound |P| by this, in units of the [-1, 1] input range")
+    train.add_argument("--freeze-program", action="store_true",
+                       help="hold W at its start (zero, or --init-program's) and train only a "
+                            "learned label map: the control for --label-map linear")
     train.add_argument("--full-program", action="store_true",
                        help="add the program over the task image too (use with --image-size up to the frame)")
     train.add_argument("--conceal", metavar="HOST_IMAGE",

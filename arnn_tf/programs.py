@@ -11,7 +11,9 @@ many megabytes that every user can rebuild. A saved program is a folder with
   `arnn_tf.model.ReprogrammedModel`), and the run's metrics;
 - ``W.npy``: the program weight, read back with ``allow_pickle=False``;
 - ``host_image.npy``, for a concealed program (`arnn_tf.layers.ConcealedProgram`) only: the
-  host photo's pixels, read back the same way.
+  host photo's pixels, read back the same way;
+- ``label_map.npz``, for a learned label map (`arnn_tf.layers.LinearLabelMap`) only: its
+  ``kernel`` and ``bias``, read back the same way.
 
 Nothing is pickled. Loading rebuilds the backbone from the registry and refuses to attach
 the program to a network whose weights differ from the one it was trained on.
@@ -31,17 +33,19 @@ import numpy as np
 
 from arnn_tf import __version__
 from arnn_tf.backbones import build_backbone, weights_fingerprint
-from arnn_tf.layers import AdversarialProgram, ConcealedProgram, LabelMapping
+from arnn_tf.layers import AdversarialProgram, ConcealedProgram, LabelMapping, LinearLabelMap
 from arnn_tf.model import ReprogrammedModel
 from arnn_tf.tasks import TaskPart
 
 FORMAT = "arnn-tf-program"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """The newest format this arnn-tf reads. A program is written in the oldest format that holds
-it, so that older releases still read every program they can run: 1, or 2 for a concealed
-program (a release that reads only 1 would rebuild it as a plain program)."""
+it, so that older releases still read every program they can run: 1, 2 for a concealed
+program (a release that reads only 1 would rebuild it as a plain program), 3 for a learned
+label map."""
 
 HOST_IMAGE_FILE = "host_image.npy"
+LEARNED_MAP_FILE = "label_map.npz"
 
 
 class ProgramMismatchError(ValueError):
@@ -81,6 +85,8 @@ class SavedProgram:
     """For a concealed program, the host photo's pixels (n x n x 3, [0, 255]); None otherwise."""
     flip_average: bool = False
     """Whether the rebuilt model averages each image's probabilities with its mirror image's."""
+    learned_map: tuple[np.ndarray, np.ndarray] | None = None
+    """For a learned label map, its (kernel, bias); ``label_groups`` is then empty."""
 
     def __post_init__(self) -> None:
         _check_parts(self.parts, len(self.class_names))
@@ -97,10 +103,12 @@ class SavedProgram:
         ref = BackboneRef(backbone_name, weights, seed, weights_fingerprint(model.backbone))
         host_image = (keras.ops.convert_to_numpy(model.program.host_image.value)
                       if isinstance(model.program, ConcealedProgram) else None)
+        learned = isinstance(model.label_map, LinearLabelMap)
         return cls(keras.ops.convert_to_numpy(model.program.weight.value), config,
-                   model.label_map.groups, ref, task_name, list(class_names), label_map_spec,
-                   dict(metrics or {}), parts=tuple(parts), host_image=host_image,
-                   flip_average=model.flip_average)
+                   [] if learned else model.label_map.groups, ref, task_name, list(class_names),
+                   label_map_spec, dict(metrics or {}), parts=tuple(parts), host_image=host_image,
+                   flip_average=model.flip_average,
+                   learned_map=model.label_map.parameters() if learned else None)
 
     @property
     def frame_size(self) -> int:
@@ -128,7 +136,7 @@ class SavedProgram:
         concealed = self.host_image is not None
         document = {
             "format": FORMAT,
-            "format_version": 2 if concealed else 1,
+            "format_version": 3 if self.learned_map is not None else 2 if concealed else 1,
             "arnn_tf_version": self.arnn_tf_version,
             "backbone": dataclasses.asdict(self.backbone),
             "program_layer": "ConcealedProgram" if concealed else "AdversarialProgram",
@@ -145,6 +153,12 @@ class SavedProgram:
                           lambda f: np.save(f, self.host_image.astype("float32"), allow_pickle=False))
         else:
             (path / HOST_IMAGE_FILE).unlink(missing_ok=True)  # left by a concealed program saved here before
+        if self.learned_map is not None:
+            kernel, bias = self.learned_map
+            _atomic_write(path / LEARNED_MAP_FILE, lambda f: np.savez(
+                f, kernel=kernel.astype("float32"), bias=bias.astype("float32")))
+        else:
+            (path / LEARNED_MAP_FILE).unlink(missing_ok=True)
         _atomic_write(path / "program.json", lambda f: f.write(json.dumps(document, indent=2).encode()))
         return path
 
@@ -186,7 +200,8 @@ class SavedProgram:
                    BackboneRef(**document["backbone"]), task["name"], task["class_names"],
                    document["label_map"]["spec"], document.get("metrics", {}),
                    document.get("arnn_tf_version", "unknown"),
-                   tuple(TaskPart(**part) for part in task.get("parts", [])), host_image, flip_average)
+                   tuple(TaskPart(**part) for part in task.get("parts", [])), host_image, flip_average,
+                   _load_learned_map(path) if document.get("format_version") == 3 else None)
 
     def build_model(self, backbone: keras.Model | None = None) -> ReprogrammedModel:
         """Rebuilds the model with this program, on ``backbone`` or a freshly built one.
@@ -200,9 +215,17 @@ class SavedProgram:
             program = AdversarialProgram(**self.program_config)
         else:
             program = ConcealedProgram(**self.program_config, host_image=self.host_image)
-        model = ReprogrammedModel(program, backbone, LabelMapping(self.label_groups), flip_average=self.flip_average)
+        model = ReprogrammedModel(program, backbone, self._label_map(backbone),
+                                  flip_average=self.flip_average)
         program.weight.assign(self.weight)
         return model
+
+    def _label_map(self, backbone: keras.Model) -> LabelMapping | LinearLabelMap:
+        if self.learned_map is None:
+            return LabelMapping(self.label_groups)
+        label_map = LinearLabelMap(len(self.class_names), int(backbone.output_shape[-1]))
+        label_map.set_parameters(*self.learned_map)
+        return label_map
 
     def warm_start(self, model: ReprogrammedModel, *, relabel: bool = False) -> None:
         """Gives ``model`` this program's ``W``, so training continues from it (a further
@@ -226,12 +249,15 @@ class SavedProgram:
         if self.host_image is not None and not np.array_equal(
                 self.host_image, keras.ops.convert_to_numpy(model.program.host_image.value)):
             raise ProgramMismatchError("the program to start from is hidden in another host photo")
-        if model.label_map.num_classes != len(self.label_groups):
-            raise ProgramMismatchError(f"the program to start from has {len(self.label_groups)} task classes, "
-                                       f"this model {model.label_map.num_classes}")
-        if not relabel and model.label_map.groups != self.label_groups:
+        if model.label_map.num_classes != len(self.class_names):
+            raise ProgramMismatchError(f"the program to start from has {len(self.class_names)} task "
+                                       f"classes, this model {model.label_map.num_classes}")
+        if isinstance(model.label_map, LinearLabelMap):
+            if self.learned_map is not None:  # a fixed map's program starts the model's own map
+                model.label_map.set_parameters(*self.learned_map)
+        elif not relabel and (self.learned_map is not None or model.label_map.groups != self.label_groups):
             raise ProgramMismatchError(f"the program to start from was trained with label map "
-                                       f"{self.label_map_spec!r} (groups {self.label_groups}); train with the same map")
+                                       f"{self.label_map_spec!r}; train with the same map")
         model.program.weight.assign(self.weight)
 
     def _check_backbone(self, backbone: keras.Model) -> None:
@@ -247,6 +273,22 @@ class SavedProgram:
                 f"{self.backbone.weights!r} (fingerprint {self.backbone.fingerprint[:12]}), but the backbone "
                 f"given is {backbone.name!r} (fingerprint {fingerprint[:12]}); a program only works on "
                 "the exact network it was trained on")
+
+
+def _load_learned_map(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(kernel, bias) from a program folder's ``label_map.npz``, with clear errors."""
+    try:
+        with np.load(path / LEARNED_MAP_FILE, allow_pickle=False) as arrays:
+            kernel, bias = arrays["kernel"], arrays["bias"]
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} holds a program with a learned label map but no "
+                                f"{LEARNED_MAP_FILE}") from None
+    except (KeyError, ValueError, OSError) as error:
+        raise ValueError(f"{path / LEARNED_MAP_FILE} is not a learned label map: {error}") from None
+    if kernel.ndim != 2 or bias.shape != (kernel.shape[1],):
+        raise ValueError(f"{path / LEARNED_MAP_FILE}: kernel {kernel.shape} and bias {bias.shape} "
+                         "do not fit together")
+    return kernel, bias
 
 
 def _comparable_config(program: AdversarialProgram) -> dict[str, Any]:

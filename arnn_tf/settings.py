@@ -24,8 +24,10 @@ LABEL_MAP_HELP = (
     "first (the paper: task class i <- ImageNet class i), first:K (K consecutive classes each), "
     "random[:K] (a seeded random choice, K per class), frequency[:K] (each task class takes the "
     "ImageNet classes the network predicts most for it before training), iterative[:K] (the same, "
-    "recomputed every epoch), or an explicit list like '9,3,7' or '1+2,5+6' (one entry per task "
-    "class, '+' joins several ImageNet classes)"
+    "recomputed every epoch), an explicit list like '9,3,7' or '1+2,5+6' (one entry per task "
+    "class, '+' joins several ImageNet classes), or linear (a learned linear map on the logits, "
+    "trained with the program), linear:MAP (the same, starting from a fixed MAP, e.g. "
+    "linear:frequency)"
 )
 
 AUGMENTATIONS: tuple[str, ...] = ("flip", "crop")

@@ -127,7 +127,7 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
                 seed: int = 0, shuffle: bool = True, checkpoint_dir: str | os.PathLike[str] | None = None,
                 checkpoint_every: int = 100, save_checkpoints: bool = True, label_map: str = "first",
                 augment: tuple[str, ...] = (), callbacks: Sequence[keras.callbacks.Callback] = (),
-                verbose: Any = "auto") -> TrainingResult:
+                train_program: bool = True, verbose: Any = "auto") -> TrainingResult:
     """Compiles ``model`` with the paper's optimiser and trains it on ``task``'s train split.
 
     Give ``steps`` (batches) or ``epochs`` (passes over the train split); with neither,
@@ -146,6 +146,8 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
     is computed from the network's predictions before training, for ``iterative[:K]`` also
     before every later epoch (see `arnn_tf.label_maps`). ``augment`` names training-time
     augmentations of the task images (`arnn_tf.tasks.base.AUGMENTATIONS`), e.g. ``("flip",)``.
+    Without ``train_program``, W keeps its value (zero, or a warm start's) and only a learned
+    label map trains: the control that shows what the program itself adds.
 
     Raises TrainingDivergedError when the loss stops being finite.
     """
@@ -153,6 +155,10 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
         raise ValueError("give steps or epochs, not both")
     check_training_numbers(batch_size=batch_size, learning_rate=learning_rate, epochs=epochs,
                            max_minutes=max_minutes)
+    model.program.trainable = train_program
+    if not model.trainable_variables:
+        raise ValueError("nothing to train: the program is held fixed and the label map is not "
+                         "learned (use a learned map such as 'linear')")
     train_examples = task.num_examples("train")  # counted once: tf.data may have to iterate to count
     per_epoch = steps_per_epoch(train_examples, batch_size)
     if steps is None:

@@ -293,3 +293,18 @@ def test_evaluate_says_how_to_point_at_the_data_when_the_training_folder_is_gone
     assert main(["evaluate", "--program", str(tmp_path / "program")]) == 2
     error = capsys.readouterr().err.strip()
     assert "/gone/data" in error and "--task folder:PATH" in error and len(error.splitlines()) == 1
+
+
+def test_train_on_a_folder_with_a_truncated_test_image_is_a_one_line_error(image_folder, tmp_path, capsys):
+    import shutil
+
+    from bad_images import BAD_FILES
+
+    folder = tmp_path / "data"
+    shutil.copytree(image_folder, folder)
+    (folder / "test" / "dark" / "truncated.png").write_bytes(BAD_FILES["truncated.png"])
+    assert main(["train", "--task", f"folder:{folder}", "--backbone", "tiny_cnn", "--weights", "none",
+                 "--steps", "1", "--batch-size", "4", "--out", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"arnn train: error: {folder / 'test' / 'dark' / 'truncated.png'}: ")
+    assert len(error.splitlines()) == 1
