@@ -17,6 +17,15 @@ from arnn_tf.tasks.base import CROP_PADDING
 from arnn_tf.tasks.counting import CELL, COUNTING_SPLIT_SIZES, GRID, SQUARE_VALUE
 from arnn_tf.tasks.shuffled import PERMUTATION_SEED
 from bad_images import BAD_FILES
+from arnn_tf.tasks import tfds_tasks
+
+PROBE_DOWNLOAD_HOST = tfds_tasks.unreachable_download_host
+
+
+@pytest.fixture(autouse=True)
+def downloads_look_reachable(monkeypatch):
+    """TFDS's mock data stands in for downloads; the probe before them must not need a network."""
+    monkeypatch.setattr(tfds_tasks, "unreachable_download_host", lambda: None)
 
 MOCK_EXAMPLES = 6
 
@@ -307,3 +316,16 @@ def test_short_task_names_drop_the_data_location():
     assert short_task_name("shuffled:folder:/data/mnist") == "shuffled_mnist"
     assert short_task_name("counting+folder:/data/cifar10") == "counting+cifar10"
     assert short_task_name("shuffled_mnist") == "shuffled_mnist"
+
+
+def test_a_tfds_task_that_cannot_be_downloaded_fails_at_once_saying_what_to_use(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(tfds_tasks, "unreachable_download_host", PROBE_DOWNLOAD_HOST)
+    monkeypatch.setattr(tfds_tasks.socket, "create_connection", offline)
+    with pytest.raises(ValueError) as error:
+        get_task("mnist", data_dir=str(tmp_path))
+    message = str(error.value)
+    assert "'mnist' is not prepared" in message and "Network is unreachable" in message
+    assert "folder:PATH" in message and "\n" not in message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 
 import numpy as np
 import tensorflow as tf
@@ -13,6 +14,8 @@ from arnn_tf.images import open_image, resized_pixels
 from arnn_tf.tasks.base import Task
 
 _TFDS_TEST_SPLITS = ("test", "validation")
+DOWNLOAD_HOST = ("storage.googleapis.com", 443)
+"""Where TFDS fetches prepared data sets (and many sources) from; probed before a download."""
 _FOLDER_TEST_SPLITS = ("test", "val", "validation")
 
 
@@ -22,6 +25,19 @@ def _pick_test_split(available: list[str], candidates: tuple[str, ...], source: 
         if candidate in available:
             return candidate
     raise ValueError(f"{source} has no test split: looked for {list(candidates)}, found {sorted(available)}")
+
+
+def unreachable_download_host(timeout: float = 5.0) -> str | None:
+    """None when `DOWNLOAD_HOST` accepts a connection, else why not.
+
+    Asked before a download because TFDS itself retries a failing one for minutes: offline,
+    a task should fail at once with a message that says what to use instead.
+    """
+    try:
+        socket.create_connection(DOWNLOAD_HOST, timeout=timeout).close()
+    except OSError as error:
+        return f"no connection to {DOWNLOAD_HOST[0]}: {error}"
+    return None
 
 
 def tfds_task(name: str, *, data_dir: str | None = None, task_name: str | None = None) -> Task:
@@ -48,6 +64,13 @@ def tfds_task(name: str, *, data_dir: str | None = None, task_name: str | None =
             f"TFDS data set {name!r} has images of shape {shape}; tasks need a fixed (height, width, 1 or 3). "
             "Use a fixed-size variant of the data set, or export the images and use 'folder:PATH' (which resizes)."
         )
+    if not builder.is_prepared():
+        unreachable = unreachable_download_host()
+        if unreachable is not None:
+            raise ValueError(
+                f"TFDS data set {name!r} is not prepared in {builder.data_dir} and cannot be "
+                f"downloaded from here ({unreachable}); prepare it on a machine with internet "
+                "and use its data directory, or use an image-folder copy as task 'folder:PATH'")
     builder.download_and_prepare()
     # Splits are only known once prepared; "test" is the usual name when none are recorded.
     available = list(builder.info.splits.keys())
