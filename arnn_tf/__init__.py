@@ -9,3 +9,16 @@ import os
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 __version__ = "0.1.0"
+
+_LIBRARY_API = {"train": "arnn_tf.runs", "Recipe": "arnn_tf.recipes", "RECIPES": "arnn_tf.recipes",
+                "load_recipe": "arnn_tf.recipes"}
+
+
+def __getattr__(name: str) -> object:
+    """``arnn_tf.train``, ``arnn_tf.Recipe``, ...: imported on first use, so that importing
+    arnn_tf (as `arnn --help` does) does not start TensorFlow."""
+    if name not in _LIBRARY_API:
+        raise AttributeError(f"module 'arnn_tf' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_LIBRARY_API[name]), name)

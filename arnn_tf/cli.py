@@ -4,89 +4,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from arnn_tf.parsers import build_parser
+from arnn_tf.parsers import build_parser, recipe_overrides
 from arnn_tf.startup import import_tensorflow_quietly
 
 
 def _train(args: argparse.Namespace) -> dict[str, Any]:
-    from arnn_tf.backbones import build_backbone
-    from arnn_tf.distribute import is_chief, make_strategy, set_precision
-    from arnn_tf.images import read_image
-    from arnn_tf.label_maps import data_driven_kind
-    from arnn_tf.settings import DEFAULT_CONCEAL_SCALE
-    from arnn_tf.model import build_reprogrammed_model
-    from arnn_tf.programs import SavedProgram
-    from arnn_tf.summaries import ProgramSummaries
-    from arnn_tf.tasks import get_task
-    from arnn_tf.training import evaluate_parts, evaluate_program, fit_program
+    from arnn_tf.recipes import load_recipe
+    from arnn_tf.runs import default_out, train
 
-    if args.conceal_scale is not None and args.conceal is None:
-        raise ValueError("--conceal-scale needs --conceal HOST_IMAGE")
-    if args.warmup_steps and args.lr_schedule != "cosine":  # checked before anything is built or written
-        raise ValueError("--warmup-steps: warmup needs the cosine schedule (--lr-schedule cosine)")
-    conceal_scale = DEFAULT_CONCEAL_SCALE if args.conceal_scale is None else args.conceal_scale
-    out = Path(args.out or os.path.join("runs", f"{args.task.replace(':', '_').replace('/', '_')}-{args.backbone}"))
-    strategy = make_strategy(args.strategy)
-    task = get_task(args.task, data_dir=args.data_dir, seed=args.seed)
-    chief = is_chief(strategy)
-    set_precision(args.precision)
-    image_size = None if args.image_size is None else (args.image_size, args.image_size)
-    settings = {"task": task.name, "backbone": args.backbone, "weights": args.weights, "batch_size": args.batch_size,
-                "learning_rate": args.lr, "lr_schedule": args.lr_schedule,
-                "warmup_steps": args.warmup_steps, "ema": args.ema, "l2": args.l2,
-                "label_map": args.label_map, "augment": ",".join(args.augment) or None, "image_size": args.image_size,
-                "border_width": args.border_width, "linf_bound": args.linf_bound, "full_program": args.full_program,
-                "conceal": args.conceal, "conceal_scale": conceal_scale if args.conceal else None, "seed": args.seed,
-                "precision": args.precision, "strategy": args.strategy, "init_program": args.init_program,
-                "flip_average": args.flip_average, "freeze_program": args.freeze_program}
-    with strategy.scope():
-        backbone = build_backbone(args.backbone, args.weights, seed=args.seed)
-        frame = int(backbone.input_shape[1])
-        host_image = None if args.conceal is None else read_image(args.conceal, (frame, frame), 3)
-        model = build_reprogrammed_model(
-            backbone, task.image_shape, task.num_classes, label_map=args.label_map, seed=args.seed,
-            host_image=host_image, conceal_scale=conceal_scale, image_size=image_size,
-            border_width=args.border_width, linf_bound=args.linf_bound, program_covers_image=args.full_program,
-            l2=args.l2, flip_average=args.flip_average)
-        if args.init_program is not None:
-            SavedProgram.load(args.init_program).warm_start(
-                model, relabel=data_driven_kind(args.label_map) is not None)
-        summaries = None
-        if chief:
-            (samples, _), = list(task.sample("train", 3, 3, shuffle=False))
-            summaries = ProgramSummaries(args.logdir or out / "logs", samples.numpy(), hparams=settings)
-        result = fit_program(
-            model, task, steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-            lr_schedule=args.lr_schedule, warmup_steps=args.warmup_steps, ema_momentum=args.ema,
-            max_minutes=args.max_minutes, seed=args.seed,
-            checkpoint_dir=out / "checkpoint", checkpoint_every=args.checkpoint_every, save_checkpoints=chief,
-            label_map=args.label_map, augment=args.augment, callbacks=[summaries] if summaries else [],
-            train_program=not args.freeze_program,
-            verbose=1 if chief else 0)
-        if result.stopped_by_time:
-            print(f"stopped at step {result.steps}: --max-minutes {args.max_minutes} reached; "
-                  "run the same command again to continue")
-        test = evaluate_program(model, task, verbose=1 if chief else 0)
-    metrics = {**settings, "steps": result.steps, "resumed_from": result.resumed_from,
-               "seconds": round(result.seconds, 2), "images_per_second": round(result.images_per_second, 2),
-               "train_accuracy": result.train_accuracy, "test_accuracy": test["accuracy"], "test_loss": test["loss"],
-               "test_examples": task.num_examples("test"), "stopped_by_time": result.stopped_by_time,
-               "replicas": strategy.num_replicas_in_sync}
-    if task.parts:
-        metrics["test_accuracy_per_task"] = evaluate_parts(model, task)
-    if not chief:
-        return metrics
-    summaries.write_test_metrics(test, step=result.steps)
-    SavedProgram.from_model(model, backbone_name=args.backbone, weights=args.weights, seed=args.seed,
-                            task_name=task.name, class_names=list(task.class_names),
-                            label_map_spec=args.label_map, metrics=metrics, parts=task.parts).save(out / "program")
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    print(f"test accuracy {metrics['test_accuracy']:.4f}; program saved to {out / 'program'}")
+    recipe = load_recipe(args.recipe).replace(**recipe_overrides(args))
+    out = Path(args.out) if args.out else default_out(recipe)
+    metrics = train(recipe, out, init_program=args.init_program, max_minutes=args.max_minutes,
+                    data_dir=args.data_dir, strategy=args.strategy, precision=args.precision,
+                    logdir=args.logdir, checkpoint_every=args.checkpoint_every)
+    if (out / "metrics.json").exists():
+        print(f"test accuracy {metrics['test_accuracy']:.4f}; program saved to {out / 'program'}")
     return metrics
 
 

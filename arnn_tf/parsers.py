@@ -13,14 +13,13 @@ from typing import Any
 from arnn_tf import __version__
 from arnn_tf.arguments import (non_negative_float, non_negative_int, open_unit_fraction,
                                positive_float, positive_int, unit_fraction)
-from arnn_tf.settings import (AUGMENTATIONS, CROP_PADDING, DEFAULT_BATCH_SIZE, DEFAULT_CONCEAL_SCALE,
-                              DEFAULT_L2, DEFAULT_LEARNING_RATE, DEFAULT_MAX_PIXELS,
-                              DEFAULT_SPACE_FILE, DEFAULT_STEPS, DEFAULT_TRIAL_STEPS,
+from arnn_tf.settings import (AUGMENTATIONS, CROP_PADDING, DEFAULT_CONCEAL_SCALE,
+                              DEFAULT_MAX_PIXELS, DEFAULT_SPACE_FILE, DEFAULT_TRIAL_STEPS,
                               LABEL_MAP_HELP, LR_SCHEDULES, MAX_VALIDATION_SIZE, PRECISIONS,
                               STRATEGIES, TUNERS, checked_augmentations)
+from arnn_tf.recipes import DEFAULT_RECIPE, FIELDS as RECIPE_FIELDS, RECIPES
 from arnn_tf.serving import DEFAULT_RETRIES, DEFAULT_TIMEOUT
 
-DEFAULT_TASK = "counting"
 DEFAULT_BACKBONE = "efficientnet_lite0"
 
 
@@ -32,6 +31,8 @@ def _add_backbone_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _augmentations(text: str) -> tuple[str, ...]:
     """``--augment flip,crop`` as a tuple of known augmentation names, checked before any work."""
+    if text.strip().lower() == "none":
+        return ()
     try:
         return checked_augmentations(tuple(name.strip() for name in text.split(",") if name.strip()))
     except ValueError as error:
@@ -53,60 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also show TensorFlow's own start-up and log lines")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="learn a program for a task")
-    train.add_argument("--task", default=DEFAULT_TASK,
-                       help="counting, mnist, cifar10, shuffled_mnist, tfds:NAME, folder:PATH, shuffled:TASK "
-                            "(fixed pixel permutation) or A+B (one program for several)")
-    _add_backbone_arguments(train)
-    train.add_argument("--out", help="output folder (default: runs/TASK-BACKBONE)")
-    length = train.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=positive_int, help=f"training batches (default {DEFAULT_STEPS})")
-    length.add_argument("--epochs", type=positive_int, help="passes over the training split")
-    train.add_argument("--max-minutes", type=positive_float, help="stop training after this long, then evaluate and save")
-    train.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE)
-    train.add_argument("--lr", type=positive_float, default=DEFAULT_LEARNING_RATE, help="Adam learning rate")
-    train.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="paper",
-                       help="paper: x0.96 every 2 epochs; cosine: decays to 0 at the last step")
-    train.add_argument("--warmup-steps", type=non_negative_int, default=0,
-                       help="with --lr-schedule cosine: first raise the rate linearly from 0 over this many steps "
-                            "(steadies a warm start from --init-program)")
-    train.add_argument("--l2", type=non_negative_float, default=DEFAULT_L2, help="lambda, the weight of ||W||^2")
-    train.add_argument("--ema", type=open_unit_fraction, metavar="MOMENTUM",
-                       help="keep an exponential moving average of W with this momentum (e.g. 0.99) and save it")
-    train.add_argument("--label-map", default="first", help=LABEL_MAP_HELP)
-    train.add_argument("--augment", type=_augmentations, default=(), metavar="LIST",
-                       help=f"training-time augmentation of the task images, comma-separated: "
-                            f"{', '.join(AUGMENTATIONS)} (random left-right flip; random shift by up to "
-                            f"{CROP_PADDING} pixels)")
-    train.add_argument("--flip-average", action="store_true",
-                       help="the saved program answers at inference (the final test, evaluate, predict, export) "
-                            "with the mean over each image and its mirror image, at twice the cost; training "
-                            "steps are unchanged (for mirror-symmetric classes such as photos, not digits)")
-    train.add_argument("--image-size", type=positive_int, help="resize task images to this square size before placing them")
-    train.add_argument("--border-width", type=positive_int, help="confine the program to a band this wide at the frame's edge")
-    train.add_argument("--linf-bound", type=positive_float, help="bound |P| by this, in units of the [-1, 1] input range")
-    train.add_argument("--freeze-program", action="store_true",
-                       help="hold W at its start (zero, or --init-program's) and train only a "
-                            "learned label map: the control for --label-map linear")
-    train.add_argument("--full-program", action="store_true",
-                       help="add the program over the task image too (use with --image-size up to the frame)")
-    train.add_argument("--conceal", metavar="HOST_IMAGE",
-                       help="hide the task image, tiled and pixel-shuffled, and the program in this photo (the "
-                            "paper's concealment ablation); rerunning to resume needs the same photo")
-    train.add_argument("--conceal-scale", type=unit_fraction, metavar="ALPHA",
-                       help="with --conceal: X_adv = clip(photo + ALPHA * (tanh(W) + task image)), so the photo "
-                            f"changes by at most ALPHA times the pixel range (default {DEFAULT_CONCEAL_SCALE})")
-    train.add_argument("--init-program", metavar="PROGRAM",
-                       help="start from this saved program's W instead of zero (same backbone and program "
-                            "options), e.g. a second schedule after a finished run")
-    train.add_argument("--seed", type=non_negative_int, default=0)
-    train.add_argument("--data-dir", help="where TFDS keeps data sets (default: TFDS's own)")
-    train.add_argument("--strategy", default="auto", choices=STRATEGIES,
-                       help="auto: mirrored over several local GPUs, else one device; multi_worker reads TF_CONFIG")
-    train.add_argument("--precision", default="float32", choices=PRECISIONS)
-    train.add_argument("--logdir", help="TensorBoard log folder (default: OUT/logs)")
-    train.add_argument("--checkpoint-every", type=positive_int, default=100,
-                       help="steps between checkpoints in OUT/checkpoint; rerunning the command resumes")
+    _add_train_parser(commands)
 
     evaluate = commands.add_parser("evaluate", help="accuracy of a saved program on a task's test split")
     evaluate.add_argument("--program", required=True, help="a saved-program folder (DIR/program)")
@@ -147,6 +95,102 @@ def build_parser() -> argparse.ArgumentParser:
     _add_query_parser(commands)
     _add_tune_parser(commands)
     return parser
+
+
+def _add_train_parser(commands: Any) -> None:
+    """``arnn train``: a recipe, single recipe fields overriding it, and how the run runs."""
+    train = commands.add_parser(
+        "train", help="learn a program for a task",
+        description="Train the recipe (default: %s). Each option below --recipe overrides one of "
+                    "its fields; options left out keep the recipe's values." % DEFAULT_RECIPE)
+    train.add_argument("--recipe", default=DEFAULT_RECIPE, metavar="NAME|FILE|PROGRAM",
+                       help=f"a named recipe ({', '.join(RECIPES)}), a recipe JSON file, or a saved "
+                            f"program (to rerun its recipe); default {DEFAULT_RECIPE}")
+    fields = train.add_argument_group("recipe fields")
+    field = _recipe_field_adder(fields)
+    field("--task", help="counting, mnist, cifar10, shuffled_mnist, tfds:NAME, folder:PATH, "
+                         "shuffled:TASK (fixed pixel permutation) or A+B (one program for several)")
+    field("--backbone", help="registry name (see `arnn backbones`)")
+    field("--weights", help="'imagenet', 'none' (untrained ablation) or a Keras weights file")
+    length = fields.add_mutually_exclusive_group()
+    _recipe_field_adder(length)("--steps", type=positive_int, help="training batches")
+    _recipe_field_adder(length)("--epochs", type=positive_int, help="passes over the training split")
+    field("--batch-size", type=positive_int)
+    field("--lr", dest="learning_rate", type=positive_float, help="Adam learning rate")
+    field("--lr-schedule", choices=LR_SCHEDULES,
+          help="paper: x0.96 every 2 epochs; cosine: decays to 0 at the last step")
+    field("--warmup-steps", type=non_negative_int,
+          help="with the cosine schedule: first raise the rate linearly from 0 over this many "
+               "steps (steadies a warm start from --init-program)")
+    field("--l2", type=non_negative_float, help="lambda, the weight of ||W||^2")
+    field("--ema", type=open_unit_fraction, metavar="MOMENTUM",
+          help="keep an exponential moving average of W with this momentum (e.g. 0.99) and save it")
+    field("--label-map", help=LABEL_MAP_HELP)
+    field("--augment", type=_augmentations, metavar="LIST",
+          help=f"training-time augmentation of the task images, comma-separated: "
+               f"{', '.join(AUGMENTATIONS)} (random left-right flip; random shift by up to "
+               f"{CROP_PADDING} pixels); 'none' for none")
+    _add_recipe_switches(field)
+    field("--image-size", type=positive_int,
+          help="resize task images to this square size before placing them")
+    field("--border-width", type=positive_int,
+          help="confine the program to a band this wide at the frame's edge")
+    field("--linf-bound", type=positive_float,
+          help="bound |P| by this, in units of the [-1, 1] input range")
+    field("--conceal", metavar="HOST_IMAGE",
+          help="hide the task image, tiled and pixel-shuffled, and the program in this photo (the "
+               "paper's concealment ablation); rerunning to resume needs the same photo")
+    field("--conceal-scale", type=unit_fraction, metavar="ALPHA",
+          help="with --conceal: X_adv = clip(photo + ALPHA * (tanh(W) + task image)), so the "
+               f"photo changes by at most ALPHA times the pixel range (default {DEFAULT_CONCEAL_SCALE})")
+    field("--seed", type=non_negative_int)
+    _add_run_options(train)
+
+
+def _recipe_field_adder(group: Any) -> Any:
+    """``add_argument`` for a recipe field: left out, it leaves no attribute, so the recipe's
+    value stands."""
+    def add(*flags: str, **options: Any) -> None:
+        group.add_argument(*flags, default=argparse.SUPPRESS, **options)
+
+    return add
+
+
+def _add_recipe_switches(field: Any) -> None:
+    for flag, help_text in (
+            ("--flip-average", "the saved program answers at inference (the final test, evaluate, "
+                               "predict, export) with the mean over each image and its mirror "
+                               "image, at twice the cost; training steps are unchanged (for "
+                               "mirror-symmetric classes such as photos, not digits)"),
+            ("--freeze-program", "hold W at its start (zero, or --init-program's) and train only a "
+                                 "learned label map: the control for --label-map linear"),
+            ("--full-program", "add the program over the task image too (use with --image-size "
+                               "up to the frame)")):
+        field(flag, action=argparse.BooleanOptionalAction, help=help_text)
+
+
+def _add_run_options(train: argparse.ArgumentParser) -> None:
+    """Where and how the run runs: nothing here changes what it learns."""
+    run = train.add_argument_group("the run")
+    run.add_argument("--out", help="output folder (default: runs/TASK-BACKBONE)")
+    run.add_argument("--max-minutes", type=positive_float,
+                     help="stop training after this long, then evaluate and save")
+    run.add_argument("--init-program", metavar="PROGRAM",
+                     help="start from this saved program's W instead of zero (same backbone and "
+                          "program options), e.g. a second schedule after a finished run")
+    run.add_argument("--data-dir", help="where TFDS keeps data sets (default: TFDS's own)")
+    run.add_argument("--strategy", default="auto", choices=STRATEGIES,
+                     help="auto: mirrored over several local GPUs, else one device; "
+                          "multi_worker reads TF_CONFIG")
+    run.add_argument("--precision", default="float32", choices=PRECISIONS)
+    run.add_argument("--logdir", help="TensorBoard log folder (default: OUT/logs)")
+    run.add_argument("--checkpoint-every", type=positive_int, default=100,
+                     help="steps between checkpoints in OUT/checkpoint; rerunning the command resumes")
+
+
+def recipe_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The recipe fields given on the command line (``arnn train``'s)."""
+    return {name: getattr(args, name) for name in RECIPE_FIELDS if hasattr(args, name)}
 
 
 def _add_export_parser(subparsers: Any) -> argparse.ArgumentParser:

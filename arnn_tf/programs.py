@@ -87,6 +87,8 @@ class SavedProgram:
     """Whether the rebuilt model averages each image's probabilities with its mirror image's."""
     learned_map: tuple[np.ndarray, np.ndarray] | None = None
     """For a learned label map, its (kernel, bias); ``label_groups`` is then empty."""
+    recipe: dict[str, Any] | None = None
+    """The `arnn_tf.recipes.Recipe` it was trained with, as a dict (None before recipes)."""
 
     def __post_init__(self) -> None:
         _check_parts(self.parts, len(self.class_names))
@@ -94,7 +96,8 @@ class SavedProgram:
     @classmethod
     def from_model(cls, model: ReprogrammedModel, *, backbone_name: str, weights: str | None,
                    seed: int, task_name: str, class_names: list[str], label_map_spec: str = "first",
-                   metrics: dict[str, Any] | None = None, parts: tuple[TaskPart, ...] = ()) -> "SavedProgram":
+                   metrics: dict[str, Any] | None = None, parts: tuple[TaskPart, ...] = (),
+                   recipe: dict[str, Any] | None = None) -> "SavedProgram":
         """Captures a trained model; ``backbone_name``/``weights``/``seed`` say how its backbone was built.
 
         ``parts`` are the task's parts when it combines several data sets (``Task.parts``).
@@ -108,7 +111,7 @@ class SavedProgram:
                    [] if learned else model.label_map.groups, ref, task_name, list(class_names),
                    label_map_spec, dict(metrics or {}), parts=tuple(parts), host_image=host_image,
                    flip_average=model.flip_average,
-                   learned_map=model.label_map.parameters() if learned else None)
+                   learned_map=model.label_map.parameters() if learned else None, recipe=recipe)
 
     @property
     def frame_size(self) -> int:
@@ -147,6 +150,8 @@ class SavedProgram:
                      "class_names": self.class_names, "parts": [dataclasses.asdict(p) for p in self.parts]},
             "metrics": self.metrics,
         }
+        if self.recipe is not None:
+            document["recipe"] = self.recipe
         _atomic_write(path / "W.npy", lambda f: np.save(f, self.weight.astype("float32"), allow_pickle=False))
         if concealed:
             _atomic_write(path / HOST_IMAGE_FILE,
@@ -201,7 +206,8 @@ class SavedProgram:
                    document["label_map"]["spec"], document.get("metrics", {}),
                    document.get("arnn_tf_version", "unknown"),
                    tuple(TaskPart(**part) for part in task.get("parts", [])), host_image, flip_average,
-                   _load_learned_map(path) if document.get("format_version") == 3 else None)
+                   _load_learned_map(path) if document.get("format_version") == 3 else None,
+                   document.get("recipe"))
 
     def build_model(self, backbone: keras.Model | None = None) -> ReprogrammedModel:
         """Rebuilds the model with this program, on ``backbone`` or a freshly built one.

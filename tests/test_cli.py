@@ -110,7 +110,7 @@ def test_classify_json_lists_top_k(tmp_path, capsys):
     (["evaluate", "--program", "/does/not/exist"], "not a saved program"),
     (["train", "--backbone", "tiny_cnn", "--weights", "none", "--conceal", "/does/not/host.png"],
      "/does/not/host.png: no such file"),
-    (["train", "--backbone", "tiny_cnn", "--conceal-scale", "0.2"], "--conceal-scale needs --conceal"),
+    (["train", "--backbone", "tiny_cnn", "--conceal-scale", "0.2"], "'conceal_scale' needs 'conceal'"),
 ])
 def test_bad_input_gives_a_clear_error(argv, message, capsys):
     assert main(argv) == 2
@@ -135,8 +135,8 @@ def test_train_with_warmup_records_it_and_refuses_it_without_cosine(image_folder
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["warmup_steps"] == 2 and metrics["steps"] == 3
     capsys.readouterr()
-    assert main([*common, "--out", str(tmp_path / "paper")]) == 2
-    assert "warmup needs the cosine schedule" in capsys.readouterr().err
+    assert main([*common, "--recipe", "paper", "--out", str(tmp_path / "paper")]) == 2
+    assert "'warmup_steps' needs the cosine schedule" in capsys.readouterr().err
     assert not (tmp_path / "paper").exists()  # refused before the run folder or its logs are made
 
 
@@ -267,7 +267,7 @@ def test_rerunning_a_finished_run_completes_and_keeps_its_outputs(image_folder, 
 
 
 def test_a_run_killed_in_its_final_evaluation_completes_when_rerun(image_folder, tmp_path, monkeypatch):
-    import arnn_tf.training
+    import arnn_tf.runs
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
@@ -275,7 +275,7 @@ def test_a_run_killed_in_its_final_evaluation_completes_when_rerun(image_folder,
     argv = ["train", "--task", f"folder:{image_folder}", "--backbone", "tiny_cnn", "--weights", "none",
             "--steps", "3", "--batch-size", "8", "--out", str(tmp_path / "run")]
     with monkeypatch.context() as patch:
-        patch.setattr(arnn_tf.training, "evaluate_program", killed)
+        patch.setattr(arnn_tf.runs, "evaluate_program", killed)
         assert main(argv) == 130
     assert not (tmp_path / "run" / "program").exists()
     assert main(argv) == 0

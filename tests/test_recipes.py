@@ -1,0 +1,96 @@
+"""Recipes: the one definition of a run, checked, named, stored and rerun."""
+
+import json
+
+import pytest
+
+import arnn_tf
+from arnn_tf.cli import main
+from arnn_tf.recipes import RECIPES, Recipe, RecipeError, load_recipe, save_recipe
+
+
+def test_every_named_recipe_round_trips_through_json(tmp_path):
+    for name, recipe in RECIPES.items():
+        assert recipe.name == name
+        assert Recipe.from_dict(json.loads(json.dumps(recipe.to_dict()))) == recipe
+        assert load_recipe(str(save_recipe(recipe, tmp_path / f"{name}.json"))) == recipe
+
+
+def test_the_paper_recipe_is_the_papers_settings():
+    paper = RECIPES["paper"]
+    assert (paper.task, paper.steps, paper.batch_size, paper.learning_rate, paper.lr_schedule,
+            paper.l2, paper.label_map, paper.image_size, paper.full_program, paper.augment) == (
+        "counting", 300, 32, 0.05, "paper", 1e-6, "first", None, False, ())
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"batch_size": 0}, "'batch_size' must be a positive integer, got 0"),
+    ({"learning_rate": float("nan")}, "'learning_rate' must be a number > 0"),
+    ({"steps": None}, "steps or epochs, exactly one"),
+    ({"ema": 1.5}, "'ema' must be a number strictly between 0 and 1"),
+    ({"lr_schedule": "linear"}, "'lr_schedule' must be 'paper' or 'cosine'"),
+    ({"warmup_steps": 10}, "'warmup_steps' needs the cosine schedule"),
+    ({"freeze_program": True}, "needs a learned label map"),
+    ({"augment": ["rotate"]}, "unknown augmentation rotate"),
+    ({"learning_rte": 0.1}, "unknown recipe field 'learning_rte'"),
+])
+def test_bad_fields_are_refused_by_name(changes, message):
+    with pytest.raises(RecipeError, match=message.replace("(", r"\(")):
+        RECIPES["paper"].replace(**changes)
+
+
+def test_steps_and_epochs_replace_each_other():
+    assert RECIPES["paper"].replace(epochs=2).steps is None
+    assert RECIPES["paper"].replace(epochs=2).replace(steps=5).epochs is None
+
+
+def test_unknown_sources_and_the_folder_placeholder_are_clear_errors(tmp_path):
+    with pytest.raises(RecipeError, match="not one of paper, counting"):
+        load_recipe("fastest")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(RecipeError, match="not a readable JSON recipe"):
+        load_recipe(str(tmp_path / "bad.json"))
+    with pytest.raises(RecipeError, match="needs its task"):
+        arnn_tf.train(RECIPES["folder"], tmp_path / "run")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("data")
+    for split, count in (("train", 8), ("test", 4)):
+        for name, value in (("dark", 30), ("bright", 220)):
+            (root / split / name).mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(np.full((12, 12, 3), value + i, "uint8")).save(root / split / name / f"{i}.png")
+    return root
+
+
+def test_flags_override_single_fields_and_the_program_keeps_its_recipe(folder, tmp_path):
+    argv = ["train", "--recipe", "paper", "--task", f"folder:{folder}", "--backbone", "tiny_cnn",
+            "--weights", "none", "--steps", "3", "--batch-size", "4", "--augment", "flip"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert (metrics["recipe"], metrics["label_map"], metrics["lr_schedule"], metrics["steps"],
+            metrics["augment"]) == ("paper", "first", "paper", 3, "flip")
+    stored = load_recipe(str(tmp_path / "run" / "program"))
+    assert stored == RECIPES["paper"].replace(task=f"folder:{folder}", backbone="tiny_cnn",
+                                              weights="none", steps=3, batch_size=4,
+                                              augment=("flip",))
+    assert main(["train", "--recipe", str(tmp_path / "run" / "program"),
+                 "--out", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    assert again["test_accuracy"] == metrics["test_accuracy"]
+
+
+def test_the_library_call_does_what_the_command_does(folder, tmp_path):
+    recipe = RECIPES["counting"].replace(task=f"folder:{folder}", backbone="tiny_cnn", weights="none",
+                                         steps=3, batch_size=4)
+    metrics = arnn_tf.train(recipe, tmp_path / "lib", verbose=False)
+    assert main(["train", "--task", f"folder:{folder}", "--backbone", "tiny_cnn", "--weights", "none",
+                 "--steps", "3", "--batch-size", "4", "--out", str(tmp_path / "cli")]) == 0
+    cli = json.loads((tmp_path / "cli" / "metrics.json").read_text())
+    assert cli["recipe"] == metrics["recipe"] == "counting" and cli["label_map"] == "linear"
+    assert cli["test_accuracy"] == metrics["test_accuracy"]
