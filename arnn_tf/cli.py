@@ -26,23 +26,32 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     return metrics
 
 
+def _program_task(saved: Any, spec: str | None, data_dir: str | None) -> Any:
+    """The task to run a saved program on: ``spec``, else the one it was trained on."""
+    from arnn_tf.tasks import get_task
+
+    try:
+        task = get_task(spec or saved.task_name, data_dir=data_dir)
+    except (FileNotFoundError, ValueError) as error:
+        if spec:
+            raise
+        raise type(error)(f"{error}: the program was trained on task {saved.task_name!r}; "
+                          "to run it on a copy of that data here, pass --task "
+                          "(e.g. --task folder:PATH)") from None
+    if task.image_shape != saved.task_image_shape or list(task.class_names) != saved.class_names:
+        raise ValueError(
+            f"task {task.name!r} ({task.image_shape}, {task.num_classes} classes) does not match "
+            f"the program's task {saved.task_name!r} ({saved.task_image_shape}, "
+            f"{len(saved.class_names)} classes)")
+    return task
+
+
 def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from arnn_tf.programs import SavedProgram
-    from arnn_tf.tasks import get_task
     from arnn_tf.training import evaluate_program
 
     saved = _with_flip_average(SavedProgram.load(args.program), args.flip_average)
-    try:
-        task = get_task(args.task or saved.task_name, data_dir=args.data_dir)
-    except (FileNotFoundError, ValueError) as error:
-        if args.task:
-            raise
-        raise type(error)(f"{error}: the program was trained on task {saved.task_name!r}; "
-                          "to evaluate it on a copy of that data here, pass --task "
-                          "(e.g. --task folder:PATH)") from None
-    if task.image_shape != saved.task_image_shape or list(task.class_names) != saved.class_names:
-        raise ValueError(f"task {task.name!r} ({task.image_shape}, {task.num_classes} classes) does not match the "
-                         f"program's task {saved.task_name!r} ({saved.task_image_shape}, {len(saved.class_names)} classes)")
+    task = _program_task(saved, args.task, args.data_dir)
     results = evaluate_program(saved.build_model(), task, args.split, args.batch_size, verbose=0 if args.json else 1)
     report = {"task": task.name, "split": args.split, "examples": task.num_examples(args.split),
               "flip_average": saved.flip_average, **results}
@@ -50,6 +59,20 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
           f"loss {results['loss']:.4f} on {report['examples']} images"
           + (", each averaged with its mirror image" if saved.flip_average else ""))
     return report
+
+
+def _show(args: argparse.Namespace) -> dict[str, Any]:
+    from arnn_tf.pictures import program_picture, save_picture
+    from arnn_tf.programs import SavedProgram
+
+    saved = SavedProgram.load(args.program)
+    task = _program_task(saved, args.task, args.data_dir)
+    (images, labels), = list(task.sample("test", args.examples, args.examples, shuffle=False))
+    picture = program_picture(saved.build_model(), images.numpy(), saved.class_names,
+                              labels.numpy())
+    path = save_picture(picture, args.out or Path(args.program) / "program.png")
+    print(f"the program and {len(labels)} {task.name} test images as the network sees them: {path}")
+    return {"path": str(path)}
 
 
 def _with_flip_average(saved: Any, flip_average: bool | None) -> Any:
@@ -135,7 +158,7 @@ def _handler(command: str) -> Callable[[argparse.Namespace], Any]:
         from arnn_tf.tuning import tune_command
         return tune_command
     return {"train": _train, "evaluate": _evaluate, "predict": _predict, "classify": _classify,
-            "backbones": _backbones, "bench": _bench}[command]
+            "backbones": _backbones, "bench": _bench, "show": _show}[command]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -71,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_flip_average_override(predict)
     predict.add_argument("--json", action="store_true")
 
+    show = commands.add_parser("show", help="draw a program and what the network sees, as a PNG")
+    show.add_argument("--program", required=True, help="a saved-program folder")
+    show.add_argument("--task", help="default: the task the program was trained on")
+    show.add_argument("--examples", type=positive_int, default=3,
+                      help="test images to show the program on (default 3)")
+    show.add_argument("--out", help="PNG file (default: PROGRAM/program.png)")
+    show.add_argument("--data-dir", help="where TFDS keeps data sets (default: TFDS's own)")
+
     classify = commands.add_parser("classify", help="a backbone's own ImageNet top-k for image files")
     classify.add_argument("images", nargs="+")
     _add_backbone_arguments(classify)

@@ -308,3 +308,18 @@ def test_train_on_a_folder_with_a_truncated_test_image_is_a_one_line_error(image
     error = capsys.readouterr().err.strip()
     assert error.startswith(f"arnn train: error: {folder / 'test' / 'dark' / 'truncated.png'}: ")
     assert len(error.splitlines()) == 1
+
+
+def test_show_draws_the_program_and_what_the_network_sees(trained, tmp_path, capsys):
+    out = tmp_path / "picture.png"
+    assert main(["show", "--program", str(trained / "program"), "--examples", "2", "--out", str(out)]) == 0
+    assert str(out) in capsys.readouterr().out
+    with Image.open(out) as picture:
+        pixels = np.asarray(picture.convert("RGB"))
+    frame = 48  # tiny_cnn's input
+    assert picture.size == (3 * frame + 2 * 8, frame + 18)
+    from arnn_tf.pictures import to_pixels
+    from arnn_tf.programs import SavedProgram
+
+    program = SavedProgram.load(trained / "program").build_model().program.program()
+    np.testing.assert_array_equal(pixels[:frame, :frame], to_pixels(np.asarray(program)))
