@@ -1,4 +1,7 @@
-"""The serving client end to end against test doubles of TF Serving's REST and gRPC APIs (tests/serving_doubles.py)."""
+"""The serving client end to end against test doubles of TF Serving's REST and gRPC APIs.
+
+The doubles are in tests/serving_doubles.py.
+"""
 
 import io
 import json
@@ -14,8 +17,8 @@ from arnn_tf.export import export_programs
 from arnn_tf.model import build_reprogrammed_model
 from arnn_tf.parsers import build_parser
 from arnn_tf.programs import SavedProgram
-from arnn_tf.serving import (GrpcClient, RestClient, ServingError, ServingTimeout, _with_retries,
-                             query_command)
+from arnn_tf.serving import GrpcClient, RestClient, ServingError, ServingTimeout, query_command
+from arnn_tf.serving.retries import with_retries
 from serving_doubles import ExportedModel, RestDouble, grpc_double
 
 
@@ -27,8 +30,8 @@ def _has_serving_api():
     return True
 
 
-needs_serving_api = pytest.mark.skipif(not _has_serving_api(),
-                                       reason="tensorflow-serving-api (the serving extra) is not installed")
+NO_SERVING_API = "tensorflow-serving-api (the serving extra) is not installed"
+needs_serving_api = pytest.mark.skipif(not _has_serving_api(), reason=NO_SERVING_API)
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +41,8 @@ def setup(tmp_path_factory):
     backbone = build_backbone("tiny_cnn", None, seed=3)
     model = build_reprogrammed_model(backbone, (10, 10, 3), 3, label_map="random", seed=1)
     model.program.weight.assign(np.random.default_rng(1).normal(size=model.program.weight.shape))
-    saved = SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=3, task_name="toy",
-                                    class_names=["zero", "one", "two"])
+    saved = SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=3,
+                                    task_name="toy", class_names=["zero", "one", "two"])
     exported = ExportedModel("arnn", export_programs([saved], root / "arnn"))
     images = np.random.default_rng(2).integers(0, 256, (3, 10, 10, 3)).astype("uint8")
     files = []
@@ -68,9 +71,10 @@ CLIENT_TIMEOUT = 60
 
 
 def _clients(setup):
-    yield "rest", RestClient(setup["rest"].url, timeout=CLIENT_TIMEOUT, backoff=0.01), setup["rest"]
-    if setup["grpc"] is not None:
-        yield "grpc", GrpcClient(setup["grpc"].target, timeout=CLIENT_TIMEOUT, backoff=0.01), setup["grpc"]
+    rest, grpc = setup["rest"], setup["grpc"]
+    yield "rest", RestClient(rest.url, timeout=CLIENT_TIMEOUT, backoff=0.01), rest
+    if grpc is not None:
+        yield "grpc", GrpcClient(grpc.target, timeout=CLIENT_TIMEOUT, backoff=0.01), grpc
 
 
 def test_predict_pixels_and_bytes_match_keras(setup):
@@ -79,10 +83,11 @@ def test_predict_pixels_and_bytes_match_keras(setup):
         pixels = client.predict("arnn", {"images": setup["images"]})
         encoded = client.predict("arnn", {"image_bytes": png}, signature="predict_bytes", version=1)
         for outputs in (pixels, encoded):
-            np.testing.assert_allclose(outputs["probabilities"], setup["expected"], atol=1e-4, err_msg=kind)
+            np.testing.assert_allclose(outputs["probabilities"], setup["expected"], atol=1e-4,
+                                       err_msg=kind)
             assert outputs["class_ids"].tolist() == setup["expected"].argmax(1).tolist()
-            assert [str(n) for n in outputs["class_names"]] == [["zero", "one", "two"][i]
-                                                                 for i in setup["expected"].argmax(1)]
+            assert [str(n) for n in outputs["class_names"]] == [
+                ["zero", "one", "two"][i] for i in setup["expected"].argmax(1)]
 
 
 def test_metadata_is_the_same_for_both_protocols(setup):
@@ -101,7 +106,8 @@ def test_metadata_is_the_same_for_both_protocols(setup):
 def test_bad_requests_are_not_retried_and_server_keeps_serving(setup):
     for kind, client, server in _clients(setup):
         with pytest.raises(ServingError, match="not a JPEG or PNG") as raised:
-            client.predict("arnn", {"image_bytes": np.array([b"junk"], dtype=object)}, signature="predict_bytes")
+            client.predict("arnn", {"image_bytes": np.array([b"junk"], dtype=object)},
+                           signature="predict_bytes")
         assert not raised.value.retryable and server.faults.requests == 1, kind
         with pytest.raises(ServingError, match="images must be uint8"):
             client.predict("arnn", {"images": setup["images"][:, :5]})
@@ -113,7 +119,8 @@ def test_bad_requests_are_not_retried_and_server_keeps_serving(setup):
 def test_retries_after_unavailable_then_succeeds(setup):
     for kind, client, server in _clients(setup):
         server.faults.requests, server.faults.fail_first = 0, 2
-        assert client.predict("arnn", {"images": setup["images"]})["probabilities"].shape == (3, 3), kind
+        outputs = client.predict("arnn", {"images": setup["images"]})
+        assert outputs["probabilities"].shape == (3, 3), kind
         assert server.faults.requests == 3
         server.faults.requests, server.faults.fail_first = 0, 10
         client.retries = 1
@@ -139,7 +146,7 @@ def test_unreachable_server_retries_with_backoff():
         raise ServingError("cannot connect", retryable=True)
 
     with pytest.raises(ServingError, match="cannot connect"):
-        _with_retries(refuse, retries=3, backoff=0.5, sleep=waits.append)
+        with_retries(refuse, retries=3, backoff=0.5, sleep=waits.append)
     assert waits == [0.5, 1.0, 2.0]
     with pytest.raises(ServingError, match="cannot connect"):  # a closed port, for real
         RestClient("http://127.0.0.1:9", timeout=1, retries=1, backoff=0.01).metadata("arnn")
@@ -155,7 +162,8 @@ def test_query_command(setup, capsys, signature):
         results = query_command(args)
         printed = json.loads(capsys.readouterr().out)
         assert printed == results
-        np.testing.assert_allclose([r["probabilities"] for r in results], setup["expected"], atol=1e-4)
+        np.testing.assert_allclose([r["probabilities"] for r in results], setup["expected"],
+                                   atol=1e-4)
 
 
 def test_rest_double_accepts_the_readme_curl_bodies(setup):
@@ -165,9 +173,11 @@ def test_rest_double_accepts_the_readme_curl_bodies(setup):
     png = io.BytesIO()
     Image.fromarray(setup["images"][0]).save(png, "PNG")
     bodies = [{"instances": setup["images"][:1].tolist()},
-              {"signature_name": "predict_bytes", "instances": [{"b64": base64.b64encode(png.getvalue()).decode()}]}]
+              {"signature_name": "predict_bytes",
+               "instances": [{"b64": base64.b64encode(png.getvalue()).decode()}]}]
     for body in bodies:
-        request = urllib.request.Request(setup["rest"].url + "/v1/models/arnn:predict", json.dumps(body).encode())
+        request = urllib.request.Request(setup["rest"].url + "/v1/models/arnn:predict",
+                                         json.dumps(body).encode())
         with urllib.request.urlopen(request, timeout=CLIENT_TIMEOUT) as response:
             prediction = json.loads(response.read())["predictions"][0]
         np.testing.assert_allclose(prediction["probabilities"], setup["expected"][0], atol=1e-4)
@@ -178,32 +188,42 @@ SERVING_DIR = Path(__file__).parents[1] / "serving"
 
 def test_models_config_parses_as_a_model_server_config():
     config_pb2 = pytest.importorskip("tensorflow_serving.config.model_server_config_pb2",
-                                     reason="tensorflow-serving-api (the serving extra) is not installed")
+                                     reason=NO_SERVING_API)
     from google.protobuf import text_format
 
-    config = text_format.Parse((SERVING_DIR / "models.config").read_text(), config_pb2.ModelServerConfig())
+    config = text_format.Parse((SERVING_DIR / "models.config").read_text(),
+                               config_pb2.ModelServerConfig())
     models = {m.name: m for m in config.model_config_list.config}
     assert sorted(models) == ["counting", "programs"]
-    assert all(m.base_path == f"/models/{m.name}" and m.model_platform == "tensorflow" for m in models.values())
+    assert all(m.base_path == f"/models/{m.name}" and m.model_platform == "tensorflow"
+               for m in models.values())
     assert list(models["programs"].model_version_policy.specific.versions) == [1, 2]
 
 
 def test_batching_parameters_are_consistent():
     text = (SERVING_DIR / "batching_parameters.txt").read_text()
     lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
-    wrapped = dict(re.fullmatch(r"(\w+) \{ value: (\d+) \}", line).groups() for line in lines if "{" in line)
-    allowed = [int(re.fullmatch(r"allowed_batch_sizes: (\d+)", line)[1]) for line in lines if "{" not in line]
-    assert set(wrapped) == {"max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads"}
+    wrapped = dict(re.fullmatch(r"(\w+) \{ value: (\d+) \}", line).groups()
+                   for line in lines if "{" in line)
+    allowed = [int(re.fullmatch(r"allowed_batch_sizes: (\d+)", line)[1])
+               for line in lines if "{" not in line]
+    assert set(wrapped) == {"max_batch_size", "batch_timeout_micros", "max_enqueued_batches",
+                            "num_batch_threads"}
     assert allowed == sorted(allowed) and allowed[-1] == int(wrapped["max_batch_size"])
     compose = (SERVING_DIR / "docker-compose.yml").read_text()
-    for flag in ("--model_config_file=/config/models.config", "--batching_parameters_file=/config/batching_parameters.txt",
+    for flag in ("--model_config_file=/config/models.config",
+                 "--batching_parameters_file=/config/batching_parameters.txt",
                  '"8500:8500"', '"8501:8501"'):
         assert flag in compose
 
 
 @needs_serving_api
 def test_grpc_is_covered(setup):
-    """The other tests run their gRPC half only when the stubs import; this one makes a missing extra visible."""
+    """The other tests run their gRPC half only when the stubs import.
+
+    This one makes a missing extra visible.
+    """
     client = GrpcClient(setup["grpc"].target, timeout=CLIENT_TIMEOUT)
-    assert client.metadata("arnn", version=1)["model_spec"]["version"] == "1"  # Int64Value in JSON form, as REST gives it
+    # Int64Value in JSON form, as REST gives it
+    assert client.metadata("arnn", version=1)["model_spec"]["version"] == "1"
     client.close()
