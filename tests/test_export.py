@@ -1,4 +1,5 @@
-"""TF Serving export: same answers as Keras when loaded without arnn-tf, bad input refused, one shared backbone."""
+"""TF Serving export: same answers as Keras when loaded without arnn-tf, bad input refused,
+one shared backbone."""
 
 import dataclasses
 import io
@@ -23,22 +24,28 @@ from arnn_tf.tasks import TaskPart
 from bad_images import BAD_FILES, png_bomb
 
 LOADER = Path(__file__).with_name("model_server_loader.py")
+NO_SERVING_API = "tensorflow-serving-api (the serving extra) is not installed"
 
 
 def _program(backbone, shape, classes, task_name, seed):
     """A random-W program on ``backbone`` (tiny_cnn, seed 3) and its Keras model."""
     model = build_reprogrammed_model(backbone, shape, classes, label_map="random", seed=seed)
     model.program.weight.assign(np.random.default_rng(seed).normal(size=model.program.weight.shape))
-    saved = SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=3, task_name=task_name,
+    saved = SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=3,
+                                    task_name=task_name,
                                     class_names=[f"class {k}" for k in range(classes)])
     return saved, model
 
 
 def _multi_task_program(backbone):
-    """A random-W program for a combined task "gray+rgb" (classes gray/0..2, rgb/0..1), two ImageNet classes each."""
+    """A random-W program for a combined task "gray+rgb" (classes gray/0..2, rgb/0..1).
+
+    Each class maps to two ImageNet classes.
+    """
     model = build_reprogrammed_model(backbone, (10, 10, 3), 5, label_map="random:2", seed=5)
     model.program.weight.assign(np.random.default_rng(5).normal(size=model.program.weight.shape))
-    saved = SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=3, task_name="gray+rgb",
+    saved = SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=3,
+                                    task_name="gray+rgb",
                                     class_names=["gray/0", "gray/1", "gray/2", "rgb/0", "rgb/1"],
                                     parts=(TaskPart("gray", 0, 3), TaskPart("rgb", 3, 2)))
     return saved, model
@@ -64,7 +71,10 @@ def _jpeg(pixels):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """One-program, two-program (at most 50000 pixels) and multi-task exports, the Keras models, test images."""
+    """One-program, two-program (at most 50000 pixels) and multi-task exports.
+
+    Also the Keras models and test images.
+    """
     root = tmp_path_factory.mktemp("export")
     backbone = build_backbone("tiny_cnn", None, seed=3)
     color, color_model = _program(backbone, (10, 10, 3), 3, "Toy Task", seed=1)
@@ -93,14 +103,18 @@ def exported(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def served(exported):
-    """Runs tests/model_server_loader.py on good and bad requests in a fresh Python without arnn_tf."""
+    """Runs tests/model_server_loader.py on good and bad requests, in a fresh Python.
+
+    That Python never imports arnn_tf, as the model server would not.
+    """
     root, images = exported["root"], exported["images"]
     cases = []
 
     def case(key, export, signature, name, value):
         path = root / f"{key}.npy"
         np.save(path, value, allow_pickle=value.dtype == object)
-        cases.append({"key": key, "export": str(export), "signature": signature, "inputs": {name: str(path)}})
+        cases.append({"key": key, "export": str(export), "signature": signature,
+                      "inputs": {name: str(path)}})
 
     color, gray = images["toy_task"], images["digits"]
     color_png = np.array([_png(i) for i in color], dtype=object)
@@ -109,9 +123,13 @@ def served(exported):
     case("single_bytes", exported["single"], "predict_bytes", "image_bytes", color_png)
     case("bad_shape", exported["single"], "serving_default", "images", color[:, :8])
     case("bad_dtype", exported["single"], "serving_default", "images", color.astype("float32"))
-    case("corrupt", exported["single"], "predict_bytes", "image_bytes", np.array([b"not an image"], dtype=object))
-    case("truncated", exported["single"], "predict_bytes", "image_bytes", np.array([color_png[0][:40]], dtype=object))
-    case("bomb", exported["single"], "predict_bytes", "image_bytes", np.array([png_bomb()], dtype=object))
+    def encoded(*files):
+        return np.array(files, dtype=object)
+
+    case("corrupt", exported["single"], "predict_bytes", "image_bytes", encoded(b"not an image"))
+    case("truncated", exported["single"], "predict_bytes", "image_bytes",
+         encoded(color_png[0][:40]))
+    case("bomb", exported["single"], "predict_bytes", "image_bytes", encoded(png_bomb()))
     case("after_bad", exported["single"], "predict_bytes", "image_bytes", color_png)
     case("multi_color", exported["multi"], "toy_task", "images", color)
     case("multi_gray", exported["multi"], "digits", "images", gray)
@@ -132,7 +150,8 @@ def served(exported):
 def test_layout_is_tf_serving(exported):
     single = exported["single"]
     assert single.name == "1" and exported["multi"].name == "7"
-    assert (single / "saved_model.pb").is_file() and (single / "variables" / "variables.index").is_file()
+    assert (single / "saved_model.pb").is_file()
+    assert (single / "variables" / "variables.index").is_file()
     assert (single / "assets.extra" / WARMUP_FILE).is_file()
     assert [p.name for p in single.parent.iterdir()] == ["1"]  # no staging folder left behind
 
@@ -141,13 +160,15 @@ def test_fresh_process_matches_keras(served, exported):
     out, errors = served
     assert not out["imported_arnn_tf"]
     expected = exported["expected"]
-    for key, program in [("single_pixels", "toy_task"), ("single_bytes", "toy_task"), ("after_bad", "toy_task"),
-                         ("multi_color", "toy_task"), ("multi_gray", "digits"), ("multi_gray_bytes", "digits"),
+    for key, program in [("single_pixels", "toy_task"), ("single_bytes", "toy_task"),
+                         ("after_bad", "toy_task"), ("multi_color", "toy_task"),
+                         ("multi_gray", "digits"), ("multi_gray_bytes", "digits"),
                          ("multi_after_bad", "toy_task"), ("part_whole", "gray_rgb"),
                          ("part_gray", "gray_rgb_gray"), ("part_rgb_bytes", "gray_rgb_rgb")]:
         for loader in ("tf1", "tf2"):
             assert f"{key}/{loader}" not in errors, errors.get(f"{key}/{loader}")
-            np.testing.assert_allclose(out[f"{key}/{loader}"], expected[program], atol=1e-4, err_msg=key)
+            np.testing.assert_allclose(out[f"{key}/{loader}"], expected[program], atol=1e-4,
+                                       err_msg=key)
 
 
 def test_bad_input_is_refused_clearly(served):
@@ -157,8 +178,8 @@ def test_bad_input_is_refused_clearly(served):
     assert "uint8" in errors["bad_dtype/tf1"] and "float" in errors["bad_dtype/tf1"]
     assert "image_bytes[0]: not a JPEG or PNG image" in errors["corrupt/tf1"]
     assert "Invalid PNG" in errors["truncated/tf1"]
-    assert ("image_bytes[0] is 300 x 300 pixels (height x width); images may have at most 50000 pixels"
-            in errors["too_big/tf1"])
+    assert ("image_bytes[0] is 300 x 300 pixels (height x width); "
+            "images may have at most 50000 pixels" in errors["too_big/tf1"])
     assert "image_bytes[0] is 100000 x 100000 pixels" in errors["bomb/tf1"]
     for key in ("bad_shape", "bad_dtype", "corrupt", "truncated", "bomb"):
         assert f"{key}/tf2" in errors
@@ -169,29 +190,36 @@ def test_matches_arnn_predict(exported, tmp_path, capsys):
     for k, pixels in enumerate(exported["images"]["toy_task"]):
         files.append(tmp_path / f"{k}.png")
         files[-1].write_bytes(_png(pixels))
-    assert arnn_main(["predict", "--program", str(exported["root"] / "color"), *map(str, files), "--json"]) == 0
+    program = str(exported["root"] / "color")
+    assert arnn_main(["predict", "--program", program, *map(str, files), "--json"]) == 0
     cli = np.array([p["probabilities"] for p in json.loads(capsys.readouterr().out)])
     loaded = tf.saved_model.load(str(exported["single"]))
-    served = loaded.signatures["predict_bytes"](image_bytes=tf.constant([f.read_bytes() for f in files]))
+    encoded = tf.constant([f.read_bytes() for f in files])
+    served = loaded.signatures["predict_bytes"](image_bytes=encoded)
     np.testing.assert_allclose(served["probabilities"].numpy(), cli, atol=1e-4)
-    assert [n.decode() for n in served["class_names"].numpy()] == [f"class {i}" for i in cli.argmax(1)]
+    assert [n.decode() for n in served["class_names"].numpy()] == [
+        f"class {i}" for i in cli.argmax(1)]
 
 
 def test_bytes_signature_resizes_jpeg_and_limits_pixels(exported, tmp_path):
     photo = np.random.default_rng(0).integers(0, 256, (40, 30, 3)).astype("uint8")
     loaded = tf.saved_model.load(str(exported["single"]))
-    result = loaded.signatures["predict_bytes"](image_bytes=tf.constant([_jpeg(photo), _png(photo)]))
+    encoded = tf.constant([_jpeg(photo), _png(photo)])
+    result = loaded.signatures["predict_bytes"](image_bytes=encoded)
     assert result["probabilities"].shape == (2, 3) and result["class_ids"].dtype == tf.int64
     small = export_programs([exported["programs"]["toy_task"]], tmp_path / "small", max_pixels=1000)
     limited = tf.saved_model.load(str(small)).signatures["predict_bytes"]
     with pytest.raises(tf.errors.InvalidArgumentError, match="at most 1000 pixels"):
         limited(image_bytes=tf.constant([_png(photo)]))
-    assert limited(image_bytes=tf.constant([_png(photo[:20, :20])]))["probabilities"].shape == (1, 3)
+    small_photo = tf.constant([_png(photo[:20, :20])])
+    assert limited(image_bytes=small_photo)["probabilities"].shape == (1, 3)
 
 
 BAD_BYTES_ERRORS = {
-    "bomb.png": r"image_bytes\[1\] is 100000 x 100000 pixels \(height x width\); images may have at most",
-    "bomb.jpg": r"image_bytes\[1\] is 60000 x 60000 pixels \(height x width\); images may have at most",
+    "bomb.png": r"image_bytes\[1\] is 100000 x 100000 pixels \(height x width\); "
+                r"images may have at most",
+    "bomb.jpg": r"image_bytes\[1\] is 60000 x 60000 pixels \(height x width\); "
+                r"images may have at most",
     "truncated.png": "Invalid PNG data",
     "truncated.jpg": "Invalid JPEG data",
     "garbage.png": r"image_bytes\[1\]: not a JPEG or PNG image",
@@ -215,7 +243,8 @@ def test_multi_program_export_shares_one_backbone(exported):
     assert len(backbone) == len(build_backbone("tiny_cnn", None, seed=3).variables)
     assert len(multi) == len(single) + 2  # the second program adds only its W and label-map indices
     assert sorted(name for name, shape in multi if shape == [48, 48, 3]) == [
-        "program_variables/0/.ATTRIBUTES/VARIABLE_VALUE", "program_variables/2/.ATTRIBUTES/VARIABLE_VALUE"]
+        "program_variables/0/.ATTRIBUTES/VARIABLE_VALUE",
+        "program_variables/2/.ATTRIBUTES/VARIABLE_VALUE"]
     signatures = tf.saved_model.load(str(exported["multi"])).signatures
     assert sorted(signatures) == ["digits", "digits_bytes", "toy_task", "toy_task_bytes"]
 
@@ -236,10 +265,12 @@ def test_multi_task_program_has_one_signature_pair_per_part(exported):
             np.testing.assert_allclose(probabilities, expected, atol=1e-5)
             np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
             np.testing.assert_array_equal(result["class_ids"].numpy(), expected.argmax(axis=1))
-            assert [n.decode() for n in result["class_names"].numpy()] == [names[i] for i in expected.argmax(axis=1)]
+            assert [n.decode() for n in result["class_names"].numpy()] == [
+                names[i] for i in expected.argmax(axis=1)]
     whole = loaded.signatures["gray_rgb"](images=tf.constant(images))
-    np.testing.assert_allclose(whole["probabilities"].numpy(), exported["expected"]["gray_rgb"], atol=1e-5)
-    names = exported["programs"]["gray_rgb"].class_names  # the whole program keeps the "PART/" names
+    np.testing.assert_allclose(whole["probabilities"].numpy(), exported["expected"]["gray_rgb"],
+                               atol=1e-5)
+    names = exported["programs"]["gray_rgb"].class_names  # the whole program keeps "PART/" names
     assert [n.decode() for n in whole["class_names"].numpy()] == [
         names[i] for i in exported["expected"]["gray_rgb"].argmax(axis=1)]
 
@@ -248,32 +279,37 @@ def test_part_signatures_share_the_programs_variables(exported):
     single = tf.train.list_variables(str(exported["single"] / "variables" / "variables"))
     parts = tf.train.list_variables(str(exported["parts"] / "variables" / "variables"))
     assert len(parts) == len(single)  # backbone, one W and one label map: nothing added per part
-    assert [shape for name, shape in parts if name.startswith("program_variables/")] == [[48, 48, 3], [10]]
+    assert [shape for name, shape in parts
+            if name.startswith("program_variables/")] == [[48, 48, 3], [10]]
 
 
 @pytest.mark.parametrize("export", ["multi", "parts"])
 def test_warmup_records_are_prediction_logs_for_every_signature(exported, export):
     prediction_log_pb2 = pytest.importorskip("tensorflow_serving.apis.prediction_log_pb2",
-                                             reason="tensorflow-serving-api (the serving extra) is not installed")
+                                             reason=NO_SERVING_API)
     path = exported[export] / "assets.extra" / WARMUP_FILE
-    logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(str(path))]
+    logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy())
+            for r in tf.data.TFRecordDataset(str(path))]
     loaded = tf.saved_model.load(str(exported[export]))
-    assert sorted(log.predict_log.request.model_spec.signature_name for log in logs) == sorted(loaded.signatures)
+    assert sorted(log.predict_log.request.model_spec.signature_name
+                  for log in logs) == sorted(loaded.signatures)
     for log in logs:
         request = log.predict_log.request
         inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
-        assert loaded.signatures[request.model_spec.signature_name](**inputs)["probabilities"].shape[0] == 1
+        signature = loaded.signatures[request.model_spec.signature_name]
+        assert signature(**inputs)["probabilities"].shape[0] == 1
 
 
 def test_prediction_log_encoding_matches_the_real_protos():
     prediction_log_pb2 = pytest.importorskip("tensorflow_serving.apis.prediction_log_pb2",
-                                             reason="tensorflow-serving-api (the serving extra) is not installed")
+                                             reason=NO_SERVING_API)
     value = np.arange(6, dtype="uint8").reshape(1, 2, 3)
     expected = prediction_log_pb2.PredictionLog()
     expected.predict_log.request.model_spec.name = "m" * 200  # long enough for multi-byte lengths
     expected.predict_log.request.model_spec.signature_name = "sig"
     expected.predict_log.request.inputs["x"].CopyFrom(tf.make_tensor_proto(value))
-    parsed = prediction_log_pb2.PredictionLog.FromString(prediction_log_bytes("m" * 200, "sig", {"x": value}))
+    encoded = prediction_log_bytes("m" * 200, "sig", {"x": value})
+    parsed = prediction_log_pb2.PredictionLog.FromString(encoded)
     assert parsed == expected
 
 
@@ -283,55 +319,79 @@ def test_refusals(exported, tmp_path):
     other.backbone.seed = 4
     with pytest.raises(ExportError, match="share one backbone"):
         export_programs([toy, other], tmp_path / "x")
-    with pytest.raises(ExportError, match="names must differ"):
+    with pytest.raises(ExportError, match="names must differ") as raised:
         export_programs([toy, toy], tmp_path / "x")
-    with pytest.raises(ExportError, match="already exists"):
+    assert "give each program its own name" in str(raised.value)
+    with pytest.raises(ExportError, match="already exists") as raised:
         export_programs([toy], exported["single"].parent, version=1)
+    assert "pick another version number (the next free one is 2)" in str(raised.value)
     with pytest.raises(ExportError, match="clash"):
         export_programs([toy], tmp_path / "x", names=["serving_default"])
     assert not (tmp_path / "x").exists()
-    assert sanitize_name("tfds:Fashion-MNIST") == "tfds_fashion_mnist" and sanitize_name("3d") == "p_3d"
+    assert sanitize_name("tfds:Fashion-MNIST") == "tfds_fashion_mnist"
+    assert sanitize_name("3d") == "p_3d"
+
+
+def test_library_errors_name_values_not_flags(exported, tmp_path):
+    """Library callers have no command line: refusals name the values and fixes, not flags."""
+    toy = exported["programs"]["toy_task"]
+    refusals = [lambda: export_programs([toy, toy], tmp_path / "x"),
+                lambda: export_programs([toy], exported["single"].parent, version=1),
+                lambda: export_programs([toy, toy], tmp_path / "x", names=["a"]),
+                lambda: export_programs([toy], tmp_path / "x", version=0),
+                lambda: export_programs([toy], tmp_path / "x", max_pixels=0),
+                lambda: export_programs([], tmp_path / "x")]
+    for refuse in refusals:
+        with pytest.raises(ExportError) as raised:
+            refuse()
+        assert "--" not in str(raised.value), raised.value
 
 
 def test_export_command(exported, tmp_path, capsys):
-    args = build_parser().parse_args(["export", "--program", str(exported["root"] / "color"), "--out", str(tmp_path / "m"),
-                              "--name", "squares", "--max-pixels", "5000"])
+    args = build_parser().parse_args(["export", "--program", str(exported["root"] / "color"),
+                                      "--out", str(tmp_path / "m"), "--name", "squares",
+                                      "--max-pixels", "5000"])
     report = export_command(args)
     assert report == {"path": str(tmp_path / "m" / "1"),
-                      "signatures": ["serving_default", "predict_bytes", "squares", "squares_bytes"]}
+                      "signatures": ["serving_default", "predict_bytes", "squares",
+                                     "squares_bytes"]}
     assert "exported to" in capsys.readouterr().out
     assert export_command(args)["path"] == str(tmp_path / "m" / "2")
 
 
 def test_arnn_export_lists_the_part_signatures(exported, tmp_path, capsys):
-    assert arnn_main(["export", "--program", str(exported["root"] / "combined"), "--out", str(tmp_path / "m"),
-                      "--name", "Mixed"]) == 0
+    assert arnn_main(["export", "--program", str(exported["root"] / "combined"),
+                      "--out", str(tmp_path / "m"), "--name", "Mixed"]) == 0
     assert capsys.readouterr().out.strip().endswith(
-        "signatures: serving_default, predict_bytes, mixed, mixed_bytes, mixed_gray, mixed_gray_bytes, "
-        "mixed_rgb, mixed_rgb_bytes")
+        "signatures: serving_default, predict_bytes, mixed, mixed_bytes, mixed_gray, "
+        "mixed_gray_bytes, mixed_rgb, mixed_rgb_bytes")
     assert sorted(tf.saved_model.load(str(tmp_path / "m" / "1")).signatures) == sorted(
-        ["serving_default", "predict_bytes", "mixed", "mixed_bytes", "mixed_gray", "mixed_gray_bytes",
-         "mixed_rgb", "mixed_rgb_bytes"])
+        ["serving_default", "predict_bytes", "mixed", "mixed_bytes", "mixed_gray",
+         "mixed_gray_bytes", "mixed_rgb", "mixed_rgb_bytes"])
 
 
 def test_part_signatures_that_clash_are_refused(exported, tmp_path):
     combined = exported["programs"]["gray_rgb"]
     with pytest.raises(ExportError, match="clash"):
-        export_programs([combined, exported["programs"]["toy_task"]], tmp_path / "x", names=["a", "a_gray"])
+        export_programs([combined, exported["programs"]["toy_task"]], tmp_path / "x",
+                        names=["a", "a_gray"])
     assert not (tmp_path / "x").exists()
 
 
 def test_folder_tasks_are_named_by_their_folders():
-    model = build_reprogrammed_model(build_backbone("tiny_cnn", None, seed=3), (10, 10, 3), 5, seed=5)
+    model = build_reprogrammed_model(build_backbone("tiny_cnn", None, seed=3), (10, 10, 3), 5,
+                                     seed=5)
     saved = SavedProgram.from_model(
-        model, backbone_name="tiny_cnn", weights=None, seed=3, task_name="folder:/data/mnist+folder:/data/cifar10",
+        model, backbone_name="tiny_cnn", weights=None, seed=3,
+        task_name="folder:/data/mnist+folder:/data/cifar10",
         class_names=["mnist/0", "mnist/1", "mnist/2", "cifar10/0", "cifar10/1"],
         parts=(TaskPart("folder:/data/mnist", 0, 3), TaskPart("folder:/data/cifar10", 3, 2)))
     names = program_names([saved], None)
     assert names == ["mnist_cifar10"]
     assert signature_names(names, [saved]) == [
-        "serving_default", "predict_bytes", "mnist_cifar10", "mnist_cifar10_bytes", "mnist_cifar10_mnist",
-        "mnist_cifar10_mnist_bytes", "mnist_cifar10_cifar10", "mnist_cifar10_cifar10_bytes"]
+        "serving_default", "predict_bytes", "mnist_cifar10", "mnist_cifar10_bytes",
+        "mnist_cifar10_mnist", "mnist_cifar10_mnist_bytes", "mnist_cifar10_cifar10",
+        "mnist_cifar10_cifar10_bytes"]
 
 
 def test_concealed_program_exports_with_its_host_image(tmp_path):
@@ -339,11 +399,12 @@ def test_concealed_program_exports_with_its_host_image(tmp_path):
     host = np.random.default_rng(2).integers(0, 256, (48, 48, 3)).astype("uint8")
     model = build_reprogrammed_model(backbone, (10, 10, 3), 3, host_image=host, conceal_scale=0.1)
     model.program.weight.assign(np.random.default_rng(3).normal(size=model.program.weight.shape))
-    saved = SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=3, task_name="hidden",
-                                    class_names=["a", "b", "c"])
+    saved = SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=3,
+                                    task_name="hidden", class_names=["a", "b", "c"])
     images = np.random.default_rng(4).integers(0, 256, (4, 10, 10, 3)).astype("uint8")
     loaded = tf.saved_model.load(str(export_programs([saved], tmp_path / "m")))
-    served = loaded.signatures["serving_default"](images=tf.constant(images))["probabilities"].numpy()
+    result = loaded.signatures["serving_default"](images=tf.constant(images))
+    served = result["probabilities"].numpy()
     np.testing.assert_allclose(served, model.predict(images, verbose=0), atol=1e-5)
 
 
@@ -357,5 +418,6 @@ def test_flip_average_program_exports_averaging_signatures(tmp_path):
     np.testing.assert_allclose(served, (views[0] + views[1]) / 2, atol=1e-5)
     for part in saved.parts:
         expected = (_renormalised(views[0], part) + _renormalised(views[1], part)) / 2
-        served = signatures[f"gray_rgb_{part.name}"](images=tf.constant(images))["probabilities"].numpy()
+        result = signatures[f"gray_rgb_{part.name}"](images=tf.constant(images))
+        served = result["probabilities"].numpy()
         np.testing.assert_allclose(served, expected, atol=1e-5)

@@ -17,7 +17,8 @@ from arnn_tf.export import export_programs
 from arnn_tf.model import build_reprogrammed_model
 from arnn_tf.parsers import build_parser
 from arnn_tf.programs import SavedProgram
-from arnn_tf.serving import GrpcClient, RestClient, ServingError, ServingTimeout, query_command
+from arnn_tf.serving import (GrpcClient, RestClient, ServingError, ServingTimeout, query_command,
+                             signature_input)
 from arnn_tf.serving.retries import with_retries
 from serving_doubles import ExportedModel, RestDouble, grpc_double
 
@@ -150,6 +151,19 @@ def test_unreachable_server_retries_with_backoff():
     assert waits == [0.5, 1.0, 2.0]
     with pytest.raises(ServingError, match="cannot connect"):  # a closed port, for real
         RestClient("http://127.0.0.1:9", timeout=1, retries=1, backoff=0.01).metadata("arnn")
+
+
+def test_signature_input_refusals_name_the_signature_and_its_inputs():
+    def metadata(inputs):
+        signature = {"inputs": {name: {"dtype": "DT_UINT8"} for name in inputs}}
+        return {"metadata": {"signature_def": {"signature_def": {"two": signature}}}}
+
+    with pytest.raises(ValueError, match="no signature 'one'; it has two"):
+        signature_input(metadata(["a"]), "one")
+    with pytest.raises(ValueError, match=r"'two' takes 2 inputs \(a, b\); image files can be sent "
+                                         "only to a signature with one input"):
+        signature_input(metadata(["a", "b"]), "two")
+    assert signature_input(metadata(["a"]), "two") == ("a", "DT_UINT8", [])
 
 
 @pytest.mark.parametrize("signature", ["predict_bytes", "serving_default"])

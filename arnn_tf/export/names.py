@@ -54,7 +54,7 @@ def program_names(programs: Sequence[SavedProgram], names: Sequence[str] | None)
     chosen = [sanitize_name(n) for n in (names if names is not None else defaults)]
     if len(set(chosen)) != len(chosen):
         raise ExportError(f"program names must differ, got {chosen}; "
-                          "give each program a name (--name)")
+                          "give each program its own name")
     signatures = signature_names(chosen, programs)
     reserved = [n for n in chosen if n in SINGLE_PROGRAM_SIGNATURES]
     if reserved or len(set(signatures)) != len(signatures):

@@ -64,8 +64,8 @@ def _version_folder(base: Path, version: int | None) -> Path:
         raise ExportError(f"versions are positive integers, got {version}")
     target = base / str(version)
     if target.exists():
-        raise ExportError(f"{target} already exists; TF Serving versions are immutable, "
-                          "pick another --version")
+        raise ExportError(f"{target} already exists; TF Serving versions are immutable, pick "
+                          f"another version number (the next free one is {next_version(base)})")
     return target
 
 

@@ -16,8 +16,9 @@ def signature_input(metadata: dict[str, Any], signature: str) -> tuple[str, str,
                          f"it has {', '.join(sorted(signatures))}")
     inputs = signatures[signature]["inputs"]
     if len(inputs) != 1:
-        raise ValueError(f"signature {signature!r} takes {len(inputs)} inputs; "
-                         "arnn query sends one")
+        raise ValueError(f"signature {signature!r} takes {len(inputs)} inputs "
+                         f"({', '.join(sorted(inputs))}); image files can be sent only to a "
+                         "signature with one input")
     (name, info), = inputs.items()
     dims = info.get("tensor_shape", {}).get("dim", [])
     return name, info["dtype"], [int(d.get("size", -1)) for d in dims]
