@@ -10,14 +10,19 @@ import tensorflow as tf
 from PIL import Image
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from arnn_tf import tuning
 from arnn_tf.backbones import build_backbone
 from arnn_tf.cli import main
-from arnn_tf.label_maps import frequency_map, source_network, source_probabilities
+from arnn_tf.label_maps import (frequency_map, parse_label_map, source_network,
+                                source_probabilities)
 from arnn_tf.parsers import build_parser
 from arnn_tf.programs import SavedProgram
 from arnn_tf.settings import DEFAULT_SPACE_FILE
 from arnn_tf.tasks import Task
+from arnn_tf.tuning.command import PROJECT_NAME, tune_command
+from arnn_tf.tuning.holdout import holdout_split
+from arnn_tf.tuning.hypermodel import ReprogrammingHyperModel
+from arnn_tf.tuning.space import PARAMETER_DEFAULTS, SearchSpace
+from arnn_tf.tuning.tuner import make_oracle
 
 SPACE = {
     "about": "a small space for tests",
@@ -59,7 +64,7 @@ def tune_args(folder, space, out, *extra):
 def count_fits(monkeypatch, fail_on=None):
     """Counts `ReprogrammingHyperModel.fit` calls; the ``fail_on``-th call is interrupted like Ctrl-C."""
     calls = []
-    fit = tuning.ReprogrammingHyperModel.fit
+    fit = ReprogrammingHyperModel.fit
 
     def counting_fit(self, hp, model, *args, **kwargs):
         calls.append(dict(hp.values))
@@ -67,7 +72,7 @@ def count_fits(monkeypatch, fail_on=None):
             raise KeyboardInterrupt
         return fit(self, hp, model, *args, **kwargs)
 
-    monkeypatch.setattr(tuning.ReprogrammingHyperModel, "fit", counting_fit)
+    monkeypatch.setattr(ReprogrammingHyperModel, "fit", counting_fit)
     return calls
 
 
@@ -75,38 +80,38 @@ def count_fits(monkeypatch, fail_on=None):
 def search(image_folder, space_file, tmp_path_factory):
     """A finished two-trial random search."""
     out = tmp_path_factory.mktemp("search")
-    summary = tuning.tune_command(tune_args(image_folder, space_file, out, "--max-trials", "2", "--steps", "3"))
+    summary = tune_command(tune_args(image_folder, space_file, out, "--max-trials", "2", "--steps", "3"))
     return out, summary
 
 
 def test_space_file_defaults_and_errors(tmp_path):
-    space = tuning.SearchSpace.from_dict(SPACE)
+    space = SearchSpace.from_dict(SPACE)
     assert space["border_width"].value == 0 and space["linf_bound"].value == 0.0
     fitted = space.fit_to(48, 2)
     assert fitted["image_size"].values == (0, 24)
-    assert tuning.SearchSpace.load(DEFAULT_SPACE_FILE).fit_to(224, 10)["learning_rate"].sampling == "log"
+    assert SearchSpace.load(DEFAULT_SPACE_FILE).fit_to(224, 10)["learning_rate"].sampling == "log"
     for bad in ({"parameters": {"lr": {"value": 1.0}}},
                 {"parameters": {"l2": {"min": 1e-3, "max": 1e-6, "sampling": "log"}}},
                 {"parameters": {"batch_size": {"values": [16, 16.5]}}},
                 {"parameters": {"label_map": {"min": 1, "max": 2}}}):
         with pytest.raises(ValueError):
-            tuning.SearchSpace.from_dict(bad)
+            SearchSpace.from_dict(bad)
     with pytest.raises(ValueError, match="first:600"):
-        tuning.SearchSpace.from_dict({"parameters": {"label_map": {"value": "first:600"}}}).fit_to(48, 2)
+        SearchSpace.from_dict({"parameters": {"label_map": {"value": "first:600"}}}).fit_to(48, 2)
 
 
 def test_hypermodel_applies_sampled_values():
     images = np.zeros((20, 16, 16, 3), dtype=np.uint8)
     labels = np.arange(20, dtype=np.int32) % 2
     task = Task("toy", (16, 16, 3), ("a", "b"), lambda split: tf.data.Dataset.from_tensor_slices((images, labels)))
-    space = tuning.SearchSpace.from_dict(SPACE).fit_to(48, 2)
-    hypermodel = tuning.ReprogrammingHyperModel(build_backbone("tiny_cnn", None, seed=0), task, space, seed=3)
+    space = SearchSpace.from_dict(SPACE).fit_to(48, 2)
+    hypermodel = ReprogrammingHyperModel(build_backbone("tiny_cnn", None, seed=0), task, space, seed=3)
     hp = keras_tuner.HyperParameters()
     hypermodel.build(hp)
     hp.values.update(learning_rate=0.123, l2=2e-5, label_map="random:2", image_size=24, batch_size=8)
     model = hypermodel.build(hp)
     assert model.program.l2 == pytest.approx(2e-5) and model.program.image_size == (24, 24)
-    assert model.label_map.groups == tuning.parse_label_map("random:2", 2, seed=3)
+    assert model.label_map.groups == parse_label_map("random:2", 2, seed=3)
     schedule = model.optimizer.get_config()["learning_rate"]["config"]
     assert schedule["initial_learning_rate"] == pytest.approx(0.123)
     assert schedule["decay_steps"] == 2 * 3  # 20 images at batch 8 is 3 steps per epoch
@@ -118,9 +123,9 @@ def test_hypermodel_computes_frequency_label_maps():
     images = np.random.default_rng(0).integers(0, 256, (20, 16, 16, 3), dtype=np.uint8)
     labels = np.arange(20, dtype=np.int32) % 2
     task = Task("toy", (16, 16, 3), ("a", "b"), lambda split: tf.data.Dataset.from_tensor_slices((images, labels)))
-    space = tuning.SearchSpace.from_dict({"parameters": {"label_map": {"value": "frequency"},
+    space = SearchSpace.from_dict({"parameters": {"label_map": {"value": "frequency"},
                                                          "batch_size": {"value": 4}}}).fit_to(48, 2)
-    hypermodel = tuning.ReprogrammingHyperModel(build_backbone("tiny_cnn", None, seed=0), task, space,
+    hypermodel = ReprogrammingHyperModel(build_backbone("tiny_cnn", None, seed=0), task, space,
                                                 steps_per_epoch=2)
     hp = keras_tuner.HyperParameters()
     model = hypermodel.build(hp)
@@ -134,7 +139,7 @@ def test_holdout_split_is_disjoint_and_leaves_test_out():
     images = np.arange(30, dtype=np.uint8).reshape(30, 1, 1, 1).repeat(4, axis=1).reshape(30, 2, 2, 1)
     task = Task("toy", (2, 2, 1), ("a",), lambda split: tf.data.Dataset.from_tensor_slices(
         (images if split == "train" else images[:0], np.zeros(len(images) if split == "train" else 0, np.int32))))
-    split = tuning.holdout_split(task, 5, seed=1)
+    split = holdout_split(task, 5, seed=1)
     train = [int(x[0, 0, 0]) for x, _ in split.dataset("train", 1).unbatch()]
     held = [int(x[0, 0, 0]) for x, _ in split.dataset("test", 1).unbatch()]
     assert len(held) == 5 and split.num_examples("train") == 25 and sorted(train + held) == list(range(30))
@@ -144,7 +149,7 @@ def test_search_writes_results(search):
     out, summary = search
     best = json.loads((out / "best_hparams.json").read_text())
     assert best == summary
-    assert set(best["hyperparameters"]) == set(tuning.PARAMETER_DEFAULTS)
+    assert set(best["hyperparameters"]) == set(PARAMETER_DEFAULTS)
     assert best["hyperparameters"]["image_size"] in (0, 24)  # 96 does not fit the 48-pixel frame
     assert 0.0 <= best["value"] <= 1.0 and 0.0 <= best["test_accuracy"] <= 1.0 and best["test_examples"] == 8
     assert best["train_command"].startswith("arnn train --task folder:")
@@ -169,7 +174,7 @@ def test_trial_checkpoints_hold_the_program_only(search):
     out, _ = search
     program_bytes = max(p.stat().st_size for p in (out / "best_program").iterdir())
     backbone_bytes = sum(w.numpy().nbytes for w in build_backbone("tiny_cnn", None, seed=0).weights)
-    trial_files = [p for p in (out / tuning.PROJECT_NAME).rglob("*") if p.is_file()]
+    trial_files = [p for p in (out / PROJECT_NAME).rglob("*") if p.is_file()]
     assert any(p.name == "W.npy" for p in trial_files)
     assert all(p.stat().st_size <= program_bytes for p in trial_files)
     assert sum(p.stat().st_size for p in trial_files) < backbone_bytes
@@ -190,33 +195,33 @@ def hparams_plugin_data(folder):
 def test_hparams_dashboard_data_in_event_files(search):
     out, _ = search
     [experiment] = hparams_plugin_data(out / "logs")
-    assert {info.name for info in experiment.experiment.hparam_infos} == set(tuning.PARAMETER_DEFAULTS)
+    assert {info.name for info in experiment.experiment.hparam_infos} == set(PARAMETER_DEFAULTS)
     [metric] = experiment.experiment.metric_infos
     assert (metric.name.group, metric.name.tag) == ("validation", "epoch_accuracy")
     for trial_id in ("0", "1"):
         [session] = hparams_plugin_data(out / "logs" / trial_id)
-        assert set(session.session_start_info.hparams) == set(tuning.PARAMETER_DEFAULTS)
+        assert set(session.session_start_info.hparams) == set(PARAMETER_DEFAULTS)
         assert list((out / "logs" / trial_id / "validation").glob("events.out.tfevents.*"))
 
 
 def test_rerun_resumes_without_redoing_finished_trials(image_folder, space_file, tmp_path, monkeypatch):
     calls = count_fits(monkeypatch, fail_on=2)
     with pytest.raises(KeyboardInterrupt):
-        tuning.tune_command(tune_args(image_folder, space_file, tmp_path, "--max-trials", "2", "--steps", "2"))
+        tune_command(tune_args(image_folder, space_file, tmp_path, "--max-trials", "2", "--steps", "2"))
     interrupted = calls[1]
     calls.clear()
-    tuning.tune_command(tune_args(image_folder, space_file, tmp_path, "--max-trials", "2", "--steps", "2"))
+    tune_command(tune_args(image_folder, space_file, tmp_path, "--max-trials", "2", "--steps", "2"))
     assert calls == [interrupted]  # only the interrupted trial runs again
     calls.clear()
-    tuning.tune_command(tune_args(image_folder, space_file, tmp_path, "--max-trials", "2", "--steps", "2"))
+    tune_command(tune_args(image_folder, space_file, tmp_path, "--max-trials", "2", "--steps", "2"))
     assert calls == []
     with pytest.raises(ValueError, match="steps"):
-        tuning.tune_command(tune_args(image_folder, space_file, tmp_path, "--max-trials", "2", "--steps", "5"))
+        tune_command(tune_args(image_folder, space_file, tmp_path, "--max-trials", "2", "--steps", "5"))
 
 
 def test_hyperband_continues_from_the_saved_program(image_folder, space_file, tmp_path, monkeypatch):
     calls = count_fits(monkeypatch)
-    tuning.tune_command(tune_args(image_folder, space_file, tmp_path, "--tuner", "hyperband", "--max-trials", "4",
+    tune_command(tune_args(image_folder, space_file, tmp_path, "--tuner", "hyperband", "--max-trials", "4",
                                   "--epochs", "3"))
     assert [c["tuner/epochs"] for c in calls] == [1, 1, 1, 3]
     continued = calls[3]["tuner/trial_id"]
@@ -227,8 +232,8 @@ def test_hyperband_continues_from_the_saved_program(image_folder, space_file, tm
 
 def test_make_oracle_kinds():
     pytest.importorskip("sklearn")  # keras-tuner's Bayesian oracle needs the keras-tuner[bayesian] extra
-    assert isinstance(tuning.make_oracle("bayesian", "val_accuracy", 3, epochs=1),
+    assert isinstance(make_oracle("bayesian", "val_accuracy", 3, epochs=1),
                       keras_tuner.oracles.BayesianOptimizationOracle)
-    assert tuning.make_oracle("hyperband", "val_loss", 5, epochs=9).max_trials == 5
+    assert make_oracle("hyperband", "val_loss", 5, epochs=9).max_trials == 5
     with pytest.raises(ValueError, match="grid"):
-        tuning.make_oracle("grid", "val_accuracy", 3, epochs=1)
+        make_oracle("grid", "val_accuracy", 3, epochs=1)

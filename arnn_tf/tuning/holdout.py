@@ -1,0 +1,53 @@
+"""The held-out slice of the train split that scores trials, so the test split stays unseen.
+
+Choosing hyper-parameters by test accuracy would make the reported test accuracy optimistic;
+trials are scored on train images set aside instead, and the test split is used once, on
+the best program.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from arnn_tf.settings import MAX_VALIDATION_SIZE
+from arnn_tf.tasks import Task
+
+VALIDATION_FRACTION = 0.1
+
+
+def holdout_split(task: Task, size: int, seed: int = 0) -> Task:
+    """``task`` with ``size`` seeded-random train images moved into its "test" split.
+
+    Trials are scored on this held-out slice so that the real test split plays no part in
+    choosing hyper-parameters. The choice is a numpy permutation, the same whatever
+    TensorFlow's seeds, and the two parts never overlap.
+    """
+    total = task.num_examples("train")
+    if not 0 < size < total:
+        raise ValueError(f"the validation slice must hold 1..{total - 1} of the {total} train "
+                         f"images, got {size}")
+    held = np.zeros(total, dtype=bool)
+    held[np.random.default_rng(seed).choice(total, size=size, replace=False)] = True
+    mask = tf.constant(held)
+
+    def load(split: str) -> tf.data.Dataset:
+        keep = split == "test"
+
+        def in_split(index: tf.Tensor, example: Any) -> tf.Tensor:
+            return tf.equal(mask[index], keep)
+
+        def without_index(index: tf.Tensor, example: Any) -> Any:
+            return example
+
+        ds = task._load("train").enumerate().filter(in_split).map(without_index)
+        return ds.apply(tf.data.experimental.assert_cardinality(size if keep else total - size))
+
+    return Task(task.name, task.image_shape, task.class_names, load)
+
+
+def default_validation_size(task: Task) -> int:
+    """10% of the train split, at most `MAX_VALIDATION_SIZE` images."""
+    return max(1, min(MAX_VALIDATION_SIZE, round(VALIDATION_FRACTION * task.num_examples("train"))))
