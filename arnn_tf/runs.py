@@ -24,7 +24,8 @@ from arnn_tf.recipes import TASK_TO_SET, Recipe, RecipeError
 from arnn_tf.settings import DEFAULT_CONCEAL_SCALE
 from arnn_tf.summaries import ProgramSummaries
 from arnn_tf.tasks import Task, get_task
-from arnn_tf.training import TrainingResult, evaluate_parts, evaluate_program, fit_program
+from arnn_tf.trainers import Trainer, WhiteBoxTrainer
+from arnn_tf.training import TrainingResult, evaluate_parts, evaluate_program
 
 
 def default_out(recipe: Recipe) -> Path:
@@ -35,13 +36,14 @@ def default_out(recipe: Recipe) -> Path:
 def train(recipe: Recipe, out: str | Path | None = None, *, init_program: str | Path | None = None,
           max_minutes: float | None = None, data_dir: str | None = None, strategy: str = "auto",
           precision: str = "float32", logdir: str | Path | None = None, checkpoint_every: int = 100,
-          verbose: bool = True) -> dict[str, Any]:
+          trainer: Trainer | None = None, verbose: bool = True) -> dict[str, Any]:
     """Trains ``recipe`` into ``out`` (default `default_out`) and returns its metrics.
 
     ``init_program`` starts W (and a learned map) from a saved program; ``max_minutes`` stops
     training early, then evaluates and saves as usual; ``strategy`` and ``precision`` are
     `arnn_tf.distribute`'s; checkpoints go to ``OUT/checkpoint`` every ``checkpoint_every``
-    steps. Under a multi-worker strategy only the chief writes anything.
+    steps; ``trainer`` (default `WhiteBoxTrainer`) is how the program learns. Under a
+    multi-worker strategy only the chief writes anything.
     """
     if recipe.task == TASK_TO_SET:
         raise RecipeError(f"recipe {recipe.name!r} needs its task: a folder of your images, "
@@ -59,14 +61,10 @@ def train(recipe: Recipe, out: str | Path | None = None, *, init_program: str | 
         if chief:
             (samples, _), = list(task.sample("train", 3, 3, shuffle=False))
             summaries = ProgramSummaries(logdir or out / "logs", samples.numpy(), hparams=settings)
-        result = fit_program(
-            model, task, steps=recipe.steps, epochs=recipe.epochs, batch_size=recipe.batch_size,
-            learning_rate=recipe.learning_rate, lr_schedule=recipe.lr_schedule,
-            warmup_steps=recipe.warmup_steps, ema_momentum=recipe.ema, max_minutes=max_minutes,
-            seed=recipe.seed, checkpoint_dir=out / "checkpoint", checkpoint_every=checkpoint_every,
-            save_checkpoints=chief, label_map=recipe.label_map, augment=recipe.augment,
-            callbacks=[summaries] if summaries else [], train_program=not recipe.freeze_program,
-            verbose=verbose and chief)
+        result = (trainer or WhiteBoxTrainer()).fit(
+            model, task, recipe, callbacks=[summaries] if summaries else [],
+            checkpoint_dir=out / "checkpoint", checkpoint_every=checkpoint_every,
+            save_checkpoints=chief, max_minutes=max_minutes, verbose=verbose and chief)
         if result.stopped_by_time and verbose and chief:
             print(f"stopped at step {result.steps}: the time limit ({max_minutes} minutes) was "
                   "reached; run the same command again to continue")

@@ -1,4 +1,6 @@
-"""Training a program with `model.fit` on a task's tf.data pipeline (TensorFlow-specific).
+"""The parts of training every trainer shares: schedules, the step and time budget, the
+result, and evaluation on a task's splits; `fit_program`, the white-box trainer called with
+settings one by one (`arnn_tf.trainers` holds the trainers themselves).
 
 Defaults follow the paper and its public re-implementations: Adam, learning rate 0.05
 multiplied by 0.96 every 2 epochs, batch 32, a small lambda on ``||W||^2``.
@@ -13,15 +15,10 @@ import time
 from typing import Any, Sequence
 
 import keras
-import tensorflow as tf
 
-from arnn_tf.checkpoints import ProgramCheckpoint, restore_checkpoint
-from arnn_tf.custom_loop import fit_with_strategy_run, needs_custom_loop
-from arnn_tf.label_maps import SAMPLE_IMAGES, FrequencyLabelMapping, data_driven_kind
 from arnn_tf.model import ReprogrammedModel
-from arnn_tf.progress import StepProgress, keras_verbosity
-from arnn_tf.settings import (DEFAULT_BATCH_SIZE, DEFAULT_L2, DEFAULT_LEARNING_RATE, DEFAULT_STEPS,
-                              LR_SCHEDULES)
+from arnn_tf.progress import keras_verbosity
+from arnn_tf.settings import DEFAULT_BATCH_SIZE, DEFAULT_LEARNING_RATE, DEFAULT_STEPS, LR_SCHEDULES
 from arnn_tf.tasks import Task
 
 DECAY_RATE = 0.96
@@ -102,19 +99,6 @@ class TrainingResult:
     history: dict[str, list[float]]
 
 
-def check_training_numbers(*, batch_size: int, learning_rate: float, epochs: int | None = None,
-                           max_minutes: float | None = None) -> None:
-    """Refuses, by name and value, the numbers no run can use (before any data is read)."""
-    if batch_size < 1:
-        raise ValueError(f"the batch size must be a positive integer, got {batch_size}")
-    if not (math.isfinite(learning_rate) and learning_rate > 0):
-        raise ValueError(f"the learning rate must be a finite number > 0, got {learning_rate}")
-    if epochs is not None and epochs < 1:
-        raise ValueError(f"need at least one epoch, got {epochs}")
-    if max_minutes is not None and not max_minutes > 0:
-        raise ValueError(f"the time limit must be > 0 minutes, got {max_minutes}")
-
-
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:
     """Batches in one pass over ``num_examples`` (the last one may be short)."""
     return max(1, math.ceil(num_examples / batch_size))
@@ -122,105 +106,43 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
 
 def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = None,
                 epochs: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                learning_rate: float = DEFAULT_LEARNING_RATE, lr_schedule: str = "paper", warmup_steps: int = 0,
-                ema_momentum: float | None = None, max_minutes: float | None = None,
-                seed: int = 0, shuffle: bool = True, checkpoint_dir: str | os.PathLike[str] | None = None,
-                checkpoint_every: int = 100, save_checkpoints: bool = True, label_map: str = "first",
+                learning_rate: float = DEFAULT_LEARNING_RATE, lr_schedule: str = "paper",
+                warmup_steps: int = 0, ema_momentum: float | None = None,
+                max_minutes: float | None = None, seed: int = 0, shuffle: bool = True,
+                checkpoint_dir: str | os.PathLike[str] | None = None, checkpoint_every: int = 100,
+                save_checkpoints: bool = True, label_map: str = "first",
                 augment: tuple[str, ...] = (), callbacks: Sequence[keras.callbacks.Callback] = (),
                 train_program: bool = True, verbose: Any = "auto") -> TrainingResult:
-    """Compiles ``model`` with the paper's optimiser and trains it on ``task``'s train split.
+    """Trains ``model`` on ``task`` with `arnn_tf.trainers.WhiteBoxTrainer`, the settings given
+    one by one rather than as a `arnn_tf.recipes.Recipe` (which is what they fill in).
 
     Give ``steps`` (batches) or ``epochs`` (passes over the train split); with neither,
     ``DEFAULT_STEPS`` batches. ``lr_schedule`` is ``"paper"`` or ``"cosine"`` (see
     `learning_rate_schedule`; cosine spans all the steps, resumed ones included, and starts
-    with ``warmup_steps`` of linear warmup). With
-    ``ema_momentum``, the program kept at the end is an exponential moving average of ``W``
-    over the steps (Keras' optimiser EMA), which smooths out where the last steps left it. With
-    ``checkpoint_dir``, the program and optimiser state are saved every ``checkpoint_every``
-    steps, and a later call with the same directory resumes from the last checkpoint (same
-    data order, same learning-rate schedule) and stops at the same total step count. Call it
-    inside ``strategy.scope()`` to train distributed; in a multi-worker run every worker
-    restores but only the chief should ``save_checkpoints``.
-
-    ``label_map`` is the spec the model's map was built from; for ``frequency[:K]`` the map
-    is computed from the network's predictions before training, for ``iterative[:K]`` also
-    before every later epoch (see `arnn_tf.label_maps`). ``augment`` names training-time
-    augmentations of the task images (`arnn_tf.tasks.base.AUGMENTATIONS`), e.g. ``("flip",)``.
-    Without ``train_program``, W keeps its value (zero, or a warm start's) and only a learned
-    label map trains: the control that shows what the program itself adds.
+    with ``warmup_steps`` of linear warmup). With ``ema_momentum``, the program kept at the end
+    is an exponential moving average of ``W`` over the steps. ``label_map`` is the spec the
+    model's map was built from: a frequency map is computed before training, an iterative one
+    also before every later epoch (`arnn_tf.label_maps`). ``augment`` names training-time
+    augmentations of the task images, e.g. ``("flip",)``. Without ``train_program``, W keeps
+    its value and only a learned label map trains: the control that shows what the program
+    adds. Checkpoints, resume and ``max_minutes``: `arnn_tf.trainers.Trainer.fit`.
 
     Raises TrainingDivergedError when the loss stops being finite.
     """
+    from arnn_tf.recipes import Recipe
+    from arnn_tf.trainers import WhiteBoxTrainer  # it builds on this module
+
     if steps is not None and epochs is not None:
         raise ValueError("give steps or epochs, not both")
-    check_training_numbers(batch_size=batch_size, learning_rate=learning_rate, epochs=epochs,
-                           max_minutes=max_minutes)
-    model.program.trainable = train_program
-    if not model.trainable_variables:
-        raise ValueError("nothing to train: the program is held fixed and the label map is not "
-                         "learned (use a learned map such as 'linear')")
-    train_examples = task.num_examples("train")  # counted once: tf.data may have to iterate to count
-    per_epoch = steps_per_epoch(train_examples, batch_size)
-    if steps is None:
-        steps = per_epoch * epochs if epochs is not None else DEFAULT_STEPS
-    if steps < 1:
-        raise ValueError(f"need at least one training step, got {steps}")
-    if ema_momentum is not None and not 0.0 < ema_momentum < 1.0:
-        raise ValueError(f"the EMA momentum must lie strictly between 0 and 1, got {ema_momentum}")
-    schedule = learning_rate_schedule(lr_schedule, learning_rate, per_epoch, steps, warmup_steps)
-    model.compile(optimizer=keras.optimizers.Adam(schedule, use_ema=ema_momentum is not None,
-                                                  ema_momentum=ema_momentum or 0.99))
-    resumed_from = 0
-    if checkpoint_dir is not None:
-        resumed_from = restore_checkpoint(model, checkpoint_dir) or 0
-        if resumed_from and verbose:
-            print(f"resumed from step {resumed_from} (checkpoint in {checkpoint_dir})")
-        if save_checkpoints:
-            callbacks = [*callbacks, ProgramCheckpoint(checkpoint_dir, checkpoint_every)]
-    remaining = steps - resumed_from
-    data_driven = data_driven_kind(label_map)
-    if data_driven is not None:
-        kind, per_class = data_driven
-        sample_size = min(SAMPLE_IMAGES, train_examples)
-        sample = task.sample("train", sample_size, 100, seed=seed)
-        callbacks = [FrequencyLabelMapping(sample, per_class, iterative=kind == "iterative", max_images=sample_size,
-                                           steps_per_epoch=per_epoch, first_step=resumed_from,
-                                           class_names=task.class_names, verbose=bool(verbose)), *callbacks]
-    if remaining <= 0:
-        return TrainingResult(resumed_from, resumed_from, 0.0, 0.0, None, False, {})
-    budget = StepAndTimeBudget(remaining, None if max_minutes is None else 60.0 * max_minutes)
-    # Skipping the batches already trained on replays the uninterrupted run's data order. A run
-    # of one epoch or less never reads an image twice, so it keeps no cache (tf.data would warn
-    # about the half-filled one at exit).
-    data = task.dataset("train", batch_size, shuffle=shuffle, repeat=True, seed=seed,
-                        drop_remainder=True, cache=steps > per_epoch, augment=augment).skip(resumed_from)
-    shown_epoch = min(per_epoch, remaining)  # fit's epoch; the schedule keeps the real epoch
-    callbacks = [keras.callbacks.TerminateOnNaN(), budget, *callbacks]
-    if verbose:
-        callbacks.append(StepProgress(steps, first_step=resumed_from))
-    start = time.perf_counter()
-    if needs_custom_loop(tf.distribute.get_strategy()):
-        history = fit_with_strategy_run(model, data, steps=remaining, global_batch_size=batch_size,
-                                        steps_per_epoch=shown_epoch, callbacks=callbacks)
-    else:
-        history = model.fit(data, epochs=math.ceil(remaining / shown_epoch), steps_per_epoch=shown_epoch,
-                            shuffle=False, callbacks=callbacks, verbose=0).history
-    seconds = time.perf_counter() - start
-    done = resumed_from + budget.steps_done
-    last_loss = history["loss"][-1] if history.get("loss") else float("nan")
-    if not math.isfinite(last_loss):
-        raise TrainingDivergedError(
-            f"the loss became {last_loss} by step {done}; lower the learning rate or lambda (l2)"
-            + (f"; the last good program is in {checkpoint_dir}" if checkpoint_dir is not None else ""))
-    return TrainingResult(
-        steps=done,
-        resumed_from=resumed_from,
-        seconds=seconds,
-        images_per_second=budget.steps_done * batch_size / seconds,
-        train_accuracy=float(history["accuracy"][-1]),
-        stopped_by_time=budget.stopped_by_time,
-        history={key: [float(v) for v in values] for key, values in history.items()},
-    )
+    recipe = Recipe(steps=DEFAULT_STEPS if steps is None and epochs is None else steps,
+                    epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                    lr_schedule=lr_schedule, warmup_steps=warmup_steps, ema=ema_momentum,
+                    label_map=label_map, augment=augment, seed=seed,
+                    freeze_program=not train_program)
+    return WhiteBoxTrainer().fit(
+        model, task, recipe, callbacks=callbacks, checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every, save_checkpoints=save_checkpoints,
+        max_minutes=max_minutes, shuffle=shuffle, verbose=bool(verbose))
 
 
 def evaluate_program(model: ReprogrammedModel, task: Task, split: str = "test",

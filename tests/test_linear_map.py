@@ -67,10 +67,11 @@ def test_only_the_program_and_the_map_train_and_the_backbone_is_unchanged():
 def test_the_control_holds_the_program_at_zero_and_trains_the_map():
     model = toy_model()
     kernel_before, _ = model.label_map.parameters()
-    fit_program(model, toy_task(), steps=6, batch_size=8, train_program=False, verbose=0)
+    fit_program(model, toy_task(), steps=6, batch_size=8, label_map="linear", train_program=False,
+                verbose=0)
     assert not np.any(keras.ops.convert_to_numpy(model.program.weight.value))
     assert not np.allclose(model.label_map.parameters()[0], kernel_before)
-    with pytest.raises(ValueError, match="nothing to train"):
+    with pytest.raises(ValueError, match="needs a learned label map"):
         fit_program(toy_model("first"), toy_task(), steps=1, batch_size=8, train_program=False)
 
 

@@ -132,7 +132,7 @@ class RecordProgram(keras.callbacks.Callback):
 
 @pytest.mark.parametrize("loop", ["fit", "strategy_run"])
 def test_ema_keeps_the_moving_average_of_the_program(loop, monkeypatch):
-    monkeypatch.setattr("arnn_tf.training.needs_custom_loop", lambda strategy: loop == "strategy_run")
+    monkeypatch.setattr("arnn_tf.trainers.needs_custom_loop", lambda strategy: loop == "strategy_run")
     model, recorder = toy_model(), RecordProgram()
     fit_program(model, toy_task(), steps=6, batch_size=8, ema_momentum=0.5, callbacks=[recorder], verbose=0)
     expected = recorder.weights[0]
@@ -224,7 +224,7 @@ def test_progress_in_a_log_is_a_plain_line_every_n_steps_counted_from_the_resume
 
 
 def test_fit_refuses_numbers_no_run_can_use():
-    with pytest.raises(ValueError, match="batch size must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="'batch_size' must be a positive integer, got 0"):
         fit_program(toy_model(), toy_task(), steps=1, batch_size=0)
-    with pytest.raises(ValueError, match="learning rate must be a finite number > 0, got -1"):
+    with pytest.raises(ValueError, match="'learning_rate' must be a number > 0, got -1"):
         fit_program(toy_model(), toy_task(), steps=1, learning_rate=-1.0)
