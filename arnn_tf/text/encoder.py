@@ -1,0 +1,119 @@
+"""Token patches: text as an image for a frozen ImageNet classifier (Neekhara et al., WACV 2022).
+
+Each token id owns a learned p x p x 3 patch, ``tanh(table[id])``; a sequence of ids becomes an
+n x n frame in [-1, 1] by laying its tokens' patches on the frame's (n/p) x (n/p) grid in
+row-major order. Like `arnn_tf.layers`, the layer uses `keras.ops` only, so it runs on any
+Keras backend, and round-trips through `get_config`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+from keras import ops
+
+PADDING_ID = 0
+"""The padding token id, the one `keras.layers.TextVectorization` fills short sequences with."""
+
+
+@keras.saving.register_keras_serializable(package="arnn_tf")
+class TokenPatchEncoder(keras.layers.Layer):
+    """Token ids [batch, length] to frames [batch, n, n, 3] in [-1, 1], one learned patch a token.
+
+    Slot i of the row-major (n/p) x (n/p) grid holds token i's patch ``tanh(table[id])``
+    reshaped to p x p x 3. A sequence fills at most ``slots = (n/p)**2`` slots: longer ones are
+    cut, shorter ones are padded with `PADDING_ID`. A sequence ends after its last token that is
+    not `PADDING_ID`; every slot past that end repeats the last real token's patch (as in the
+    paper), so short texts still cover the whole frame. An empty sequence (all padding, or
+    length 0) has its first id, the padding token, as last token: every slot then shows the
+    padding token's patch, a learned "no text" frame.
+
+    Ids must lie in ``0 .. vocabulary_size - 1`` (TextVectorization's ids do, with 1 its
+    out-of-vocabulary id); the table row of every id, padding included, is trained.
+
+    Args:
+        vocabulary_size: rows of the table, e.g. ``TextVectorization.vocabulary_size()``.
+        frame_size: n, the backbone's input width and height.
+        patch_size: p, the side of one token's patch; n must be a multiple of p.
+        embeddings_initializer: the table's initializer (on tanh's linear part by default, so
+            patches start as small, distinct values around grey).
+    """
+
+    def __init__(
+        self,
+        vocabulary_size: int,
+        frame_size: int = 224,
+        patch_size: int = 16,
+        embeddings_initializer: str | dict[str, Any] | keras.initializers.Initializer = (
+            "random_uniform"
+        ),
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("name", "token_patch_encoder")
+        super().__init__(**kwargs)
+        if vocabulary_size < 1 or patch_size < 1 or frame_size < 1:
+            raise ValueError(
+                f"vocabulary_size, frame_size and patch_size must be positive, got "
+                f"{vocabulary_size}, {frame_size} and {patch_size}")
+        if frame_size % patch_size:
+            raise ValueError(
+                f"frame_size {frame_size} is not a multiple of patch_size {patch_size}: the "
+                f"token patches would not tile the frame; pick a patch size that divides it")
+        self.vocabulary_size = int(vocabulary_size)
+        self.frame_size = int(frame_size)
+        self.patch_size = int(patch_size)
+        self.grid = self.frame_size // self.patch_size
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        self.table = self.add_weight(
+            name="table",
+            shape=(self.vocabulary_size, self.patch_size * self.patch_size * 3),
+            initializer=self.embeddings_initializer,
+            trainable=True,
+        )
+
+    @property
+    def slots(self) -> int:
+        """How many tokens fit on one frame: (n/p) squared."""
+        return self.grid * self.grid
+
+    @property
+    def program_mask(self) -> np.ndarray:
+        """M [n, n, 3]: where a frame program may add to the canvas, everywhere (all ones).
+
+        The token patches cover the whole frame and carry no fixed content to protect, so a
+        program shared by all frames may add on top of every pixel (then clip to [-1, 1]).
+        """
+        return np.ones((self.frame_size, self.frame_size, 3), dtype="float32")
+
+    def slot_ids(self, ids: Any) -> Any:
+        """The id shown in each slot [batch, slots]: cut or padded, then the last real token
+        repeated past the sequence's end (the padding id for an empty sequence)."""
+        ids = ops.cast(ids, "int32")
+        padded = ops.pad(ids, ((0, 0), (0, self.slots)), constant_values=PADDING_ID)
+        ids = padded[:, : self.slots]
+        positions = ops.arange(self.slots, dtype="int32")
+        real = ops.where(ops.not_equal(ids, PADDING_ID), positions[None, :], -1)
+        last = ops.maximum(ops.max(real, axis=1, keepdims=True), 0)
+        return ops.take_along_axis(ids, ops.minimum(positions[None, :], last), axis=1)
+
+    def call(self, ids: Any) -> Any:
+        n, p, g = self.frame_size, self.patch_size, self.grid
+        patches = ops.tanh(ops.take(self.table, self.slot_ids(ids), axis=0))
+        patches = ops.reshape(patches, (-1, g, g, p, p, 3))
+        rows = ops.transpose(patches, (0, 1, 3, 2, 4, 5))  # grid row, pixel row, grid col, ...
+        return ops.cast(ops.reshape(rows, (-1, n, n, 3)), self.compute_dtype)
+
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
+        return (input_shape[0], self.frame_size, self.frame_size, 3)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            vocabulary_size=self.vocabulary_size,
+            frame_size=self.frame_size,
+            patch_size=self.patch_size,
+            embeddings_initializer=keras.initializers.serialize(self.embeddings_initializer),
+        )
+        return config

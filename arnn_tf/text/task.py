@@ -1,0 +1,239 @@
+"""Text classification tasks read from folders of UTF-8 text files.
+
+Two layouts, chosen per split folder:
+
+* ``PATH/<split>/<class>.txt``: one example per line. Lines are split on "\\n" only (not
+  `str.splitlines`, which would also split on form feeds, "\\u2028" and the like inside a
+  text); a "\\r" before the "\\n" is dropped, and a final "\\n" ends the last line rather
+  than starting an empty one. Empty lines are examples: empty strings.
+* ``PATH/<split>/<class>/*.txt``: one example per file, its text less one final line ending.
+
+Splits: "train", and "test" (else "val" or "validation"). Class names are the sorted class
+names found in both splits. All files are read, and the vectorizer adapted on the train split
+only, when the task is built, so a bad file fails there with a one-line error naming it.
+
+Examples are raw strings: the task's `TextVectorization` turns them into the token ids a
+`TokenPatchEncoder` reads, in the input pipeline or inside an exported model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Callable, Literal
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from arnn_tf.tasks.base import MAX_SHUFFLE_BUFFER, SPLITS
+
+Level = Literal["word", "character"]
+_TEST_SPLITS = ("test", "val", "validation")
+_STANDARDIZE: dict[str, str] = {"word": "lower_and_strip_punctuation", "character": "lower"}
+"""Words drop case and punctuation (Keras' default); characters only case, so punctuation,
+digits and symbols stay tokens of their own."""
+_SPLIT: dict[str, str] = {"word": "whitespace", "character": "character"}
+DEFAULT_MAX_TOKENS = 20_000
+"""Vocabulary cap, padding and out-of-vocabulary ids included (the prototype's)."""
+DEFAULT_SEQUENCE_LENGTH = 196
+"""Token ids per example: the slots of a 224 x 224 frame of 16 x 16 patches, the default
+`TokenPatchEncoder`, so the ids fill the frame exactly."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TextTask:
+    """A text classification task: raw strings with int32 labels, plus the vectorizer for them.
+
+    Not a `arnn_tf.tasks.Task`: that type promises images of a fixed `image_shape`, which text
+    has not, so image code cannot take a text task by mistake. `dataset`, `sample` and
+    `num_examples` are called like `Task`'s and build the same pipeline.
+    """
+
+    name: str
+    class_names: tuple[str, ...]
+    level: Level
+    vectorizer: keras.layers.TextVectorization = dataclasses.field(repr=False, compare=False)
+    """Adapted on the train split; id 0 pads, id 1 is out of vocabulary."""
+    _load: Callable[[str], tf.data.Dataset] = dataclasses.field(repr=False, compare=False)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of target classes (the size of the label mapping)."""
+        return len(self.class_names)
+
+    @property
+    def vocabulary_size(self) -> int:
+        """Token ids the vectorizer gives, the table size a `TokenPatchEncoder` needs."""
+        return int(self.vectorizer.vocabulary_size())
+
+    def dataset(self, split: str, batch_size: int, *, shuffle: bool = False,
+                repeat: bool = False, seed: int = 0, drop_remainder: bool = False,
+                cache: bool = True, augment: tuple[str, ...] = ()) -> tf.data.Dataset:
+        """Batches of ``(texts string [B], labels int32 [B])`` for ``split``, as `Task.dataset`.
+
+        The texts already live in memory, so ``cache`` changes nothing; it is accepted so that
+        callers of `Task.dataset` work unchanged. There are no text augmentations: ``augment``
+        must be empty.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if augment:
+            raise ValueError(f"text task {self.name!r} has no augmentations, got {augment}")
+        ds = self._split(split)
+        if shuffle:
+            ds = ds.shuffle(_shuffle_buffer(ds), seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            ds = ds.repeat()
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    def sample(self, split: str, count: int, batch_size: int, *, shuffle: bool = True,
+               seed: int = 0) -> tf.data.Dataset:
+        """Batches of one fixed choice of ``count`` examples of ``split``, as `Task.sample`."""
+        if count < 1 or batch_size < 1:
+            raise ValueError(
+                f"count and batch_size must be positive, got {count} and {batch_size}")
+        ds = self._split(split)
+        if shuffle:
+            ds = ds.shuffle(_shuffle_buffer(ds), seed=seed, reshuffle_each_iteration=False)
+        return ds.take(count).cache().batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    def num_examples(self, split: str) -> int:
+        """Number of examples in ``split``."""
+        return int(self._split(split).cardinality())
+
+    def _split(self, split: str) -> tf.data.Dataset:
+        """The unbatched data set of a validated split name."""
+        if split not in SPLITS:
+            raise ValueError(
+                f"Unknown split {split!r} for task {self.name!r}; expected one of {SPLITS}")
+        return self._load(split)
+
+
+def _shuffle_buffer(ds: tf.data.Dataset) -> int:
+    """A full shuffle up to `MAX_SHUFFLE_BUFFER` examples (in-memory: the size is known)."""
+    return max(1, min(int(ds.cardinality()), MAX_SHUFFLE_BUFFER))
+
+
+def text_task(path: str, task_name: str | None = None, *, level: Level = "word",
+              max_tokens: int = DEFAULT_MAX_TOKENS,
+              sequence_length: int | None = DEFAULT_SEQUENCE_LENGTH) -> TextTask:
+    """The text task in folder ``path`` (see the module docstring), tokenised by ``level``.
+
+    ``sequence_length`` is how many token ids the vectorizer gives per text: longer texts are
+    cut, shorter ones padded with id 0; None pads each batch to its longest text instead.
+    Raises FileNotFoundError for a missing folder or split, ValueError for a bad file.
+    """
+    if level not in _SPLIT:
+        raise ValueError(f"level must be 'word' or 'character', got {level!r}")
+    root = os.path.expanduser(path)
+    if not tf.io.gfile.isdir(root):
+        raise FileNotFoundError(f"Text folder {path!r} does not exist")
+    test_split = _test_split(root)
+    train = _read_split(os.path.join(root, "train"))
+    test = _read_split(os.path.join(root, test_split))
+    class_names = tuple(sorted(set(train) | set(test)))
+    examples = {"train": _labelled(train, class_names), "test": _labelled(test, class_names)}
+    vectorizer = keras.layers.TextVectorization(
+        max_tokens=max_tokens, standardize=_STANDARDIZE[level], split=_SPLIT[level],
+        output_mode="int", output_sequence_length=sequence_length)
+    vectorizer.adapt(tf.data.Dataset.from_tensor_slices(examples["train"][0]).batch(1024))
+
+    def load(split: str) -> tf.data.Dataset:
+        texts, labels = examples[split]
+        return tf.data.Dataset.from_tensor_slices((texts, labels))
+
+    return TextTask(name=task_name or f"text:{path}", class_names=class_names, level=level,
+                    vectorizer=vectorizer, _load=load)
+
+
+def _test_split(root: str) -> str:
+    """The first of "test", "val", "validation" present under ``root``, checking "train" too."""
+    present = [s for s in ("train", *_TEST_SPLITS) if tf.io.gfile.isdir(os.path.join(root, s))]
+    if "train" not in present:
+        raise FileNotFoundError(f"Text folder {root!r} has no 'train' split folder")
+    for split in _TEST_SPLITS:
+        if split in present:
+            return split
+    raise FileNotFoundError(
+        f"Text folder {root!r} has no test split folder: looked for {list(_TEST_SPLITS)}")
+
+
+def _labelled(by_class: dict[str, list[str]], class_names: tuple[str, ...]
+              ) -> tuple[tf.Tensor, tf.Tensor]:
+    """(texts tf.string [N], labels int32 [N]) of one split, classes in ``class_names`` order."""
+    ids = {name: label for label, name in enumerate(class_names)}
+    texts = [text for name in sorted(by_class) for text in by_class[name]]
+    labels = [ids[name] for name in sorted(by_class) for _ in by_class[name]]
+    return (tf.constant(texts, dtype=tf.string, shape=(len(texts),)),
+            tf.constant(np.asarray(labels, dtype="int32"), shape=(len(labels),)))
+
+
+def _read_split(split_dir: str) -> dict[str, list[str]]:
+    """Examples by class name of one split folder, in either layout (not both at once)."""
+    entries = sorted(e.rstrip("/") for e in tf.io.gfile.listdir(split_dir)
+                     if not e.startswith("."))
+    folders = [e for e in entries if tf.io.gfile.isdir(os.path.join(split_dir, e))]
+    files = [e for e in entries if e.endswith(".txt") and e not in folders]
+    if folders and files:
+        raise ValueError(f"Split folder {split_dir!r} mixes class files and class folders; "
+                         f"use one layout: <class>.txt or <class>/*.txt")
+    if not folders and not files:
+        raise ValueError(f"Split folder {split_dir!r} has no <class>.txt files or class folders")
+    if files:
+        return {f[: -len(".txt")]: _lines(os.path.join(split_dir, f)) for f in files}
+    return {name: _documents(os.path.join(split_dir, name)) for name in folders}
+
+
+def _lines(path: str) -> list[str]:
+    """The examples of a one-example-per-line class file."""
+    text = _decoded(path)
+    if not text:
+        raise ValueError(f"Class file {path!r} is empty: it needs at least one example line")
+    lines = text[:-1].split("\n") if text.endswith("\n") else text.split("\n")
+    return [line.removesuffix("\r") for line in lines]
+
+
+def _documents(folder: str) -> list[str]:
+    """The examples of a one-example-per-file class folder, in file name order."""
+    names = sorted(n for n in tf.io.gfile.listdir(folder)
+                   if n.endswith(".txt") and not n.startswith("."))
+    if not names:
+        raise ValueError(f"Class folder {folder!r} has no .txt files")
+    return [_without_line_ending(_decoded(os.path.join(folder, n))) for n in names]
+
+
+def _without_line_ending(text: str) -> str:
+    """``text`` less one final "\\n" or "\\r\\n"."""
+    return text.removesuffix("\n").removesuffix("\r") if text.endswith("\n") else text
+
+
+def _decoded(path: str) -> str:
+    """A file's text as strict UTF-8 (a leading byte-order mark dropped), else a ValueError
+    naming the file and line, so one bad file in a large corpus is quick to find."""
+    with tf.io.gfile.GFile(path, "rb") as f:
+        data = f.read()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ValueError(f"{path}, line {line}: not UTF-8 text ({error.reason} at byte "
+                         f"{error.start})") from None
+
+
+def vectorizer_state(vectorizer: keras.layers.TextVectorization) -> dict[str, Any]:
+    """The vectorizer as JSON-ready data, its config and vocabulary, for `restored_vectorizer`.
+
+    TextVectorization's own config leaves out an adapted vocabulary, so saving the config
+    alone would lose the token ids a trained `TokenPatchEncoder` table is indexed by.
+    """
+    return {"config": vectorizer.get_config(),
+            "vocabulary": [str(token) for token in vectorizer.get_vocabulary()]}
+
+
+def restored_vectorizer(state: dict[str, Any]) -> keras.layers.TextVectorization:
+    """The vectorizer `vectorizer_state` described: same settings, same ids for every text."""
+    vectorizer = keras.layers.TextVectorization.from_config(state["config"])
+    vectorizer.set_vocabulary(state["vocabulary"])
+    return vectorizer
