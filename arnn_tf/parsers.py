@@ -235,21 +235,39 @@ def _add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _add_tune_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Adds ``arnn tune`` to the ``arnn`` command's subparsers."""
-    tune = subparsers.add_parser("tune", help="search hyper-parameters with Keras Tuner")
-    tune.add_argument("--task", default="counting", help="counting, mnist, cifar10, shuffled_mnist, tfds:NAME or folder:PATH")
-    tune.add_argument("--backbone", default="efficientnet_lite0", help="registry name (see `arnn backbones`)")
-    tune.add_argument("--weights", default="imagenet", help="'imagenet', 'none' or a Keras weights file")
+    """Adds ``arnn tune``: a base recipe, the fields the space file varies, and the search."""
+    base = "paper"
+    tune = subparsers.add_parser(
+        "tune", help="search recipe fields with Keras Tuner",
+        description=f"Search the recipe fields the space file names, around a base recipe "
+                    f"(default: {base}); the best trial is saved as a recipe to train with "
+                    "arnn train --recipe.")
+    tune.add_argument("--recipe", default=base, metavar="NAME|FILE|PROGRAM",
+                      help=f"the base recipe: a named recipe ({', '.join(RECIPES)}), a recipe "
+                           f"JSON file or a saved program; default {base}")
+    tune.add_argument("--task", help="default: the recipe's (counting, mnist, cifar10, "
+                                     "shuffled_mnist, tfds:NAME or folder:PATH)")
+    tune.add_argument("--backbone", help="default: the recipe's (see `arnn backbones`)")
+    tune.add_argument("--weights", help="default: the recipe's ('imagenet', 'none' or a Keras "
+                                        "weights file)")
+    tune.add_argument("--seed", type=non_negative_int, help="default: the recipe's")
     tune.add_argument("--tuner", choices=TUNERS, default="random")
-    tune.add_argument("--max-trials", type=positive_int, default=10, help="trials in all (rerun with more to extend a search)")
+    tune.add_argument("--max-trials", type=positive_int, default=10,
+                      help="trials in all (rerun with more to extend a search)")
     length = tune.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=positive_int, help=f"training batches per trial (default {DEFAULT_TRIAL_STEPS})")
-    length.add_argument("--epochs", type=positive_int, help="passes over the training split per trial")
-    tune.add_argument("--objective", default="val_accuracy", help="a metric of the trials, e.g. val_accuracy or val_loss")
-    tune.add_argument("--space", default=str(DEFAULT_SPACE_FILE), help="search-space JSON file (tuning/README.md)")
+    length.add_argument("--steps", type=positive_int,
+                        help=f"training batches per trial (default {DEFAULT_TRIAL_STEPS})")
+    length.add_argument("--epochs", type=positive_int,
+                        help="passes over the training split per trial")
+    tune.add_argument("--objective", default="val_accuracy",
+                      help="a metric of the trials, e.g. val_accuracy or val_loss")
+    tune.add_argument("--space", default=str(DEFAULT_SPACE_FILE),
+                      help="search-space JSON file: recipe fields and their values "
+                           "(tuning/README.md)")
     tune.add_argument("--val-size", type=positive_int,
-                      help=f"train images held out to score trials (default 10%%, at most {MAX_VALIDATION_SIZE})")
-    tune.add_argument("--out", required=True, help="search folder; rerun with the same one to resume")
-    tune.add_argument("--seed", type=non_negative_int, default=0)
+                      help=f"train images held out to score trials (default 10%%, at most "
+                           f"{MAX_VALIDATION_SIZE})")
+    tune.add_argument("--out", required=True,
+                      help="search folder; rerun with the same one to resume")
     tune.add_argument("--data-dir", help="where TFDS keeps data sets (default: TFDS's own)")
     return tune

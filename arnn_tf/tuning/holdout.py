@@ -34,6 +34,7 @@ def holdout_split(task: Task, size: int, seed: int = 0) -> Task:
     mask = tf.constant(held)
 
     def load(split: str) -> tf.data.Dataset:
+        """The train split's held-out images as "test", the rest as "train"."""
         keep = split == "test"
 
         def in_split(index: tf.Tensor, example: Any) -> tf.Tensor:

@@ -1,7 +1,10 @@
-"""`ReprogrammingHyperModel`: one trial's model and training, around a shared frozen backbone.
+"""`ReprogrammingHyperModel`: each trial's recipe, model and training, around one backbone.
 
-Building the backbone once and only a fresh program and label map per trial keeps trials
-cheap: a trial costs its training steps, not a backbone's construction.
+A trial is the base recipe with the space's values (`SearchSpace.recipe`), trained for the
+search's trial length, so its program and its recipe rerun the same way `arnn_tf.runs.train`
+runs any recipe. Building the frozen backbone once, and only a fresh program and label map
+per trial, keeps trials cheap: a trial costs its training steps, not a backbone's
+construction.
 """
 
 from __future__ import annotations
@@ -11,10 +14,15 @@ from typing import Any
 import keras
 import keras_tuner
 
-from arnn_tf.label_maps import SAMPLE_IMAGES, FrequencyLabelMapping, data_driven_kind
+from arnn_tf.backbones import build_backbone
+from arnn_tf.images import read_image
+from arnn_tf.label_maps import (SAMPLE_IMAGES, FrequencyLabelMapping, data_driven_kind,
+                                learned_map_start, parse_label_map)
 from arnn_tf.model import ReprogrammedModel, build_reprogrammed_model
+from arnn_tf.recipes import Recipe
+from arnn_tf.settings import DEFAULT_CONCEAL_SCALE
 from arnn_tf.tasks import Task
-from arnn_tf.training import paper_learning_rate, steps_per_epoch
+from arnn_tf.training import learning_rate_schedule, steps_per_epoch
 from arnn_tf.tuning.space import SearchSpace
 
 VALIDATION_BATCH_SIZE = 64
@@ -22,65 +30,122 @@ LABEL_MAP_BATCH_SIZE = 100
 
 
 class ReprogrammingHyperModel(keras_tuner.HyperModel):
-    """Builds a reprogrammed model for each trial around one shared frozen backbone.
+    """Builds and trains each trial's recipe around one shared frozen backbone.
 
     Args:
-        backbone: the frozen backbone, built once by the caller.
+        base: the recipe every trial starts from; its backbone, weights and seed build the
+            shared backbone, and its seed also seeds data shuffling and random label maps.
         task: trained on its "train" split and scored on its "test" split (pass a
             `holdout_split` so the real test split stays out of the search).
-        space: the search space (see `SearchSpace.fit_to`).
-        steps_per_epoch: batches per Keras epoch; None for one pass over the train split.
-        seed: seeds data shuffling and random label maps.
+        space: the searched fields (see `SearchSpace.fit_to`).
+        steps_per_epoch: batches per Keras epoch (a round); None for one pass over the train
+            split.
+        epochs: rounds per trial when the tuner does not set them (Hyperband does).
     """
 
-    def __init__(self, backbone: keras.Model, task: Task, space: SearchSpace, *,
-                 steps_per_epoch: int | None = None, seed: int = 0) -> None:
+    def __init__(self, base: Recipe, task: Task, space: SearchSpace, *,
+                 steps_per_epoch: int | None = None, epochs: int = 1) -> None:
         super().__init__(name="reprogramming")
-        self.backbone = backbone
+        self.base = base
         self.task = task
         self.space = space
         self.steps_per_epoch = steps_per_epoch
-        self.seed = seed
+        self.epochs = epochs
+        self.backbone = build_backbone(base.backbone, base.weights, seed=base.seed)
+        self.train_examples = task.num_examples("train")
+
+    def round_steps(self, batch_size: int) -> int:
+        """Training batches in one round (Keras epoch) of a trial."""
+        return self.steps_per_epoch or steps_per_epoch(self.train_examples, batch_size)
+
+    def recipe_for(self, values: dict[str, Any]) -> Recipe:
+        """A trial's recipe: the base with the trial's ``values`` (Keras Tuner's, Hyperband's
+        bookkeeping included), trained as long as the trial trains in all."""
+        recipe = self.space.recipe(self.base, values)
+        rounds = values.get("tuner/epochs", self.epochs)
+        length = ({"epochs": rounds} if self.steps_per_epoch is None
+                  else {"steps": rounds * self.steps_per_epoch})
+        return recipe.replace(name=f"{self.base.name}-tuned", **length)
+
+    def check_trial(self, recipe: Recipe, rounds: int) -> None:
+        """Raises ValueError when a trial of ``rounds`` rounds could not train ``recipe`` here:
+        an image larger than the frame, a label map the task cannot have, or warmup as long
+        as the trial."""
+        frame = int(self.backbone.input_shape[1])
+        if recipe.image_size is not None and recipe.image_size > frame:
+            raise ValueError(f"image_size {recipe.image_size} does not fit the backbone's "
+                             f"{frame}-pixel frame")
+        _check_label_map(recipe.label_map, self.task.num_classes,
+                         int(self.backbone.output_shape[-1]))
+        steps = rounds * self.round_steps(recipe.batch_size)
+        if recipe.warmup_steps >= steps:
+            raise ValueError(f"warmup_steps {recipe.warmup_steps} leaves nothing of the shortest "
+                             f"trial's {steps} steps; use fewer warmup steps or longer trials")
 
     def build(self, hp: keras_tuner.HyperParameters) -> ReprogrammedModel:
-        """A fresh (zero) program with the trial's settings, compiled with the paper's
-        optimiser."""
-        values = {p.name: p.declare(hp) for p in self.space.parameters}
-        size = values["image_size"]
+        """A fresh (zero) program with the trial's recipe, compiled with its optimiser."""
+        self.space.declare(hp)
+        recipe = self.recipe_for(hp.values)
+        frame = int(self.backbone.input_shape[1])
+        host_image = (None if recipe.conceal is None
+                      else read_image(recipe.conceal, (frame, frame), 3))
+        size = None if recipe.image_size is None else (recipe.image_size, recipe.image_size)
         model = build_reprogrammed_model(
             self.backbone, self.task.image_shape, self.task.num_classes,
-            label_map=values["label_map"], seed=self.seed,
-            image_size=(size, size) if size else None, border_width=values["border_width"] or None,
-            linf_bound=values["linf_bound"] or None, l2=values["l2"])
-        full_epoch = steps_per_epoch(self.task.num_examples("train"), values["batch_size"])
-        schedule = paper_learning_rate(values["learning_rate"], full_epoch)
-        model.compile(optimizer=keras.optimizers.Adam(schedule))
+            label_map=recipe.label_map, seed=recipe.seed, host_image=host_image,
+            conceal_scale=recipe.conceal_scale or DEFAULT_CONCEAL_SCALE, image_size=size,
+            border_width=recipe.border_width, linf_bound=recipe.linf_bound,
+            program_covers_image=recipe.full_program, l2=recipe.l2,
+            flip_average=recipe.flip_average)
+        model.program.trainable = not recipe.freeze_program
+        model.compile(optimizer=self._optimizer(recipe, hp.values))
         return model
+
+    def _optimizer(self, recipe: Recipe, values: dict[str, Any]) -> keras.optimizers.Adam:
+        """Adam on the recipe's schedule, spanning the steps this trial trains (a continued
+        Hyperband trial starts a fresh optimiser), with the recipe's EMA."""
+        rounds = values.get("tuner/epochs", self.epochs) - values.get("tuner/initial_epoch", 0)
+        schedule = learning_rate_schedule(
+            recipe.lr_schedule, recipe.learning_rate,
+            steps_per_epoch(self.train_examples, recipe.batch_size),
+            rounds * self.round_steps(recipe.batch_size), recipe.warmup_steps)
+        return keras.optimizers.Adam(schedule, use_ema=recipe.ema is not None,
+                                     ema_momentum=recipe.ema or 0.99)
 
     def fit(self, hp: keras_tuner.HyperParameters, model: ReprogrammedModel, *args: Any,
             **kwargs: Any) -> keras.callbacks.History:
         """Trains on the task's train split and validates on its "test" split after every epoch.
 
-        ``kwargs`` go to `model.fit` (epochs, initial_epoch, callbacks, verbose). Data-driven
-        label maps (``frequency[:K]``, ``iterative[:K]``) are computed from the train split as
-        in `arnn_tf.training.fit_program`; a continued trial (``initial_epoch > 0``) keeps a
-        frequency map it was given, and recomputes an iterative one before its first epoch as
-        an uninterrupted trial would. The remapping runs after the other callbacks, so a
+        ``kwargs`` go to `model.fit` (epochs, initial_epoch, callbacks, verbose). With the
+        recipe's EMA, validation and checkpoints see the averaged program. Data-driven label
+        maps (``frequency[:K]``, ``iterative[:K]``) are computed from the train split as in
+        `arnn_tf.runs.train`; a continued trial (``initial_epoch > 0``) keeps a frequency map
+        it was given, and recomputes an iterative one before its first epoch as an
+        uninterrupted trial would. The remapping runs after the other callbacks, so a
         checkpoint holds the map its validation score was measured with.
         """
-        batch_size = hp.get("batch_size")
-        train = self.task.dataset("train", batch_size, shuffle=True, repeat=True, seed=self.seed,
-                                  drop_remainder=True)
+        recipe = self.recipe_for(hp.values)
+        train = self.task.dataset("train", recipe.batch_size, shuffle=True, repeat=True,
+                                  seed=recipe.seed, drop_remainder=True, augment=recipe.augment)
         validation = self.task.dataset("test", VALIDATION_BATCH_SIZE)
-        per_epoch = self.steps_per_epoch or steps_per_epoch(self.task.num_examples("train"),
-                                                            batch_size)
+        per_epoch = self.round_steps(recipe.batch_size)
         callbacks = list(kwargs.pop("callbacks", []))
-        data_driven = data_driven_kind(hp.get("label_map"))
+        if recipe.ema is not None:
+            callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+        data_driven = data_driven_kind(recipe.label_map)
         if data_driven is not None:
             kind, per_class = data_driven
             callbacks.append(FrequencyLabelMapping(
-                self.task.sample("train", SAMPLE_IMAGES, LABEL_MAP_BATCH_SIZE, seed=self.seed),
+                self.task.sample("train", SAMPLE_IMAGES, LABEL_MAP_BATCH_SIZE, seed=recipe.seed),
                 per_class, iterative=kind == "iterative", steps_per_epoch=per_epoch,
                 first_step=kwargs.get("initial_epoch", 0) * per_epoch))
         return model.fit(train, validation_data=validation, steps_per_epoch=per_epoch,
                          shuffle=False, callbacks=callbacks, **kwargs)
+
+
+def _check_label_map(spec: str, num_classes: int, num_source: int) -> None:
+    """Raises ValueError when ``spec`` cannot map ``num_classes`` task classes."""
+    start = learned_map_start(spec)
+    if start is None or start:
+        parse_label_map(spec if start is None else start, num_classes, num_source=num_source)
+

@@ -1,4 +1,4 @@
-"""What a finished search leaves: the leaderboard, the best trial's summary and program.
+"""What a finished search leaves: the leaderboard, the best trial's summary, recipe and program.
 
 The best program is evaluated here, once, on the task's real test split: the only time the
 search touches it.
@@ -15,10 +15,16 @@ from typing import Any, Sequence
 import keras_tuner
 
 from arnn_tf.programs import SavedProgram
+from arnn_tf.recipes import save_recipe
 from arnn_tf.tasks import Task
 from arnn_tf.training import evaluate_program
 from arnn_tf.tuning.space import SearchSpace
 from arnn_tf.tuning.tuner import ProgramTuner
+
+LEADERBOARD_FILE = "leaderboard.csv"
+SUMMARY_FILE = "best_hparams.json"
+BEST_RECIPE_FILE = "best_recipe.json"
+BEST_PROGRAM_DIR = "best_program"
 
 
 def leaderboard_rows(oracle: keras_tuner.Oracle, space: SearchSpace) -> list[dict[str, Any]]:
@@ -49,46 +55,40 @@ def write_leaderboard(rows: Sequence[dict[str, Any]], path: str | os.PathLike[st
         writer.writerows(rows)
 
 
-def train_command_for(values: dict[str, Any], task: str, backbone: str, weights: str | None) -> str:
-    """The `arnn train` command that retrains a program with these hyper-parameters."""
-    parts = ["arnn train", f"--task {task}", f"--backbone {backbone}",
-             f"--weights {weights or 'none'}", f"--lr {values['learning_rate']:.6g}",
-             f"--l2 {values['l2']:.6g}", f"--label-map {values['label_map']}",
-             f"--batch-size {values['batch_size']}"]
-    for name, flag in (("image_size", "--image-size"), ("border_width", "--border-width"),
-                       ("linf_bound", "--linf-bound")):
-        if values[name]:
-            parts.append(f"{flag} {values[name]}")
-    return " ".join(parts)
+def rerun_command(recipe_file: Path) -> str:
+    """The `arnn train` command that retrains the recipe in ``recipe_file`` from scratch."""
+    return f"arnn train --recipe {recipe_file}"
 
 
-def write_results(tuner: ProgramTuner, task: Task, space: SearchSpace, out: Path, *,
-                  task_spec: str, backbone: str, weights: str | None) -> dict[str, Any]:
-    """Leaderboard, best hyper-parameters and the best program, evaluated on the real test
-    split."""
+def write_results(tuner: ProgramTuner, task: Task, out: Path) -> dict[str, Any]:
+    """Leaderboard, the best trial's values and recipe, and its program evaluated on the real
+    test split."""
     oracle = tuner.oracle
+    space = tuner.hypermodel.space
     rows = leaderboard_rows(oracle, space)
-    write_leaderboard(rows, out / "leaderboard.csv")
+    write_leaderboard(rows, out / LEADERBOARD_FILE)
     best = oracle.get_best_trials(1)
     if not best or best[0].status != "COMPLETED":
-        raise ValueError(f"no trial completed; see {out / 'leaderboard.csv'}")
+        raise ValueError(f"no trial completed; see {out / LEADERBOARD_FILE}")
     trial = best[0]
-    values = {p.name: trial.hyperparameters.values[p.name] for p in space.parameters}
+    recipe_file = save_recipe(tuner.trial_recipe(trial), out / BEST_RECIPE_FILE)
     test = evaluate_program(tuner.load_model(trial), task, "test", verbose=0)
     summary = {
         "trial_id": trial.trial_id, "objective": oracle.objective.name,
         "direction": oracle.objective.direction, "value": trial.score,
-        "best_epoch": trial.best_step, "hyperparameters": values,
+        "best_epoch": trial.best_step,
+        "hyperparameters": {p.name: trial.hyperparameters.values[p.name] for p in space.parameters},
         "test_accuracy": test["accuracy"], "test_loss": test["loss"],
         "test_examples": task.num_examples("test"),
         "completed_trials": sum(row["status"] == "COMPLETED" for row in rows), "trials": len(rows),
-        "train_command": train_command_for(values, task_spec, backbone, weights),
+        "recipe_file": str(recipe_file), "train_command": rerun_command(recipe_file),
     }
     saved = SavedProgram.load(tuner.program_dir(trial.trial_id))
-    saved.metrics = {"task": task.name, "backbone": backbone, **summary}
-    saved.save(out / "best_program")
-    (out / "best_hparams.json").write_text(json.dumps(summary, indent=2) + "\n")
+    saved.metrics = {"task": task.name, "backbone": saved.backbone.name, **summary}
+    saved.save(out / BEST_PROGRAM_DIR)
+    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     print(f"best trial {trial.trial_id}: {oracle.objective.name} {trial.score:.4f}, test accuracy "
-          f"{test['accuracy']:.4f}; wrote {out / 'best_hparams.json'}, {out / 'leaderboard.csv'} "
-          f"and {out / 'best_program'}")
+          f"{test['accuracy']:.4f}; wrote {out / SUMMARY_FILE}, {out / LEADERBOARD_FILE}, "
+          f"{out / BEST_PROGRAM_DIR} and {recipe_file}; train it again with: "
+          f"{summary['train_command']}")
     return summary

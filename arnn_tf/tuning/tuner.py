@@ -17,6 +17,7 @@ import keras_tuner
 
 from arnn_tf.model import ReprogrammedModel
 from arnn_tf.programs import SavedProgram
+from arnn_tf.recipes import Recipe
 from arnn_tf.settings import TUNERS
 from arnn_tf.tuning.dashboard import write_trial_hparams
 from arnn_tf.tuning.hypermodel import ReprogrammingHyperModel
@@ -40,6 +41,7 @@ class SaveBestProgram(keras.callbacks.Callback):
         self.best = -math.inf if self.objective.direction == "max" else math.inf
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Saves the program when this epoch's objective beats the trial's best so far."""
         value = self.objective.get_value(logs or {})
         if self.objective.better_than(value, self.best):
             self.best = value
@@ -54,24 +56,21 @@ class ProgramTuner(keras_tuner.Tuner):
     ``log_dir/<trial_id>`` and its hyper-parameters there as an HParams summary. Hyperband's
     continued trials start from the saved program of the trial they continue.
 
+    Every saved program holds its trial's recipe, so ``arnn train --recipe`` on it retrains
+    that trial from scratch.
+
     Args:
         epochs: Keras epochs per trial (Hyperband sets its own per trial).
         log_dir: TensorBoard folder, one run per trial.
-        backbone_name, weights, seed: how the hypermodel's backbone was built, recorded in
-            every saved program so it can be reattached later.
     """
 
     hypermodel: ReprogrammingHyperModel
 
     def __init__(self, oracle: keras_tuner.Oracle, hypermodel: ReprogrammingHyperModel, *,
-                 epochs: int, log_dir: str | os.PathLike[str], backbone_name: str,
-                 weights: str | None, seed: int, **kwargs: Any) -> None:
+                 epochs: int, log_dir: str | os.PathLike[str], **kwargs: Any) -> None:
         super().__init__(oracle, hypermodel, **kwargs)
         self.epochs = epochs
         self.log_dir = Path(log_dir)
-        self.backbone_name = backbone_name
-        self.weights = weights
-        self.seed = seed
 
     def run_trial(self, trial: keras_tuner.engine.trial.Trial, *args: Any,
                   **kwargs: Any) -> keras.callbacks.History:
@@ -80,8 +79,9 @@ class ProgramTuner(keras_tuner.Tuner):
         model = self.hypermodel.build(hp)
         if "tuner/trial_id" in hp.values:
             previous = self._load_program(hp.values["tuner/trial_id"])
-            model.program.weight.assign(previous.weight)
-            model.label_map.set_groups(previous.label_groups)
+            previous.warm_start(model, relabel=True)  # W, and a learned map's parameters
+            if previous.learned_map is None:
+                model.label_map.set_groups(previous.label_groups)  # a computed map as it was
         run_dir = self.log_dir / trial.trial_id
         write_trial_hparams(run_dir, self._searched_values(hp), trial.trial_id)
         callbacks = [
@@ -98,13 +98,16 @@ class ProgramTuner(keras_tuner.Tuner):
     def save_model(self, trial_id: str, model: ReprogrammedModel, step: int = 0) -> None:
         """Saves the trial's program (``W`` and settings), not the backbone's weights."""
         task = self.hypermodel.task
-        trial = self.oracle.get_trial(trial_id)
+        recipe = self.trial_recipe(self.oracle.get_trial(trial_id))
         SavedProgram.from_model(
-            model, backbone_name=self.backbone_name, weights=self.weights, seed=self.seed,
+            model, backbone_name=recipe.backbone, weights=recipe.weights, seed=recipe.seed,
             task_name=task.name, class_names=list(task.class_names),
-            label_map_spec=trial.hyperparameters.get("label_map"),
-            metrics={"trial_id": trial_id, "epoch": step},
-        ).save(self.program_dir(trial_id))
+            label_map_spec=recipe.label_map, metrics={"trial_id": trial_id, "epoch": step},
+            recipe=recipe.to_dict()).save(self.program_dir(trial_id))
+
+    def trial_recipe(self, trial: keras_tuner.engine.trial.Trial) -> Recipe:
+        """The recipe ``trial`` trains."""
+        return self.hypermodel.recipe_for(trial.hyperparameters.values)
 
     def load_model(self, trial: keras_tuner.engine.trial.Trial) -> ReprogrammedModel:
         """The trial's best program on the shared backbone."""
@@ -117,6 +120,7 @@ class ProgramTuner(keras_tuner.Tuner):
         return Path(self.get_trial_dir(trial_id)) / "program"
 
     def _load_program(self, trial_id: str) -> SavedProgram:
+        """The trial's best program, as `save_model` left it."""
         return SavedProgram.load(self.program_dir(trial_id))
 
     def _searched_values(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
