@@ -1,0 +1,116 @@
+"""Zeroth-order estimates of the program weight's gradient, from losses at perturbed weights.
+
+BAR (Tsai et al., ICML 2020) estimates the gradient of a loss ``L`` at ``W`` from ``q``
+random unit directions ``U_j``:
+
+    g = (d / q) * sum_j [L(W + beta * U_j) - L(W)] / beta * U_j
+
+where ``d`` is the dimension the directions are drawn from: ``E[d (g.U) U]`` is the gradient
+projected onto that space. With ``antithetic`` pairs, ``[L(W + beta U_j) - L(W - beta U_j)] /
+(2 beta)`` replaces the forward difference: its error is of order ``beta^2``, not ``beta``,
+at the cost of ``q`` more points. A full-resolution program has ``d`` in the hundreds of
+thousands, so ``q`` directions capture about ``sqrt(q / d)`` of the gradient's direction;
+with ``resolution`` c, directions are drawn from c x c x 3 grids upsampled (bilinearly) to
+the frame, as the project's prototype did: ``d = 3 c^2`` and the estimate is that of the
+gradient of a smooth program, while ``W`` itself keeps the frame's resolution. Directions
+are masked to the entries the program uses (``M`` in ``tanh(W * M)``).
+
+The losses come from elsewhere (`arnn_tf.black_box.trainer` queries the model for all points
+in one call). Written with numpy and `keras.ops` only, so it works on any Keras backend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import keras
+import numpy as np
+
+DEFAULT_DIRECTIONS = 10
+DEFAULT_BETA = 0.05
+DEFAULT_RESOLUTION = 16
+"""The prototype's settings (`REFERENCE.md`): 16 x 16 x 3 directions, q = 10, beta = 0.05."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ZerothOrderEstimator:
+    """How W's gradient is estimated: ``directions`` (q), ``beta`` (the step along each),
+    ``antithetic`` pairs, and the ``resolution`` of the directions (None: the frame's)."""
+
+    directions: int = DEFAULT_DIRECTIONS
+    beta: float = DEFAULT_BETA
+    antithetic: bool = False
+    resolution: int | None = DEFAULT_RESOLUTION
+
+    def __post_init__(self) -> None:
+        if isinstance(self.directions, bool) or self.directions < 1:
+            raise ValueError(f"directions must be a positive integer, got {self.directions!r}")
+        if not (np.isfinite(self.beta) and self.beta > 0):
+            raise ValueError(f"beta must be a number > 0, got {self.beta!r}")
+        if self.resolution is not None and self.resolution < 1:
+            raise ValueError(f"resolution must be a positive integer or None, got "
+                             f"{self.resolution!r}")
+
+    @property
+    def points_per_step(self) -> int:
+        """Weights whose loss one estimate needs: W itself, then each perturbed W."""
+        return 1 + self.directions * (2 if self.antithetic else 1)
+
+    def dimension(self, mask: np.ndarray) -> int:
+        """d: the number of free entries of the space the directions are drawn from."""
+        if self.resolution is None:
+            return int(np.count_nonzero(mask))
+        return self.resolution * self.resolution * mask.shape[-1]
+
+    def sample(self, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """q random unit directions ``[q, *mask.shape]``, zero where ``mask`` is."""
+        height, width, channels = mask.shape
+        if self.resolution is not None and self.resolution > min(height, width):
+            raise ValueError(f"directions of resolution {self.resolution} are finer than the "
+                             f"{height}x{width} program; use at most {min(height, width)} or None")
+        grid = (height, width) if self.resolution is None else (self.resolution,) * 2
+        draws = rng.standard_normal((self.directions, *grid, channels)).astype("float32")
+        if self.resolution is not None:
+            draws = keras.ops.convert_to_numpy(
+                keras.ops.image.resize(draws, (height, width), interpolation="bilinear"))
+        directions = draws * mask
+        norms = np.sqrt(np.sum(directions ** 2, axis=(1, 2, 3), keepdims=True))
+        if not np.all(norms > 0):
+            raise ValueError("the program has no entries to perturb: its mask is zero everywhere")
+        return directions / norms
+
+    def points(self, weight: np.ndarray, directions: np.ndarray) -> np.ndarray:
+        """``[W, W + beta U_1, ..., W + beta U_q]``, then ``W - beta U_j`` when antithetic."""
+        steps = self.beta * directions
+        if self.antithetic:
+            steps = np.concatenate([steps, -steps])
+        return np.concatenate([weight[None], weight[None] + steps]).astype("float32")
+
+    def gradient(self, losses: Any, directions: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The estimate of dL/dW from the losses at `points` (in the same order)."""
+        losses = np.asarray(losses, dtype="float64")
+        if losses.shape != (self.points_per_step,):
+            raise ValueError(f"an estimate needs {self.points_per_step} losses (W and each "
+                             f"perturbed W), got shape {losses.shape}")
+        q = self.directions
+        if self.antithetic:
+            slopes = (losses[1:q + 1] - losses[q + 1:]) / (2 * self.beta)
+        else:
+            slopes = (losses[1:] - losses[0]) / self.beta
+        estimate = self.dimension(mask) / q * np.tensordot(slopes, directions, axes=1)
+        return estimate.astype("float32")
+
+
+def program_frames(program: keras.layers.Layer, images: Any, weights: np.ndarray) -> np.ndarray:
+    """The frames ``X_adv`` of ``images`` under each program weight in ``weights`` ``[k, ...]``,
+    ``[k * batch, n, n, 3]``; the program's own W is left as it is (`Layer.stateless_call`)."""
+    def values(variables: list[Any], weight: np.ndarray) -> list[Any]:
+        return [weight if v is program.weight else v.value for v in variables]
+
+    frames = []
+    for weight in weights:
+        output, _ = program.stateless_call(values(program.trainable_variables, weight),
+                                           values(program.non_trainable_variables, weight), images)
+        frames.append(keras.ops.convert_to_numpy(output))
+    return np.concatenate(frames)

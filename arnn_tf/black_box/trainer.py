@@ -1,0 +1,183 @@
+"""`BlackBoxTrainer`: trains a program through queries alone (TensorFlow-specific).
+
+Each step sends one query: the frames of the batch under W and under each perturbed W
+(`ZerothOrderEstimator.points`), ``batch * points_per_step`` frames. The loss is computed
+here from the answers through the model's label map, as white-box training computes it
+(cross-entropy of the task probabilities, plus the model's regulariser ``lambda ||W||^2``).
+W's gradient is the zeroth-order estimate of the cross-entropy's plus the regulariser's exact
+gradient; a learned label map gets its exact gradient from the answers (a `tf.GradientTape`
+over the map and the regulariser only: the logits are constants). The backbone's gradient is
+never asked for; the model's own backbone is never called.
+
+The model's Adam optimiser applies both gradients, so checkpoints, resume, schedules and EMA
+work as in white-box training (`arnn_tf.trainers.Trainer.fit`). The directions of step s are
+drawn from ``(recipe.seed, s)``, so a resumed run draws what the uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from arnn_tf.black_box.estimator import (DEFAULT_BETA, DEFAULT_DIRECTIONS, DEFAULT_RESOLUTION,
+                                         ZerothOrderEstimator, program_frames)
+from arnn_tf.black_box.queries import QueryFunction, checked_answer
+from arnn_tf.label_maps import data_driven_kind
+from arnn_tf.model import ReprogrammedModel
+from arnn_tf.recipes import Recipe
+from arnn_tf.trainers import Trainer
+
+
+class BlackBoxTrainer(Trainer):
+    """Trains with zeroth-order estimates of W's gradient from ``query``'s answers.
+
+    ``directions``, ``beta``, ``antithetic`` and ``resolution`` are the
+    `ZerothOrderEstimator`'s. ``max_queries`` bounds the frames this trainer sends: it stops
+    before a step that would go past it. ``queries`` counts the frames sent by this trainer
+    object, that is, in this process: a resumed run starts again from 0 (its earlier steps
+    cost ``batch * points_per_step`` frames each), and ``max_queries`` bounds this process's
+    queries. The callbacks' logs and the history carry "loss", "accuracy" (running means
+    over the epoch, as `model.fit` reports them) and "queries".
+    """
+
+    def __init__(self, query: QueryFunction, *, directions: int = DEFAULT_DIRECTIONS,
+                 beta: float = DEFAULT_BETA, antithetic: bool = False,
+                 resolution: int | None = DEFAULT_RESOLUTION,
+                 max_queries: int | None = None) -> None:
+        if max_queries is not None and max_queries < 1:
+            raise ValueError(f"max_queries must be a positive number of frames, got {max_queries}")
+        self.query = query
+        self.estimator = ZerothOrderEstimator(directions, beta, antithetic, resolution)
+        self.max_queries = max_queries
+        self.queries = 0
+
+    def compile(self, model: ReprogrammedModel,
+                schedule: keras.optimizers.schedules.LearningRateSchedule, recipe: Recipe) -> None:
+        if data_driven_kind(recipe.label_map) is not None:
+            raise ValueError(
+                f"black-box training takes a fixed or learned label map, not {recipe.label_map!r}:"
+                " frequency and iterative maps are computed by running the backbone directly, "
+                "outside the query function (use 'first', 'random', an explicit map or 'linear')")
+        model.compile(optimizer=keras.optimizers.Adam(
+            schedule, use_ema=recipe.ema is not None, ema_momentum=recipe.ema or 0.99))
+
+    def run(self, model: ReprogrammedModel, data: tf.data.Dataset, steps: int,
+            steps_per_epoch: int, callbacks: Sequence[keras.callbacks.Callback],
+            recipe: Recipe) -> dict[str, list[float]]:
+        self._check_budget(model, recipe.batch_size)
+        callback_list = keras.callbacks.CallbackList(list(callbacks), model=model)
+        loss, accuracy = keras.metrics.Mean(), keras.metrics.SparseCategoricalAccuracy()
+        history: dict[str, list[float]] = {"loss": [], "accuracy": [], "queries": []}
+        batches, logs, done = iter(data.take(steps)), {}, 0
+        model.stop_training = False
+        callback_list.on_train_begin()
+        for epoch in range(math.ceil(steps / steps_per_epoch)):
+            if model.stop_training:
+                break
+            callback_list.on_epoch_begin(epoch)
+            loss.reset_state()
+            accuracy.reset_state()
+            for batch in range(min(steps_per_epoch, steps - done)):
+                images, labels = next(batches)
+                callback_list.on_train_batch_begin(batch)
+                try:
+                    step_loss, probabilities = self._step(model, images, labels, recipe.seed)
+                except Exception:  # W is as the last step left it: a checkpoint keeps those steps
+                    callback_list.on_train_end(logs)
+                    raise
+                loss.update_state(step_loss)
+                accuracy.update_state(labels, probabilities)
+                done += 1
+                logs = {"loss": float(loss.result()), "accuracy": float(accuracy.result()),
+                        "queries": self.queries}
+                if not self._affordable(model, recipe.batch_size):
+                    model.stop_training = True
+                callback_list.on_train_batch_end(batch, logs)
+                if model.stop_training:
+                    break
+            for key in history:
+                history[key].append(logs[key])
+            callback_list.on_epoch_end(epoch, logs)
+        model.optimizer.finalize_variable_values(model.trainable_variables)  # EMA, as `fit` does
+        callback_list.on_train_end(logs)
+        return history
+
+    def _step(self, model: ReprogrammedModel, images: tf.Tensor, labels: tf.Tensor,
+              seed: int) -> tuple[float, tf.Tensor]:
+        """One query and one update; returns the loss at W and the task probabilities.
+
+        Everything that can fail (the query, the checks of its answer) comes before the
+        update, so a failed step leaves W and the optimiser as they were.
+        """
+        program = model.program
+        mask = program.mask
+        weight = keras.ops.convert_to_numpy(program.weight.value)
+        directions = None
+        if program.trainable:
+            rng = np.random.default_rng((seed, int(model.optimizer.iterations)))
+            directions = self.estimator.sample(mask, rng)
+        points = weight[None] if directions is None else self.estimator.points(weight, directions)
+        logits = self._ask(model, images, points)
+        losses = _cross_entropies(model, labels, logits[len(images):], len(points) - 1)
+        with tf.GradientTape() as tape:
+            probabilities = model.label_map(logits[:len(images)])
+            cross_entropy = keras.ops.mean(
+                keras.losses.sparse_categorical_crossentropy(labels, probabilities))
+            total = cross_entropy + sum(model.losses)
+        gradients = tape.gradient(total, model.trainable_variables)
+        if directions is not None:
+            losses = np.concatenate([[float(cross_entropy)], losses])
+            estimate = self.estimator.gradient(losses, directions, mask)
+            gradients = [_plus(g, estimate if v is program.weight else None, v)
+                         for g, v in zip(gradients, model.trainable_variables)]
+        model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return float(total), probabilities
+
+    def _ask(self, model: ReprogrammedModel, images: tf.Tensor, points: np.ndarray) -> np.ndarray:
+        """The logits ``[len(points) * batch, classes]`` of the batch under each program
+        weight in ``points``, from one query, checked."""
+        frames = program_frames(model.program, images, points)
+        answer = self.query(frames)
+        self.queries += len(frames)
+        return checked_answer(answer, len(frames), model.label_map.num_source_classes)
+
+    def _per_step(self, model: ReprogrammedModel, batch_size: int) -> int:
+        """Frames one step of ``batch_size`` images queries."""
+        return batch_size * (self.estimator.points_per_step if model.program.trainable else 1)
+
+    def _affordable(self, model: ReprogrammedModel, batch_size: int) -> bool:
+        """Whether one more step stays within ``max_queries``."""
+        return (self.max_queries is None
+                or self.queries + self._per_step(model, batch_size) <= self.max_queries)
+
+    def _check_budget(self, model: ReprogrammedModel, batch_size: int) -> None:
+        """Refuses a budget too small for even one step, which would train nothing."""
+        if not self._affordable(model, batch_size):
+            per_step = self._per_step(model, batch_size)
+            raise ValueError(
+                f"max_queries {self.max_queries} (with {self.queries} frames already sent) leaves "
+                f"too few for one step of {per_step} frames (batch {batch_size} x "
+                f"{per_step // batch_size} program weights); raise max_queries")
+
+
+def _cross_entropies(model: ReprogrammedModel, labels: tf.Tensor, logits: np.ndarray,
+                     points: int) -> np.ndarray:
+    """The mean cross-entropy of the batch under each of ``points`` perturbed programs, from
+    their logits ``[points * batch, classes]`` (the loss's finite differences need no tape)."""
+    if points == 0:
+        return np.zeros(0)
+    probabilities = model.label_map(logits)
+    per_image = keras.losses.sparse_categorical_crossentropy(
+        keras.ops.tile(labels, (points,)), probabilities)
+    return keras.ops.convert_to_numpy(keras.ops.mean(keras.ops.reshape(per_image, (points, -1)),
+                                                     axis=1))
+
+
+def _plus(gradient: Any, estimate: np.ndarray | None, variable: Any) -> Any:
+    """``gradient + estimate``, either of them possibly absent (None: zero)."""
+    total = keras.ops.zeros_like(variable) if gradient is None else gradient
+    return total if estimate is None else total + estimate

@@ -1,0 +1,203 @@
+"""Black-box training: query functions, the zeroth-order estimator and `BlackBoxTrainer`."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from arnn_tf.backbones import build_backbone
+from arnn_tf.black_box import (BlackBoxTrainer, LocalQuery, QueryError, ZerothOrderEstimator,
+                               log_probabilities)
+from arnn_tf.checkpoints import restore_checkpoint
+from arnn_tf.model import build_reprogrammed_model
+from arnn_tf.recipes import RECIPES
+from arnn_tf.tasks import Task
+
+RNG = np.random.default_rng(0)
+IMAGES = RNG.integers(0, 256, (40, 12, 12, 1)).astype("uint8")
+LABELS = (IMAGES.mean(axis=(1, 2, 3)) > 127).astype("int32")
+RECIPE = RECIPES["paper"].replace(steps=4, batch_size=8)
+
+
+def toy_task():
+    return Task("toy", (12, 12, 1), ("a", "b"),
+                lambda split: tf.data.Dataset.from_tensor_slices((IMAGES, LABELS)))
+
+
+def toy_model(backbone=None, label_map="first"):
+    backbone = backbone or build_backbone("tiny_cnn", None, seed=1)
+    return build_reprogrammed_model(backbone, (12, 12, 1), 2, label_map=label_map, l2=1e-4)
+
+
+def cosine(a, b):
+    return float(np.sum(a * b) / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+def estimate(estimator, loss, weight, mask, seed=1):
+    directions = estimator.sample(mask, np.random.default_rng(seed))
+    losses = [loss(point) for point in estimator.points(weight, directions)]
+    return estimator.gradient(losses, directions, mask)
+
+
+@pytest.mark.parametrize("antithetic", [False, True])
+def test_the_estimate_points_along_the_gradient_of_a_smooth_function(antithetic):
+    a = np.random.default_rng(2).normal(size=(8, 8, 3))
+    def loss(w):
+        return float(np.sum(a * w) + np.sum(np.sin(w)) + 0.5 * np.sum(w ** 2))
+    weight = np.random.default_rng(3).normal(size=(8, 8, 3)).astype("float32")
+    gradient = a + np.cos(weight) + weight
+    mask = np.ones((8, 8, 3), "float32")
+    estimator = ZerothOrderEstimator(192, 0.01, antithetic, resolution=None)
+    assert cosine(estimate(estimator, loss, weight, mask), gradient) > 0.5
+    assert cosine(estimate(ZerothOrderEstimator(2, 0.01, antithetic, None), loss, weight,
+                           mask), gradient) < 0.5  # few directions, a rough estimate
+
+
+def test_coarse_directions_estimate_a_smooth_gradient_with_few_queries():
+    smooth = keras.ops.convert_to_numpy(keras.ops.image.resize(
+        np.random.default_rng(4).normal(size=(1, 4, 4, 3)).astype("float32"), (48, 48)))[0]
+    def loss(w):
+        return float(np.sum(smooth * w))
+    mask = np.ones((48, 48, 3), "float32")
+    weight = np.zeros((48, 48, 3), "float32")
+    coarse = estimate(ZerothOrderEstimator(48, 0.01, resolution=4), loss, weight, mask)
+    full = estimate(ZerothOrderEstimator(48, 0.01, resolution=None), loss, weight, mask)
+    assert cosine(coarse, smooth) > 0.6 > 0.2 > cosine(full, smooth)
+
+
+def test_directions_are_unit_vectors_off_the_mask():
+    mask = np.ones((48, 48, 3), "float32")
+    mask[18:30, 18:30] = 0
+    estimator = ZerothOrderEstimator(5, 0.1, antithetic=True)
+    directions = estimator.sample(mask, np.random.default_rng(0))
+    assert directions.shape == (5, 48, 48, 3) and not directions[:, 18:30, 18:30].any()
+    np.testing.assert_allclose(np.linalg.norm(directions.reshape(5, -1), axis=1), 1, rtol=1e-5)
+    points = estimator.points(np.zeros((48, 48, 3), "float32"), directions)
+    assert len(points) == estimator.points_per_step == 11
+    np.testing.assert_allclose(points[6:], -points[1:6])
+    with pytest.raises(ValueError, match="finer than the 48x48 program"):
+        ZerothOrderEstimator(resolution=64).sample(mask, np.random.default_rng(0))
+
+
+def test_only_the_query_function_touches_the_backbone():
+    model = toy_model()
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model's own backbone was called")
+    model.backbone.call = refuse
+    query = LocalQuery(build_backbone("tiny_cnn", None, seed=1), chunk=32)
+    trainer = BlackBoxTrainer(query, directions=4, beta=0.05)
+    result = trainer.fit(model, toy_task(), RECIPE.replace(steps=3), verbose=False)
+    assert query.queries == trainer.queries == 8 * (4 + 1) * 3 == result.history["queries"][-1]
+    assert np.abs(keras.ops.convert_to_numpy(model.program.weight.value)).max() > 0
+
+
+def test_a_held_program_costs_one_frame_per_image_and_keeps_w():
+    model = toy_model(label_map="linear")
+    query = LocalQuery(model.backbone)
+    recipe = RECIPE.replace(steps=2, label_map="linear", freeze_program=True)
+    BlackBoxTrainer(query).fit(model, toy_task(), recipe, verbose=False)
+    assert query.queries == 8 * 2
+    assert not keras.ops.convert_to_numpy(model.program.weight.value).any()
+
+
+def task_loss(model, query):
+    logits = query(keras.ops.convert_to_numpy(model.program(IMAGES)))
+    return float(keras.ops.mean(keras.losses.sparse_categorical_crossentropy(
+        LABELS, model.label_map(logits))))
+
+
+def test_training_through_queries_lowers_the_loss():
+    model = toy_model()  # a fixed map: only W learns, from the estimates alone
+    query = LocalQuery(model.backbone)
+    before = task_loss(model, query)
+    BlackBoxTrainer(query, directions=10).fit(model, toy_task(), RECIPE.replace(steps=20),
+                                              verbose=False)
+    assert task_loss(model, query) < before - 0.01
+
+
+def test_checkpoints_and_resume_replay_the_uninterrupted_run(tmp_path):
+    straight = toy_model(label_map="linear")
+    recipe = RECIPE.replace(label_map="linear")
+    BlackBoxTrainer(LocalQuery(straight.backbone), directions=3).fit(
+        straight, toy_task(), recipe, verbose=False)
+    first = toy_model(label_map="linear")
+    BlackBoxTrainer(LocalQuery(first.backbone), directions=3).fit(
+        first, toy_task(), recipe.replace(steps=2), checkpoint_dir=tmp_path, verbose=False)
+    resumed = toy_model(label_map="linear")
+    trainer = BlackBoxTrainer(LocalQuery(resumed.backbone), directions=3)
+    result = trainer.fit(resumed, toy_task(), recipe, checkpoint_dir=tmp_path, verbose=False)
+    assert (result.steps, result.resumed_from) == (4, 2)
+    assert trainer.queries == 2 * 8 * 4  # this process's queries: the two steps it trained
+    assert int(resumed.optimizer.iterations.numpy()) == 4
+    for a, b in zip(resumed.trainable_variables, straight.trainable_variables):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+
+
+class BadAfter:
+    """Answers like ``query`` for ``good`` calls, then with ``bad(answer)``."""
+
+    def __init__(self, query, good, bad):
+        self.query, self.good, self.bad = query, good, bad
+
+    def __call__(self, frames):
+        answer = self.query(frames)
+        self.good -= 1
+        return answer if self.good >= 0 else self.bad(answer)
+
+
+def with_nan(answer):
+    answer = answer.copy()
+    answer[3, 7] = np.nan
+    return answer
+
+
+@pytest.mark.parametrize("bad, message", [
+    (lambda answer: answer[:, :999], r"answered shape \(40, 999\) for 40 frames"),
+    (with_nan, r"NaN or infinite values \(1 of 40000\) in 1 of 40 frames \(first: frame 3\)"),
+], ids=["shape", "nan"])
+def test_a_bad_answer_is_refused_and_nothing_is_lost(tmp_path, bad, message):
+    model = toy_model()
+    query = BadAfter(LocalQuery(model.backbone), 2, bad)
+    trainer = BlackBoxTrainer(query, directions=4)
+    with pytest.raises(QueryError, match=message):
+        trainer.fit(model, toy_task(), RECIPE, checkpoint_dir=tmp_path, checkpoint_every=10,
+                    verbose=False)
+    weight = keras.ops.convert_to_numpy(model.program.weight.value).copy()
+    assert int(model.optimizer.iterations.numpy()) == 2
+    restored = toy_model()
+    schedule = keras.optimizers.schedules.CosineDecay(0.05, 4)
+    BlackBoxTrainer(query).compile(restored, schedule, RECIPE)
+    assert restore_checkpoint(restored, tmp_path) == 2  # saved as the failure stopped the run
+    np.testing.assert_array_equal(restored.program.weight.numpy(), weight)
+
+
+def test_the_query_budget_stops_training_before_it_is_exceeded():
+    model = toy_model()
+    trainer = BlackBoxTrainer(LocalQuery(model.backbone), directions=4, max_queries=100)
+    result = trainer.fit(model, toy_task(), RECIPE, verbose=False)
+    assert (result.steps, trainer.queries) == (2, 80)
+    with pytest.raises(ValueError, match="too few for one step of 40 frames"):
+        BlackBoxTrainer(LocalQuery(model.backbone), directions=4, max_queries=30).fit(
+            toy_model(), toy_task(), RECIPE, verbose=False)
+
+
+def test_maps_computed_by_running_the_backbone_are_refused():
+    with pytest.raises(ValueError, match="fixed or learned label map, not 'frequency'"):
+        BlackBoxTrainer(lambda frames: frames).fit(
+            toy_model(), toy_task(), RECIPE.replace(label_map="frequency"), verbose=False)
+
+
+def test_local_queries_refuse_bad_frames_and_answer_logits():
+    backbone = build_backbone("tiny_cnn", None, seed=1)
+    query = LocalQuery(backbone)
+    with pytest.raises(QueryError, match=r"with k >= 1; got shape \(2, 32, 32, 3\)"):
+        query(np.zeros((2, 32, 32, 3), "float32"))
+    with pytest.raises(QueryError, match="finite pixel values in \\[-1, 1\\]"):
+        query(np.full((2, 48, 48, 3), 2.0, "float32"))
+    assert query.queries == 0
+    frames = np.random.default_rng(0).uniform(-1, 1, (3, 48, 48, 3)).astype("float32")
+    logits = query(frames)
+    assert logits.shape == (3, 1000) and query.queries == 3
+    probabilities = lambda frames: keras.ops.convert_to_numpy(keras.ops.softmax(query(frames)))
+    shifted = log_probabilities(probabilities)(frames) - logits  # logits up to a constant per frame
+    np.testing.assert_allclose(shifted, shifted[:, :1].repeat(1000, axis=1), atol=1e-3)
