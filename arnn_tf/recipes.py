@@ -29,8 +29,14 @@ import math
 from pathlib import Path
 from typing import Any
 
-from arnn_tf.settings import (DEFAULT_BATCH_SIZE, DEFAULT_L2, DEFAULT_LEARNING_RATE, DEFAULT_STEPS,
-                              LR_SCHEDULES, checked_augmentations)
+from arnn_tf.settings import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_L2,
+    DEFAULT_LEARNING_RATE,
+    DEFAULT_STEPS,
+    LR_SCHEDULES,
+    checked_augmentations,
+)
 
 DEFAULT_RECIPE = "counting"
 PROGRAM_FILE = "program.json"
@@ -78,8 +84,9 @@ class Recipe:
         """A copy with ``changes``; giving ``steps`` clears ``epochs`` and the other way round."""
         unknown = sorted(set(changes) - set(FIELDS))
         if unknown:
-            raise RecipeError(f"unknown recipe field {', '.join(map(repr, unknown))}; "
-                              f"known: {', '.join(FIELDS)}")
+            raise RecipeError(
+                f"unknown recipe field {', '.join(map(repr, unknown))}; known: {', '.join(FIELDS)}"
+            )
         if changes.get("steps") is not None and "epochs" not in changes:
             changes["epochs"] = None
         if changes.get("epochs") is not None and "steps" not in changes:
@@ -103,44 +110,69 @@ FIELDS: tuple[str, ...] = tuple(field.name for field in dataclasses.fields(Recip
 
 def _check(recipe: Recipe) -> None:
     """Raises RecipeError naming the first field no run can use."""
+
     def refuse(field: str, wanted: str) -> None:
-        raise RecipeError(f"recipe field {field!r} must be {wanted}, got {getattr(recipe, field)!r}")
+        raise RecipeError(
+            f"recipe field {field!r} must be {wanted}, got {getattr(recipe, field)!r}"
+        )
 
     if (recipe.steps is None) == (recipe.epochs is None):
-        raise RecipeError(f"a recipe sets steps or epochs, exactly one; got steps {recipe.steps!r} "
-                          f"and epochs {recipe.epochs!r}")
+        raise RecipeError(
+            f"a recipe sets steps or epochs, exactly one; got steps {recipe.steps!r} "
+            f"and epochs {recipe.epochs!r}"
+        )
     for field in ("steps", "epochs", "batch_size", "image_size", "border_width"):
         value = getattr(recipe, field)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
             refuse(field, "a positive integer")
     for field in ("warmup_steps", "seed"):
         value = getattr(recipe, field)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             refuse(field, "an integer >= 0")
     for field, holds, wanted in (
-            ("learning_rate", lambda v: v > 0, "a number > 0"),
-            ("linf_bound", lambda v: v > 0, "a number > 0"),
-            ("ema", lambda v: 0 < v < 1, "a number strictly between 0 and 1"),
-            ("conceal_scale", lambda v: 0 < v <= 1, "a number in (0, 1]"),
-            ("l2", lambda v: v >= 0, "a number >= 0")):
+        ("learning_rate", lambda v: v > 0, "a number > 0"),
+        ("linf_bound", lambda v: v > 0, "a number > 0"),
+        ("ema", lambda v: 0 < v < 1, "a number strictly between 0 and 1"),
+        ("conceal_scale", lambda v: 0 < v <= 1, "a number in (0, 1]"),
+        ("l2", lambda v: v >= 0, "a number >= 0"),
+    ):
         value = getattr(recipe, field)
         if (value is not None or field in ("learning_rate", "l2")) and not (
-                _is_number(value) and holds(value)):
+            _is_number(value) and holds(value)
+        ):
             refuse(field, wanted)
     if recipe.lr_schedule not in LR_SCHEDULES:
         refuse("lr_schedule", " or ".join(map(repr, LR_SCHEDULES)))
     if recipe.warmup_steps and recipe.lr_schedule != "cosine":
-        raise RecipeError("recipe field 'warmup_steps' needs the cosine schedule "
-                          f"(lr_schedule 'cosine'), not {recipe.lr_schedule!r}")
-    if recipe.conceal_scale is not None and recipe.conceal is None:
-        raise RecipeError("recipe field 'conceal_scale' needs 'conceal' (the host photo)")
+        raise RecipeError(
+            "recipe field 'warmup_steps' needs the cosine schedule "
+            f"(lr_schedule 'cosine'), not {recipe.lr_schedule!r}"
+        )
     if recipe.freeze_program and not recipe.label_map.startswith("linear"):
-        raise RecipeError("recipe field 'freeze_program' holds W fixed, so it needs a learned "
-                          f"label map ('linear...') to train, not {recipe.label_map!r}")
+        raise RecipeError(
+            "recipe field 'freeze_program' holds W fixed, so it needs a learned "
+            f"label map ('linear...') to train, not {recipe.label_map!r}"
+        )
+    _check_concealment(recipe)
     try:
         checked_augmentations(recipe.augment)
     except ValueError as error:
         raise RecipeError(f"recipe field 'augment': {error}") from None
+
+
+def _check_concealment(recipe: Recipe) -> None:
+    """A concealed program tiles the task image over the whole frame: no placement fields."""
+    if recipe.conceal_scale is not None and recipe.conceal is None:
+        raise RecipeError("recipe field 'conceal_scale' needs 'conceal' (the host photo)")
+    placement = [f for f in ("image_size", "border_width", "linf_bound") if getattr(recipe, f)]
+    placement += ["full_program"] if recipe.full_program else []
+    if recipe.conceal is not None and placement:
+        raise RecipeError(
+            "recipe field 'conceal' tiles the task image over the whole frame, so it takes "
+            f"no placement fields; got {', '.join(placement)}"
+        )
 
 
 def _is_number(value: Any) -> bool:
@@ -148,8 +180,13 @@ def _is_number(value: Any) -> bool:
 
 
 _PHOTOS = {"augment": ("flip",), "flip_average": True}
-_FULL_FRAME = {"image_size": 224, "full_program": True, "label_map": "linear",
-               "lr_schedule": "cosine", "steps": 600}
+_FULL_FRAME = {
+    "image_size": 224,
+    "full_program": True,
+    "label_map": "linear",
+    "lr_schedule": "cosine",
+    "steps": 600,
+}
 
 RECIPES: dict[str, Recipe] = {
     "paper": Recipe(name="paper"),
@@ -158,6 +195,16 @@ RECIPES: dict[str, Recipe] = {
     "cifar10": Recipe(name="cifar10", task="cifar10", **_FULL_FRAME, **_PHOTOS),
     "folder": Recipe(name="folder", task=TASK_TO_SET, **_FULL_FRAME, **_PHOTOS),
 }
+
+
+def require_task(recipe: Recipe) -> str:
+    """The recipe's task spec, refusing the ``folder`` recipe's placeholder."""
+    if recipe.task == TASK_TO_SET:
+        raise RecipeError(
+            f"recipe {recipe.name!r} needs its task: a folder of your images, "
+            "task 'folder:/your/images'"
+        )
+    return recipe.task
 
 
 def load_recipe(source: str) -> Recipe:
@@ -169,16 +216,20 @@ def load_recipe(source: str) -> Recipe:
     if path.is_dir():
         path = path / PROGRAM_FILE
     if not path.is_file():
-        raise RecipeError(f"no recipe {source!r}: not one of {', '.join(RECIPES)}, nor a recipe "
-                          "JSON file or saved-program folder")
+        raise RecipeError(
+            f"no recipe {source!r}: not one of {', '.join(RECIPES)}, nor a recipe "
+            "JSON file or saved-program folder"
+        )
     try:
         document = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise RecipeError(f"{path} is not a readable JSON recipe: {error}") from None
     if isinstance(document, dict) and "format" in document:  # a saved program
         if "recipe" not in document:
-            raise RecipeError(f"{path} is a saved program from before recipes were stored; "
-                              "its settings are in its metrics")
+            raise RecipeError(
+                f"{path} is a saved program from before recipes were stored; "
+                "its settings are in its metrics"
+            )
         document = document["recipe"]
     return Recipe.from_dict(document)
 

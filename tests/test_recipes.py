@@ -33,6 +33,7 @@ def test_the_paper_recipe_is_the_papers_settings():
     ({"freeze_program": True}, "needs a learned label map"),
     ({"augment": ["rotate"]}, "unknown augmentation rotate"),
     ({"learning_rte": 0.1}, "unknown recipe field 'learning_rte'"),
+    ({"conceal": "photo.png", "image_size": 20}, "takes no placement fields; got image_size"),
 ])
 def test_bad_fields_are_refused_by_name(changes, message):
     with pytest.raises(RecipeError, match=message.replace("(", r"\(")):

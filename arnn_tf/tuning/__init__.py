@@ -25,5 +25,13 @@ from arnn_tf.tuning.search import tune
 from arnn_tf.tuning.space import Parameter, SearchSpace
 from arnn_tf.tuning.tuner import ProgramTuner, make_oracle
 
-__all__ = ["Parameter", "ProgramTuner", "ReprogrammingHyperModel", "SearchSpace", "holdout_split",
-           "make_oracle", "tune", "tune_command"]
+__all__ = [
+    "Parameter",
+    "ProgramTuner",
+    "ReprogrammingHyperModel",
+    "SearchSpace",
+    "holdout_split",
+    "make_oracle",
+    "tune",
+    "tune_command",
+]

@@ -24,9 +24,19 @@ def tune_command(args: argparse.Namespace) -> dict[str, Any]:
     ``--seed`` applied; trials set the space file's fields on it.
     """
     base = load_recipe(args.recipe).replace(
-        **{name: getattr(args, name) for name in OVERRIDES if getattr(args, name) is not None})
+        **{name: getattr(args, name) for name in OVERRIDES if getattr(args, name) is not None}
+    )
     if base.task == TASK_TO_SET:
         raise ValueError(f"recipe {base.name!r} needs its task: --task folder:/your/images")
-    return tune(base, args.out, SearchSpace.load(args.space), tuner=args.tuner,
-                max_trials=args.max_trials, steps=args.steps, epochs=args.epochs,
-                objective=args.objective, val_size=args.val_size, data_dir=args.data_dir)
+    return tune(
+        base,
+        args.out,
+        SearchSpace.load(args.space),
+        tuner=args.tuner,
+        max_trials=args.max_trials,
+        steps=args.steps,
+        epochs=args.epochs,
+        objective=args.objective,
+        val_size=args.val_size,
+        data_dir=args.data_dir,
+    )

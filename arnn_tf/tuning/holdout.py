@@ -27,8 +27,9 @@ def holdout_split(task: Task, size: int, seed: int = 0) -> Task:
     """
     total = task.num_examples("train")
     if not 0 < size < total:
-        raise ValueError(f"the validation slice must hold 1..{total - 1} of the {total} train "
-                         f"images, got {size}")
+        raise ValueError(
+            f"the validation slice must hold 1..{total - 1} of the {total} train images, got {size}"
+        )
     held = np.zeros(total, dtype=bool)
     held[np.random.default_rng(seed).choice(total, size=size, replace=False)] = True
     mask = tf.constant(held)

@@ -15,12 +15,16 @@ import keras
 import keras_tuner
 
 from arnn_tf.backbones import build_backbone
-from arnn_tf.images import read_image
-from arnn_tf.label_maps import (SAMPLE_IMAGES, FrequencyLabelMapping, data_driven_kind,
-                                learned_map_start, parse_label_map)
-from arnn_tf.model import ReprogrammedModel, build_reprogrammed_model
+from arnn_tf.label_maps import (
+    SAMPLE_IMAGES,
+    FrequencyLabelMapping,
+    data_driven_kind,
+    learned_map_start,
+    parse_label_map,
+)
+from arnn_tf.model import ReprogrammedModel
 from arnn_tf.recipes import Recipe
-from arnn_tf.settings import DEFAULT_CONCEAL_SCALE
+from arnn_tf.runs import build_model
 from arnn_tf.tasks import Task
 from arnn_tf.training import learning_rate_schedule, steps_per_epoch
 from arnn_tf.tuning.space import SearchSpace
@@ -43,8 +47,15 @@ class ReprogrammingHyperModel(keras_tuner.HyperModel):
         epochs: rounds per trial when the tuner does not set them (Hyperband does).
     """
 
-    def __init__(self, base: Recipe, task: Task, space: SearchSpace, *,
-                 steps_per_epoch: int | None = None, epochs: int = 1) -> None:
+    def __init__(
+        self,
+        base: Recipe,
+        task: Task,
+        space: SearchSpace,
+        *,
+        steps_per_epoch: int | None = None,
+        epochs: int = 1,
+    ) -> None:
         super().__init__(name="reprogramming")
         self.base = base
         self.task = task
@@ -63,8 +74,11 @@ class ReprogrammingHyperModel(keras_tuner.HyperModel):
         bookkeeping included), trained as long as the trial trains in all."""
         recipe = self.space.recipe(self.base, values)
         rounds = values.get("tuner/epochs", self.epochs)
-        length = ({"epochs": rounds} if self.steps_per_epoch is None
-                  else {"steps": rounds * self.steps_per_epoch})
+        length = (
+            {"epochs": rounds}
+            if self.steps_per_epoch is None
+            else {"steps": rounds * self.steps_per_epoch}
+        )
         return recipe.replace(name=f"{self.base.name}-tuned", **length)
 
     def check_trial(self, recipe: Recipe, rounds: int) -> None:
@@ -73,30 +87,24 @@ class ReprogrammingHyperModel(keras_tuner.HyperModel):
         as the trial."""
         frame = int(self.backbone.input_shape[1])
         if recipe.image_size is not None and recipe.image_size > frame:
-            raise ValueError(f"image_size {recipe.image_size} does not fit the backbone's "
-                             f"{frame}-pixel frame")
-        _check_label_map(recipe.label_map, self.task.num_classes,
-                         int(self.backbone.output_shape[-1]))
+            raise ValueError(
+                f"image_size {recipe.image_size} does not fit the backbone's {frame}-pixel frame"
+            )
+        _check_label_map(
+            recipe.label_map, self.task.num_classes, int(self.backbone.output_shape[-1])
+        )
         steps = rounds * self.round_steps(recipe.batch_size)
         if recipe.warmup_steps >= steps:
-            raise ValueError(f"warmup_steps {recipe.warmup_steps} leaves nothing of the shortest "
-                             f"trial's {steps} steps; use fewer warmup steps or longer trials")
+            raise ValueError(
+                f"warmup_steps {recipe.warmup_steps} leaves nothing of the shortest "
+                f"trial's {steps} steps; use fewer warmup steps or longer trials"
+            )
 
     def build(self, hp: keras_tuner.HyperParameters) -> ReprogrammedModel:
         """A fresh (zero) program with the trial's recipe, compiled with its optimiser."""
         self.space.declare(hp)
         recipe = self.recipe_for(hp.values)
-        frame = int(self.backbone.input_shape[1])
-        host_image = (None if recipe.conceal is None
-                      else read_image(recipe.conceal, (frame, frame), 3))
-        size = None if recipe.image_size is None else (recipe.image_size, recipe.image_size)
-        model = build_reprogrammed_model(
-            self.backbone, self.task.image_shape, self.task.num_classes,
-            label_map=recipe.label_map, seed=recipe.seed, host_image=host_image,
-            conceal_scale=recipe.conceal_scale or DEFAULT_CONCEAL_SCALE, image_size=size,
-            border_width=recipe.border_width, linf_bound=recipe.linf_bound,
-            program_covers_image=recipe.full_program, l2=recipe.l2,
-            flip_average=recipe.flip_average)
+        model = build_model(recipe, self.task, backbone=self.backbone)
         model.program.trainable = not recipe.freeze_program
         model.compile(optimizer=self._optimizer(recipe, hp.values))
         return model
@@ -106,14 +114,19 @@ class ReprogrammingHyperModel(keras_tuner.HyperModel):
         Hyperband trial starts a fresh optimiser), with the recipe's EMA."""
         rounds = values.get("tuner/epochs", self.epochs) - values.get("tuner/initial_epoch", 0)
         schedule = learning_rate_schedule(
-            recipe.lr_schedule, recipe.learning_rate,
+            recipe.lr_schedule,
+            recipe.learning_rate,
             steps_per_epoch(self.train_examples, recipe.batch_size),
-            rounds * self.round_steps(recipe.batch_size), recipe.warmup_steps)
-        return keras.optimizers.Adam(schedule, use_ema=recipe.ema is not None,
-                                     ema_momentum=recipe.ema or 0.99)
+            rounds * self.round_steps(recipe.batch_size),
+            recipe.warmup_steps,
+        )
+        return keras.optimizers.Adam(
+            schedule, use_ema=recipe.ema is not None, ema_momentum=recipe.ema or 0.99
+        )
 
-    def fit(self, hp: keras_tuner.HyperParameters, model: ReprogrammedModel, *args: Any,
-            **kwargs: Any) -> keras.callbacks.History:
+    def fit(
+        self, hp: keras_tuner.HyperParameters, model: ReprogrammedModel, *args: Any, **kwargs: Any
+    ) -> keras.callbacks.History:
         """Trains on the task's train split and validates on its "test" split after every epoch.
 
         ``kwargs`` go to `model.fit` (epochs, initial_epoch, callbacks, verbose). With the
@@ -125,8 +138,15 @@ class ReprogrammingHyperModel(keras_tuner.HyperModel):
         checkpoint holds the map its validation score was measured with.
         """
         recipe = self.recipe_for(hp.values)
-        train = self.task.dataset("train", recipe.batch_size, shuffle=True, repeat=True,
-                                  seed=recipe.seed, drop_remainder=True, augment=recipe.augment)
+        train = self.task.dataset(
+            "train",
+            recipe.batch_size,
+            shuffle=True,
+            repeat=True,
+            seed=recipe.seed,
+            drop_remainder=True,
+            augment=recipe.augment,
+        )
         validation = self.task.dataset("test", VALIDATION_BATCH_SIZE)
         per_epoch = self.round_steps(recipe.batch_size)
         callbacks = list(kwargs.pop("callbacks", []))
@@ -135,12 +155,25 @@ class ReprogrammingHyperModel(keras_tuner.HyperModel):
         data_driven = data_driven_kind(recipe.label_map)
         if data_driven is not None:
             kind, per_class = data_driven
-            callbacks.append(FrequencyLabelMapping(
-                self.task.sample("train", SAMPLE_IMAGES, LABEL_MAP_BATCH_SIZE, seed=recipe.seed),
-                per_class, iterative=kind == "iterative", steps_per_epoch=per_epoch,
-                first_step=kwargs.get("initial_epoch", 0) * per_epoch))
-        return model.fit(train, validation_data=validation, steps_per_epoch=per_epoch,
-                         shuffle=False, callbacks=callbacks, **kwargs)
+            callbacks.append(
+                FrequencyLabelMapping(
+                    self.task.sample(
+                        "train", SAMPLE_IMAGES, LABEL_MAP_BATCH_SIZE, seed=recipe.seed
+                    ),
+                    per_class,
+                    iterative=kind == "iterative",
+                    steps_per_epoch=per_epoch,
+                    first_step=kwargs.get("initial_epoch", 0) * per_epoch,
+                )
+            )
+        return model.fit(
+            train,
+            validation_data=validation,
+            steps_per_epoch=per_epoch,
+            shuffle=False,
+            callbacks=callbacks,
+            **kwargs,
+        )
 
 
 def _check_label_map(spec: str, num_classes: int, num_source: int) -> None:
@@ -148,4 +181,3 @@ def _check_label_map(spec: str, num_classes: int, num_source: int) -> None:
     start = learned_map_start(spec)
     if start is None or start:
         parse_label_map(spec if start is None else start, num_classes, num_source=num_source)
-

@@ -35,11 +35,16 @@ def leaderboard_rows(oracle: keras_tuner.Oracle, space: SearchSpace) -> list[dic
     for trial_id in sorted(oracle.trials):
         trial = oracle.trials[trial_id]
         done = trial.status == "COMPLETED" and trial.score is not None
-        row = {"trial_id": trial_id, "status": trial.status, objective: trial.score if done else "",
-               "best_epoch": trial.best_step if done else ""}
+        row = {
+            "trial_id": trial_id,
+            "status": trial.status,
+            objective: trial.score if done else "",
+            "best_epoch": trial.best_step if done else "",
+        }
         row.update({p.name: trial.hyperparameters.values.get(p.name, "") for p in space.parameters})
-        row.update({k: v for k, v in trial.hyperparameters.values.items()
-                    if k.startswith("tuner/")})
+        row.update(
+            {k: v for k, v in trial.hyperparameters.values.items() if k.startswith("tuner/")}
+        )
         rows.append(row)
     return rows
 
@@ -74,21 +79,28 @@ def write_results(tuner: ProgramTuner, task: Task, out: Path) -> dict[str, Any]:
     recipe_file = save_recipe(tuner.trial_recipe(trial), out / BEST_RECIPE_FILE)
     test = evaluate_program(tuner.load_model(trial), task, "test", verbose=0)
     summary = {
-        "trial_id": trial.trial_id, "objective": oracle.objective.name,
-        "direction": oracle.objective.direction, "value": trial.score,
+        "trial_id": trial.trial_id,
+        "objective": oracle.objective.name,
+        "direction": oracle.objective.direction,
+        "value": trial.score,
         "best_epoch": trial.best_step,
         "hyperparameters": {p.name: trial.hyperparameters.values[p.name] for p in space.parameters},
-        "test_accuracy": test["accuracy"], "test_loss": test["loss"],
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
         "test_examples": task.num_examples("test"),
-        "completed_trials": sum(row["status"] == "COMPLETED" for row in rows), "trials": len(rows),
-        "recipe_file": str(recipe_file), "train_command": rerun_command(recipe_file),
+        "completed_trials": sum(row["status"] == "COMPLETED" for row in rows),
+        "trials": len(rows),
+        "recipe_file": str(recipe_file),
+        "train_command": rerun_command(recipe_file),
     }
     saved = SavedProgram.load(tuner.program_dir(trial.trial_id))
     saved.metrics = {"task": task.name, "backbone": saved.backbone.name, **summary}
     saved.save(out / BEST_PROGRAM_DIR)
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"best trial {trial.trial_id}: {oracle.objective.name} {trial.score:.4f}, test accuracy "
-          f"{test['accuracy']:.4f}; wrote {out / SUMMARY_FILE}, {out / LEADERBOARD_FILE}, "
-          f"{out / BEST_PROGRAM_DIR} and {recipe_file}; train it again with: "
-          f"{summary['train_command']}")
+    print(
+        f"best trial {trial.trial_id}: {oracle.objective.name} {trial.score:.4f}, test accuracy "
+        f"{test['accuracy']:.4f}; wrote {out / SUMMARY_FILE}, {out / LEADERBOARD_FILE}, "
+        f"{out / BEST_PROGRAM_DIR} and {recipe_file}; train it again with: "
+        f"{summary['train_command']}"
+    )
     return summary

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from arnn_tf.backbones import get_backbone_spec
-from arnn_tf.recipes import TASK_TO_SET, Recipe, RecipeError
+from arnn_tf.recipes import Recipe, require_task
 from arnn_tf.settings import DEFAULT_TRIAL_STEPS
 from arnn_tf.tasks import get_task
 from arnn_tf.tuning.dashboard import write_hparams_config
@@ -35,10 +35,19 @@ trial."""
 SETTINGS_FILE = "search.json"
 
 
-def tune(base: Recipe, out: str | os.PathLike[str], space: SearchSpace, *,
-         tuner: str = "random", max_trials: int = 10, steps: int | None = None,
-         epochs: int | None = None, objective: str = "val_accuracy", val_size: int | None = None,
-         data_dir: str | None = None) -> dict[str, Any]:
+def tune(
+    base: Recipe,
+    out: str | os.PathLike[str],
+    space: SearchSpace,
+    *,
+    tuner: str = "random",
+    max_trials: int = 10,
+    steps: int | None = None,
+    epochs: int | None = None,
+    objective: str = "val_accuracy",
+    val_size: int | None = None,
+    data_dir: str | None = None,
+) -> dict[str, Any]:
     """Runs (or resumes) a search around ``base`` and returns the best trial's summary.
 
     Trials train ``steps`` batches (default `DEFAULT_TRIAL_STEPS`) or ``epochs`` passes over
@@ -47,9 +56,7 @@ def tune(base: Recipe, out: str | os.PathLike[str], space: SearchSpace, *,
     (evaluated on the task's real test split) and TensorBoard logs in ``logs/``. Under Keras
     Tuner's distributed mode only the chief writes them (a worker returns an empty dict).
     """
-    if base.task == TASK_TO_SET:
-        raise RecipeError(f"recipe {base.name!r} needs its task: a folder of your images, "
-                          "task 'folder:/your/images'")
+    require_task(base)
     if steps is not None and epochs is not None:
         raise ValueError(f"a trial trains steps or epochs, not both; got {steps} and {epochs}")
     out = Path(out)
@@ -57,17 +64,27 @@ def tune(base: Recipe, out: str | os.PathLike[str], space: SearchSpace, *,
     task = get_task(base.task, data_dir=data_dir, seed=base.seed)
     val_size = val_size or default_validation_size(task)
     rounds, per_round = trial_rounds(tuner, steps, epochs)
-    hypermodel = ReprogrammingHyperModel(base, holdout_split(task, val_size, base.seed),
-                                         space.fit_to(get_backbone_spec(base.backbone).input_size),
-                                         steps_per_epoch=per_round, epochs=rounds)
+    hypermodel = ReprogrammingHyperModel(
+        base,
+        holdout_split(task, val_size, base.seed),
+        space.fit_to(get_backbone_spec(base.backbone).input_size),
+        steps_per_epoch=per_round,
+        epochs=rounds,
+    )
     shortest = 1 if tuner == "hyperband" else rounds
     hypermodel.space.check(base, lambda recipe: hypermodel.check_trial(recipe, shortest))
-    check_settings(out / SETTINGS_FILE, {
-        "recipe": base.to_dict(), "tuner": tuner, "steps": steps, "epochs": epochs,
-        "objective": objective, "val_size": val_size, "space": hypermodel.space.to_dict()})
+    settings = {"recipe": base.to_dict(), "tuner": tuner, "steps": steps, "epochs": epochs}
+    settings.update(objective=objective, val_size=val_size, space=hypermodel.space.to_dict())
+    check_settings(out / SETTINGS_FILE, settings)
     oracle = make_oracle(tuner, objective, max_trials, epochs=rounds, seed=base.seed)
-    program_tuner = ProgramTuner(oracle, hypermodel, epochs=rounds, log_dir=out / "logs",
-                                 directory=str(out), project_name=PROJECT_NAME)
+    program_tuner = ProgramTuner(
+        oracle,
+        hypermodel,
+        epochs=rounds,
+        log_dir=out / "logs",
+        directory=str(out),
+        project_name=PROJECT_NAME,
+    )
     worker = is_distributed_worker()
     if not worker and not any((out / "logs").glob("events.out.tfevents.*")):
         write_hparams_config(out / "logs", hypermodel.space, objective)
@@ -91,20 +108,25 @@ def check_settings(path: Path, settings: dict[str, Any]) -> None:
     """Records the search's settings, or refuses to resume a search made with other settings."""
     if path.exists():
         old = json.loads(path.read_text())
-        changed = sorted(key for key in set(old) | set(settings)
-                         if old.get(key) != settings.get(key))
+        changed = sorted(
+            key for key in set(old) | set(settings) if old.get(key) != settings.get(key)
+        )
         if changed:
-            raise ValueError(f"{path.parent} holds a search with other settings "
-                             f"({', '.join(changed)} differ); rerun with the same settings to "
-                             "resume it, or give another output folder")
+            raise ValueError(
+                f"{path.parent} holds a search with other settings "
+                f"({', '.join(changed)} differ); rerun with the same settings to "
+                "resume it, or give another output folder"
+            )
         return
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.",
-                                     delete=False) as f:
+    with tempfile.NamedTemporaryFile(
+        "w", dir=path.parent, prefix=f".{path.name}.", delete=False
+    ) as f:
         f.write(json.dumps(settings, indent=2) + "\n")
     os.replace(f.name, path)
 
 
 def is_distributed_worker() -> bool:
     """Whether Keras Tuner's environment makes this process a worker of a distributed search."""
-    return ("KERASTUNER_ORACLE_IP" in os.environ
-            and "chief" not in os.environ.get("KERASTUNER_TUNER_ID", ""))
+    return "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in os.environ.get(
+        "KERASTUNER_TUNER_ID", ""
+    )

@@ -70,19 +70,26 @@ class Parameter:
     def from_entry(cls, name: str, entry: dict[str, Any]) -> "Parameter":
         """Parses one entry of a space file, with errors that name the field."""
         if name not in FIELDS:
-            raise ValueError(f"search-space entry {name!r} is not a recipe field; the recipe's "
-                             f"fields: {', '.join(FIELDS)}")
+            raise ValueError(
+                f"search-space entry {name!r} is not a recipe field; the recipe's "
+                f"fields: {', '.join(FIELDS)}"
+            )
         if name in FIXED_FIELDS:
-            raise ValueError(f"recipe field {name!r} is the same for every trial (the base "
-                             "recipe's, or the search's trial length), so it cannot be searched; "
-                             f"searchable fields: {', '.join(SEARCHABLE_FIELDS)}")
+            raise ValueError(
+                f"recipe field {name!r} is the same for every trial (the base "
+                "recipe's, or the search's trial length), so it cannot be searched; "
+                f"searchable fields: {', '.join(SEARCHABLE_FIELDS)}"
+            )
         if not isinstance(entry, dict) or set(entry) - _ENTRY_KEYS:
-            raise ValueError(f"search-space entry {name!r} must be an object with keys from "
-                             f"{sorted(_ENTRY_KEYS)}")
+            raise ValueError(
+                f"search-space entry {name!r} must be an object with keys from "
+                f"{sorted(_ENTRY_KEYS)}"
+            )
         forms = [key for key in ("min", "values", "value") if key in entry]
         if len(forms) != 1 or ("min" in entry) != ("max" in entry):
-            raise ValueError(f"search-space entry {name!r} needs exactly one of min+max, values "
-                             "or value")
+            raise ValueError(
+                f"search-space entry {name!r} needs exactly one of min+max, values or value"
+            )
         try:
             return cls._parse(name, entry)
         except (TypeError, ValueError) as error:
@@ -105,8 +112,9 @@ class Parameter:
         low, high = _cast(name, entry["min"]), _cast(name, entry["max"])
         sampling = entry.get("sampling", "linear")
         if not low < high or sampling not in ("linear", "log") or (sampling == "log" and low <= 0):
-            raise ValueError("a range needs min < max, sampling 'linear' or 'log', and min > 0 "
-                             "for log")
+            raise ValueError(
+                "a range needs min < max, sampling 'linear' or 'log', and min > 0 for log"
+            )
         step = None if entry.get("step") is None else _cast(name, entry["step"])
         return cls(name, min=low, max=high, sampling=sampling, step=step)
 
@@ -117,10 +125,12 @@ class Parameter:
         if self.min is None:
             return hp.Fixed(self.name, self.value)
         if _KINDS[self.name][0] is int:
-            return hp.Int(self.name, int(self.min), int(self.max), step=self.step,
-                          sampling=self.sampling)
-        return hp.Float(self.name, float(self.min), float(self.max), step=self.step,
-                        sampling=self.sampling)
+            return hp.Int(
+                self.name, int(self.min), int(self.max), step=self.step, sampling=self.sampling
+            )
+        return hp.Float(
+            self.name, float(self.min), float(self.max), step=self.step, sampling=self.sampling
+        )
 
     def hparams_domain(self) -> hparams_api.HParam:
         """The same parameter for TensorBoard's HParams dashboard."""
@@ -226,8 +236,9 @@ class SearchSpace:
 
     def recipe(self, base: Recipe, values: dict[str, Any]) -> Recipe:
         """``base`` with the space's fields set from a trial's Keras Tuner ``values``."""
-        return base.replace(**{p.name: recipe_value(p.name, values[p.name])
-                               for p in self.parameters})
+        return base.replace(
+            **{p.name: recipe_value(p.name, values[p.name]) for p in self.parameters}
+        )
 
     def fit_to(self, frame_size: int) -> "SearchSpace":
         """This space with image sizes larger than the backbone's frame dropped.
@@ -240,14 +251,17 @@ class SearchSpace:
         image = self["image_size"]
         if image.min is not None:
             if image.min > frame_size:
-                raise ValueError(f"image_size range starts above the backbone's {frame_size}-pixel "
-                                 "frame")
+                raise ValueError(
+                    f"image_size range starts above the backbone's {frame_size}-pixel frame"
+                )
             image = dataclasses.replace(image, max=min(image.max, frame_size))
         else:
             fitting = tuple(v for v in image.choices() if v <= frame_size)
             if not fitting:
-                raise ValueError(f"no image_size in {list(image.choices())} fits the backbone's "
-                                 f"{frame_size}-pixel frame")
+                raise ValueError(
+                    f"no image_size in {list(image.choices())} fits the backbone's "
+                    f"{frame_size}-pixel frame"
+                )
             if image.values:
                 image = dataclasses.replace(image, values=fitting)
         return SearchSpace(tuple(image if p.name == "image_size" else p for p in self.parameters))
@@ -266,12 +280,13 @@ class SearchSpace:
                     check_trial(recipe)
             except ValueError as error:
                 shown = ", ".join(f"{name} {value!r}" for name, value in values.items())
-                raise ValueError(f"the search space holds trials no run can use: "
-                                 f"{shown or 'the base recipe'}: {error}") from None
+                raise ValueError(
+                    f"the search space holds trials no run can use: "
+                    f"{shown or 'the base recipe'}: {error}"
+                ) from None
 
     def _corners(self) -> Iterator[dict[str, Any]]:
         """Every combination of the parameters' `Parameter.extremes`."""
         names = [p.name for p in self.parameters]
         for combination in itertools.product(*(p.extremes() for p in self.parameters)):
             yield dict(zip(names, combination))
-

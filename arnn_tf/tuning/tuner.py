@@ -66,14 +66,22 @@ class ProgramTuner(keras_tuner.Tuner):
 
     hypermodel: ReprogrammingHyperModel
 
-    def __init__(self, oracle: keras_tuner.Oracle, hypermodel: ReprogrammingHyperModel, *,
-                 epochs: int, log_dir: str | os.PathLike[str], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        oracle: keras_tuner.Oracle,
+        hypermodel: ReprogrammingHyperModel,
+        *,
+        epochs: int,
+        log_dir: str | os.PathLike[str],
+        **kwargs: Any,
+    ) -> None:
         super().__init__(oracle, hypermodel, **kwargs)
         self.epochs = epochs
         self.log_dir = Path(log_dir)
 
-    def run_trial(self, trial: keras_tuner.engine.trial.Trial, *args: Any,
-                  **kwargs: Any) -> keras.callbacks.History:
+    def run_trial(
+        self, trial: keras_tuner.engine.trial.Trial, *args: Any, **kwargs: Any
+    ) -> keras.callbacks.History:
         """Trains one trial (continuing Hyperband's earlier one), logging it to TensorBoard."""
         hp = trial.hyperparameters
         model = self.hypermodel.build(hp)
@@ -86,24 +94,36 @@ class ProgramTuner(keras_tuner.Tuner):
         write_trial_hparams(run_dir, self._searched_values(hp), trial.trial_id)
         callbacks = [
             *kwargs.pop("callbacks", []),
-            keras.callbacks.TensorBoard(str(run_dir), update_freq=TENSORBOARD_UPDATE_STEPS,
-                                        write_graph=False),
+            keras.callbacks.TensorBoard(
+                str(run_dir), update_freq=TENSORBOARD_UPDATE_STEPS, write_graph=False
+            ),
             SaveBestProgram(self, trial.trial_id),
         ]
-        return self.hypermodel.fit(hp, model, *args,
-                                   epochs=hp.values.get("tuner/epochs", self.epochs),
-                                   initial_epoch=hp.values.get("tuner/initial_epoch", 0),
-                                   callbacks=callbacks, **kwargs)
+        return self.hypermodel.fit(
+            hp,
+            model,
+            *args,
+            epochs=hp.values.get("tuner/epochs", self.epochs),
+            initial_epoch=hp.values.get("tuner/initial_epoch", 0),
+            callbacks=callbacks,
+            **kwargs,
+        )
 
     def save_model(self, trial_id: str, model: ReprogrammedModel, step: int = 0) -> None:
         """Saves the trial's program (``W`` and settings), not the backbone's weights."""
         task = self.hypermodel.task
         recipe = self.trial_recipe(self.oracle.get_trial(trial_id))
         SavedProgram.from_model(
-            model, backbone_name=recipe.backbone, weights=recipe.weights, seed=recipe.seed,
-            task_name=task.name, class_names=list(task.class_names),
-            label_map_spec=recipe.label_map, metrics={"trial_id": trial_id, "epoch": step},
-            recipe=recipe.to_dict()).save(self.program_dir(trial_id))
+            model,
+            backbone_name=recipe.backbone,
+            weights=recipe.weights,
+            seed=recipe.seed,
+            task_name=task.name,
+            class_names=list(task.class_names),
+            label_map_spec=recipe.label_map,
+            metrics={"trial_id": trial_id, "epoch": step},
+            recipe=recipe.to_dict(),
+        ).save(self.program_dir(trial_id))
 
     def trial_recipe(self, trial: keras_tuner.engine.trial.Trial) -> Recipe:
         """The recipe ``trial`` trains."""
@@ -128,22 +148,27 @@ class ProgramTuner(keras_tuner.Tuner):
         return {p.name: hp.values[p.name] for p in self.hypermodel.space.parameters}
 
 
-def make_oracle(kind: str, objective: str, max_trials: int, *, epochs: int,
-                seed: int = 0) -> keras_tuner.Oracle:
+def make_oracle(
+    kind: str, objective: str, max_trials: int, *, epochs: int, seed: int = 0
+) -> keras_tuner.Oracle:
     """Keras Tuner's random, Hyperband or Bayesian oracle; ``epochs`` is Hyperband's longest
     trial."""
     if kind == "random":
         return keras_tuner.oracles.RandomSearchOracle(objective, max_trials=max_trials, seed=seed)
     if kind == "bayesian":
         try:
-            return keras_tuner.oracles.BayesianOptimizationOracle(objective, max_trials=max_trials,
-                                                                  seed=seed)
+            return keras_tuner.oracles.BayesianOptimizationOracle(
+                objective, max_trials=max_trials, seed=seed
+            )
         except ImportError as error:
-            raise ValueError("the Bayesian tuner needs scikit-learn and scipy: pip install "
-                             f"'keras-tuner[bayesian]' ({error})") from None
+            raise ValueError(
+                "the Bayesian tuner needs scikit-learn and scipy: pip install "
+                f"'keras-tuner[bayesian]' ({error})"
+            ) from None
     if kind == "hyperband":
-        oracle = keras_tuner.oracles.HyperbandOracle(objective, max_epochs=epochs,
-                                                     factor=HYPERBAND_FACTOR, seed=seed)
+        oracle = keras_tuner.oracles.HyperbandOracle(
+            objective, max_epochs=epochs, factor=HYPERBAND_FACTOR, seed=seed
+        )
         oracle.max_trials = max_trials  # Hyperband has no such argument; the base oracle honours it
         return oracle
     raise ValueError(f"unknown tuner {kind!r}; use one of {', '.join(TUNERS)}")
