@@ -10,8 +10,12 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 __version__ = "0.1.0"
 
-_LIBRARY_API = {"train": "arnn_tf.runs", "Recipe": "arnn_tf.recipes", "RECIPES": "arnn_tf.recipes",
-                "load_recipe": "arnn_tf.recipes"}
+_LIBRARY_API = {
+    "train": "arnn_tf.runs",
+    "Recipe": "arnn_tf.recipes",
+    "RECIPES": "arnn_tf.recipes",
+    "load_recipe": "arnn_tf.recipes",
+}
 
 
 def __getattr__(name: str) -> object:

@@ -40,11 +40,17 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def benchmark_model_and_data(backbone: str = "efficientnet_lite0", batch_size: int = 32, image_size: int = 32,
-                             weights: str | None = "imagenet", jit_compile: bool | str = "auto"
-                             ) -> tuple[ReprogrammedModel, tf.data.Dataset]:
-    """A compiled 10-class reprogrammed model and an endless batch of random ``image_size`` RGB images."""
-    model = build_reprogrammed_model(build_backbone(backbone, weights), (image_size, image_size, 3), 10, l2=1e-6)
+def benchmark_model_and_data(
+    backbone: str = "efficientnet_lite0",
+    batch_size: int = 32,
+    image_size: int = 32,
+    weights: str | None = "imagenet",
+    jit_compile: bool | str = "auto",
+) -> tuple[ReprogrammedModel, tf.data.Dataset]:
+    """A compiled 10-class reprogrammed model and an endless batch of random RGB images."""
+    model = build_reprogrammed_model(
+        build_backbone(backbone, weights), (image_size, image_size, 3), 10, l2=1e-6
+    )
     model.compile(jit_compile=jit_compile)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (batch_size, image_size, image_size, 3)).astype("uint8")
@@ -52,20 +58,33 @@ def benchmark_model_and_data(backbone: str = "efficientnet_lite0", batch_size: i
     return model, tf.data.Dataset.from_tensors((images, labels)).repeat().prefetch(tf.data.AUTOTUNE)
 
 
-def benchmark_training(backbone: str = "efficientnet_lite0", batch_size: int = 32, steps: int = 20,
-                       image_size: int = 32, precision: str = "float32", warmup: int = 3,
-                       weights: str | None = "imagenet", jit_compile: bool | str = "auto") -> dict[str, Any]:
-    """Trains ``warmup + steps`` batches of random ``image_size`` RGB task images; returns the rates."""
+def benchmark_training(
+    backbone: str = "efficientnet_lite0",
+    batch_size: int = 32,
+    steps: int = 20,
+    image_size: int = 32,
+    precision: str = "float32",
+    warmup: int = 3,
+    weights: str | None = "imagenet",
+    jit_compile: bool | str = "auto",
+) -> dict[str, Any]:
+    """Trains ``warmup + steps`` batches of random RGB task images; returns the rates."""
     if steps < 1 or warmup < 1:
         raise ValueError("need at least one warm-up step and one timed step")
     set_precision(precision)
     model, data = benchmark_model_and_data(backbone, batch_size, image_size, weights, jit_compile)
     clock = _StepClock(warmup)
-    model.fit(data, epochs=1, steps_per_epoch=warmup + steps, shuffle=False, callbacks=[clock], verbose=0)
+    model.fit(
+        data, epochs=1, steps_per_epoch=warmup + steps, shuffle=False, callbacks=[clock], verbose=0
+    )
     seconds = clock.ended - clock.started
     return {
-        "backbone": backbone, "batch_size": batch_size, "image_size": image_size, "precision": precision,
-        "steps": steps, "seconds": round(seconds, 3),
+        "backbone": backbone,
+        "batch_size": batch_size,
+        "image_size": image_size,
+        "precision": precision,
+        "steps": steps,
+        "seconds": round(seconds, 3),
         "images_per_second": round(steps * batch_size / seconds, 2),
         "peak_memory_mb": round(peak_memory_mb(), 1),
         "device": "GPU" if tf.config.list_logical_devices("GPU") else "CPU",

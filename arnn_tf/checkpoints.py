@@ -23,17 +23,24 @@ CHECKPOINT_FILE = "program_checkpoint.npz"
 def _training_state(model: keras.Model) -> list[Any]:
     """The variables a checkpoint holds: the trainable ones (W, a learned label map), the
     optimiser's (iterations first), a fixed label map's (iterative label mapping changes it)."""
-    return [*model.trainable_variables, *model.optimizer.variables,
-            *model.label_map.non_trainable_weights]
+    return [
+        *model.trainable_variables,
+        *model.optimizer.variables,
+        *model.label_map.non_trainable_weights,
+    ]
 
 
 def save_checkpoint(model: keras.Model, directory: str | os.PathLike[str]) -> Path:
     """Writes the program and optimiser state; returns the checkpoint's path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    arrays = {f"v{i}": keras.ops.convert_to_numpy(v.value) for i, v in enumerate(_training_state(model))}
+    arrays = {
+        f"v{i}": keras.ops.convert_to_numpy(v.value) for i, v in enumerate(_training_state(model))
+    }
     path = directory / CHECKPOINT_FILE
-    with tempfile.NamedTemporaryFile(dir=directory, prefix=".checkpoint.", suffix=".npz", delete=False) as f:
+    with tempfile.NamedTemporaryFile(
+        dir=directory, prefix=".checkpoint.", suffix=".npz", delete=False
+    ) as f:
         np.savez(f, **arrays)
     os.replace(f.name, path)
     return path
@@ -52,13 +59,17 @@ def restore_checkpoint(model: keras.Model, directory: str | os.PathLike[str]) ->
     variables = _training_state(model)
     with np.load(path, allow_pickle=False) as data:
         if len(data.files) != len(variables):
-            raise ValueError(f"{path} holds {len(data.files)} arrays, this model's training state has "
-                             f"{len(variables)}: it was written for another program or optimiser")
+            raise ValueError(
+                f"{path} holds {len(data.files)} arrays, this model's training state has "
+                f"{len(variables)}: it was written for another program or optimiser"
+            )
         for i, variable in enumerate(variables):
             value = data[f"v{i}"]
             if tuple(value.shape) != tuple(variable.shape):
-                raise ValueError(f"{path}: array {i} has shape {value.shape}, expected {tuple(variable.shape)} "
-                                 "(a checkpoint of another program; delete it or use another --out)")
+                raise ValueError(
+                    f"{path}: array {i} has shape {value.shape}, expected {tuple(variable.shape)} "
+                    "(a checkpoint of another program; delete it or use another --out)"
+                )
             variable.assign(value)
     return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
 

@@ -18,9 +18,17 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
 
     recipe = load_recipe(args.recipe).replace(**recipe_overrides(args))
     out = Path(args.out) if args.out else default_out(recipe)
-    metrics = train(recipe, out, init_program=args.init_program, max_minutes=args.max_minutes,
-                    data_dir=args.data_dir, strategy=args.strategy, precision=args.precision,
-                    logdir=args.logdir, checkpoint_every=args.checkpoint_every)
+    metrics = train(
+        recipe,
+        out,
+        init_program=args.init_program,
+        max_minutes=args.max_minutes,
+        data_dir=args.data_dir,
+        strategy=args.strategy,
+        precision=args.precision,
+        logdir=args.logdir,
+        checkpoint_every=args.checkpoint_every,
+    )
     if (out / "metrics.json").exists():
         print(f"test accuracy {metrics['test_accuracy']:.4f}; program saved to {out / 'program'}")
     return metrics
@@ -35,14 +43,17 @@ def _program_task(saved: Any, spec: str | None, data_dir: str | None) -> Any:
     except (FileNotFoundError, ValueError) as error:
         if spec:
             raise
-        raise type(error)(f"{error}: the program was trained on task {saved.task_name!r}; "
-                          "to run it on a copy of that data here, pass --task "
-                          "(e.g. --task folder:PATH)") from None
+        raise type(error)(
+            f"{error}: the program was trained on task {saved.task_name!r}; "
+            "to run it on a copy of that data here, pass --task "
+            "(e.g. --task folder:PATH)"
+        ) from None
     if task.image_shape != saved.task_image_shape or list(task.class_names) != saved.class_names:
         raise ValueError(
             f"task {task.name!r} ({task.image_shape}, {task.num_classes} classes) does not match "
             f"the program's task {saved.task_name!r} ({saved.task_image_shape}, "
-            f"{len(saved.class_names)} classes)")
+            f"{len(saved.class_names)} classes)"
+        )
     return task
 
 
@@ -52,12 +63,23 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
     saved = _with_flip_average(SavedProgram.load(args.program), args.flip_average)
     task = _program_task(saved, args.task, args.data_dir)
-    results = evaluate_program(saved.build_model(), task, args.split, args.batch_size, verbose=0 if args.json else 1)
-    report = {"task": task.name, "split": args.split, "examples": task.num_examples(args.split),
-              "flip_average": saved.flip_average, **results}
-    print(json.dumps(report) if args.json else f"{task.name} {args.split}: accuracy {results['accuracy']:.4f} "
-          f"loss {results['loss']:.4f} on {report['examples']} images"
-          + (", each averaged with its mirror image" if saved.flip_average else ""))
+    results = evaluate_program(
+        saved.build_model(), task, args.split, args.batch_size, verbose=0 if args.json else 1
+    )
+    report = {
+        "task": task.name,
+        "split": args.split,
+        "examples": task.num_examples(args.split),
+        "flip_average": saved.flip_average,
+        **results,
+    }
+    print(
+        json.dumps(report)
+        if args.json
+        else f"{task.name} {args.split}: accuracy {results['accuracy']:.4f} "
+        f"loss {results['loss']:.4f} on {report['examples']} images"
+        + (", each averaged with its mirror image" if saved.flip_average else "")
+    )
     return report
 
 
@@ -67,9 +89,10 @@ def _show(args: argparse.Namespace) -> dict[str, Any]:
 
     saved = SavedProgram.load(args.program)
     task = _program_task(saved, args.task, args.data_dir)
-    (images, labels), = list(task.sample("test", args.examples, args.examples, shuffle=False))
-    picture = program_picture(saved.build_model(), images.numpy(), saved.class_names,
-                              labels.numpy())
+    ((images, labels),) = list(task.sample("test", args.examples, args.examples, shuffle=False))
+    picture = program_picture(
+        saved.build_model(), images.numpy(), saved.class_names, labels.numpy()
+    )
     path = save_picture(picture, args.out or Path(args.program) / "program.png")
     print(f"the program and {len(labels)} {task.name} test images as the network sees them: {path}")
     return {"path": str(path)}
@@ -91,8 +114,10 @@ def _predict(args: argparse.Namespace) -> list[dict[str, Any]]:
     height, width, channels = saved.task_image_shape
     images = read_images(args.images, (height, width), channels)
     probabilities = saved.build_model().predict(images, verbose=0)
-    predictions = [prediction_record(path, int(row.argmax()), saved.class_names[int(row.argmax())], row)
-                   for path, row in zip(args.images, probabilities)]
+    predictions = [
+        prediction_record(path, int(row.argmax()), saved.class_names[int(row.argmax())], row)
+        for path, row in zip(args.images, probabilities)
+    ]
     print_predictions(predictions, args.json)
     return predictions
 
@@ -111,26 +136,41 @@ def _classify(args: argparse.Namespace) -> list[list[dict[str, Any]]]:
     probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
     names = imagenet_class_names()
     top = max(1, min(args.top, probabilities.shape[1]))
-    results = [[{"index": int(i), "label": names[i], "probability": round(float(row[i]), 6)}
-                for i in row.argsort()[::-1][:top]] for row in probabilities]
+    results = [
+        [
+            {"index": int(i), "label": names[i], "probability": round(float(row[i]), 6)}
+            for i in row.argsort()[::-1][:top]
+        ]
+        for row in probabilities
+    ]
     if args.json:
         print(json.dumps(results, indent=2))
     else:
         for path, entries in zip(args.images, results):
-            print(f"{path}: " + ", ".join(f"{e['label']} ({e['index']}) {e['probability']:.3f}" for e in entries))
+            print(
+                f"{path}: "
+                + ", ".join(f"{e['label']} ({e['index']}) {e['probability']:.3f}" for e in entries)
+            )
     return results
 
 
 def _backbones(args: argparse.Namespace) -> list[dict[str, Any]]:
     from arnn_tf.backbones import BACKBONES
 
-    rows = [{"name": spec.name, "input_size": spec.input_size,
-             "imagenet_weights_offline": spec.imagenet_weights_offline(), "description": spec.description}
-            for spec in BACKBONES.values()]
+    rows = [
+        {
+            "name": spec.name,
+            "input_size": spec.input_size,
+            "imagenet_weights_offline": spec.imagenet_weights_offline(),
+            "description": spec.description,
+        }
+        for spec in BACKBONES.values()
+    ]
     print(f"{'name':<20} {'input':>7}  {'offline':<8} description")
     for row in rows:
         size = f"{row['input_size']}x{row['input_size']}"
-        print(f"{row['name']:<20} {size:>7}  {'yes' if row['imagenet_weights_offline'] else 'no':<8} {row['description']}")
+        offline = "yes" if row["imagenet_weights_offline"] else "no"
+        print(f"{row['name']:<20} {size:>7}  {offline:<8} {row['description']}")
     return rows
 
 
@@ -138,11 +178,23 @@ def _bench(args: argparse.Namespace) -> dict[str, Any]:
     from arnn_tf.bench import benchmark_training
 
     jit = {"auto": "auto", "on": True, "off": False}[args.jit]
-    result = benchmark_training(args.backbone, args.batch_size, args.steps, args.image_size, args.precision,
-                                args.warmup, args.weights, jit)
-    print(json.dumps(result) if args.json else
-          f"{result['backbone']} batch {result['batch_size']} {result['precision']} on {result['device']}: "
-          f"{result['images_per_second']:.1f} images/s, peak memory {result['peak_memory_mb']:.0f} MB")
+    result = benchmark_training(
+        args.backbone,
+        args.batch_size,
+        args.steps,
+        args.image_size,
+        args.precision,
+        args.warmup,
+        args.weights,
+        jit,
+    )
+    print(
+        json.dumps(result)
+        if args.json
+        else f"{result['backbone']} batch {result['batch_size']} {result['precision']} "
+        f"on {result['device']}: "
+        f"{result['images_per_second']:.1f} images/s, peak memory {result['peak_memory_mb']:.0f} MB"
+    )
     return result
 
 
@@ -150,15 +202,25 @@ def _handler(command: str) -> Callable[[argparse.Namespace], Any]:
     """The function that runs ``command``; the heavy modules are imported only here."""
     if command == "export":
         from arnn_tf.export import export_command
+
         return export_command
     if command == "query":
         from arnn_tf.serving import query_command
+
         return query_command
     if command == "tune":
         from arnn_tf.tuning import tune_command
+
         return tune_command
-    return {"train": _train, "evaluate": _evaluate, "predict": _predict, "classify": _classify,
-            "backbones": _backbones, "bench": _bench, "show": _show}[command]
+    return {
+        "train": _train,
+        "evaluate": _evaluate,
+        "predict": _predict,
+        "classify": _classify,
+        "backbones": _backbones,
+        "bench": _bench,
+        "show": _show,
+    }[command]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -190,6 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"arnn {args.command}: interrupted", file=sys.stderr)
         return 130
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,7 +10,7 @@ multi-worker runs and `model.fit` everywhere else.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 import tensorflow as tf
@@ -21,39 +21,30 @@ def needs_custom_loop(strategy: tf.distribute.Strategy) -> bool:
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
-def fit_with_strategy_run(model: keras.Model, data: tf.data.Dataset, *, steps: int, global_batch_size: int,
-                          steps_per_epoch: int, callbacks: Sequence[keras.callbacks.Callback] = ()
-                          ) -> dict[str, list[float]]:
+def fit_with_strategy_run(
+    model: keras.Model,
+    data: tf.data.Dataset,
+    *,
+    steps: int,
+    global_batch_size: int,
+    steps_per_epoch: int,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> dict[str, list[float]]:
     """Trains ``model`` (compiled, built inside the current strategy's scope) for ``steps`` batches.
 
     Returns a `fit`-style history: per-epoch mean loss and accuracy.
     """
     strategy = tf.distribute.get_strategy()
-    optimizer = model.optimizer
-    if not optimizer.built:
-        optimizer.build(model.trainable_variables)
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
     loss_sum = keras.metrics.Mean(name="loss")
     accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-
-    def replica_step(images: tf.Tensor, labels: tf.Tensor) -> None:
-        with tf.GradientTape() as tape:
-            probabilities = model(images, training=True)
-            per_example = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
-            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
-            if model.losses:
-                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
-        gradients = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-        loss_sum.update_state(loss * strategy.num_replicas_in_sync)
-        accuracy.update_state(labels, probabilities)
-
-    @tf.function
-    def train_step(iterator: Any) -> None:
-        strategy.run(replica_step, args=next(iterator))
-
+    train_step = _distributed_step(model, global_batch_size, loss_sum, accuracy)
     callback_list = keras.callbacks.CallbackList(list(callbacks), model=model)
     history: dict[str, list[float]] = {"loss": [], "accuracy": []}
-    options = tf.data.Options()  # in-memory data has no files to shard: each worker takes its part of every batch
+    options = (
+        tf.data.Options()
+    )  # in-memory data has no files to shard: each worker takes its part of every batch
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     iterator = iter(strategy.experimental_distribute_dataset(data.with_options(options)))
     model.stop_training = False
@@ -75,6 +66,36 @@ def fit_with_strategy_run(model: keras.Model, data: tf.data.Dataset, *, steps: i
             history[key].append(logs[key])
         callback_list.on_epoch_end(epoch, logs)
         epoch += 1
-    optimizer.finalize_variable_values(model.trainable_variables)  # as `fit` does: W takes its EMA, if any
+    # as `fit` does: W takes its EMA, if any
+    model.optimizer.finalize_variable_values(model.trainable_variables)
     callback_list.on_train_end(logs)
     return history
+
+
+def _distributed_step(
+    model: keras.Model,
+    global_batch_size: int,
+    loss_sum: keras.metrics.Mean,
+    accuracy: keras.metrics.Metric,
+) -> Callable[[Any], None]:
+    """One training step on every replica: `fit`'s loss (mean over the global batch plus the
+    regulariser), Adam's update, and the running loss and accuracy."""
+    strategy = tf.distribute.get_strategy()
+
+    def replica_step(images: tf.Tensor, labels: tf.Tensor) -> None:
+        with tf.GradientTape() as tape:
+            probabilities = model(images, training=True)
+            per_example = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+            if model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+        gradients = tape.gradient(loss, model.trainable_variables)
+        model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        loss_sum.update_state(loss * strategy.num_replicas_in_sync)
+        accuracy.update_state(labels, probabilities)
+
+    @tf.function
+    def train_step(iterator: Any) -> None:
+        strategy.run(replica_step, args=next(iterator))
+
+    return train_step

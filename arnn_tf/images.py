@@ -77,8 +77,10 @@ def _open_within_limit(source: Source, name: str) -> Image.Image:
 
 
 def _too_large(name: str, claimed: str) -> ImageReadError:
-    return ImageReadError(f"{name}: the image claims {claimed} pixels, more than the "
-                          f"{MAX_IMAGE_PIXELS} allowed (a corrupt file or a decompression bomb)")
+    return ImageReadError(
+        f"{name}: the image claims {claimed} pixels, more than the "
+        f"{MAX_IMAGE_PIXELS} allowed (a corrupt file or a decompression bomb)"
+    )
 
 
 def _unreadable(name: str, error: Exception) -> ImageReadError:
@@ -87,13 +89,15 @@ def _unreadable(name: str, error: Exception) -> ImageReadError:
 
 
 def resized_pixels(image: Image.Image, size: tuple[int, int], channels: int = 3) -> np.ndarray:
-    """``image`` as uint8 (height, width, channels), resized (bilinear) to ``size`` (height, width)."""
+    """``image`` as uint8 (height, width, channels), resized (bilinear) to ``size`` (h, w)."""
     if image.size != (size[1], size[0]):
         image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
     return np.asarray(image, dtype=np.uint8).reshape(size[0], size[1], channels)
 
 
-def read_image(path: str | os.PathLike[str], size: tuple[int, int], channels: int = 3) -> np.ndarray:
+def read_image(
+    path: str | os.PathLike[str], size: tuple[int, int], channels: int = 3
+) -> np.ndarray:
     """Decodes ``path`` to a uint8 array of shape (height, width, channels), resized to ``size``.
 
     ``size`` is (height, width); images of any size (up to `MAX_IMAGE_PIXELS`) and mode
@@ -102,7 +106,9 @@ def read_image(path: str | os.PathLike[str], size: tuple[int, int], channels: in
     return resized_pixels(open_image(path, str(path), channels), size, channels)
 
 
-def read_images(paths: Sequence[str | os.PathLike[str]], size: tuple[int, int], channels: int = 3) -> np.ndarray:
+def read_images(
+    paths: Sequence[str | os.PathLike[str]], size: tuple[int, int], channels: int = 3
+) -> np.ndarray:
     """A batch of `read_image` results, in argument order."""
     if not paths:
         raise ImageReadError("no image files given")

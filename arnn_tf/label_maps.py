@@ -27,22 +27,31 @@ def first_k(num_classes: int, per_class: int = 1) -> list[list[int]]:
     return [list(range(i * per_class, (i + 1) * per_class)) for i in range(num_classes)]
 
 
-def random_choice(num_classes: int, per_class: int = 1, seed: int = 0,
-                  num_source: int = 1000) -> list[list[int]]:
+def random_choice(
+    num_classes: int, per_class: int = 1, seed: int = 0, num_source: int = 1000
+) -> list[list[int]]:
     """A seeded choice of ``per_class`` distinct ImageNet classes for each task class."""
-    chosen = np.random.default_rng(seed).choice(num_source, size=num_classes * per_class, replace=False)
-    return [sorted(int(c) for c in chosen[i * per_class : (i + 1) * per_class]) for i in range(num_classes)]
+    chosen = np.random.default_rng(seed).choice(
+        num_source, size=num_classes * per_class, replace=False
+    )
+    return [
+        sorted(int(c) for c in chosen[i * per_class : (i + 1) * per_class])
+        for i in range(num_classes)
+    ]
 
 
-def parse_label_map(spec: str, num_classes: int, seed: int = 0,
-                    num_source: int = 1000) -> list[list[int]]:
+def parse_label_map(
+    spec: str, num_classes: int, seed: int = 0, num_source: int = 1000
+) -> list[list[int]]:
     """Turns a command-line label-map spec (see LABEL_MAP_HELP) into groups, checking it fits."""
     kind, _, arg = spec.partition(":")
     if kind in LABEL_MAP_KINDS or kind in DATA_DRIVEN_KINDS:
         per_class = int(arg) if arg else 1
         if per_class < 1 or num_classes * per_class > num_source:
-            raise ValueError(f"label map {spec!r}: cannot give {num_classes} classes {per_class} "
-                             f"distinct ImageNet classes each out of {num_source}")
+            raise ValueError(
+                f"label map {spec!r}: cannot give {num_classes} classes {per_class} "
+                f"distinct ImageNet classes each out of {num_source}"
+            )
         if kind != "random":  # data-driven maps start from first:K until the data is seen
             return first_k(num_classes, per_class)
         return random_choice(num_classes, per_class, seed, num_source)
@@ -51,7 +60,9 @@ def parse_label_map(spec: str, num_classes: int, seed: int = 0,
     except ValueError:
         raise ValueError(f"unknown label map {spec!r}; use {LABEL_MAP_HELP}") from None
     if len(groups) != num_classes:
-        raise ValueError(f"label map {spec!r} has {len(groups)} entries for {num_classes} task classes")
+        raise ValueError(
+            f"label map {spec!r} has {len(groups)} entries for {num_classes} task classes"
+        )
     return groups
 
 
@@ -62,8 +73,10 @@ def learned_map_start(spec: str) -> str | None:
     if kind != LEARNED_KIND:
         return None
     if start.partition(":")[0] in ("iterative", LEARNED_KIND):
-        raise ValueError(f"label map {spec!r}: a learned map trains with the program, so it starts "
-                         "from one fixed map ('linear:frequency', not 'linear:iterative')")
+        raise ValueError(
+            f"label map {spec!r}: a learned map trains with the program, so it starts "
+            "from one fixed map ('linear:frequency', not 'linear:iterative')"
+        )
     return start
 
 
@@ -75,8 +88,14 @@ def data_driven_kind(spec: str) -> tuple[str, int] | None:
     return (kind, int(arg) if arg else 1) if kind in DATA_DRIVEN_KINDS else None
 
 
-def frequency_map(source_predictions: np.ndarray, labels: np.ndarray, num_classes: int, per_class: int = 1,
-                  num_source: int = 1000, probabilities: np.ndarray | None = None) -> list[list[int]]:
+def frequency_map(
+    source_predictions: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int,
+    per_class: int = 1,
+    num_source: int = 1000,
+    probabilities: np.ndarray | None = None,
+) -> list[list[int]]:
     """Frequency label mapping (FLM, Chen et al., ILM-VP, CVPR 2023).
 
     Counts how often each ImageNet class is the top-1 prediction for each task class's
@@ -91,14 +110,19 @@ def frequency_map(source_predictions: np.ndarray, labels: np.ndarray, num_classe
     lowest indices, so the result is deterministic.
     """
     if num_classes * per_class > num_source:
-        raise ValueError(f"cannot give {num_classes} classes {per_class} distinct ImageNet classes each")
+        raise ValueError(
+            f"cannot give {num_classes} classes {per_class} distinct ImageNet classes each"
+        )
     counts = np.zeros((num_classes, num_source), dtype=np.int64)
     labels = np.asarray(labels, dtype=np.int64)
     np.add.at(counts, (labels, np.asarray(source_predictions, dtype=np.int64)), 1)
     mass = np.zeros((num_classes, num_source))
     if probabilities is not None:
         if probabilities.shape != (len(labels), num_source):
-            raise ValueError(f"probabilities must have shape {(len(labels), num_source)}, got {probabilities.shape}")
+            raise ValueError(
+                f"probabilities must have shape {(len(labels), num_source)}, "
+                f"got {probabilities.shape}"
+            )
         np.add.at(mass, labels, probabilities)
     groups: list[list[int]] = [[] for _ in range(num_classes)]
     used = np.zeros(num_source, dtype=bool)
@@ -121,14 +145,20 @@ def source_network(model: Any) -> keras.Model:
     return keras.Model(images, model.backbone(model.program(images), training=False))
 
 
-def source_probabilities(network: keras.Model, batches: Iterable[tuple[Any, Any]], max_images: int,
-                         progress: keras.utils.Progbar | None = None) -> tuple[np.ndarray, np.ndarray]:
+def source_probabilities(
+    network: keras.Model,
+    batches: Iterable[tuple[Any, Any]],
+    max_images: int,
+    progress: keras.utils.Progbar | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """ImageNet class probabilities (softmax of the logits) of a `source_network` for up to
     ``max_images`` task images, with their task labels; ``progress`` is advanced by the
     images seen."""
     probabilities, labels, seen = [], [], 0
     for batch_images, batch_labels in batches:
-        if seen >= max_images:  # checked before using a batch, so a sample of exactly max_images is read to its end
+        if (
+            seen >= max_images
+        ):  # checked before using a batch, so a sample of exactly max_images is read to its end
             break
         logits = network.predict_on_batch(batch_images)
         probabilities.append(keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1)))
@@ -139,24 +169,35 @@ def source_probabilities(network: keras.Model, batches: Iterable[tuple[Any, Any]
     return np.concatenate(probabilities)[:max_images], np.concatenate(labels)[:max_images]
 
 
-def source_predictions(network: keras.Model, batches: Iterable[tuple[Any, Any]], max_images: int,
-                       progress: keras.utils.Progbar | None = None) -> tuple[np.ndarray, np.ndarray]:
+def source_predictions(
+    network: keras.Model,
+    batches: Iterable[tuple[Any, Any]],
+    max_images: int,
+    progress: keras.utils.Progbar | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-1 ImageNet class of a `source_network` for up to ``max_images`` task images, with
     their task labels (see `source_probabilities`)."""
     probabilities, labels = source_probabilities(network, batches, max_images, progress)
     return probabilities.argmax(axis=-1), labels
 
 
-def describe_label_map(groups: Sequence[Sequence[int]], class_names: Sequence[str] | None = None,
-                       num_source: int = 1000) -> str:
+def describe_label_map(
+    groups: Sequence[Sequence[int]],
+    class_names: Sequence[str] | None = None,
+    num_source: int = 1000,
+) -> str:
     """The map as one line, e.g. "airplane <- airliner (404); ...": which classes a data-driven
     map picked is worth seeing, since it shapes what the program must learn. ImageNet names
     are given when the source is the 1000 ImageNet classes."""
     source_names = imagenet_class_names() if num_source == 1000 else None
+
     def source(index: int) -> str:
         return f"{source_names[index]} ({index})" if source_names else str(index)
-    return "; ".join(f"{class_names[k] if class_names else k} <- {' + '.join(source(c) for c in group)}"
-                     for k, group in enumerate(groups))
+
+    return "; ".join(
+        f"{class_names[k] if class_names else k} <- {' + '.join(source(c) for c in group)}"
+        for k, group in enumerate(groups)
+    )
 
 
 class FrequencyLabelMapping(keras.callbacks.Callback):
@@ -173,12 +214,22 @@ class FrequencyLabelMapping(keras.callbacks.Callback):
     minutes on a CPU) and prints the new map, naming task classes by ``class_names``.
     """
 
-    def __init__(self, batches: Iterable[tuple[Any, Any]], per_class: int = 1, iterative: bool = False,
-                 max_images: int = SAMPLE_IMAGES, steps_per_epoch: int | None = None, first_step: int = 0,
-                 class_names: Sequence[str] | None = None, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        batches: Iterable[tuple[Any, Any]],
+        per_class: int = 1,
+        iterative: bool = False,
+        max_images: int = SAMPLE_IMAGES,
+        steps_per_epoch: int | None = None,
+        first_step: int = 0,
+        class_names: Sequence[str] | None = None,
+        verbose: bool = False,
+    ) -> None:
         super().__init__()
         if iterative and (steps_per_epoch is None or steps_per_epoch < 1):
-            raise ValueError(f"iterative label mapping needs a positive steps_per_epoch, got {steps_per_epoch}")
+            raise ValueError(
+                f"iterative label mapping needs a positive steps_per_epoch, got {steps_per_epoch}"
+            )
         self.batches = batches
         self.per_class = per_class
         self.iterative = iterative
@@ -192,19 +243,34 @@ class FrequencyLabelMapping(keras.callbacks.Callback):
         label_map = self.model.label_map
         progress = None
         if self.verbose:
-            print(f"label map before step {self.step}: the network's top-1 ImageNet class for "
-                  f"{self.max_images:,} training images")
+            print(
+                f"label map before step {self.step}: the network's top-1 ImageNet class for "
+                f"{self.max_images:,} training images"
+            )
             progress = progress_bar(self.max_images, unit_name="image")
-        probabilities, labels = source_probabilities(self.network, self.batches, self.max_images, progress)
-        groups = frequency_map(probabilities.argmax(axis=-1), labels, label_map.num_classes, self.per_class,
-                               label_map.num_source_classes, probabilities)
+        probabilities, labels = source_probabilities(
+            self.network, self.batches, self.max_images, progress
+        )
+        groups = frequency_map(
+            probabilities.argmax(axis=-1),
+            labels,
+            label_map.num_classes,
+            self.per_class,
+            label_map.num_source_classes,
+            probabilities,
+        )
         label_map.set_groups(groups)
         if self.verbose:
-            print("label map: " + describe_label_map(groups, self.class_names, label_map.num_source_classes))
+            print(
+                "label map: "
+                + describe_label_map(groups, self.class_names, label_map.num_source_classes)
+            )
         return groups
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self.network = source_network(self.model)  # built once, so remaps reuse its traced predict step
+        self.network = source_network(
+            self.model
+        )  # built once, so remaps reuse its traced predict step
 
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.step == 0 or (self.iterative and self.step % self.steps_per_epoch == 0):

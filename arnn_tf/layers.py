@@ -19,7 +19,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from arnn_tf.settings import DEFAULT_CONCEAL_SCALE  # small, as in the paper: at most 25.5 of 255 levels
+from arnn_tf.settings import (
+    DEFAULT_CONCEAL_SCALE,
+)  # small, as in the paper: at most 25.5 of 255 levels
 
 
 @keras.saving.register_keras_serializable(package="arnn_tf")
@@ -57,7 +59,9 @@ class AdversarialProgram(keras.layers.Layer):
         super().__init__(**kwargs)
         height, width, channels = (int(v) for v in task_image_shape)
         if channels not in (1, 3):
-            raise ValueError(f"task images need 1 or 3 channels, got shape {tuple(task_image_shape)}")
+            raise ValueError(
+                f"task images need 1 or 3 channels, got shape {tuple(task_image_shape)}"
+            )
         window = (height, width) if image_size is None else tuple(int(v) for v in image_size)
         if len(window) != 2 or min(window) < 1:
             raise ValueError(f"image_size must be (height, width), got {image_size!r}")
@@ -151,13 +155,13 @@ class AdversarialProgram(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="arnn_tf")
 class ConcealedProgram(AdversarialProgram):
-    """Task image and program hidden in a natural photo, the host (the paper's concealment ablation).
+    """Task image and program hidden in a natural photo, the host (the concealment ablation).
 
     ``X_adv = clip(X_host + scale * (tanh(W) + shuffle(tile(X~))), -1, 1)``, after Elsayed et
     al. (2019), section "Concealing adversarial programs": the task image is tiled over the
     whole n x n frame (cropped at the right and bottom edges) and the frame's pixel positions
     are then shuffled by one fixed permutation, the same for every image and channel, drawn
-    with ``np.random.default_rng(permutation_seed)`` as the `shuffled:TASK` ablation draws its own; the
+    with ``np.random.default_rng(permutation_seed)`` as the `shuffled:TASK` ablation draws its; the
     program covers the whole frame. Both ``tanh(W)`` and the task pixels lie in [-1, 1], so
     the visible change ``|X_adv - X_host|`` is at most ``2 * scale``: ``scale`` times the
     width of the input range (``scale`` 0.1: at most 25.5 of 255 grey levels).
@@ -196,19 +200,30 @@ class ConcealedProgram(AdversarialProgram):
             host_image = np.zeros((n, n, 3), "float32")
         host_image = np.asarray(host_image, dtype="float32")
         if host_image.shape != (n, n, 3):
-            raise ValueError(f"the host image must be {n}x{n}x3 (the backbone's input), got shape {host_image.shape}")
-        if not (np.all(np.isfinite(host_image)) and host_image.min() >= 0 and host_image.max() <= 255):
+            raise ValueError(
+                f"the host image must be {n}x{n}x3 (the backbone's input), "
+                f"got shape {host_image.shape}"
+            )
+        if not (
+            np.all(np.isfinite(host_image)) and host_image.min() >= 0 and host_image.max() <= 255
+        ):
             raise ValueError("the host image's pixel values must lie in [0, 255]")
         self.scale = float(scale)
         self.permutation_seed = int(permutation_seed)
-        self.permutation = np.random.default_rng(self.permutation_seed).permutation(n * n).astype("int32")
+        self.permutation = (
+            np.random.default_rng(self.permutation_seed).permutation(n * n).astype("int32")
+        )
         height, width, _ = self.task_image_shape
         self.tiles = (-(-n // height), -(-n // width))
-        self.host_image = self.add_weight(name="host_image", shape=(n, n, 3), trainable=False,
-                                          initializer=keras.initializers.Constant(host_image))
+        self.host_image = self.add_weight(
+            name="host_image",
+            shape=(n, n, 3),
+            trainable=False,
+            initializer=keras.initializers.Constant(host_image),
+        )
 
     def hidden_task_image(self, images: Any) -> Any:
-        """``shuffle(tile(X~))``: the task images tiled over the frame, pixel positions permuted, in [-1, 1]."""
+        """``shuffle(tile(X~))``: the task images tiled over the frame, pixels permuted."""
         n = self.frame_size
         tiled = ops.tile(self.task_pixels(images), (1, *self.tiles, 1))[:, :n, :n, :]
         shuffled = ops.take(ops.reshape(tiled, (-1, n * n, 3)), self.permutation, axis=1)
@@ -241,8 +256,9 @@ class LabelMapping(keras.layers.Layer):
     can replace it between epochs (iterative label mapping) without retracing.
     """
 
-    def __init__(self, groups: Sequence[Sequence[int]], num_source_classes: int = 1000,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, groups: Sequence[Sequence[int]], num_source_classes: int = 1000, **kwargs: Any
+    ) -> None:
         kwargs.setdefault("name", "label_mapping")
         super().__init__(trainable=False, **kwargs)
         self.num_source_classes = int(num_source_classes)
@@ -250,8 +266,12 @@ class LabelMapping(keras.layers.Layer):
         self.group_sizes = tuple(len(group) for group in groups)
         self.membership = np.repeat(np.eye(len(groups), dtype="float32"), self.group_sizes, axis=0)
         self.source_indices = self.add_weight(
-            name="source_indices", shape=(sum(self.group_sizes),), dtype="int32", trainable=False,
-            initializer=keras.initializers.Constant(np.concatenate(groups).astype("int32")))
+            name="source_indices",
+            shape=(sum(self.group_sizes),),
+            dtype="int32",
+            trainable=False,
+            initializer=keras.initializers.Constant(np.concatenate(groups).astype("int32")),
+        )
 
     def _checked(self, groups: Sequence[Sequence[int]]) -> list[list[int]]:
         groups = [[int(c) for c in group] for group in groups]
@@ -274,7 +294,9 @@ class LabelMapping(keras.layers.Layer):
         """Replaces the map by one with the same number of ImageNet classes per task class."""
         groups = self._checked(groups)
         if tuple(len(group) for group in groups) != self.group_sizes:
-            raise ValueError(f"the new map must keep {self.group_sizes} ImageNet classes per task class")
+            raise ValueError(
+                f"the new map must keep {self.group_sizes} ImageNet classes per task class"
+            )
         self.source_indices.assign(np.concatenate(groups).astype("int32"))
 
     @property
@@ -284,8 +306,10 @@ class LabelMapping(keras.layers.Layer):
     def call(self, logits: Any) -> Any:
         return self.probabilities(logits)
 
-    def probabilities(self, logits: Any, first_class: int = 0, num_classes: int | None = None) -> Any:
-        """The probabilities of task classes ``first_class`` .. ``first_class + num_classes - 1`` only.
+    def probabilities(
+        self, logits: Any, first_class: int = 0, num_classes: int | None = None
+    ) -> Any:
+        """The probabilities of task classes ``first_class`` .. ``first_class + num_classes - 1``.
 
         The softmax runs over the ImageNet classes of those task classes alone. That equals the
         layer's full output restricted to those classes and divided by their total, but is
@@ -294,8 +318,10 @@ class LabelMapping(keras.layers.Layer):
         """
         num_classes = self.num_classes - first_class if num_classes is None else int(num_classes)
         if first_class < 0 or num_classes < 1 or first_class + num_classes > self.num_classes:
-            raise ValueError(f"classes {first_class}..{first_class + num_classes - 1} are not within the "
-                             f"map's {self.num_classes} classes")
+            raise ValueError(
+                f"classes {first_class}..{first_class + num_classes - 1} are not within the "
+                f"map's {self.num_classes} classes"
+            )
         bounds = np.cumsum((0, *self.group_sizes))
         start, stop = int(bounds[first_class]), int(bounds[first_class + num_classes])
         mapped = ops.take(ops.cast(logits, "float32"), self.source_indices[start:stop], axis=-1)
@@ -328,22 +354,34 @@ class LinearLabelMap(keras.layers.Layer):
     drawn from ``seed``).
     """
 
-    def __init__(self, num_classes: int, num_source_classes: int = 1000,
-                 initial_groups: Sequence[Sequence[int]] | None = None, rate_scale: float = 0.2,
-                 seed: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        num_source_classes: int = 1000,
+        initial_groups: Sequence[Sequence[int]] | None = None,
+        rate_scale: float = 0.2,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("name", "label_mapping")
         super().__init__(**kwargs)
         if num_classes < 1 or not rate_scale > 0:
-            raise ValueError(f"a learned map needs at least one class and a rate scale > 0, got "
-                             f"{num_classes} classes and rate scale {rate_scale}")
+            raise ValueError(
+                f"a learned map needs at least one class and a rate scale > 0, got "
+                f"{num_classes} classes and rate scale {rate_scale}"
+            )
         self._num_classes = int(num_classes)
         self.num_source_classes = int(num_source_classes)
         self.rate_scale = float(rate_scale)
         self.stored_kernel = self.add_weight(
-            name="stored_kernel", shape=(self.num_source_classes, self._num_classes),
-            initializer=keras.initializers.GlorotUniform(seed), dtype="float32")
-        self.stored_bias = self.add_weight(name="stored_bias", shape=(self._num_classes,),
-                                           initializer="zeros", dtype="float32")
+            name="stored_kernel",
+            shape=(self.num_source_classes, self._num_classes),
+            initializer=keras.initializers.GlorotUniform(seed),
+            dtype="float32",
+        )
+        self.stored_bias = self.add_weight(
+            name="stored_bias", shape=(self._num_classes,), initializer="zeros", dtype="float32"
+        )
         self.stored_kernel.assign(self.stored_kernel / self.rate_scale)
         if initial_groups is not None:
             self.set_groups(initial_groups)
@@ -355,7 +393,9 @@ class LinearLabelMap(keras.layers.Layer):
     def set_groups(self, groups: Sequence[Sequence[int]]) -> None:
         """Restarts the map from the fixed map ``groups`` (see the class docstring)."""
         if len(groups) != self._num_classes:
-            raise ValueError(f"the map has {self._num_classes} task classes, got {len(groups)} groups")
+            raise ValueError(
+                f"the map has {self._num_classes} task classes, got {len(groups)} groups"
+            )
         kernel = np.zeros((self.num_source_classes, self._num_classes), dtype="float32")
         for task_class, group in enumerate(groups):
             kernel[[int(c) for c in group], task_class] = 1.0
@@ -364,28 +404,36 @@ class LinearLabelMap(keras.layers.Layer):
 
     def parameters(self) -> tuple[np.ndarray, np.ndarray]:
         """(kernel [source classes, task classes], bias [task classes]) as the map applies them."""
-        return (keras.ops.convert_to_numpy(self.stored_kernel.value) * self.rate_scale,
-                keras.ops.convert_to_numpy(self.stored_bias.value) * self.rate_scale)
+        return (
+            keras.ops.convert_to_numpy(self.stored_kernel.value) * self.rate_scale,
+            keras.ops.convert_to_numpy(self.stored_bias.value) * self.rate_scale,
+        )
 
     def set_parameters(self, kernel: np.ndarray, bias: np.ndarray) -> None:
         """Sets the map to apply ``kernel`` and ``bias`` (as `parameters` returns them)."""
         if kernel.shape != tuple(self.stored_kernel.shape) or bias.shape != (self._num_classes,):
-            raise ValueError(f"a learned map of {self.num_source_classes} -> {self._num_classes} "
-                             f"classes needs a kernel {tuple(self.stored_kernel.shape)} and a bias "
-                             f"({self._num_classes},), got {kernel.shape} and {bias.shape}")
+            raise ValueError(
+                f"a learned map of {self.num_source_classes} -> {self._num_classes} "
+                f"classes needs a kernel {tuple(self.stored_kernel.shape)} and a bias "
+                f"({self._num_classes},), got {kernel.shape} and {bias.shape}"
+            )
         self.stored_kernel.assign(np.asarray(kernel, "float32") / self.rate_scale)
         self.stored_bias.assign(np.asarray(bias, "float32") / self.rate_scale)
 
     def call(self, logits: Any) -> Any:
         return self.probabilities(logits)
 
-    def probabilities(self, logits: Any, first_class: int = 0, num_classes: int | None = None) -> Any:
+    def probabilities(
+        self, logits: Any, first_class: int = 0, num_classes: int | None = None
+    ) -> Any:
         """The probabilities of task classes ``first_class`` .. ``first_class + num_classes - 1``:
         a softmax over those classes' outputs alone (one part of a multi-part task)."""
         num_classes = self._num_classes - first_class if num_classes is None else int(num_classes)
         if first_class < 0 or num_classes < 1 or first_class + num_classes > self._num_classes:
-            raise ValueError(f"classes {first_class}..{first_class + num_classes - 1} are not "
-                             f"within the map's {self._num_classes} classes")
+            raise ValueError(
+                f"classes {first_class}..{first_class + num_classes - 1} are not "
+                f"within the map's {self._num_classes} classes"
+            )
         stop = first_class + num_classes
         kernel = self.stored_kernel[:, first_class:stop] * self.rate_scale
         bias = self.stored_bias[first_class:stop] * self.rate_scale
@@ -396,6 +444,9 @@ class LinearLabelMap(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(num_classes=self._num_classes, num_source_classes=self.num_source_classes,
-                      rate_scale=self.rate_scale)
+        config.update(
+            num_classes=self._num_classes,
+            num_source_classes=self.num_source_classes,
+            rate_scale=self.rate_scale,
+        )
         return config

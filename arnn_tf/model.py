@@ -17,7 +17,6 @@ from arnn_tf.layers import AdversarialProgram, ConcealedProgram, LabelMapping, L
 from arnn_tf.settings import DEFAULT_CONCEAL_SCALE, DEFAULT_LEARNING_RATE
 
 
-
 @keras.saving.register_keras_serializable(package="arnn_tf")
 class ReprogrammedModel(keras.Model):
     """Reprograms ``backbone`` for a task with ``label_map.num_classes`` classes.
@@ -32,12 +31,20 @@ class ReprogrammedModel(keras.Model):
     as CIFAR-10), not digits or text.
     """
 
-    def __init__(self, program: AdversarialProgram, backbone: keras.Model,
-                 label_map: LabelMapping | LinearLabelMap, flip_average: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        program: AdversarialProgram,
+        backbone: keras.Model,
+        label_map: LabelMapping | LinearLabelMap,
+        flip_average: bool = False,
+        **kwargs: Any,
+    ) -> None:
         frame = tuple(backbone.input_shape[1:])
         if frame != (program.frame_size, program.frame_size, 3):
-            raise ValueError(f"the program is made for {program.frame_size}x{program.frame_size} inputs "
-                             f"but backbone {backbone.name!r} takes {frame}")
+            raise ValueError(
+                f"the program is made for {program.frame_size}x{program.frame_size} inputs "
+                f"but backbone {backbone.name!r} takes {frame}"
+            )
         backbone.trainable = False
         images = keras.Input(program.task_image_shape, name="images")
         probabilities = label_map(backbone(program(images), training=False))
@@ -53,6 +60,7 @@ class ReprogrammedModel(keras.Model):
         the ``training=False`` it was built with), which would switch on the backbone's dropout
         and stochastic depth while the program trains. The program and label map have no
         training-only behaviour. ``training`` decides only whether ``flip_average`` applies."""
+
         def probabilities_of(images: Any) -> Any:
             return super(ReprogrammedModel, self).call(images, training=False, mask=mask, **kwargs)
 
@@ -60,8 +68,9 @@ class ReprogrammedModel(keras.Model):
             return average_with_mirror(probabilities_of, inputs)
         return probabilities_of(inputs)
 
-    def compile(self, optimizer: Any = "auto", loss: Any = "auto", metrics: Any = "auto",
-                **kwargs: Any) -> None:
+    def compile(
+        self, optimizer: Any = "auto", loss: Any = "auto", metrics: Any = "auto", **kwargs: Any
+    ) -> None:
         """Compiles with the paper's defaults where "auto": Adam(0.05), cross-entropy, accuracy.
 
         The ``lambda * ||W||^2`` term is the program weight's regulariser, so Keras adds it
@@ -93,8 +102,10 @@ class ReprogrammedModel(keras.Model):
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "ReprogrammedModel":
         config = dict(config)
-        parts = {key: keras.saving.deserialize_keras_object(config.pop(key))
-                 for key in ("program", "backbone", "label_map")}
+        parts = {
+            key: keras.saving.deserialize_keras_object(config.pop(key))
+            for key in ("program", "backbone", "label_map")
+        }
         return cls(**parts, **config)
 
 
@@ -104,10 +115,18 @@ def average_with_mirror(probabilities_of: Callable[[Any], Any], images: Any) -> 
     return (probabilities_of(images) + probabilities_of(keras.ops.flip(images, axis=2))) / 2
 
 
-def build_reprogrammed_model(backbone: keras.Model, task_image_shape: Sequence[int], num_classes: int,
-                             *, label_map: str = "first", seed: int = 0, host_image: np.ndarray | None = None,
-                             conceal_scale: float = DEFAULT_CONCEAL_SCALE, flip_average: bool = False,
-                             **program_options: Any) -> ReprogrammedModel:
+def build_reprogrammed_model(
+    backbone: keras.Model,
+    task_image_shape: Sequence[int],
+    num_classes: int,
+    *,
+    label_map: str = "first",
+    seed: int = 0,
+    host_image: np.ndarray | None = None,
+    conceal_scale: float = DEFAULT_CONCEAL_SCALE,
+    flip_average: bool = False,
+    **program_options: Any,
+) -> ReprogrammedModel:
     """A fresh (zero) program for ``num_classes`` classes on ``backbone``.
 
     ``label_map`` is a spec understood by `arnn_tf.label_maps.parse_label_map`;
@@ -122,19 +141,32 @@ def build_reprogrammed_model(backbone: keras.Model, task_image_shape: Sequence[i
     if host_image is None:
         program = AdversarialProgram(frame_size, task_image_shape, **program_options)
     else:
-        placement = {key: value for key, value in program_options.items() if key != "l2" and value not in (None, False)}
+        placement = {
+            key: value
+            for key, value in program_options.items()
+            if key != "l2" and value not in (None, False)
+        }
         if placement:
-            raise ValueError(f"a concealed program tiles the task image over the whole frame, so it takes no "
-                             f"placement options (image size, border width, L-infinity bound, full program); "
-                             f"got {placement}")
-        program = ConcealedProgram(frame_size, task_image_shape, host_image=host_image, scale=conceal_scale,
-                                   permutation_seed=seed, l2=program_options.get("l2", 0.0))
+            raise ValueError(
+                f"a concealed program tiles the task image over the whole frame, so it takes no "
+                f"placement options (image size, border width, L-infinity bound, full program); "
+                f"got {placement}"
+            )
+        program = ConcealedProgram(
+            frame_size,
+            task_image_shape,
+            host_image=host_image,
+            scale=conceal_scale,
+            permutation_seed=seed,
+            l2=program_options.get("l2", 0.0),
+        )
     mapping = build_label_map(label_map, num_classes, seed, int(backbone.output_shape[-1]))
     return ReprogrammedModel(program, backbone, mapping, flip_average=flip_average)
 
 
-def build_label_map(spec: str, num_classes: int, seed: int = 0,
-                    num_source: int = 1000) -> LabelMapping | LinearLabelMap:
+def build_label_map(
+    spec: str, num_classes: int, seed: int = 0, num_source: int = 1000
+) -> LabelMapping | LinearLabelMap:
     """The label-map layer a spec names (`arnn_tf.settings.LABEL_MAP_HELP`): a fixed
     `LabelMapping`, or for "linear[:START]" a `LinearLabelMap` starting from START."""
     start = learned_map_start(spec)

@@ -25,8 +25,12 @@ def to_pixels(frame: np.ndarray) -> np.ndarray:
     return np.clip(np.round((np.asarray(frame, "float32") + 1.0) * 127.5), 0, 255).astype("uint8")
 
 
-def program_picture(model: ReprogrammedModel, images: np.ndarray, class_names: Sequence[str],
-                    labels: Sequence[int] | None = None) -> Image.Image:
+def program_picture(
+    model: ReprogrammedModel,
+    images: np.ndarray,
+    class_names: Sequence[str],
+    labels: Sequence[int] | None = None,
+) -> Image.Image:
     """P, then X_adv for each of ``images`` ([n, h, w, c] uint8), captioned with the model's
     answer (and the true class, where ``labels`` are given)."""
     frames = [to_pixels(keras.ops.convert_to_numpy(model.program.program()))]

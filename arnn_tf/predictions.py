@@ -6,10 +6,16 @@ import json
 from typing import Any, Sequence
 
 
-def prediction_record(image: str, class_id: int, class_name: str, probabilities: Sequence[float]) -> dict[str, Any]:
+def prediction_record(
+    image: str, class_id: int, class_name: str, probabilities: Sequence[float]
+) -> dict[str, Any]:
     """What a user gets for one image: the class and every task class's probability."""
-    return {"image": str(image), "class_id": int(class_id), "class_name": str(class_name),
-            "probabilities": [round(float(p), 6) for p in probabilities]}
+    return {
+        "image": str(image),
+        "class_id": int(class_id),
+        "class_name": str(class_name),
+        "probabilities": [round(float(p), 6) for p in probabilities],
+    }
 
 
 def print_predictions(records: Sequence[dict[str, Any]], as_json: bool) -> None:

@@ -80,7 +80,7 @@ class SavedProgram:
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
     arnn_tf_version: str = __version__
     parts: tuple[TaskPart, ...] = ()
-    """For a program trained on combined tasks (`arnn_tf.tasks.multi`), its data sets; else empty."""
+    """For a program trained on combined tasks (`arnn_tf.tasks.multi`), its data sets; else ()."""
     host_image: np.ndarray | None = None
     """For a concealed program, the host photo's pixels (n x n x 3, [0, 255]); None otherwise."""
     flip_average: bool = False
@@ -94,24 +94,48 @@ class SavedProgram:
         _check_parts(self.parts, len(self.class_names))
 
     @classmethod
-    def from_model(cls, model: ReprogrammedModel, *, backbone_name: str, weights: str | None,
-                   seed: int, task_name: str, class_names: list[str], label_map_spec: str = "first",
-                   metrics: dict[str, Any] | None = None, parts: tuple[TaskPart, ...] = (),
-                   recipe: dict[str, Any] | None = None) -> "SavedProgram":
-        """Captures a trained model; ``backbone_name``/``weights``/``seed`` say how its backbone was built.
+    def from_model(
+        cls,
+        model: ReprogrammedModel,
+        *,
+        backbone_name: str,
+        weights: str | None,
+        seed: int,
+        task_name: str,
+        class_names: list[str],
+        label_map_spec: str = "first",
+        metrics: dict[str, Any] | None = None,
+        parts: tuple[TaskPart, ...] = (),
+        recipe: dict[str, Any] | None = None,
+    ) -> "SavedProgram":
+        """Captures a trained model; ``backbone_name``/``weights``/``seed`` say how its backbone
+        was built.
 
         ``parts`` are the task's parts when it combines several data sets (``Task.parts``).
         """
         config = _comparable_config(model.program)
         ref = BackboneRef(backbone_name, weights, seed, weights_fingerprint(model.backbone))
-        host_image = (keras.ops.convert_to_numpy(model.program.host_image.value)
-                      if isinstance(model.program, ConcealedProgram) else None)
+        host_image = (
+            keras.ops.convert_to_numpy(model.program.host_image.value)
+            if isinstance(model.program, ConcealedProgram)
+            else None
+        )
         learned = isinstance(model.label_map, LinearLabelMap)
-        return cls(keras.ops.convert_to_numpy(model.program.weight.value), config,
-                   [] if learned else model.label_map.groups, ref, task_name, list(class_names),
-                   label_map_spec, dict(metrics or {}), parts=tuple(parts), host_image=host_image,
-                   flip_average=model.flip_average,
-                   learned_map=model.label_map.parameters() if learned else None, recipe=recipe)
+        return cls(
+            keras.ops.convert_to_numpy(model.program.weight.value),
+            config,
+            [] if learned else model.label_map.groups,
+            ref,
+            task_name,
+            list(class_names),
+            label_map_spec,
+            dict(metrics or {}),
+            parts=tuple(parts),
+            host_image=host_image,
+            flip_average=model.flip_average,
+            learned_map=model.label_map.parameters() if learned else None,
+            recipe=recipe,
+        )
 
     @property
     def frame_size(self) -> int:
@@ -133,7 +157,8 @@ class SavedProgram:
         return [name.removeprefix(f"{part.name}/") for name in names]
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Writes the folder; each file is replaced atomically, so an interrupted save never leaves half a file."""
+        """Writes the folder; each file is replaced atomically, so an interrupted save never
+        leaves half a file."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         concealed = self.host_image is not None
@@ -146,25 +171,39 @@ class SavedProgram:
             "program": self.program_config,
             "label_map": {"spec": self.label_map_spec, "groups": self.label_groups},
             "inference": {"flip_average": self.flip_average},
-            "task": {"name": self.task_name, "image_shape": list(self.task_image_shape),
-                     "class_names": self.class_names, "parts": [dataclasses.asdict(p) for p in self.parts]},
+            "task": {
+                "name": self.task_name,
+                "image_shape": list(self.task_image_shape),
+                "class_names": self.class_names,
+                "parts": [dataclasses.asdict(p) for p in self.parts],
+            },
             "metrics": self.metrics,
         }
         if self.recipe is not None:
             document["recipe"] = self.recipe
-        _atomic_write(path / "W.npy", lambda f: np.save(f, self.weight.astype("float32"), allow_pickle=False))
+        _atomic_write(
+            path / "W.npy", lambda f: np.save(f, self.weight.astype("float32"), allow_pickle=False)
+        )
         if concealed:
-            _atomic_write(path / HOST_IMAGE_FILE,
-                          lambda f: np.save(f, self.host_image.astype("float32"), allow_pickle=False))
+            _atomic_write(
+                path / HOST_IMAGE_FILE,
+                lambda f: np.save(f, self.host_image.astype("float32"), allow_pickle=False),
+            )
         else:
-            (path / HOST_IMAGE_FILE).unlink(missing_ok=True)  # left by a concealed program saved here before
+            (path / HOST_IMAGE_FILE).unlink(
+                missing_ok=True
+            )  # left by a concealed program saved here before
         if self.learned_map is not None:
             kernel, bias = self.learned_map
-            _atomic_write(path / LEARNED_MAP_FILE, lambda f: np.savez(
-                f, kernel=kernel.astype("float32"), bias=bias.astype("float32")))
+            _atomic_write(
+                path / LEARNED_MAP_FILE,
+                lambda f: np.savez(f, kernel=kernel.astype("float32"), bias=bias.astype("float32")),
+            )
         else:
             (path / LEARNED_MAP_FILE).unlink(missing_ok=True)
-        _atomic_write(path / "program.json", lambda f: f.write(json.dumps(document, indent=2).encode()))
+        _atomic_write(
+            path / "program.json", lambda f: f.write(json.dumps(document, indent=2).encode())
+        )
         return path
 
     @classmethod
@@ -178,8 +217,11 @@ class SavedProgram:
         except json.JSONDecodeError as error:
             raise ValueError(f"{path / 'program.json'} is not valid JSON: {error}") from None
         if document.get("format") != FORMAT or document.get("format_version", 0) > FORMAT_VERSION:
-            raise ValueError(f"{path} holds format {document.get('format')!r} version "
-                             f"{document.get('format_version')!r}; this arnn-tf reads {FORMAT} <= {FORMAT_VERSION}")
+            raise ValueError(
+                f"{path} holds format {document.get('format')!r} version "
+                f"{document.get('format_version')!r}; "
+                f"this arnn-tf reads {FORMAT} <= {FORMAT_VERSION}"
+            )
         weight = np.load(path / "W.npy", allow_pickle=False)
         expected = (document["program"]["frame_size"],) * 2 + (3,)
         if weight.shape != expected:
@@ -192,22 +234,37 @@ class SavedProgram:
             try:
                 host_image = np.load(path / HOST_IMAGE_FILE, allow_pickle=False)
             except FileNotFoundError:
-                raise FileNotFoundError(f"{path} holds a concealed program but no {HOST_IMAGE_FILE} "
-                                        "(the host photo it is hidden in)") from None
+                raise FileNotFoundError(
+                    f"{path} holds a concealed program but no {HOST_IMAGE_FILE} "
+                    "(the host photo it is hidden in)"
+                ) from None
             if host_image.shape != expected:
-                raise ValueError(f"{path / HOST_IMAGE_FILE} has shape {host_image.shape}, expected {expected}")
+                raise ValueError(
+                    f"{path / HOST_IMAGE_FILE} has shape {host_image.shape}, expected {expected}"
+                )
         task = document["task"]
         flip_average = document.get("inference", {}).get("flip_average", False)
         if not isinstance(flip_average, bool):
-            raise ValueError(f"{path / 'program.json'}: inference.flip_average must be true or false, "
-                             f"not {flip_average!r}")
-        return cls(weight, document["program"], document["label_map"]["groups"],
-                   BackboneRef(**document["backbone"]), task["name"], task["class_names"],
-                   document["label_map"]["spec"], document.get("metrics", {}),
-                   document.get("arnn_tf_version", "unknown"),
-                   tuple(TaskPart(**part) for part in task.get("parts", [])), host_image, flip_average,
-                   _load_learned_map(path) if document.get("format_version") == 3 else None,
-                   document.get("recipe"))
+            raise ValueError(
+                f"{path / 'program.json'}: inference.flip_average must be true or false, "
+                f"not {flip_average!r}"
+            )
+        return cls(
+            weight,
+            document["program"],
+            document["label_map"]["groups"],
+            BackboneRef(**document["backbone"]),
+            task["name"],
+            task["class_names"],
+            document["label_map"]["spec"],
+            document.get("metrics", {}),
+            document.get("arnn_tf_version", "unknown"),
+            tuple(TaskPart(**part) for part in task.get("parts", [])),
+            host_image,
+            flip_average,
+            _load_learned_map(path) if document.get("format_version") == 3 else None,
+            document.get("recipe"),
+        )
 
     def build_model(self, backbone: keras.Model | None = None) -> ReprogrammedModel:
         """Rebuilds the model with this program, on ``backbone`` or a freshly built one.
@@ -221,8 +278,9 @@ class SavedProgram:
             program = AdversarialProgram(**self.program_config)
         else:
             program = ConcealedProgram(**self.program_config, host_image=self.host_image)
-        model = ReprogrammedModel(program, backbone, self._label_map(backbone),
-                                  flip_average=self.flip_average)
+        model = ReprogrammedModel(
+            program, backbone, self._label_map(backbone), flip_average=self.flip_average
+        )
         program.weight.assign(self.weight)
         return model
 
@@ -245,40 +303,57 @@ class SavedProgram:
         """
         self._check_backbone(model.backbone)
         settings = _comparable_config(model.program)
-        differing = sorted(key for key in set(settings) | set(self.program_config)
-                           if key != "l2" and settings.get(key) != self.program_config.get(key))
+        differing = sorted(
+            key
+            for key in set(settings) | set(self.program_config)
+            if key != "l2" and settings.get(key) != self.program_config.get(key)
+        )
         if differing:
             raise ProgramMismatchError(
                 "the program to start from was trained with other program settings: "
-                + ", ".join(f"{key} {self.program_config.get(key)!r} (here {settings.get(key)!r})"
-                            for key in differing))
+                + ", ".join(
+                    f"{key} {self.program_config.get(key)!r} (here {settings.get(key)!r})"
+                    for key in differing
+                )
+            )
         if self.host_image is not None and not np.array_equal(
-                self.host_image, keras.ops.convert_to_numpy(model.program.host_image.value)):
+            self.host_image, keras.ops.convert_to_numpy(model.program.host_image.value)
+        ):
             raise ProgramMismatchError("the program to start from is hidden in another host photo")
         if model.label_map.num_classes != len(self.class_names):
-            raise ProgramMismatchError(f"the program to start from has {len(self.class_names)} task "
-                                       f"classes, this model {model.label_map.num_classes}")
+            raise ProgramMismatchError(
+                f"the program to start from has {len(self.class_names)} task "
+                f"classes, this model {model.label_map.num_classes}"
+            )
         if isinstance(model.label_map, LinearLabelMap):
             if self.learned_map is not None:  # a fixed map's program starts the model's own map
                 model.label_map.set_parameters(*self.learned_map)
-        elif not relabel and (self.learned_map is not None or model.label_map.groups != self.label_groups):
-            raise ProgramMismatchError(f"the program to start from was trained with label map "
-                                       f"{self.label_map_spec!r}; train with the same map")
+        elif not relabel and (
+            self.learned_map is not None or model.label_map.groups != self.label_groups
+        ):
+            raise ProgramMismatchError(
+                f"the program to start from was trained with label map "
+                f"{self.label_map_spec!r}; train with the same map"
+            )
         model.program.weight.assign(self.weight)
 
     def _check_backbone(self, backbone: keras.Model) -> None:
         if tuple(backbone.input_shape[1:3]) != (self.frame_size, self.frame_size):
             raise ProgramMismatchError(
-                f"this program is {self.frame_size}x{self.frame_size}, but the backbone given takes "
+                f"this program is {self.frame_size}x{self.frame_size}, "
+                "but the backbone given takes "
                 f"{backbone.input_shape[1]}x{backbone.input_shape[2]} frames; build it with "
-                f"input_size={self.frame_size}")
+                f"input_size={self.frame_size}"
+            )
         fingerprint = weights_fingerprint(backbone)
         if backbone.name != self.backbone.name or fingerprint != self.backbone.fingerprint:
             raise ProgramMismatchError(
                 f"this program was trained on backbone {self.backbone.name!r} with weights "
-                f"{self.backbone.weights!r} (fingerprint {self.backbone.fingerprint[:12]}), but the backbone "
-                f"given is {backbone.name!r} (fingerprint {fingerprint[:12]}); a program only works on "
-                "the exact network it was trained on")
+                f"{self.backbone.weights!r} (fingerprint {self.backbone.fingerprint[:12]}), "
+                f"but the backbone given is {backbone.name!r} (fingerprint {fingerprint[:12]}); "
+                "a program only works on "
+                "the exact network it was trained on"
+            )
 
 
 def _load_learned_map(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -287,18 +362,21 @@ def _load_learned_map(path: Path) -> tuple[np.ndarray, np.ndarray]:
         with np.load(path / LEARNED_MAP_FILE, allow_pickle=False) as arrays:
             kernel, bias = arrays["kernel"], arrays["bias"]
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path} holds a program with a learned label map but no "
-                                f"{LEARNED_MAP_FILE}") from None
+        raise FileNotFoundError(
+            f"{path} holds a program with a learned label map but no {LEARNED_MAP_FILE}"
+        ) from None
     except (KeyError, ValueError, OSError) as error:
         raise ValueError(f"{path / LEARNED_MAP_FILE} is not a learned label map: {error}") from None
     if kernel.ndim != 2 or bias.shape != (kernel.shape[1],):
-        raise ValueError(f"{path / LEARNED_MAP_FILE}: kernel {kernel.shape} and bias {bias.shape} "
-                         "do not fit together")
+        raise ValueError(
+            f"{path / LEARNED_MAP_FILE}: kernel {kernel.shape} and bias {bias.shape} "
+            "do not fit together"
+        )
     return kernel, bias
 
 
 def _comparable_config(program: AdversarialProgram) -> dict[str, Any]:
-    """The program layer's settings as they are saved (without Keras' own name, trainable, dtype)."""
+    """The program layer's settings as saved (without Keras' own name, trainable, dtype)."""
     config = program.get_config()
     for key in ("name", "trainable", "dtype"):
         config.pop(key, None)
@@ -311,10 +389,16 @@ def _check_parts(parts: tuple[TaskPart, ...], num_classes: int) -> None:
         return
     starts = [part.first_class for part in parts]
     ends = [part.first_class + part.num_classes for part in parts]
-    if (starts[0] != 0 or ends[-1] != num_classes or starts[1:] != ends[:-1]
-            or any(part.num_classes < 1 for part in parts)):
-        raise ValueError(f"the task's parts {[dataclasses.astuple(p) for p in parts]} do not split its "
-                         f"{num_classes} classes into consecutive, non-empty ranges")
+    if (
+        starts[0] != 0
+        or ends[-1] != num_classes
+        or starts[1:] != ends[:-1]
+        or any(part.num_classes < 1 for part in parts)
+    ):
+        raise ValueError(
+            f"the task's parts {[dataclasses.astuple(p) for p in parts]} do not split its "
+            f"{num_classes} classes into consecutive, non-empty ranges"
+        )
 
 
 def _atomic_write(path: Path, write: Any) -> None:

@@ -45,8 +45,13 @@ class StepProgress(keras.callbacks.Callback):
     reports (averages over the current epoch).
     """
 
-    def __init__(self, total_steps: int, first_step: int = 0, every: int | None = None,
-                 terminal: bool | None = None) -> None:
+    def __init__(
+        self,
+        total_steps: int,
+        first_step: int = 0,
+        every: int | None = None,
+        terminal: bool | None = None,
+    ) -> None:
         super().__init__()
         self.total_steps = total_steps
         self.step = first_step
@@ -64,7 +69,8 @@ class StepProgress(keras.callbacks.Callback):
         if self.terminal:
             if self._bar is None:
                 self._bar = keras.utils.Progbar(
-                    self.total_steps, stateful_metrics=[key for key, _ in values])
+                    self.total_steps, stateful_metrics=[key for key, _ in values]
+                )
             self._bar.update(self.step, values)
         elif self.step % self.every == 0 or self.step >= self.total_steps:
             metrics = "".join(f" - {key} {value:.4f}" for key, value in values)

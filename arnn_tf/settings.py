@@ -49,6 +49,7 @@ def checked_augmentations(names: tuple[str, ...]) -> tuple[str, ...]:
     """``names`` if each is one of `AUGMENTATIONS`; raises ValueError naming the others."""
     unknown = [name for name in names if name not in AUGMENTATIONS]
     if unknown:
-        raise ValueError(f"unknown augmentation {', '.join(unknown)}; "
-                         f"choose from {', '.join(AUGMENTATIONS)}")
+        raise ValueError(
+            f"unknown augmentation {', '.join(unknown)}; choose from {', '.join(AUGMENTATIONS)}"
+        )
     return tuple(names)

@@ -27,8 +27,13 @@ class ProgramSummaries(keras.callbacks.Callback):
     ``sample_images`` (a few task images, uint8) are shown as ``X_adv`` each epoch.
     """
 
-    def __init__(self, logdir: str | os.PathLike[str], sample_images: np.ndarray,
-                 hparams: Mapping[str, Any] | None = None, every_steps: int = 10) -> None:
+    def __init__(
+        self,
+        logdir: str | os.PathLike[str],
+        sample_images: np.ndarray,
+        hparams: Mapping[str, Any] | None = None,
+        every_steps: int = 10,
+    ) -> None:
         super().__init__()
         self.logdir = str(logdir)
         self.sample_images = sample_images
@@ -51,7 +56,8 @@ class ProgramSummaries(keras.callbacks.Callback):
         with self.writer.as_default():
             hparams_api.hparams_config(
                 hparams=[hparams_api.HParam(key) for key in self.hparams],
-                metrics=[hparams_api.Metric(tag) for tag in HPARAM_METRICS])
+                metrics=[hparams_api.Metric(tag) for tag in HPARAM_METRICS],
+            )
             hparams_api.hparams(self.hparams)
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
@@ -64,8 +70,10 @@ class ProgramSummaries(keras.callbacks.Callback):
                 tf.summary.scalar(f"batch_{key}", float(value))
             learning_rate = optimizer.learning_rate
             tf.summary.scalar("learning_rate", float(keras.ops.convert_to_numpy(learning_rate)))
-            tf.summary.scalar("program_norm", float(np.linalg.norm(
-                keras.ops.convert_to_numpy(self.model.program.weight.value))))
+            tf.summary.scalar(
+                "program_norm",
+                float(np.linalg.norm(keras.ops.convert_to_numpy(self.model.program.weight.value))),
+            )
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         program = self.model.program

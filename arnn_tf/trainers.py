@@ -21,7 +21,7 @@ import abc
 import math
 import os
 import time
-from typing import Any, Sequence
+from typing import Sequence
 
 import keras
 import tensorflow as tf
@@ -33,18 +33,32 @@ from arnn_tf.model import ReprogrammedModel
 from arnn_tf.progress import StepProgress
 from arnn_tf.recipes import Recipe
 from arnn_tf.tasks import Task
-from arnn_tf.training import (StepAndTimeBudget, TrainingDivergedError, TrainingResult,
-                              learning_rate_schedule, steps_per_epoch)
+from arnn_tf.training import (
+    StepAndTimeBudget,
+    TrainingDivergedError,
+    TrainingResult,
+    learning_rate_schedule,
+    steps_per_epoch,
+)
 
 
 class Trainer(abc.ABC):
     """Trains a model's program (and a learned label map) on a task, as a recipe says."""
 
-    def fit(self, model: ReprogrammedModel, task: Task, recipe: Recipe, *,
-            callbacks: Sequence[keras.callbacks.Callback] = (),
-            checkpoint_dir: str | os.PathLike[str] | None = None, checkpoint_every: int = 100,
-            save_checkpoints: bool = True, max_minutes: float | None = None, shuffle: bool = True,
-            verbose: bool = True) -> TrainingResult:
+    def fit(
+        self,
+        model: ReprogrammedModel,
+        task: Task,
+        recipe: Recipe,
+        *,
+        callbacks: Sequence[keras.callbacks.Callback] = (),
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 100,
+        save_checkpoints: bool = True,
+        max_minutes: float | None = None,
+        shuffle: bool = True,
+        verbose: bool = True,
+    ) -> TrainingResult:
         """Trains ``model`` on ``task``'s train split for the recipe's steps or epochs.
 
         With ``checkpoint_dir``, the trainable state is saved every ``checkpoint_every`` steps
@@ -52,53 +66,58 @@ class Trainer(abc.ABC):
         it, with the same data order and schedule, up to the same total. ``max_minutes`` stops
         early. Raises TrainingDivergedError when the loss stops being finite.
         """
-        if max_minutes is not None and not max_minutes > 0:
-            raise ValueError(f"the time limit must be > 0 minutes, got {max_minutes}")
-        model.program.trainable = not recipe.freeze_program
-        if not model.trainable_variables:
-            raise ValueError("nothing to train: the program is held fixed and the label map is "
-                             "not learned (use a learned map such as 'linear')")
+        _check_trainable(model, recipe, max_minutes)
         train_examples = task.num_examples("train")  # counted once: tf.data may iterate to count
         per_epoch = steps_per_epoch(train_examples, recipe.batch_size)
         steps = recipe.steps if recipe.steps is not None else per_epoch * recipe.epochs
-        self.compile(model, learning_rate_schedule(
-            recipe.lr_schedule, recipe.learning_rate, per_epoch, steps, recipe.warmup_steps), recipe)
-        resumed_from = 0
+        schedule = learning_rate_schedule(
+            recipe.lr_schedule, recipe.learning_rate, per_epoch, steps, recipe.warmup_steps
+        )
+        self.compile(model, schedule, recipe)
         callbacks = list(callbacks)
+        resumed_from = 0
         if checkpoint_dir is not None:
-            resumed_from = restore_checkpoint(model, checkpoint_dir) or 0
-            if resumed_from and verbose:
-                print(f"resumed from step {resumed_from} (checkpoint in {checkpoint_dir})")
+            resumed_from = _resume(model, checkpoint_dir, verbose)
             if save_checkpoints:
                 callbacks.append(ProgramCheckpoint(checkpoint_dir, checkpoint_every))
-        label_mapping = _label_mapping(task, recipe, train_examples, per_epoch, resumed_from, verbose)
+        mapping = _label_mapping(task, recipe, train_examples, per_epoch, resumed_from, verbose)
         if resumed_from >= steps:
             return TrainingResult(resumed_from, resumed_from, 0.0, 0.0, None, False, {})
-        budget = StepAndTimeBudget(steps - resumed_from,
-                                   None if max_minutes is None else 60.0 * max_minutes)
-        callbacks = [*label_mapping, keras.callbacks.TerminateOnNaN(), budget, *callbacks]
+        remaining = steps - resumed_from
+        budget = StepAndTimeBudget(remaining, None if max_minutes is None else 60.0 * max_minutes)
+        callbacks = [*mapping, keras.callbacks.TerminateOnNaN(), budget, *callbacks]
         if verbose:
             callbacks.append(StepProgress(steps, first_step=resumed_from))
         # Skipping the batches already trained on replays the uninterrupted run's data order. A
         # run of one epoch or less never reads an image twice, so it keeps no cache.
-        data = task.dataset("train", recipe.batch_size, shuffle=shuffle, repeat=True,
-                            seed=recipe.seed, drop_remainder=True, cache=steps > per_epoch,
-                            augment=recipe.augment).skip(resumed_from)
+        data = task.dataset(
+            "train", recipe.batch_size, shuffle=shuffle, repeat=True, seed=recipe.seed,
+            drop_remainder=True, cache=steps > per_epoch, augment=recipe.augment,
+        ).skip(resumed_from)  # fmt: skip
         start = time.perf_counter()
-        history = self.run(model, data, steps - resumed_from, min(per_epoch, steps - resumed_from),
-                           callbacks, recipe)
-        return _result(history, resumed_from, budget, time.perf_counter() - start, recipe,
-                       checkpoint_dir)
+        history = self.run(model, data, remaining, min(per_epoch, remaining), callbacks, recipe)
+        seconds = time.perf_counter() - start
+        return _result(history, resumed_from, budget, seconds, recipe, checkpoint_dir)
 
     @abc.abstractmethod
-    def compile(self, model: ReprogrammedModel,
-                schedule: keras.optimizers.schedules.LearningRateSchedule, recipe: Recipe) -> None:
+    def compile(
+        self,
+        model: ReprogrammedModel,
+        schedule: keras.optimizers.schedules.LearningRateSchedule,
+        recipe: Recipe,
+    ) -> None:
         """Gives ``model`` its optimiser, following ``schedule`` (and the recipe's EMA)."""
 
     @abc.abstractmethod
-    def run(self, model: ReprogrammedModel, data: tf.data.Dataset, steps: int,
-            steps_per_epoch: int, callbacks: Sequence[keras.callbacks.Callback],
-            recipe: Recipe) -> dict[str, list[float]]:
+    def run(
+        self,
+        model: ReprogrammedModel,
+        data: tf.data.Dataset,
+        steps: int,
+        steps_per_epoch: int,
+        callbacks: Sequence[keras.callbacks.Callback],
+        recipe: Recipe,
+    ) -> dict[str, list[float]]:
         """Trains ``steps`` batches of ``data`` (epochs of ``steps_per_epoch``), calling
         ``callbacks`` as `model.fit` does; returns per-epoch "loss" and "accuracy"."""
 
@@ -106,24 +125,70 @@ class Trainer(abc.ABC):
 class WhiteBoxTrainer(Trainer):
     """Gradients by backpropagation through the frozen backbone, with Adam."""
 
-    def compile(self, model: ReprogrammedModel,
-                schedule: keras.optimizers.schedules.LearningRateSchedule, recipe: Recipe) -> None:
-        model.compile(optimizer=keras.optimizers.Adam(
-            schedule, use_ema=recipe.ema is not None, ema_momentum=recipe.ema or 0.99))
+    def compile(
+        self,
+        model: ReprogrammedModel,
+        schedule: keras.optimizers.schedules.LearningRateSchedule,
+        recipe: Recipe,
+    ) -> None:
+        model.compile(
+            optimizer=keras.optimizers.Adam(
+                schedule, use_ema=recipe.ema is not None, ema_momentum=recipe.ema or 0.99
+            )
+        )
 
-    def run(self, model: ReprogrammedModel, data: tf.data.Dataset, steps: int,
-            steps_per_epoch: int, callbacks: Sequence[keras.callbacks.Callback],
-            recipe: Recipe) -> dict[str, list[float]]:
+    def run(
+        self,
+        model: ReprogrammedModel,
+        data: tf.data.Dataset,
+        steps: int,
+        steps_per_epoch: int,
+        callbacks: Sequence[keras.callbacks.Callback],
+        recipe: Recipe,
+    ) -> dict[str, list[float]]:
         if needs_custom_loop(tf.distribute.get_strategy()):
-            return fit_with_strategy_run(model, data, steps=steps, global_batch_size=recipe.batch_size,
-                                         steps_per_epoch=steps_per_epoch, callbacks=callbacks)
-        return model.fit(data, epochs=math.ceil(steps / steps_per_epoch),
-                         steps_per_epoch=steps_per_epoch, shuffle=False, callbacks=list(callbacks),
-                         verbose=0).history
+            return fit_with_strategy_run(
+                model,
+                data,
+                steps=steps,
+                global_batch_size=recipe.batch_size,
+                steps_per_epoch=steps_per_epoch,
+                callbacks=callbacks,
+            )
+        return model.fit(
+            data,
+            epochs=math.ceil(steps / steps_per_epoch),
+            steps_per_epoch=steps_per_epoch,
+            shuffle=False,
+            callbacks=list(callbacks),
+            verbose=0,
+        ).history
 
 
-def _label_mapping(task: Task, recipe: Recipe, train_examples: int, per_epoch: int,
-                   first_step: int, verbose: bool) -> list[keras.callbacks.Callback]:
+def _check_trainable(model: ReprogrammedModel, recipe: Recipe, max_minutes: float | None) -> None:
+    """Sets what trains (the program unless the recipe holds it fixed) and refuses a run that
+    could not train anything or has no time."""
+    if max_minutes is not None and not max_minutes > 0:
+        raise ValueError(f"the time limit must be > 0 minutes, got {max_minutes}")
+    model.program.trainable = not recipe.freeze_program
+    if not model.trainable_variables:
+        raise ValueError(
+            "nothing to train: the program is held fixed and the label map is "
+            "not learned (use a learned map such as 'linear')"
+        )
+
+
+def _resume(model: ReprogrammedModel, checkpoint_dir: str | os.PathLike[str], verbose: bool) -> int:
+    """The step the checkpoint in ``checkpoint_dir`` was taken at (0 without one), restored."""
+    resumed_from = restore_checkpoint(model, checkpoint_dir) or 0
+    if resumed_from and verbose:
+        print(f"resumed from step {resumed_from} (checkpoint in {checkpoint_dir})")
+    return resumed_from
+
+
+def _label_mapping(
+    task: Task, recipe: Recipe, train_examples: int, per_epoch: int, first_step: int, verbose: bool
+) -> list[keras.callbacks.Callback]:
     """The callback that computes a frequency or iterative label map, if the recipe has one."""
     data_driven = data_driven_kind(recipe.label_map)
     if data_driven is None:
@@ -131,23 +196,45 @@ def _label_mapping(task: Task, recipe: Recipe, train_examples: int, per_epoch: i
     kind, per_class = data_driven
     sample_size = min(SAMPLE_IMAGES, train_examples)
     sample = task.sample("train", sample_size, 100, seed=recipe.seed)
-    return [FrequencyLabelMapping(sample, per_class, iterative=kind == "iterative",
-                                  max_images=sample_size, steps_per_epoch=per_epoch,
-                                  first_step=first_step, class_names=task.class_names,
-                                  verbose=verbose)]
+    return [
+        FrequencyLabelMapping(
+            sample,
+            per_class,
+            iterative=kind == "iterative",
+            max_images=sample_size,
+            steps_per_epoch=per_epoch,
+            first_step=first_step,
+            class_names=task.class_names,
+            verbose=verbose,
+        )
+    ]
 
 
-def _result(history: dict[str, list[float]], resumed_from: int, budget: StepAndTimeBudget,
-            seconds: float, recipe: Recipe,
-            checkpoint_dir: str | os.PathLike[str] | None) -> TrainingResult:
+def _result(
+    history: dict[str, list[float]],
+    resumed_from: int,
+    budget: StepAndTimeBudget,
+    seconds: float,
+    recipe: Recipe,
+    checkpoint_dir: str | os.PathLike[str] | None,
+) -> TrainingResult:
     done = resumed_from + budget.steps_done
     last_loss = history["loss"][-1] if history.get("loss") else float("nan")
     if not math.isfinite(last_loss):
         raise TrainingDivergedError(
             f"the loss became {last_loss} by step {done}; lower the learning rate or lambda (l2)"
-            + (f"; the last good program is in {checkpoint_dir}" if checkpoint_dir is not None else ""))
+            + (
+                f"; the last good program is in {checkpoint_dir}"
+                if checkpoint_dir is not None
+                else ""
+            )
+        )
     return TrainingResult(
-        steps=done, resumed_from=resumed_from, seconds=seconds,
+        steps=done,
+        resumed_from=resumed_from,
+        seconds=seconds,
         images_per_second=budget.steps_done * recipe.batch_size / seconds,
-        train_accuracy=float(history["accuracy"][-1]), stopped_by_time=budget.stopped_by_time,
-        history={key: [float(v) for v in values] for key, values in history.items()})
+        train_accuracy=float(history["accuracy"][-1]),
+        stopped_by_time=budget.stopped_by_time,
+        history={key: [float(v) for v in values] for key, values in history.items()},
+    )

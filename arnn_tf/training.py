@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import time
-from typing import Any, Sequence
+from typing import Any
 
 import keras
 
@@ -25,14 +24,21 @@ DECAY_RATE = 0.96
 DECAY_EVERY_EPOCHS = 2
 
 
-def paper_learning_rate(learning_rate: float, steps_per_epoch: int) -> keras.optimizers.schedules.LearningRateSchedule:
+def paper_learning_rate(
+    learning_rate: float, steps_per_epoch: int
+) -> keras.optimizers.schedules.LearningRateSchedule:
     """``learning_rate`` times 0.96 every 2 epochs, as in the re-implementations of the paper."""
     return keras.optimizers.schedules.ExponentialDecay(
-        learning_rate, decay_steps=DECAY_EVERY_EPOCHS * steps_per_epoch, decay_rate=DECAY_RATE, staircase=True)
+        learning_rate,
+        decay_steps=DECAY_EVERY_EPOCHS * steps_per_epoch,
+        decay_rate=DECAY_RATE,
+        staircase=True,
+    )
 
 
-def learning_rate_schedule(kind: str, learning_rate: float, steps_per_epoch: int, total_steps: int,
-                           warmup_steps: int = 0) -> keras.optimizers.schedules.LearningRateSchedule:
+def learning_rate_schedule(
+    kind: str, learning_rate: float, steps_per_epoch: int, total_steps: int, warmup_steps: int = 0
+) -> keras.optimizers.schedules.LearningRateSchedule:
     """The paper's step decay, or ``"cosine"``: from ``learning_rate`` down to 0 at ``total_steps``.
 
     The paper's rate hardly decays in a run of a few epochs, so the program is still moving
@@ -41,16 +47,24 @@ def learning_rate_schedule(kind: str, learning_rate: float, steps_per_epoch: int
     W by about the full rate in its first steps, which undoes much of a warm-started program.
     """
     if warmup_steps and (kind != "cosine" or not 0 < warmup_steps < total_steps):
-        raise ValueError(f"warmup needs the cosine schedule and fewer warmup steps ({warmup_steps}) "
-                         f"than training steps ({total_steps})")
+        raise ValueError(
+            f"warmup needs the cosine schedule and fewer warmup steps ({warmup_steps}) "
+            f"than training steps ({total_steps})"
+        )
     if kind == "paper":
         return paper_learning_rate(learning_rate, steps_per_epoch)
     if kind == "cosine":
         if warmup_steps:
-            return keras.optimizers.schedules.CosineDecay(0.0, decay_steps=total_steps - warmup_steps,
-                                                          warmup_target=learning_rate, warmup_steps=warmup_steps)
+            return keras.optimizers.schedules.CosineDecay(
+                0.0,
+                decay_steps=total_steps - warmup_steps,
+                warmup_target=learning_rate,
+                warmup_steps=warmup_steps,
+            )
         return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=total_steps)
-    raise ValueError(f"unknown learning-rate schedule {kind!r}; choose from {', '.join(LR_SCHEDULES)}")
+    raise ValueError(
+        f"unknown learning-rate schedule {kind!r}; choose from {', '.join(LR_SCHEDULES)}"
+    )
 
 
 class StepAndTimeBudget(keras.callbacks.Callback):
@@ -104,28 +118,31 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
     return max(1, math.ceil(num_examples / batch_size))
 
 
-def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = None,
-                epochs: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                learning_rate: float = DEFAULT_LEARNING_RATE, lr_schedule: str = "paper",
-                warmup_steps: int = 0, ema_momentum: float | None = None,
-                max_minutes: float | None = None, seed: int = 0, shuffle: bool = True,
-                checkpoint_dir: str | os.PathLike[str] | None = None, checkpoint_every: int = 100,
-                save_checkpoints: bool = True, label_map: str = "first",
-                augment: tuple[str, ...] = (), callbacks: Sequence[keras.callbacks.Callback] = (),
-                train_program: bool = True, verbose: Any = "auto") -> TrainingResult:
+def fit_program(
+    model: ReprogrammedModel,
+    task: Task,
+    *,
+    steps: int | None = None,
+    epochs: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    learning_rate: float = DEFAULT_LEARNING_RATE,
+    lr_schedule: str = "paper",
+    warmup_steps: int = 0,
+    ema_momentum: float | None = None,
+    seed: int = 0,
+    label_map: str = "first",
+    augment: tuple[str, ...] = (),
+    train_program: bool = True,
+    verbose: Any = "auto",
+    **run_options: Any,
+) -> TrainingResult:
     """Trains ``model`` on ``task`` with `arnn_tf.trainers.WhiteBoxTrainer`, the settings given
-    one by one rather than as a `arnn_tf.recipes.Recipe` (which is what they fill in).
-
-    Give ``steps`` (batches) or ``epochs`` (passes over the train split); with neither,
-    ``DEFAULT_STEPS`` batches. ``lr_schedule`` is ``"paper"`` or ``"cosine"`` (see
-    `learning_rate_schedule`; cosine spans all the steps, resumed ones included, and starts
-    with ``warmup_steps`` of linear warmup). With ``ema_momentum``, the program kept at the end
-    is an exponential moving average of ``W`` over the steps. ``label_map`` is the spec the
-    model's map was built from: a frequency map is computed before training, an iterative one
-    also before every later epoch (`arnn_tf.label_maps`). ``augment`` names training-time
-    augmentations of the task images, e.g. ``("flip",)``. Without ``train_program``, W keeps
-    its value and only a learned label map trains: the control that shows what the program
-    adds. Checkpoints, resume and ``max_minutes``: `arnn_tf.trainers.Trainer.fit`.
+    one by one: they fill in a `arnn_tf.recipes.Recipe` (see its fields; ``ema_momentum`` is
+    ``ema``, ``train_program`` is not ``freeze_program``). With neither ``steps`` nor
+    ``epochs``, ``DEFAULT_STEPS`` steps. ``label_map`` is the spec the model's map was built
+    from (a frequency or iterative map is computed from the data while training).
+    ``run_options`` (callbacks, checkpoint_dir, checkpoint_every, save_checkpoints,
+    max_minutes, shuffle) are `arnn_tf.trainers.Trainer.fit`'s.
 
     Raises TrainingDivergedError when the loss stops being finite.
     """
@@ -134,37 +151,55 @@ def fit_program(model: ReprogrammedModel, task: Task, *, steps: int | None = Non
 
     if steps is not None and epochs is not None:
         raise ValueError("give steps or epochs, not both")
-    recipe = Recipe(steps=DEFAULT_STEPS if steps is None and epochs is None else steps,
-                    epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                    lr_schedule=lr_schedule, warmup_steps=warmup_steps, ema=ema_momentum,
-                    label_map=label_map, augment=augment, seed=seed,
-                    freeze_program=not train_program)
-    return WhiteBoxTrainer().fit(
-        model, task, recipe, callbacks=callbacks, checkpoint_dir=checkpoint_dir,
-        checkpoint_every=checkpoint_every, save_checkpoints=save_checkpoints,
-        max_minutes=max_minutes, shuffle=shuffle, verbose=bool(verbose))
+    recipe = Recipe(
+        steps=DEFAULT_STEPS if steps is None and epochs is None else steps,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        lr_schedule=lr_schedule,
+        warmup_steps=warmup_steps,
+        ema=ema_momentum,
+        label_map=label_map,
+        augment=augment,
+        seed=seed,
+        freeze_program=not train_program,
+    )
+    return WhiteBoxTrainer().fit(model, task, recipe, verbose=bool(verbose), **run_options)
 
 
-def evaluate_program(model: ReprogrammedModel, task: Task, split: str = "test",
-                     batch_size: int = 64, verbose: Any = "auto") -> dict[str, float]:
+def evaluate_program(
+    model: ReprogrammedModel,
+    task: Task,
+    split: str = "test",
+    batch_size: int = 64,
+    verbose: Any = "auto",
+) -> dict[str, float]:
     """Loss and accuracy on a whole split of ``task``."""
     if not model.compiled:
         model.compile()
     # read once: under a distribution strategy Keras stops at the last batch without reaching the
     # end of the data, so a cache would be left half-filled (and tf.data warns about it)
-    results = model.evaluate(task.dataset(split, batch_size, cache=False), return_dict=True,
-                             verbose=keras_verbosity(verbose))
+    results = model.evaluate(
+        task.dataset(split, batch_size, cache=False),
+        return_dict=True,
+        verbose=keras_verbosity(verbose),
+    )
     return {key: float(value) for key, value in results.items()}
 
 
-def evaluate_parts(model: ReprogrammedModel, task: Task, split: str = "test",
-                   batch_size: int = 64) -> dict[str, float]:
+def evaluate_parts(
+    model: ReprogrammedModel, task: Task, split: str = "test", batch_size: int = 64
+) -> dict[str, float]:
     """Accuracy on each part of a combined task, choosing among that part's classes only."""
     results = {}
     for part in task.parts:
         low, high = part.first_class, part.first_class + part.num_classes
-        data = task.dataset(split, batch_size, cache=False).unbatch().filter(
-            lambda image, label, low=low, high=high: (label >= low) & (label < high)).batch(batch_size)
+        data = (
+            task.dataset(split, batch_size, cache=False)
+            .unbatch()
+            .filter(lambda image, label, low=low, high=high: (label >= low) & (label < high))
+            .batch(batch_size)
+        )
         correct = total = 0
         for images, labels in data:
             probabilities = keras.ops.convert_to_numpy(model.predict_on_batch(images))[:, low:high]

@@ -71,8 +71,13 @@ _BLOCK_LAYERS = {
     "_project_conv": "project_conv",
     "_bn2": "project_bn",
 }
-_TOP_LAYERS = {"_conv_stem": "stem_conv", "_bn0": "stem_bn", "_conv_head": "top_conv",
-               "_bn1": "top_bn", "_fc": "predictions"}
+_TOP_LAYERS = {
+    "_conv_stem": "stem_conv",
+    "_bn0": "stem_bn",
+    "_conv_head": "top_conv",
+    "_bn1": "top_bn",
+    "_fc": "predictions",
+}
 _BN_PARAMS = ("weight", "bias", "running_mean", "running_var")  # Keras: gamma, beta, mean, var
 
 
@@ -113,7 +118,9 @@ def _build_graph() -> keras.Model:
     )
     norm = _normalization_layer(model)
     scale = 255.0  # the builder's Rescaling(1/255) runs first
-    norm.set_weights([np.full(3, INPUT_MEAN / scale), np.full(3, (INPUT_STD / scale) ** 2), np.array(0)])
+    norm.set_weights(
+        [np.full(3, INPUT_MEAN / scale), np.full(3, (INPUT_STD / scale) ** 2), np.array(0)]
+    )
     norm.finalize_state()  # Normalization reads mean/variance from tensors refreshed here
     return model
 
@@ -122,14 +129,19 @@ def _normalization_layer(model: keras.Model) -> keras.layers.Normalization:
     """The input Normalization layer: weight-bearing, but set from INPUT_MEAN/STD, not torch."""
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.Normalization)]
     if len(norms) != 1:
-        raise RuntimeError(f"expected one Normalization layer in the EfficientNet graph, got {len(norms)}")
+        raise RuntimeError(
+            f"expected one Normalization layer in the EfficientNet graph, got {len(norms)}"
+        )
     return norms[0]
 
 
 def _keras_block_names() -> list[str]:
     """Keras block prefixes in torch ``_blocks`` order (block1a_, block2a_, block2b_, ...)."""
-    return [f"block{i + 1}{chr(ord('a') + j)}_"
-            for i, args in enumerate(LITE0_BLOCKS_ARGS) for j in range(args["repeats"])]
+    return [
+        f"block{i + 1}{chr(ord('a') + j)}_"
+        for i, args in enumerate(LITE0_BLOCKS_ARGS)
+        for j in range(args["repeats"])
+    ]
 
 
 def _convert(module: str, params: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -151,8 +163,13 @@ def _keras_layer_name(module: str, block_names: list[str]) -> str:
     parts = module.split(".")
     if len(parts) == 1 and module in _TOP_LAYERS:
         return _TOP_LAYERS[module]
-    if (len(parts) == 3 and parts[0] == "_blocks" and parts[2] in _BLOCK_LAYERS
-            and parts[1].isdigit() and int(parts[1]) < len(block_names)):
+    if (
+        len(parts) == 3
+        and parts[0] == "_blocks"
+        and parts[2] in _BLOCK_LAYERS
+        and parts[1].isdigit()
+        and int(parts[1]) < len(block_names)
+    ):
         return block_names[int(parts[1])] + _BLOCK_LAYERS[parts[2]]
     raise ValueError(f"torch module {module} has no Keras counterpart")
 
@@ -172,8 +189,11 @@ def _assign_state_dict(model: keras.Model, state_dict: dict[str, np.ndarray]) ->
         model.get_layer(name).set_weights(_convert(module, params))
         assigned.add(name)
     norm = _normalization_layer(model)
-    missing = [layer.name for layer in model.layers
-               if layer.weights and layer is not norm and layer.name not in assigned]
+    missing = [
+        layer.name
+        for layer in model.layers
+        if layer.weights and layer is not norm and layer.name not in assigned
+    ]
     if missing:
         raise ValueError(f"Keras layers left without converted weights: {missing}")
 
@@ -216,6 +236,7 @@ def efficientnet_lite0(weights: str | os.PathLike[str] | None = "imagenet") -> k
     try:
         _save_atomically(model, cache)
     except OSError as err:  # e.g. a read-only home: the model is fine, only slower next time
-        warnings.warn(f"could not cache converted EfficientNet-Lite0 weights at {cache}: {err}",
-                      stacklevel=2)
+        warnings.warn(
+            f"could not cache converted EfficientNet-Lite0 weights at {cache}: {err}", stacklevel=2
+        )
     return model

@@ -48,7 +48,9 @@ class Fold:
     """Layers that become pass-through `FoldedLayer`s."""
     config: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     """Config entries to change, per layer."""
-    replacement: dict[str, Callable[[dict[str, Any]], keras.layers.Layer]] = dataclasses.field(default_factory=dict)
+    replacement: dict[str, Callable[[dict[str, Any]], keras.layers.Layer]] = dataclasses.field(
+        default_factory=dict
+    )
     """Builds a layer of another class from the (changed) config, per layer."""
     weights: dict[str, list[np.ndarray]] = dataclasses.field(default_factory=dict)
     """Weights to set instead of the original layer's, per layer."""
@@ -99,7 +101,9 @@ def _producer(layer: keras.layers.Layer) -> Any:
 def _consumers(model: keras.Model) -> dict[str, list[Any]]:
     """Layer name -> the layers that use its output, once per use (None for a model output)."""
     consumers: dict[str, list[Any]] = {}
-    uses = [(t, op) for op in model.operations for node in op._inbound_nodes for t in node.input_tensors]
+    uses = [
+        (t, op) for op in model.operations for node in op._inbound_nodes for t in node.input_tensors
+    ]
     for tensor, consumer in uses + [(t, None) for t in model.outputs]:
         consumers.setdefault(tensor._keras_history.operation.name, []).append(consumer)
     return consumers
@@ -117,13 +121,18 @@ def _foldable_pairs(model: keras.Model) -> dict[str, keras.layers.BatchNormaliza
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization) and layer.axis in (-1, 3):
             conv = _producer(layer)
-            if isinstance(conv, _CONVOLUTIONS) and consumers.get(conv.name) == 1 and conv.activation in (
-                    keras.activations.linear, None):
+            if (
+                isinstance(conv, _CONVOLUTIONS)
+                and consumers.get(conv.name) == 1
+                and conv.activation in (keras.activations.linear, None)
+            ):
                 pairs[conv.name] = layer
     return pairs
 
 
-def _folded_weights(conv: keras.layers.Layer, bn: keras.layers.BatchNormalization) -> list[np.ndarray]:
+def _folded_weights(
+    conv: keras.layers.Layer, bn: keras.layers.BatchNormalization
+) -> list[np.ndarray]:
     kernel = keras.ops.convert_to_numpy(conv.kernel.value).astype("float64")
     bias = keras.ops.convert_to_numpy(conv.bias.value).astype("float64") if conv.use_bias else 0.0
     channels = bn.moving_mean.shape[0]
@@ -143,9 +152,11 @@ def batch_norm_fold(model: keras.Model) -> Fold:
     """Fuses every convolution + batch norm pair: the batch norm becomes a pass-through, the
     convolution gets the folded kernel and a bias."""
     pairs = _foldable_pairs(model)
-    return Fold(removed={bn.name for bn in pairs.values()},
-                config={name: {"use_bias": True} for name in pairs},
-                weights={name: _folded_weights(model.get_layer(name), bn) for name, bn in pairs.items()})
+    return Fold(
+        removed={bn.name for bn in pairs.values()},
+        config={name: {"use_bias": True} for name in pairs},
+        weights={name: _folded_weights(model.get_layer(name), bn) for name, bn in pairs.items()},
+    )
 
 
 def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -160,15 +171,22 @@ def _foldable_paddings(model: keras.Model) -> dict[str, str]:
     convolutions = {}
     for layer in model.layers:
         padding = _producer(layer) if isinstance(layer, _CONVOLUTIONS) else None
-        if (not isinstance(padding, keras.layers.ZeroPadding2D) or consumers.get(padding.name) != 1
-                or layer.padding != "valid" or tuple(layer.dilation_rate) != (1, 1)
-                or layer.data_format != "channels_last" or padding.data_format != "channels_last"):
+        if (
+            not isinstance(padding, keras.layers.ZeroPadding2D)
+            or consumers.get(padding.name) != 1
+            or layer.padding != "valid"
+            or tuple(layer.dilation_rate) != (1, 1)
+            or layer.data_format != "channels_last"
+            or padding.data_format != "channels_last"
+        ):
             continue
         height, width = padding._inbound_nodes[0].input_tensors[0].shape[1:3]
         if height is None or width is None:
             continue
-        same = (_same_padding(height, layer.kernel_size[0], layer.strides[0]),
-                _same_padding(width, layer.kernel_size[1], layer.strides[1]))
+        same = (
+            _same_padding(height, layer.kernel_size[0], layer.strides[0]),
+            _same_padding(width, layer.kernel_size[1], layer.strides[1]),
+        )
         if tuple(map(tuple, padding.padding)) == same:
             convolutions[layer.name] = padding.name
     return convolutions
@@ -178,7 +196,10 @@ def zero_padding_fold(model: keras.Model) -> Fold:
     """Each ``ZeroPadding2D`` equal to "same" padding becomes a pass-through and its
     convolution takes ``padding="same"``."""
     convolutions = _foldable_paddings(model)
-    return Fold(removed=set(convolutions.values()), config={name: {"padding": "same"} for name in convolutions})
+    return Fold(
+        removed=set(convolutions.values()),
+        config={name: {"padding": "same"} for name in convolutions},
+    )
 
 
 @keras.saving.register_keras_serializable(package="arnn_tf")
@@ -190,43 +211,75 @@ class ScaledNormalization(keras.layers.Normalization):
     folded network has the same weights, in the same order, as the original.
     """
 
-    def __init__(self, input_scale: Any = 1.0, input_offset: Any = 0.0, output_scale: Any = 1.0,
-                 output_offset: Any = 0.0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        input_scale: Any = 1.0,
+        input_offset: Any = 0.0,
+        output_scale: Any = 1.0,
+        output_offset: Any = 0.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if self.invert:
             raise ValueError("ScaledNormalization does not support invert=True")
-        self.affine = {name: np.asarray(value, dtype="float32").tolist() for name, value in (
-            ("input_scale", input_scale), ("input_offset", input_offset),
-            ("output_scale", output_scale), ("output_offset", output_offset))}
+        self.affine = {
+            name: np.asarray(value, dtype="float32").tolist()
+            for name, value in (
+                ("input_scale", input_scale),
+                ("input_offset", input_offset),
+                ("output_scale", output_scale),
+                ("output_offset", output_offset),
+            )
+        }
 
     def call(self, inputs: Any) -> Any:
         if self.mean is None:
             raise ValueError("You must call `.build(input_shape)` on the layer before using it.")
         dtype = self.compute_dtype
-        affine = {name: keras.ops.convert_to_tensor(value, dtype=dtype) for name, value in self.affine.items()}
-        std = keras.ops.maximum(keras.ops.sqrt(self.convert_weight(self.variance)), keras.config.epsilon())
+        affine = {
+            name: keras.ops.convert_to_tensor(value, dtype=dtype)
+            for name, value in self.affine.items()
+        }
+        std = keras.ops.maximum(
+            keras.ops.sqrt(self.convert_weight(self.variance)), keras.config.epsilon()
+        )
         scale = affine["input_scale"] * affine["output_scale"] / std
-        offset = (affine["input_offset"] - self.convert_weight(self.mean)) * affine["output_scale"] / std
-        return keras.ops.convert_to_tensor(inputs, dtype=dtype) * scale + (offset + affine["output_offset"])
+        offset = (
+            (affine["input_offset"] - self.convert_weight(self.mean)) * affine["output_scale"] / std
+        )
+        return keras.ops.convert_to_tensor(inputs, dtype=dtype) * scale + (
+            offset + affine["output_offset"]
+        )
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), **self.affine}
 
 
 def _entrance_chain(model: keras.Model) -> list[keras.layers.Layer]:
-    """The Rescaling/Normalization layers that, one after another, alone consume the model's input."""
+    """The Rescaling/Normalization layers that, one after another, alone consume the input."""
     consumers = _consumers(model)
     chain: list[keras.layers.Layer] = []
-    users = consumers.get(model.inputs[0]._keras_history.operation.name, []) if len(model.inputs) == 1 else []
-    while len(users) == 1 and (isinstance(users[0], keras.layers.Rescaling) or (
-            type(users[0]) is keras.layers.Normalization and not users[0].invert
-            and users[0].axis in ((-1,), (3,)))):
+    users = (
+        consumers.get(model.inputs[0]._keras_history.operation.name, [])
+        if len(model.inputs) == 1
+        else []
+    )
+    while len(users) == 1 and (
+        isinstance(users[0], keras.layers.Rescaling)
+        or (
+            type(users[0]) is keras.layers.Normalization
+            and not users[0].invert
+            and users[0].axis in ((-1,), (3,))
+        )
+    ):
         chain.append(users[0])
         users = consumers.get(users[0].name, [])
     return chain
 
 
-def _compose(scale: np.ndarray, offset: np.ndarray, layer: keras.layers.Rescaling) -> tuple[np.ndarray, np.ndarray]:
+def _compose(
+    scale: np.ndarray, offset: np.ndarray, layer: keras.layers.Rescaling
+) -> tuple[np.ndarray, np.ndarray]:
     """(scale, offset) of ``layer(x * scale + offset)`` as one affine map of x."""
     layer_scale = np.asarray(layer.scale, dtype="float64")
     return scale * layer_scale, offset * layer_scale + np.asarray(layer.offset, dtype="float64")
@@ -244,7 +297,7 @@ def input_scaling_fold(model: keras.Model, scale: float = 1.0, offset: float = 0
     norms = [i for i, layer in enumerate(chain) if isinstance(layer, keras.layers.Normalization)]
     if len(norms) != 1:
         return None
-    before, after = chain[:norms[0]], chain[norms[0] + 1:]
+    before, after = chain[: norms[0]], chain[norms[0] + 1 :]
     input_scale, input_offset = np.float64(scale), np.float64(offset)
     for layer in before:
         input_scale, input_offset = _compose(input_scale, input_offset, layer)
@@ -255,4 +308,6 @@ def input_scaling_fold(model: keras.Model, scale: float = 1.0, offset: float = 0
     def scaled(config: dict[str, Any]) -> keras.layers.Layer:
         return ScaledNormalization(input_scale, input_offset, output_scale, output_offset, **config)
 
-    return Fold(removed={layer.name for layer in before + after}, replacement={chain[norms[0]].name: scaled})
+    return Fold(
+        removed={layer.name for layer in before + after}, replacement={chain[norms[0]].name: scaled}
+    )

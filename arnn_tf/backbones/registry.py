@@ -15,9 +15,16 @@ from typing import Callable
 import keras
 import numpy as np
 
-from arnn_tf.backbones.folding import apply_folds, batch_norm_fold, input_scaling_fold, zero_padding_fold
+from arnn_tf.backbones.folding import (
+    apply_folds,
+    batch_norm_fold,
+    input_scaling_fold,
+    zero_padding_fold,
+)
 
-WEIGHTS_HELP = "'imagenet' (pretrained), 'none' (random init, the untrained ablation) or a weights file path"
+WEIGHTS_HELP = (
+    "'imagenet' (pretrained), 'none' (random init, the untrained ablation) or a weights file path"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,25 +102,70 @@ def register_backbone(spec: BackboneSpec) -> None:
 
 
 for _spec in (
-    BackboneSpec("efficientnet_lite0", 224, _efficientnet_lite0, True, "bundled",
-                 "EfficientNet-Lite0, ImageNet weights shipped in a pip package (offline default)"),
-    BackboneSpec("inception_v3", 299, _keras_application("InceptionV3"), False,
-                 "inception_v3_weights_tf_dim_ordering_tf_kernels.h5", "Inception V3 (the paper's)"),
-    BackboneSpec("resnet50_v2", 224, _keras_application("ResNet50V2"), False,
-                 "resnet50v2_weights_tf_dim_ordering_tf_kernels.h5",
-                 "ResNet V2 50, at 224 as keras' ImageNet weights (the paper's ran at 299)"),
-    BackboneSpec("resnet101_v2", 224, _keras_application("ResNet101V2"), False,
-                 "resnet101v2_weights_tf_dim_ordering_tf_kernels.h5",
-                 "ResNet V2 101, at 224 as keras' ImageNet weights (the paper's ran at 299)"),
-    BackboneSpec("resnet152_v2", 224, _keras_application("ResNet152V2"), False,
-                 "resnet152v2_weights_tf_dim_ordering_tf_kernels.h5",
-                 "ResNet V2 152, at 224 as keras' ImageNet weights (the paper's ran at 299)"),
-    BackboneSpec("mobilenet_v2", 224, _keras_application("MobileNetV2"), False,
-                 "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5", "MobileNet V2 1.0"),
-    BackboneSpec("efficientnet_b0", 224, _keras_application("EfficientNetB0"), True,
-                 "efficientnetb0.h5", "EfficientNet-B0"),
-    BackboneSpec("tiny_cnn", 48, _tiny_cnn, False, None,
-                 "a tiny untrained 48x48 network for tests and smoke runs (no ImageNet weights)"),
+    BackboneSpec(
+        "efficientnet_lite0",
+        224,
+        _efficientnet_lite0,
+        True,
+        "bundled",
+        "EfficientNet-Lite0, ImageNet weights shipped in a pip package (offline default)",
+    ),
+    BackboneSpec(
+        "inception_v3",
+        299,
+        _keras_application("InceptionV3"),
+        False,
+        "inception_v3_weights_tf_dim_ordering_tf_kernels.h5",
+        "Inception V3 (the paper's)",
+    ),
+    BackboneSpec(
+        "resnet50_v2",
+        224,
+        _keras_application("ResNet50V2"),
+        False,
+        "resnet50v2_weights_tf_dim_ordering_tf_kernels.h5",
+        "ResNet V2 50, at 224 as keras' ImageNet weights (the paper's ran at 299)",
+    ),
+    BackboneSpec(
+        "resnet101_v2",
+        224,
+        _keras_application("ResNet101V2"),
+        False,
+        "resnet101v2_weights_tf_dim_ordering_tf_kernels.h5",
+        "ResNet V2 101, at 224 as keras' ImageNet weights (the paper's ran at 299)",
+    ),
+    BackboneSpec(
+        "resnet152_v2",
+        224,
+        _keras_application("ResNet152V2"),
+        False,
+        "resnet152v2_weights_tf_dim_ordering_tf_kernels.h5",
+        "ResNet V2 152, at 224 as keras' ImageNet weights (the paper's ran at 299)",
+    ),
+    BackboneSpec(
+        "mobilenet_v2",
+        224,
+        _keras_application("MobileNetV2"),
+        False,
+        "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
+        "MobileNet V2 1.0",
+    ),
+    BackboneSpec(
+        "efficientnet_b0",
+        224,
+        _keras_application("EfficientNetB0"),
+        True,
+        "efficientnetb0.h5",
+        "EfficientNet-B0",
+    ),
+    BackboneSpec(
+        "tiny_cnn",
+        48,
+        _tiny_cnn,
+        False,
+        None,
+        "a tiny untrained 48x48 network for tests and smoke runs (no ImageNet weights)",
+    ),
 ):
     register_backbone(_spec)
 
@@ -123,7 +175,9 @@ def get_backbone_spec(name: str) -> BackboneSpec:
     try:
         return BACKBONES[name]
     except KeyError:
-        raise ValueError(f"unknown backbone {name!r}; known: {', '.join(sorted(BACKBONES))}") from None
+        raise ValueError(
+            f"unknown backbone {name!r}; known: {', '.join(sorted(BACKBONES))}"
+        ) from None
 
 
 def normalize_weights(weights: str | None) -> str | None:
@@ -131,12 +185,15 @@ def normalize_weights(weights: str | None) -> str | None:
     if weights is None or weights.lower() == "none":
         return None
     if weights != "imagenet" and not os.path.exists(weights):
-        raise FileNotFoundError(f"weights file not found: {weights} (weights may be {WEIGHTS_HELP})")
+        raise FileNotFoundError(
+            f"weights file not found: {weights} (weights may be {WEIGHTS_HELP})"
+        )
     return weights
 
 
-def build_backbone(name: str, weights: str | None = "imagenet", seed: int = 0,
-                   input_size: int | None = None) -> keras.Model:
+def build_backbone(
+    name: str, weights: str | None = "imagenet", seed: int = 0, input_size: int | None = None
+) -> keras.Model:
     """Builds the frozen backbone: [-1, 1] images in, ImageNet logits out.
 
     ``input_size`` (default: the registered one) sets the frame, n x n: every registered
@@ -157,8 +214,10 @@ def build_backbone(name: str, weights: str | None = "imagenet", seed: int = 0,
     if tuple(network.input_shape[1:]) != (size, size, 3):
         network = with_input_size(network, size)
     if tuple(network.output_shape[1:]) != (1000,):
-        raise ValueError(f"backbone {name!r} must map ({size}, {size}, 3) images to 1000 "
-                         f"logits, got {network.input_shape} -> {network.output_shape}")
+        raise ValueError(
+            f"backbone {name!r} must map ({size}, {size}, 3) images to 1000 "
+            f"logits, got {network.input_shape} -> {network.output_shape}"
+        )
     expected = (size, size, 3)
     folds = [batch_norm_fold(network), zero_padding_fold(network)]
     inputs = keras.Input(expected, name="x_adv")
@@ -190,8 +249,10 @@ def with_input_size(network: keras.Model, size: int) -> keras.Model:
                 if isinstance(layer, keras.layers.Normalization):
                     layer.finalize_state()  # it reads its statistics from tensors refreshed here
     except ValueError as error:
-        raise ValueError(f"backbone network {network.name!r} cannot take {size}x{size} images "
-                         f"(it was built for {network.input_shape[1:3]}): {error}") from None
+        raise ValueError(
+            f"backbone network {network.name!r} cannot take {size}x{size} images "
+            f"(it was built for {network.input_shape[1:3]}): {error}"
+        ) from None
     return resized
 
 

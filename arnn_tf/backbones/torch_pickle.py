@@ -30,7 +30,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["UnsafePickleError", "load_torch_state_dict", "LEGACY_MAGIC_NUMBER", "LEGACY_PROTOCOL_VERSION"]
+__all__ = [
+    "UnsafePickleError",
+    "load_torch_state_dict",
+    "LEGACY_MAGIC_NUMBER",
+    "LEGACY_PROTOCOL_VERSION",
+]
 
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL_VERSION = 1001
@@ -68,17 +73,24 @@ class _TensorSpec:
     stride: tuple[int, ...]
 
 
-def _rebuild_tensor(storage: _StorageRef, storage_offset: int, size: tuple[int, ...],
-                    stride: tuple[int, ...]) -> _TensorSpec:
+def _rebuild_tensor(
+    storage: _StorageRef, storage_offset: int, size: tuple[int, ...], stride: tuple[int, ...]
+) -> _TensorSpec:
     """Stand-in for ``torch._utils._rebuild_tensor``."""
     if not isinstance(storage, _StorageRef):
         raise pickle.UnpicklingError(f"tensor built on {type(storage).__name__}, not a storage")
-    return _TensorSpec(storage, int(storage_offset), tuple(int(n) for n in size),
-                       tuple(int(s) for s in stride))
+    return _TensorSpec(
+        storage, int(storage_offset), tuple(int(n) for n in size), tuple(int(s) for s in stride)
+    )
 
 
-def _rebuild_tensor_v2(storage: _StorageRef, storage_offset: int, size: tuple[int, ...],
-                       stride: tuple[int, ...], *_grad_hooks_metadata: Any) -> _TensorSpec:
+def _rebuild_tensor_v2(
+    storage: _StorageRef,
+    storage_offset: int,
+    size: tuple[int, ...],
+    stride: tuple[int, ...],
+    *_grad_hooks_metadata: Any,
+) -> _TensorSpec:
     """Stand-in for ``torch._utils._rebuild_tensor_v2``; requires_grad, hooks, metadata are moot."""
     return _rebuild_tensor(storage, storage_offset, size, stride)
 
@@ -105,7 +117,10 @@ _SAFE_GLOBALS: dict[tuple[str, str], Any] = {
     ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    **{("torch", name): _StorageType(name, np.dtype(code)) for name, code in _STORAGE_DTYPES.items()},
+    **{
+        ("torch", name): _StorageType(name, np.dtype(code))
+        for name, code in _STORAGE_DTYPES.items()
+    },
 }
 
 
@@ -126,13 +141,19 @@ class _RestrictedUnpickler(pickle.Unpickler):
             ) from None
 
     def persistent_load(self, pid: Any) -> _StorageRef:
-        if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"
-                and isinstance(pid[1], _StorageType)):
+        if not (
+            isinstance(pid, tuple)
+            and len(pid) in (5, 6)
+            and pid[0] == "storage"
+            and isinstance(pid[1], _StorageType)
+        ):
             raise pickle.UnpicklingError(f"unsupported persistent id {pid!r}")
         storage_type, key = pid[1], str(pid[2])
         known = self._storage_dtypes.setdefault(key, storage_type.dtype)
         if known != storage_type.dtype:
-            raise pickle.UnpicklingError(f"storage {key} used as both {known} and {storage_type.dtype}")
+            raise pickle.UnpicklingError(
+                f"storage {key} used as both {known} and {storage_type.dtype}"
+            )
         view = pid[5] if len(pid) == 6 else None
         if view is None:
             return _StorageRef(key, storage_type.dtype)
@@ -144,8 +165,11 @@ def _materialise(spec: _TensorSpec, storages: dict[str, np.ndarray]) -> np.ndarr
     """Copy a tensor out of its storage, checking bounds first (as_strided would not)."""
     base = storages[spec.storage.key]
     if spec.storage.view_size is not None:
-        base = base[spec.storage.view_offset:spec.storage.view_offset + spec.storage.view_size]
-    if len(spec.size) != len(spec.stride) or min((*spec.size, *spec.stride, spec.offset), default=0) < 0:
+        base = base[spec.storage.view_offset : spec.storage.view_offset + spec.storage.view_size]
+    if (
+        len(spec.size) != len(spec.stride)
+        or min((*spec.size, *spec.stride, spec.offset), default=0) < 0
+    ):
         raise pickle.UnpicklingError(f"bad tensor geometry {spec}")
     if math.prod(spec.size) == 0:
         return np.empty(spec.size, dtype=base.dtype)
@@ -153,7 +177,7 @@ def _materialise(spec: _TensorSpec, storages: dict[str, np.ndarray]) -> np.ndarr
     if last >= base.size:
         raise pickle.UnpicklingError(f"tensor reaches element {last} of a storage of {base.size}")
     strides = tuple(s * base.itemsize for s in spec.stride)
-    return np.lib.stride_tricks.as_strided(base[spec.offset:], spec.size, strides).copy()
+    return np.lib.stride_tricks.as_strided(base[spec.offset :], spec.size, strides).copy()
 
 
 def _to_state_dict(obj: Any, storages: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -213,8 +237,10 @@ def _load_zip(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
             raise ValueError("only little-endian torch files are supported")
         dtypes: dict[str, np.dtype] = {}
         obj = _RestrictedUnpickler(io.BytesIO(archive.read(pickles[0])), dtypes).load()
-        storages = {key: np.frombuffer(archive.read(f"{prefix}data/{key}"), dtype=dtype)
-                    for key, dtype in dtypes.items()}
+        storages = {
+            key: np.frombuffer(archive.read(f"{prefix}data/{key}"), dtype=dtype)
+            for key, dtype in dtypes.items()
+        }
     return _to_state_dict(obj, storages)
 
 

@@ -27,11 +27,26 @@ Modules: `writer` (the SavedModel and its version folder), `names`, `signatures`
 
 from arnn_tf.export.command import export_command
 from arnn_tf.export.errors import ExportError
-from arnn_tf.export.names import (SINGLE_PROGRAM_SIGNATURES, part_signature_name, program_names,
-                                  sanitize_name, signature_names)
+from arnn_tf.export.names import (
+    SINGLE_PROGRAM_SIGNATURES,
+    part_signature_name,
+    program_names,
+    sanitize_name,
+    signature_names,
+)
 from arnn_tf.export.warmup import WARMUP_FILE, prediction_log_bytes
 from arnn_tf.export.writer import export_programs, next_version
 
-__all__ = ["SINGLE_PROGRAM_SIGNATURES", "WARMUP_FILE", "ExportError", "export_command",
-           "export_programs", "next_version", "part_signature_name", "prediction_log_bytes",
-           "program_names", "sanitize_name", "signature_names"]
+__all__ = [
+    "SINGLE_PROGRAM_SIGNATURES",
+    "WARMUP_FILE",
+    "ExportError",
+    "export_command",
+    "export_programs",
+    "next_version",
+    "part_signature_name",
+    "prediction_log_bytes",
+    "program_names",
+    "sanitize_name",
+    "signature_names",
+]

@@ -13,8 +13,9 @@ from arnn_tf.programs import SavedProgram
 def export_command(args: argparse.Namespace) -> dict[str, Any]:
     """Runs ``arnn export``; prints and returns the version folder and its signatures."""
     programs = [SavedProgram.load(p) for p in args.program]
-    path = export_programs(programs, args.out, version=args.version,
-                           max_pixels=args.max_pixels, names=args.name)
+    path = export_programs(
+        programs, args.out, version=args.version, max_pixels=args.max_pixels, names=args.name
+    )
     signatures = signature_names(program_names(programs, args.name), programs)
     print(f"exported to {path}; signatures: {', '.join(signatures)}")
     return {"path": str(path), "signatures": signatures}

@@ -13,8 +13,9 @@ PNG_IHDR = b"\x00\x00\x00\x0dIHDR"
 """What follows the signature in every PNG: the 13-byte IHDR chunk (width, height, ...)."""
 
 
-def decode_image(data: tf.Tensor, index: tf.Tensor, shape: tuple[int, int, int],
-                 max_pixels: int) -> tf.Tensor:
+def decode_image(
+    data: tf.Tensor, index: tf.Tensor, shape: tuple[int, int, int], max_pixels: int
+) -> tf.Tensor:
     """``image_bytes[index]``, one encoded JPEG/PNG, to uint8 pixels of ``shape``.
 
     The size is read from the header and checked before decoding, so a decompression bomb (a
@@ -26,12 +27,14 @@ def decode_image(data: tf.Tensor, index: tf.Tensor, shape: tuple[int, int, int],
     height, width = header_size(data, index)
     too_large = tf.strings.format(
         "image_bytes[{}] is {} x {} pixels (height x width); "
-        f"images may have at most {max_pixels} pixels", (index, height, width))
-    within_limit = tf.logical_and(tf.logical_and(height > 0, width > 0),
-                                  height * width <= max_pixels)
+        f"images may have at most {max_pixels} pixels",
+        (index, height, width),
+    )
+    within_limit = tf.logical_and(
+        tf.logical_and(height > 0, width > 0), height * width <= max_pixels
+    )
     with tf.control_dependencies([tf.debugging.Assert(within_limit, [too_large])]):
-        image = tf.io.decode_image(data, channels=shape[2], dtype=tf.uint8,
-                                   expand_animations=False)
+        image = tf.io.decode_image(data, channels=shape[2], dtype=tf.uint8, expand_animations=False)
     image.set_shape([None, None, shape[2]])
     resized = tf.image.resize(image, shape[:2], method="bilinear", antialias=True)
     return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
@@ -43,11 +46,14 @@ def header_size(data: tf.Tensor, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor
     Asserts the bytes start as a PNG (signature, then the IHDR chunk) or a JPEG does, so
     anything else is refused before a decoder sees it.
     """
-    is_png = tf.logical_and(tf.strings.length(data) >= 24,
-                            tf.equal(tf.strings.substr(data, 0, 16), PNG_SIGNATURE + PNG_IHDR))
+    is_png = tf.logical_and(
+        tf.strings.length(data) >= 24,
+        tf.equal(tf.strings.substr(data, 0, 16), PNG_SIGNATURE + PNG_IHDR),
+    )
     is_jpeg = tf.io.is_jpeg(data)
     not_an_image = tf.strings.format(
-        "image_bytes[{}]: not a JPEG or PNG image (undecodable or truncated bytes)", index)
+        "image_bytes[{}]: not a JPEG or PNG image (undecodable or truncated bytes)", index
+    )
     check = tf.debugging.Assert(tf.logical_or(is_png, is_jpeg), [not_an_image])
 
     def png_size() -> tf.Tensor:  # IHDR data: width, height as 4-byte big-endian unsigned ints

@@ -35,9 +35,11 @@ def part_signature_name(program_name: str, part_name: str) -> str:
 
 def signature_names(names: Sequence[str], programs: Sequence[SavedProgram]) -> list[str]:
     """The signatures an export of ``programs`` called ``names`` has, in order."""
-    bases = [base for name, program in zip(names, programs)
-             for base in (name, *(part_signature_name(name, part.name)
-                                  for part in program.parts))]
+    bases = [
+        base
+        for name, program in zip(names, programs)
+        for base in (name, *(part_signature_name(name, part.name) for part in program.parts))
+    ]
     signatures = [s for base in bases for s in (base, f"{base}_bytes")]
     return (list(SINGLE_PROGRAM_SIGNATURES) if len(names) == 1 else []) + signatures
 
@@ -53,12 +55,15 @@ def program_names(programs: Sequence[SavedProgram], names: Sequence[str] | None)
     defaults = [short_task_name(p.task_name) for p in programs]
     chosen = [sanitize_name(n) for n in (names if names is not None else defaults)]
     if len(set(chosen)) != len(chosen):
-        raise ExportError(f"program names must differ, got {chosen}; "
-                          "give each program its own name")
+        raise ExportError(
+            f"program names must differ, got {chosen}; give each program its own name"
+        )
     signatures = signature_names(chosen, programs)
     reserved = [n for n in chosen if n in SINGLE_PROGRAM_SIGNATURES]
     if reserved or len(set(signatures)) != len(signatures):
-        raise ExportError(f"program names {chosen} clash with each other's signatures "
-                          f"(parts' included) or with {SINGLE_PROGRAM_SIGNATURES}; "
-                          "choose other names")
+        raise ExportError(
+            f"program names {chosen} clash with each other's signatures "
+            f"(parts' included) or with {SINGLE_PROGRAM_SIGNATURES}; "
+            "choose other names"
+        )
     return chosen

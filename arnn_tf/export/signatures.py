@@ -31,26 +31,39 @@ Probabilities = Callable[[tf.Tensor], tf.Tensor]
 """uint8 images [batch, h, w, c] -> class probabilities [batch, classes]."""
 
 
-def build_signatures(models: dict[str, ReprogrammedModel], programs: dict[str, SavedProgram],
-                     max_pixels: int) -> dict[str, Signature]:
+def build_signatures(
+    models: dict[str, ReprogrammedModel], programs: dict[str, SavedProgram], max_pixels: int
+) -> dict[str, Signature]:
     """Every signature of the export, by name (see `arnn_tf.export`)."""
     signatures: dict[str, Signature] = {}
 
-    def add(base: str, probabilities_of: Probabilities, class_names: list[str],
-            shape: tuple[int, int, int]) -> None:
+    def add(
+        base: str,
+        probabilities_of: Probabilities,
+        class_names: list[str],
+        shape: tuple[int, int, int],
+    ) -> None:
         pixels = pixels_function(probabilities_of, class_names, shape)
         signatures[base] = Signature(pixels, "images", np.zeros((1, *shape), "uint8"))
-        signatures[f"{base}_bytes"] = Signature(bytes_function(pixels, shape, max_pixels),
-                                                "image_bytes", blank_png(shape))
+        signatures[f"{base}_bytes"] = Signature(
+            bytes_function(pixels, shape, max_pixels), "image_bytes", blank_png(shape)
+        )
 
     for name, model in models.items():
         program = programs[name]
-        add(name, lambda images, model=model: model(images, training=False),
-            program.class_names, program.task_image_shape)
+        add(
+            name,
+            lambda images, model=model: model(images, training=False),
+            program.class_names,
+            program.task_image_shape,
+        )
         for part in program.parts:
-            add(part_signature_name(name, part.name),
+            add(
+                part_signature_name(name, part.name),
                 part_probabilities(model, part.first_class, part.num_classes),
-                program.part_class_names(part), program.task_image_shape)
+                program.part_class_names(part),
+                program.task_image_shape,
+            )
     if len(models) == 1:
         (name,) = models
         signatures["serving_default"] = signatures[name]
@@ -58,8 +71,9 @@ def build_signatures(models: dict[str, ReprogrammedModel], programs: dict[str, S
     return signatures
 
 
-def part_probabilities(model: ReprogrammedModel, first_class: int,
-                       num_classes: int) -> Probabilities:
+def part_probabilities(
+    model: ReprogrammedModel, first_class: int, num_classes: int
+) -> Probabilities:
     """Images -> probabilities of classes ``first_class`` .. ``first_class + num_classes - 1``.
 
     The combined program's softmax spans every part's classes, so a digit also gets some
@@ -71,6 +85,7 @@ def part_probabilities(model: ReprogrammedModel, first_class: int,
     ImageNet classes), so it stays finite when other parts hold nearly all the mass. With the
     model's ``flip_average`` these are averaged with the mirror image's, as in the model.
     """
+
     def one_view(images: tf.Tensor) -> tf.Tensor:
         logits = model.backbone(model.program(images), training=False)
         return model.label_map.probabilities(logits, first_class, num_classes)
@@ -80,8 +95,9 @@ def part_probabilities(model: ReprogrammedModel, first_class: int,
     return one_view
 
 
-def pixels_function(probabilities_of: Probabilities, class_names: list[str],
-                    shape: tuple[int, int, int]) -> Any:
+def pixels_function(
+    probabilities_of: Probabilities, class_names: list[str], shape: tuple[int, int, int]
+) -> Any:
     """The pixel signature: checks the input's shape, then probabilities, ids and names."""
     names = tf.constant(class_names)
     expected = tf.constant(shape, dtype=tf.int32)
@@ -91,25 +107,31 @@ def pixels_function(probabilities_of: Probabilities, class_names: list[str],
     def predict(images: tf.Tensor) -> dict[str, tf.Tensor]:
         # The model server feeds tensors without checking the placeholder's shape: check it here.
         check = tf.debugging.Assert(
-            tf.reduce_all(tf.equal(tf.shape(images)[1:], expected)),
-            [shape_error, tf.shape(images)])
+            tf.reduce_all(tf.equal(tf.shape(images)[1:], expected)), [shape_error, tf.shape(images)]
+        )
         with tf.control_dependencies([check]):
             probabilities = tf.cast(probabilities_of(tf.identity(images)), tf.float32)
         class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
-        return {"probabilities": probabilities, "class_ids": class_ids,
-                "class_names": tf.gather(names, class_ids)}
+        return {
+            "probabilities": probabilities,
+            "class_ids": class_ids,
+            "class_names": tf.gather(names, class_ids),
+        }
 
     return predict
 
 
 def bytes_function(pixels: Any, shape: tuple[int, int, int], max_pixels: int) -> Any:
     """The bytes signature: decodes each of ``image_bytes``, then runs the pixel one."""
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def predict_bytes(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
         indices = tf.range(tf.size(image_bytes, out_type=tf.int64))
-        images = tf.map_fn(lambda item: decode_image(item[0], item[1], shape, max_pixels),
-                           (image_bytes, indices),
-                           fn_output_signature=tf.TensorSpec(shape, tf.uint8))
+        images = tf.map_fn(
+            lambda item: decode_image(item[0], item[1], shape, max_pixels),
+            (image_bytes, indices),
+            fn_output_signature=tf.TensorSpec(shape, tf.uint8),
+        )
         return pixels(images)
 
     return predict_bytes

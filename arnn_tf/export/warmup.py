@@ -15,8 +15,7 @@ WARMUP_FILE = "tf_serving_warmup_requests"
 """TF Serving replays the PredictionLog records in ``assets.extra/`` of this name at load time."""
 
 
-def write_warmup(path: Path, model_name: str,
-                 requests: dict[str, dict[str, np.ndarray]]) -> None:
+def write_warmup(path: Path, model_name: str, requests: dict[str, dict[str, np.ndarray]]) -> None:
     """One PredictionLog per signature, so the server runs every graph before real traffic.
 
     ``requests`` maps each signature name to its inputs by name (batch 1 is enough).
@@ -27,8 +26,9 @@ def write_warmup(path: Path, model_name: str,
             writer.write(prediction_log_bytes(model_name, signature, inputs))
 
 
-def prediction_log_bytes(model_name: str, signature_name: str,
-                         inputs: dict[str, np.ndarray]) -> bytes:
+def prediction_log_bytes(
+    model_name: str, signature_name: str, inputs: dict[str, np.ndarray]
+) -> bytes:
     """A serialized ``tensorflow.serving.PredictionLog`` holding one PredictRequest.
 
     Field numbers are those of ``prediction_log.proto`` (predict_log = 6), ``predict.proto``

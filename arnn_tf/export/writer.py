@@ -30,10 +30,13 @@ def next_version(base_dir: str | os.PathLike[str]) -> int:
     return max(versions, default=0) + 1
 
 
-def export_programs(programs: Sequence[SavedProgram | str | os.PathLike[str]],
-                    base_dir: str | os.PathLike[str], version: int | None = None,
-                    max_pixels: int = DEFAULT_MAX_PIXELS,
-                    names: Sequence[str] | None = None) -> Path:
+def export_programs(
+    programs: Sequence[SavedProgram | str | os.PathLike[str]],
+    base_dir: str | os.PathLike[str],
+    version: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    names: Sequence[str] | None = None,
+) -> Path:
     """Writes ``programs`` (saved programs or their folders) as version ``version`` of ``base_dir``.
 
     Returns the version folder. Raises ExportError when the programs are on different
@@ -64,8 +67,10 @@ def _version_folder(base: Path, version: int | None) -> Path:
         raise ExportError(f"versions are positive integers, got {version}")
     target = base / str(version)
     if target.exists():
-        raise ExportError(f"{target} already exists; TF Serving versions are immutable, pick "
-                          f"another version number (the next free one is {next_version(base)})")
+        raise ExportError(
+            f"{target} already exists; TF Serving versions are immutable, pick "
+            f"another version number (the next free one is {next_version(base)})"
+        )
     return target
 
 
@@ -78,24 +83,26 @@ def _check_same_backbone(programs: Sequence[SavedProgram], names: Sequence[str])
                 f"programs in one export share one backbone, but {names[0]!r} is on "
                 f"{first.name!r} (fingerprint {first.fingerprint[:12]}) and {name!r} on "
                 f"{program.backbone.name!r} (fingerprint {program.backbone.fingerprint[:12]}); "
-                "export them separately")
+                "export them separately"
+            )
         if program.frame_size != programs[0].frame_size:
             raise ExportError(
                 f"programs in one export share one backbone input, but {names[0]!r} is "
                 f"{programs[0].frame_size}x{programs[0].frame_size} and {name!r} "
-                f"{program.frame_size}x{program.frame_size}; export them separately")
+                f"{program.frame_size}x{program.frame_size}; export them separately"
+            )
 
 
-def _tracked_variables(backbone: keras.Model,
-                       models: dict[str, ReprogrammedModel]) -> tf.Module:
+def _tracked_variables(backbone: keras.Model, models: dict[str, ReprogrammedModel]) -> tf.Module:
     """A module tracking the variables themselves, not the Keras models.
 
     Each variable is then saved exactly once, however many programs and parts use it.
     """
     module = tf.Module(name="arnn_export")
     module.backbone_variables = [v.value for v in backbone.variables]
-    module.program_variables = [v.value for m in models.values()
-                                for v in (*m.program.weights, *m.label_map.weights)]
+    module.program_variables = [
+        v.value for m in models.values() for v in (*m.program.weights, *m.label_map.weights)
+    ]
     return module
 
 
@@ -106,12 +113,12 @@ def _write_version(module: tf.Module, signatures: dict[str, Signature], target: 
     staging = Path(tempfile.mkdtemp(dir=base, prefix=f".{target.name}.tmp-"))
     requests = {name: {s.input_name: s.example} for name, s in signatures.items()}
     try:
-        tf.saved_model.save(module, str(staging),
-                            signatures={name: s.function for name, s in signatures.items()})
+        tf.saved_model.save(
+            module, str(staging), signatures={name: s.function for name, s in signatures.items()}
+        )
         write_warmup(staging / "assets.extra" / WARMUP_FILE, base.name or "arnn", requests)
         os.chmod(staging, 0o755)
         os.rename(staging, target)
     except BaseException:
         tf.io.gfile.rmtree(str(staging))
         raise
-

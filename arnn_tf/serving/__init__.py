@@ -15,9 +15,25 @@ from arnn_tf.serving.command import query_command
 from arnn_tf.serving.grpc_client import GrpcClient
 from arnn_tf.serving.inputs import image_inputs, signature_input
 from arnn_tf.serving.rest_client import RestClient
-from arnn_tf.serving.retries import (DEFAULT_BACKOFF, DEFAULT_RETRIES, DEFAULT_TIMEOUT,
-                                     MAX_BACKOFF, ServingError, ServingTimeout)
+from arnn_tf.serving.retries import (
+    DEFAULT_BACKOFF,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    MAX_BACKOFF,
+    ServingError,
+    ServingTimeout,
+)
 
-__all__ = ["DEFAULT_BACKOFF", "DEFAULT_RETRIES", "DEFAULT_TIMEOUT", "MAX_BACKOFF", "GrpcClient",
-           "RestClient", "ServingError", "ServingTimeout", "image_inputs", "query_command",
-           "signature_input"]
+__all__ = [
+    "DEFAULT_BACKOFF",
+    "DEFAULT_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "MAX_BACKOFF",
+    "GrpcClient",
+    "RestClient",
+    "ServingError",
+    "ServingTimeout",
+    "image_inputs",
+    "query_command",
+    "signature_input",
+]

@@ -22,11 +22,14 @@ def query_command(args: argparse.Namespace) -> list[dict[str, Any]]:
     metadata = client.metadata(args.model, version=args.version)
     name, dtype, shape = signature_input(metadata, args.signature)
     inputs = image_inputs(args.images, dtype, shape)
-    outputs = client.predict(args.model, {name: inputs}, signature=args.signature,
-                             version=args.version)
-    results = [prediction_record(path, class_id, class_name, probabilities)
-               for path, probabilities, class_id, class_name in zip(
-                   args.images, outputs["probabilities"], outputs["class_ids"],
-                   outputs["class_names"])]
+    outputs = client.predict(
+        args.model, {name: inputs}, signature=args.signature, version=args.version
+    )
+    results = [
+        prediction_record(path, class_id, class_name, probabilities)
+        for path, probabilities, class_id, class_name in zip(
+            args.images, outputs["probabilities"], outputs["class_ids"], outputs["class_names"]
+        )
+    ]
     print_predictions(results, args.json)
     return results

@@ -14,26 +14,45 @@ from typing import Any
 
 import numpy as np
 
-from arnn_tf.serving.retries import (DEFAULT_BACKOFF, DEFAULT_RETRIES, DEFAULT_TIMEOUT,
-                                     ServingError, ServingTimeout, with_retries)
+from arnn_tf.serving.retries import (
+    DEFAULT_BACKOFF,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    ServingError,
+    ServingTimeout,
+    with_retries,
+)
 
 
 class RestClient:
     """TF Serving's REST API at ``url`` (e.g. ``http://localhost:8501``)."""
 
-    def __init__(self, url: str, *, timeout: float = DEFAULT_TIMEOUT,
-                 retries: int = DEFAULT_RETRIES, backoff: float = DEFAULT_BACKOFF) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        backoff: float = DEFAULT_BACKOFF,
+    ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
 
-    def predict(self, model: str, inputs: dict[str, np.ndarray], *,
-                signature: str = "serving_default",
-                version: int | None = None) -> dict[str, np.ndarray]:
+    def predict(
+        self,
+        model: str,
+        inputs: dict[str, np.ndarray],
+        *,
+        signature: str = "serving_default",
+        version: int | None = None,
+    ) -> dict[str, np.ndarray]:
         """Runs ``signature`` on ``inputs`` (the columnar "inputs" request format)."""
-        body = {"signature_name": signature,
-                "inputs": {k: _to_json(np.asarray(v)) for k, v in inputs.items()}}
+        body = {
+            "signature_name": signature,
+            "inputs": {k: _to_json(np.asarray(v)) for k, v in inputs.items()},
+        }
         reply = self._request(_model_path(model, version) + ":predict", body)
         outputs = reply["outputs"]
         if not isinstance(outputs, dict):  # a signature with one output answers with the bare value
@@ -47,9 +66,12 @@ class RestClient:
     def _request(self, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
         """GETs ``path`` (POSTs ``body`` when given) with retries; the JSON answer."""
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data,
-                                         method="GET" if data is None else "POST",
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.url + path,
+            data=data,
+            method="GET" if data is None else "POST",
+            headers={"Content-Type": "application/json"},
+        )
         return with_retries(lambda: self._send(request), self.retries, self.backoff)
 
     def _send(self, request: urllib.request.Request) -> dict[str, Any]:
@@ -60,15 +82,15 @@ class RestClient:
                 return json.loads(response.read())
         except urllib.error.HTTPError as error:
             message = _error_message(error.read())
-            raise ServingError(f"{url}: HTTP {error.code}: {message}",
-                               retryable=error.code >= 500) from None
+            raise ServingError(
+                f"{url}: HTTP {error.code}: {message}", retryable=error.code >= 500
+            ) from None
         except TimeoutError:
             raise ServingTimeout(f"{url}: no answer within {self.timeout} s") from None
         except urllib.error.URLError as error:
             if isinstance(error.reason, TimeoutError):
                 raise ServingTimeout(f"{url}: no answer within {self.timeout} s") from None
-            raise ServingError(f"{url}: cannot connect ({error.reason})",
-                               retryable=True) from None
+            raise ServingError(f"{url}: cannot connect ({error.reason})", retryable=True) from None
         except ConnectionError as error:
             raise ServingError(f"{url}: connection lost ({error})", retryable=True) from None
 

@@ -33,8 +33,9 @@ class ServingTimeout(ServingError):
     """The server did not answer within the timeout."""
 
 
-def with_retries(call: Callable[[], T], retries: int, backoff: float,
-                 sleep: Callable[[float], None] = time.sleep) -> T:
+def with_retries(
+    call: Callable[[], T], retries: int, backoff: float, sleep: Callable[[float], None] = time.sleep
+) -> T:
     """Runs ``call``, retrying retryable ServingErrors up to ``retries`` times.
 
     The waits double from ``backoff`` up to MAX_BACKOFF seconds, so a restarting server is

@@ -39,7 +39,9 @@ def get_task(spec: str, *, data_dir: str | None = None, seed: int = 0) -> Task:
     Raises ValueError for an unknown spec and FileNotFoundError for a missing folder.
     """
     if "+" in spec:
-        return combine_tasks([get_task(part, data_dir=data_dir, seed=seed) for part in spec.split("+")], seed=seed)
+        return combine_tasks(
+            [get_task(part, data_dir=data_dir, seed=seed) for part in spec.split("+")], seed=seed
+        )
     if spec == "counting":
         return counting_task(seed)
     if spec in ("mnist", "cifar10"):

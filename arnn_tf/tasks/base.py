@@ -7,14 +7,13 @@ from typing import Callable
 
 import tensorflow as tf
 
-from arnn_tf.settings import AUGMENTATIONS, CROP_PADDING, checked_augmentations
+from arnn_tf.settings import CROP_PADDING, checked_augmentations
 
 SPLITS: tuple[str, ...] = ("train", "test")
 """The splits every task serves."""
 
 MAX_SHUFFLE_BUFFER = 10_000
 """Upper bound on the shuffle buffer (data sets at most this big get a full shuffle)."""
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,8 +66,9 @@ class Task:
         stops before the end of the data and leaves it half-filled). Shuffling is seeded
         and reshuffles every epoch. No resizing or normalisation: the Keras model does that.
 
-        ``augment`` names `AUGMENTATIONS` applied to every image after the cache, each image
-        drawing its own random choice from ``seed`` and its position in the stream, so the
+        ``augment`` names augmentations (`arnn_tf.settings.AUGMENTATIONS`) applied to every
+        image after the cache, each image drawing its own random choice from ``seed`` and its
+        position in the stream, so the
         same call gives the same images in the same order (a resumed run replays them).
         """
         if batch_size < 1:
@@ -81,13 +81,17 @@ class Task:
         if repeat:
             ds = ds.repeat()
         if augment:
-            ds = ds.enumerate().map(lambda index, example: _augmented(example, index, seed, augment),
-                                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            ds = ds.enumerate().map(
+                lambda index, example: _augmented(example, index, seed, augment),
+                num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True,
+            )
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
         return ds.prefetch(tf.data.AUTOTUNE)
 
-    def sample(self, split: str, count: int, batch_size: int, *, shuffle: bool = True, seed: int = 0
-               ) -> tf.data.Dataset:
+    def sample(
+        self, split: str, count: int, batch_size: int, *, shuffle: bool = True, seed: int = 0
+    ) -> tf.data.Dataset:
         """Batches of one fixed choice of ``count`` examples of ``split``: seeded random, or the
         first ``count`` with ``shuffle=False``.
 
@@ -100,7 +104,9 @@ class Task:
             raise ValueError(f"count and batch_size must be positive, got {count} and {batch_size}")
         decoded = self._split(split)
         if shuffle:
-            decoded = decoded.shuffle(_shuffle_buffer(decoded), seed=seed, reshuffle_each_iteration=False)
+            decoded = decoded.shuffle(
+                _shuffle_buffer(decoded), seed=seed, reshuffle_each_iteration=False
+            )
         return decoded.take(count).cache().batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
     def num_examples(self, split: str) -> int:
@@ -110,12 +116,15 @@ class Task:
     def _split(self, split: str) -> tf.data.Dataset:
         """The unbatched data set of a validated split name."""
         if split not in SPLITS:
-            raise ValueError(f"Unknown split {split!r} for task {self.name!r}; expected one of {SPLITS}")
+            raise ValueError(
+                f"Unknown split {split!r} for task {self.name!r}; expected one of {SPLITS}"
+            )
         return self._load(split)
 
 
-def _augmented(example: tuple[tf.Tensor, tf.Tensor], index: tf.Tensor, seed: int,
-               augment: tuple[str, ...]) -> tuple[tf.Tensor, tf.Tensor]:
+def _augmented(
+    example: tuple[tf.Tensor, tf.Tensor], index: tf.Tensor, seed: int, augment: tuple[str, ...]
+) -> tuple[tf.Tensor, tf.Tensor]:
     """One training example after ``augment``, with stateless random ops keyed by
     (``seed``, ``index``) so the result does not depend on how tf.data schedules the map."""
     image, label = example

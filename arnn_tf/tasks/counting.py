@@ -41,7 +41,9 @@ def _square_mask() -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=4)
-def generate_counting(num_examples: int, seed: int, stream: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def generate_counting(
+    num_examples: int, seed: int, stream: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """`(images uint8 [n, 36, 36, 3], labels int32 [n])`, deterministic in `(seed, stream)`.
 
     `stream` separates independent data from one seed (the task uses one per split).
@@ -52,7 +54,9 @@ def generate_counting(num_examples: int, seed: int, stream: int = 0) -> tuple[np
     # The `count` cells with the smallest random keys hold a square: a uniform random subset.
     ranks = rng.random((num_examples, GRID * GRID)).argsort(axis=1).argsort(axis=1)
     occupied = (ranks < counts[:, None]).reshape(num_examples, GRID, GRID)
-    occupied_pixels = occupied.repeat(CELL, axis=1).repeat(CELL, axis=2) & np.tile(_square_mask(), (GRID, GRID))
+    occupied_pixels = occupied.repeat(CELL, axis=1).repeat(CELL, axis=2) & np.tile(
+        _square_mask(), (GRID, GRID)
+    )
     gray = np.where(occupied_pixels, np.uint8(SQUARE_VALUE), np.uint8(0))
     images = np.repeat(gray[..., None], 3, axis=-1)
     labels = (counts - 1).astype(np.int32)

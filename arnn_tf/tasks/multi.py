@@ -46,5 +46,7 @@ def combine_tasks(tasks: Sequence[Task], seed: int = 0) -> Task:
         image_shape=(height, width, 3),
         class_names=tuple(f"{task.name}/{name}" for task in tasks for name in task.class_names),
         _load=load,
-        parts=tuple(TaskPart(task.name, offset, task.num_classes) for task, offset in zip(tasks, offsets)),
+        parts=tuple(
+            TaskPart(task.name, offset, task.num_classes) for task, offset in zip(tasks, offsets)
+        ),
     )

@@ -29,5 +29,10 @@ def shuffled_task(task: Task, name: str | None = None) -> Task:
     def load(split: str) -> tf.data.Dataset:
         return task._load(split).map(permute, num_parallel_calls=tf.data.AUTOTUNE)
 
-    return Task(name=name or f"shuffled:{task.name}", image_shape=task.image_shape,
-                class_names=task.class_names, _load=load, parts=task.parts)
+    return Task(
+        name=name or f"shuffled:{task.name}",
+        image_shape=task.image_shape,
+        class_names=task.class_names,
+        _load=load,
+        parts=task.parts,
+    )

@@ -24,7 +24,9 @@ def _pick_test_split(available: list[str], candidates: tuple[str, ...], source: 
     for candidate in candidates:
         if candidate in available:
             return candidate
-    raise ValueError(f"{source} has no test split: looked for {list(candidates)}, found {sorted(available)}")
+    raise ValueError(
+        f"{source} has no test split: looked for {list(candidates)}, found {sorted(available)}"
+    )
 
 
 def unreachable_download_host(timeout: float = 5.0) -> str | None:
@@ -41,7 +43,7 @@ def unreachable_download_host(timeout: float = 5.0) -> str | None:
 
 
 def tfds_task(name: str, *, data_dir: str | None = None, task_name: str | None = None) -> Task:
-    """A TFDS image-classification data set with fixed-size images and `(image, label)` supervised keys.
+    """A TFDS image-classification data set: fixed-size images, `(image, label)` supervised keys.
 
     Downloads and prepares the data set on first use (into `data_dir`, TFDS's default when None).
     The test split is "test", else "validation". Data sets with variable image sizes are refused:
@@ -56,13 +58,15 @@ def tfds_task(name: str, *, data_dir: str | None = None, task_name: str | None =
     ):
         raise ValueError(
             f"TFDS data set {name!r} is not an image-classification data set with supervised keys "
-            f"('image', 'label') (an Image and a ClassLabel feature); its supervised keys are {info.supervised_keys}"
+            f"('image', 'label') (an Image and a ClassLabel feature); "
+            f"its supervised keys are {info.supervised_keys}"
         )
     shape = tuple(info.features["image"].shape)
     if len(shape) != 3 or None in shape or shape[-1] not in (1, 3):
         raise ValueError(
-            f"TFDS data set {name!r} has images of shape {shape}; tasks need a fixed (height, width, 1 or 3). "
-            "Use a fixed-size variant of the data set, or export the images and use 'folder:PATH' (which resizes)."
+            f"TFDS data set {name!r} has images of shape {shape}; tasks need a fixed "
+            "(height, width, 1 or 3). Use a fixed-size variant of the data set, or export the "
+            "images and use 'folder:PATH' (which resizes)."
         )
     if not builder.is_prepared():
         unreachable = unreachable_download_host()
@@ -70,11 +74,16 @@ def tfds_task(name: str, *, data_dir: str | None = None, task_name: str | None =
             raise ValueError(
                 f"TFDS data set {name!r} is not prepared in {builder.data_dir} and cannot be "
                 f"downloaded from here ({unreachable}); prepare it on a machine with internet "
-                "and use its data directory, or use an image-folder copy as task 'folder:PATH'")
+                "and use its data directory, or use an image-folder copy as task 'folder:PATH'"
+            )
     builder.download_and_prepare()
     # Splits are only known once prepared; "test" is the usual name when none are recorded.
     available = list(builder.info.splits.keys())
-    test_split = _pick_test_split(available, _TFDS_TEST_SPLITS, f"TFDS data set {name!r}") if available else "test"
+    test_split = (
+        _pick_test_split(available, _TFDS_TEST_SPLITS, f"TFDS data set {name!r}")
+        if available
+        else "test"
+    )
     split_names = {"train": "train", "test": test_split}
 
     def load(split: str) -> tf.data.Dataset:
@@ -127,7 +136,9 @@ def folder_task(path: str, *, task_name: str | None = None) -> Task:
     def raw(split: str) -> tf.data.Dataset:
         """(encoded bytes, file name, label) without decoding, so errors can name the file."""
         ds = builder.as_dataset(
-            split=split_names[split], decoders={"image": tfds.decode.SkipDecoding()}, shuffle_files=False
+            split=split_names[split],
+            decoders={"image": tfds.decode.SkipDecoding()},
+            shuffle_files=False,
         )
         return ds.map(lambda ex: (ex["image"], ex["image/filename"], ex["label"]))
 
@@ -135,9 +146,14 @@ def folder_task(path: str, *, task_name: str | None = None) -> Task:
     width, height = open_image(io.BytesIO(first_bytes.numpy()), first_path.numpy().decode()).size
     shape = (height, width, 3)
 
-    def decode(data: tf.Tensor, filename: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def decode(
+        data: tf.Tensor, filename: tf.Tensor, label: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         image = tf.numpy_function(
-            lambda d, f: _decode_image(d, f, height, width), [data, filename], tf.uint8, stateful=False
+            lambda d, f: _decode_image(d, f, height, width),
+            [data, filename],
+            tf.uint8,
+            stateful=False,
         )
         return tf.ensure_shape(image, shape), tf.cast(label, tf.int32)
 

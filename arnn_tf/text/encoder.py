@@ -56,11 +56,13 @@ class TokenPatchEncoder(keras.layers.Layer):
         if vocabulary_size < 1 or patch_size < 1 or frame_size < 1:
             raise ValueError(
                 f"vocabulary_size, frame_size and patch_size must be positive, got "
-                f"{vocabulary_size}, {frame_size} and {patch_size}")
+                f"{vocabulary_size}, {frame_size} and {patch_size}"
+            )
         if frame_size % patch_size:
             raise ValueError(
                 f"frame_size {frame_size} is not a multiple of patch_size {patch_size}: the "
-                f"token patches would not tile the frame; pick a patch size that divides it")
+                f"token patches would not tile the frame; pick a patch size that divides it"
+            )
         self.vocabulary_size = int(vocabulary_size)
         self.frame_size = int(frame_size)
         self.patch_size = int(patch_size)

@@ -67,9 +67,18 @@ class TextTask:
         """Token ids the vectorizer gives, the table size a `TokenPatchEncoder` needs."""
         return int(self.vectorizer.vocabulary_size())
 
-    def dataset(self, split: str, batch_size: int, *, shuffle: bool = False,
-                repeat: bool = False, seed: int = 0, drop_remainder: bool = False,
-                cache: bool = True, augment: tuple[str, ...] = ()) -> tf.data.Dataset:
+    def dataset(
+        self,
+        split: str,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        repeat: bool = False,
+        seed: int = 0,
+        drop_remainder: bool = False,
+        cache: bool = True,
+        augment: tuple[str, ...] = (),
+    ) -> tf.data.Dataset:
         """Batches of ``(texts string [B], labels int32 [B])`` for ``split``, as `Task.dataset`.
 
         The texts already live in memory, so ``cache`` changes nothing; it is accepted so that
@@ -88,12 +97,12 @@ class TextTask:
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
         return ds.prefetch(tf.data.AUTOTUNE)
 
-    def sample(self, split: str, count: int, batch_size: int, *, shuffle: bool = True,
-               seed: int = 0) -> tf.data.Dataset:
+    def sample(
+        self, split: str, count: int, batch_size: int, *, shuffle: bool = True, seed: int = 0
+    ) -> tf.data.Dataset:
         """Batches of one fixed choice of ``count`` examples of ``split``, as `Task.sample`."""
         if count < 1 or batch_size < 1:
-            raise ValueError(
-                f"count and batch_size must be positive, got {count} and {batch_size}")
+            raise ValueError(f"count and batch_size must be positive, got {count} and {batch_size}")
         ds = self._split(split)
         if shuffle:
             ds = ds.shuffle(_shuffle_buffer(ds), seed=seed, reshuffle_each_iteration=False)
@@ -107,7 +116,8 @@ class TextTask:
         """The unbatched data set of a validated split name."""
         if split not in SPLITS:
             raise ValueError(
-                f"Unknown split {split!r} for task {self.name!r}; expected one of {SPLITS}")
+                f"Unknown split {split!r} for task {self.name!r}; expected one of {SPLITS}"
+            )
         return self._load(split)
 
 
@@ -116,9 +126,14 @@ def _shuffle_buffer(ds: tf.data.Dataset) -> int:
     return max(1, min(int(ds.cardinality()), MAX_SHUFFLE_BUFFER))
 
 
-def text_task(path: str, task_name: str | None = None, *, level: Level = "word",
-              max_tokens: int = DEFAULT_MAX_TOKENS,
-              sequence_length: int | None = DEFAULT_SEQUENCE_LENGTH) -> TextTask:
+def text_task(
+    path: str,
+    task_name: str | None = None,
+    *,
+    level: Level = "word",
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    sequence_length: int | None = DEFAULT_SEQUENCE_LENGTH,
+) -> TextTask:
     """The text task in folder ``path`` (see the module docstring), tokenised by ``level``.
 
     ``sequence_length`` is how many token ids the vectorizer gives per text: longer texts are
@@ -136,16 +151,25 @@ def text_task(path: str, task_name: str | None = None, *, level: Level = "word",
     class_names = tuple(sorted(set(train) | set(test)))
     examples = {"train": _labelled(train, class_names), "test": _labelled(test, class_names)}
     vectorizer = keras.layers.TextVectorization(
-        max_tokens=max_tokens, standardize=_STANDARDIZE[level], split=_SPLIT[level],
-        output_mode="int", output_sequence_length=sequence_length)
+        max_tokens=max_tokens,
+        standardize=_STANDARDIZE[level],
+        split=_SPLIT[level],
+        output_mode="int",
+        output_sequence_length=sequence_length,
+    )
     vectorizer.adapt(tf.data.Dataset.from_tensor_slices(examples["train"][0]).batch(1024))
 
     def load(split: str) -> tf.data.Dataset:
         texts, labels = examples[split]
         return tf.data.Dataset.from_tensor_slices((texts, labels))
 
-    return TextTask(name=task_name or f"text:{path}", class_names=class_names, level=level,
-                    vectorizer=vectorizer, _load=load)
+    return TextTask(
+        name=task_name or f"text:{path}",
+        class_names=class_names,
+        level=level,
+        vectorizer=vectorizer,
+        _load=load,
+    )
 
 
 def _test_split(root: str) -> str:
@@ -157,28 +181,33 @@ def _test_split(root: str) -> str:
         if split in present:
             return split
     raise FileNotFoundError(
-        f"Text folder {root!r} has no test split folder: looked for {list(_TEST_SPLITS)}")
+        f"Text folder {root!r} has no test split folder: looked for {list(_TEST_SPLITS)}"
+    )
 
 
-def _labelled(by_class: dict[str, list[str]], class_names: tuple[str, ...]
-              ) -> tuple[tf.Tensor, tf.Tensor]:
+def _labelled(
+    by_class: dict[str, list[str]], class_names: tuple[str, ...]
+) -> tuple[tf.Tensor, tf.Tensor]:
     """(texts tf.string [N], labels int32 [N]) of one split, classes in ``class_names`` order."""
     ids = {name: label for label, name in enumerate(class_names)}
     texts = [text for name in sorted(by_class) for text in by_class[name]]
     labels = [ids[name] for name in sorted(by_class) for _ in by_class[name]]
-    return (tf.constant(texts, dtype=tf.string, shape=(len(texts),)),
-            tf.constant(np.asarray(labels, dtype="int32"), shape=(len(labels),)))
+    return (
+        tf.constant(texts, dtype=tf.string, shape=(len(texts),)),
+        tf.constant(np.asarray(labels, dtype="int32"), shape=(len(labels),)),
+    )
 
 
 def _read_split(split_dir: str) -> dict[str, list[str]]:
     """Examples by class name of one split folder, in either layout (not both at once)."""
-    entries = sorted(e.rstrip("/") for e in tf.io.gfile.listdir(split_dir)
-                     if not e.startswith("."))
+    entries = sorted(e.rstrip("/") for e in tf.io.gfile.listdir(split_dir) if not e.startswith("."))
     folders = [e for e in entries if tf.io.gfile.isdir(os.path.join(split_dir, e))]
     files = [e for e in entries if e.endswith(".txt") and e not in folders]
     if folders and files:
-        raise ValueError(f"Split folder {split_dir!r} mixes class files and class folders; "
-                         f"use one layout: <class>.txt or <class>/*.txt")
+        raise ValueError(
+            f"Split folder {split_dir!r} mixes class files and class folders; "
+            f"use one layout: <class>.txt or <class>/*.txt"
+        )
     if not folders and not files:
         raise ValueError(f"Split folder {split_dir!r} has no <class>.txt files or class folders")
     if files:
@@ -197,8 +226,9 @@ def _lines(path: str) -> list[str]:
 
 def _documents(folder: str) -> list[str]:
     """The examples of a one-example-per-file class folder, in file name order."""
-    names = sorted(n for n in tf.io.gfile.listdir(folder)
-                   if n.endswith(".txt") and not n.startswith("."))
+    names = sorted(
+        n for n in tf.io.gfile.listdir(folder) if n.endswith(".txt") and not n.startswith(".")
+    )
     if not names:
         raise ValueError(f"Class folder {folder!r} has no .txt files")
     return [_without_line_ending(_decoded(os.path.join(folder, n))) for n in names]
@@ -218,8 +248,9 @@ def _decoded(path: str) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
-        raise ValueError(f"{path}, line {line}: not UTF-8 text ({error.reason} at byte "
-                         f"{error.start})") from None
+        raise ValueError(
+            f"{path}, line {line}: not UTF-8 text ({error.reason} at byte {error.start})"
+        ) from None
 
 
 def vectorizer_state(vectorizer: keras.layers.TextVectorization) -> dict[str, Any]:
@@ -228,8 +259,10 @@ def vectorizer_state(vectorizer: keras.layers.TextVectorization) -> dict[str, An
     TextVectorization's own config leaves out an adapted vocabulary, so saving the config
     alone would lose the token ids a trained `TokenPatchEncoder` table is indexed by.
     """
-    return {"config": vectorizer.get_config(),
-            "vocabulary": [str(token) for token in vectorizer.get_vocabulary()]}
+    return {
+        "config": vectorizer.get_config(),
+        "vocabulary": [str(token) for token in vectorizer.get_vocabulary()],
+    }
 
 
 def restored_vectorizer(state: dict[str, Any]) -> keras.layers.TextVectorization:
