@@ -1,0 +1,60 @@
+"""Every layer and model kind through the shared round-trip checks (tests/serialization.py)."""
+
+import numpy as np
+import pytest
+
+from arnn_tf.backbones import build_backbone
+from arnn_tf.layers import AdversarialProgram, ConcealedProgram, LabelMapping, LinearLabelMap
+from arnn_tf.model import build_reprogrammed_model
+from arnn_tf.text import TokenPatchEncoder
+from serialization import run_layer_serialization_test, run_program_round_trip_test
+
+RNG = np.random.default_rng(0)
+IMAGES = RNG.integers(0, 256, (3, 10, 10, 3)).astype("uint8")
+LOGITS = RNG.normal(size=(3, 1000)).astype("float32")
+HOST = RNG.integers(0, 256, (48, 48, 3)).astype("float32")
+
+
+def with_weights(layer, inputs):
+    layer(inputs)
+    layer.set_weights([RNG.normal(size=w.shape).astype(w.dtype) for w in layer.get_weights()])
+    return layer
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"image_size": (20, 20), "program_covers_image": True}, {"border_width": 6},
+    {"linf_bound": 0.3, "l2": 1e-3},
+], ids=["padded", "full", "border", "bounded"])
+def test_program_layers(options, tmp_path):
+    layer = with_weights(AdversarialProgram(48, (10, 10, 3), **options), IMAGES)
+    run_layer_serialization_test(layer, IMAGES, tmp_path)
+
+
+def test_concealed_program_layer(tmp_path):
+    layer = ConcealedProgram(48, (10, 10, 3), host_image=HOST, scale=0.2, permutation_seed=3)
+    layer(IMAGES)
+    layer.weight.assign(RNG.normal(size=(48, 48, 3)))
+    run_layer_serialization_test(layer, IMAGES, tmp_path, init_extras={"host_image": HOST})
+
+
+def test_label_map_layers(tmp_path):
+    run_layer_serialization_test(LabelMapping([[3, 7], [1], [999]]), LOGITS, tmp_path)
+    learned = with_weights(LinearLabelMap(4, rate_scale=0.5, seed=1), LOGITS)
+    run_layer_serialization_test(learned, LOGITS, tmp_path)
+
+
+def test_text_encoder_layer(tmp_path):
+    ids = RNG.integers(0, 50, (3, 7)).astype("int32")
+    layer = TokenPatchEncoder(50, frame_size=32, patch_size=8)
+    run_layer_serialization_test(layer, ids, tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["first", "linear", "concealed"])
+def test_reprogrammed_models(kind, tmp_path):
+    options = {"host_image": HOST} if kind == "concealed" else {}
+    model = build_reprogrammed_model(build_backbone("tiny_cnn", None, seed=4), (10, 10, 3), 3,
+                                     label_map="first" if kind == "concealed" else kind, **options)
+    model.program.weight.assign(RNG.normal(size=(48, 48, 3)))
+    run_program_round_trip_test(model, IMAGES, tmp_path, backbone_name="tiny_cnn", weights=None,
+                                seed=4, task_name="toy", class_names=["a", "b", "c"],
+                                label_map_spec="first" if kind == "concealed" else kind)
