@@ -339,11 +339,19 @@ def _add_export_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "export", help="export saved programs as a TensorFlow Serving SavedModel"
     )
-    parser.add_argument(
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument(
         "--program",
         action="append",
-        required=True,
         help="a saved-program folder; repeat to export several programs on one backbone",
+    )
+    what.add_argument(
+        "--backbone",
+        help="export this backbone alone (X_adv frames in, logits out): the model a "
+        "black-box run queries",
+    )
+    parser.add_argument(
+        "--weights", default="imagenet", help="with --backbone: 'imagenet', 'none' or a file"
     )
     parser.add_argument(
         "--out", required=True, help="the model's base folder; the export goes to OUT/VERSION"

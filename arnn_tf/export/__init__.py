@@ -20,11 +20,15 @@ answering with that part's classes only (ids from 0 within the part, names witho
 "PART/" prefix, probabilities renormalised over the part's classes; see
 `signatures.part_probabilities`).
 
-Modules: `writer` (the SavedModel and its version folder), `names`, `signatures`,
+`export_backbone` writes the frozen backbone alone (``frames`` in, ``logits`` out), the model
+a black-box run queries.
+
+Modules: `writer` (the SavedModel and its version folder), `backbone`, `names`, `signatures`,
 `decoding` (images inside the graph), `warmup` (the PredictionLog file) and `command`
 (``arnn export``).
 """
 
+from arnn_tf.export.backbone import export_backbone
 from arnn_tf.export.command import export_command
 from arnn_tf.export.errors import ExportError
 from arnn_tf.export.names import (
@@ -41,6 +45,7 @@ __all__ = [
     "SINGLE_PROGRAM_SIGNATURES",
     "WARMUP_FILE",
     "ExportError",
+    "export_backbone",
     "export_command",
     "export_programs",
     "next_version",

@@ -51,16 +51,16 @@ def export_programs(
     chosen = program_names(loaded, names)
     _check_same_backbone(loaded, chosen)
     base = Path(base_dir)
-    target = _version_folder(base, version)
+    target = version_folder(base, version)
 
     backbone = loaded[0].build_backbone()
     models = {name: saved.build_model(backbone) for name, saved in zip(chosen, loaded)}
     signatures = build_signatures(models, dict(zip(chosen, loaded)), max_pixels)
-    _write_version(_tracked_variables(backbone, models), signatures, target)
+    write_version(_tracked_variables(backbone, models), signatures, target)
     return target
 
 
-def _version_folder(base: Path, version: int | None) -> Path:
+def version_folder(base: Path, version: int | None) -> Path:
     """``base/version`` (the next free version by default), refused if it exists already."""
     version = next_version(base) if version is None else int(version)
     if version < 1:
@@ -106,7 +106,7 @@ def _tracked_variables(backbone: keras.Model, models: dict[str, ReprogrammedMode
     return module
 
 
-def _write_version(module: tf.Module, signatures: dict[str, Signature], target: Path) -> None:
+def write_version(module: tf.Module, signatures: dict[str, Signature], target: Path) -> None:
     """Saves ``module`` with ``signatures`` and the warm-up file, then renames it to ``target``."""
     base = target.parent
     base.mkdir(parents=True, exist_ok=True)
