@@ -68,7 +68,7 @@ def restore_checkpoint(model: keras.Model, directory: str | os.PathLike[str]) ->
             if tuple(value.shape) != tuple(variable.shape):
                 raise ValueError(
                     f"{path}: array {i} has shape {value.shape}, expected {tuple(variable.shape)} "
-                    "(a checkpoint of another program; delete it or use another --out)"
+                    "(a checkpoint of another program; delete it or use another output folder)"
                 )
             variable.assign(value)
     return int(keras.ops.convert_to_numpy(model.optimizer.iterations))

@@ -19,9 +19,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from arnn_tf.settings import (
-    DEFAULT_CONCEAL_SCALE,
-)  # small, as in the paper: at most 25.5 of 255 levels
+# DEFAULT_CONCEAL_SCALE is small, as in the paper: at most 25.5 of 255 grey levels.
+from arnn_tf.settings import DEFAULT_CONCEAL_SCALE
 
 
 @keras.saving.register_keras_serializable(package="arnn_tf")
