@@ -223,7 +223,7 @@ def test_train_refuses_a_corrupt_host_photo_or_placement_options(tmp_path, capsy
     assert "host.png: not a readable image" in capsys.readouterr().err
     write_png(corrupt, 90)
     assert main([*train, "--conceal", str(corrupt), "--border-width", "4"]) == 2
-    assert "no placement options" in capsys.readouterr().err
+    assert "takes no placement fields" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 
