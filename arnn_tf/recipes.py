@@ -18,7 +18,15 @@ EfficientNet-Lite0 ImageNet backbone, 2-core CPU, `EXPERIMENTS.md` has the runs)
 - ``mnist``, ``cifar10``, ``folder``: the task resized to the frame with the program over it
   (the "full" program), the learned map, cosine decay over 600 steps; ``cifar10`` and
   ``folder`` (photos) add random flips in training and average each test image with its
-  mirror image. ``folder`` needs its task set: ``--task folder:PATH``.
+  mirror image. ``folder`` needs its task set: ``--task folder:PATH``. Measured: ``mnist``
+  0.9761 (its control, the map alone with W at zero, 0.9485); ``cifar10`` 0.6075, below its
+  control's 0.7801: for photos this program still hurts more than it helps.
+
+Any recipe trains through queries alone with ``trainer="black_box"`` (`arnn_tf.black_box`):
+W's gradient is BAR's zeroth-order estimate from ``directions`` random directions of
+``zo_resolution`` (None: the frame's) scaled by ``beta``, ``antithetic`` pairs doubling them,
+and each step costs ``batch_size * (1 + directions)`` frames (twice the directions when
+antithetic), at most ``max_queries`` frames per process.
 """
 
 from __future__ import annotations
@@ -27,8 +35,9 @@ import dataclasses
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from arnn_tf.black_box.defaults import DEFAULT_BETA, DEFAULT_DIRECTIONS, DEFAULT_RESOLUTION
 from arnn_tf.settings import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_L2,
@@ -42,6 +51,11 @@ DEFAULT_RECIPE = "counting"
 PROGRAM_FILE = "program.json"
 TASK_TO_SET = "folder:PATH"
 """The ``folder`` recipe's task, a placeholder for the user's own folder."""
+TRAINERS = ("white_box", "black_box")
+"""How a program learns: backpropagation through the backbone, or queries alone."""
+_DATA_DRIVEN_MAPS = ("frequency", "iterative")
+"""`arnn_tf.label_maps.DATA_DRIVEN_KINDS` (that module imports Keras): maps computed by
+running the backbone on training images."""
 
 
 class RecipeError(ValueError):
@@ -75,6 +89,12 @@ class Recipe:
     conceal: str | None = None
     conceal_scale: float | None = None
     seed: int = 0
+    trainer: str = "white_box"
+    directions: int = DEFAULT_DIRECTIONS
+    beta: float = DEFAULT_BETA
+    antithetic: bool = False
+    zo_resolution: int | None = DEFAULT_RESOLUTION
+    max_queries: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "augment", tuple(self.augment))
@@ -111,11 +131,6 @@ FIELDS: tuple[str, ...] = tuple(field.name for field in dataclasses.fields(Recip
 def _check(recipe: Recipe) -> None:
     """Raises RecipeError naming the first field no run can use."""
 
-    def refuse(field: str, wanted: str) -> None:
-        raise RecipeError(
-            f"recipe field {field!r} must be {wanted}, got {getattr(recipe, field)!r}"
-        )
-
     if (recipe.steps is None) == (recipe.epochs is None):
         raise RecipeError(
             f"a recipe sets steps or epochs, exactly one; got steps {recipe.steps!r} "
@@ -126,11 +141,11 @@ def _check(recipe: Recipe) -> None:
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, int) or value < 1
         ):
-            refuse(field, "a positive integer")
+            _refuse(recipe, field, "a positive integer")
     for field in ("warmup_steps", "seed"):
         value = getattr(recipe, field)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            refuse(field, "an integer >= 0")
+            _refuse(recipe, field, "an integer >= 0")
     for field, holds, wanted in (
         ("learning_rate", lambda v: v > 0, "a number > 0"),
         ("linf_bound", lambda v: v > 0, "a number > 0"),
@@ -142,9 +157,9 @@ def _check(recipe: Recipe) -> None:
         if (value is not None or field in ("learning_rate", "l2")) and not (
             _is_number(value) and holds(value)
         ):
-            refuse(field, wanted)
+            _refuse(recipe, field, wanted)
     if recipe.lr_schedule not in LR_SCHEDULES:
-        refuse("lr_schedule", " or ".join(map(repr, LR_SCHEDULES)))
+        _refuse(recipe, "lr_schedule", " or ".join(map(repr, LR_SCHEDULES)))
     if recipe.warmup_steps and recipe.lr_schedule != "cosine":
         raise RecipeError(
             "recipe field 'warmup_steps' needs the cosine schedule "
@@ -156,6 +171,7 @@ def _check(recipe: Recipe) -> None:
             f"label map ('linear...') to train, not {recipe.label_map!r}"
         )
     _check_concealment(recipe)
+    _check_black_box(recipe)
     try:
         checked_augmentations(recipe.augment)
     except ValueError as error:
@@ -173,6 +189,37 @@ def _check_concealment(recipe: Recipe) -> None:
             "recipe field 'conceal' tiles the task image over the whole frame, so it takes "
             f"no placement fields; got {', '.join(placement)}"
         )
+
+
+def _refuse(recipe: Recipe, field: str, wanted: str) -> NoReturn:
+    raise RecipeError(f"recipe field {field!r} must be {wanted}, got {getattr(recipe, field)!r}")
+
+
+def _check_black_box(recipe: Recipe) -> None:
+    """The trainer and the zeroth-order estimator's fields; a black-box run's label map."""
+    if recipe.trainer not in TRAINERS:
+        _refuse(recipe, "trainer", " or ".join(map(repr, TRAINERS)))
+    for field, optional in (("directions", False), ("zo_resolution", True), ("max_queries", True)):
+        value = getattr(recipe, field)
+        if not (optional and value is None or _is_positive_int(value)):
+            _refuse(recipe, field, "a positive integer" + (" or None" if optional else ""))
+    if not (_is_number(recipe.beta) and recipe.beta > 0):
+        _refuse(recipe, "beta", "a number > 0")
+    if not isinstance(recipe.antithetic, bool):
+        _refuse(recipe, "antithetic", "true or false")
+    kind, _, start = recipe.label_map.partition(":")
+    if kind == "linear":  # a learned map: data-driven when it starts from one
+        kind = start.partition(":")[0]
+    if recipe.trainer == "black_box" and kind in _DATA_DRIVEN_MAPS:
+        raise RecipeError(
+            f"recipe field 'label_map' {recipe.label_map!r} is computed by running the backbone "
+            "outside the query function, which trainer 'black_box' cannot do; use a fixed map "
+            "('first', 'random', an explicit one) or a learned one ('linear', 'linear:first')"
+        )
+
+
+def _is_positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _is_number(value: Any) -> bool:
