@@ -14,7 +14,8 @@ EfficientNet-Lite0 ImageNet backbone, 2-core CPU, `EXPERIMENTS.md` has the runs)
   the first-10 fixed map, Adam 0.05 decayed x0.96 every 2 epochs, lambda 1e-6, batch 32,
   300 steps: 0.5695 (150 s).
 - ``counting``: the default. A learned linear map on the logits (`linear`), cosine decay
-  over 600 steps, otherwise the paper's.
+  over 600 steps, otherwise the paper's: 0.9960 (444 s); its control, the map alone with W
+  held at zero, 0.7320.
 - ``mnist``, ``cifar10``, ``folder``: the task resized to the frame with the program over it
   (the "full" program), the learned map, cosine decay over 600 steps; ``cifar10`` and
   ``folder`` (photos) add random flips in training and average each test image with its
