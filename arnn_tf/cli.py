@@ -30,7 +30,11 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         checkpoint_every=args.checkpoint_every,
     )
     if (out / "metrics.json").exists():
-        print(f"test accuracy {metrics['test_accuracy']:.4f}; program saved to {out / 'program'}")
+        queries = f" after {metrics['queries']} queries" if "queries" in metrics else ""
+        print(
+            f"test accuracy {metrics['test_accuracy']:.4f}{queries}; "
+            f"program saved to {out / 'program'}"
+        )
     return metrics
 
 

@@ -191,6 +191,7 @@ def _add_train_parser(commands: Any) -> None:
     _add_map_and_data_fields(field)
     _add_placement_fields(field)
     field("--seed", type=non_negative_int)
+    _add_black_box_fields(train)
     _add_run_options(train)
 
 
@@ -264,6 +265,52 @@ def _add_placement_fields(field: Any) -> None:
     )
 
 
+def _add_black_box_fields(train: argparse.ArgumentParser) -> None:
+    """The trainer switch and the zeroth-order estimator's recipe fields."""
+    group = train.add_argument_group(
+        "black-box training",
+        "learn W from the network's answers alone (BAR's zeroth-order gradient estimate): "
+        "each step queries batch x (1 + Q) frames, batch x (1 + 2Q) antithetic",
+    )
+    field = _recipe_field_adder(group)
+    field(
+        "--black-box",
+        action=argparse.BooleanOptionalAction,
+        help="train through queries to the backbone (for now in this process), never its "
+        "gradients; --no-black-box: backpropagate (white box)",
+    )
+    field("--directions", type=positive_int, metavar="Q", help="random directions per step")
+    field("--beta", type=positive_float, help="the step along each direction (W's units)")
+    field(
+        "--antithetic",
+        action=argparse.BooleanOptionalAction,
+        help="also query W - beta U for each direction: a better estimate at twice the queries",
+    )
+    field(
+        "--zo-resolution",
+        type=_or_none(positive_int),
+        metavar="C|none",
+        help="draw directions on a C x C x 3 grid upsampled to the frame (fewer, smoother "
+        "dimensions to explore); none: the frame's own resolution",
+    )
+    field(
+        "--max-queries",
+        type=_or_none(positive_int),
+        metavar="N|none",
+        help="stop before a step would take this process's queries (frames) past N",
+    )
+
+
+def _or_none(parse: Any) -> Any:
+    """``parse``, with 'none' read as None."""
+
+    def parse_or_none(text: str) -> Any:
+        return None if text.strip().lower() == "none" else parse(text)
+
+    parse_or_none.__name__ = parse.__name__
+    return parse_or_none
+
+
 def _recipe_field_adder(group: Any) -> Any:
     """``add_argument`` for a recipe field: left out, it leaves no attribute, so the recipe's
     value stands."""
@@ -330,8 +377,12 @@ def _add_run_options(train: argparse.ArgumentParser) -> None:
 
 
 def recipe_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The recipe fields given on the command line (``arnn train``'s)."""
-    return {name: getattr(args, name) for name in RECIPE_FIELDS if hasattr(args, name)}
+    """The recipe fields given on the command line (``arnn train``'s); ``--black-box`` sets
+    the ``trainer`` field."""
+    overrides = {name: getattr(args, name) for name in RECIPE_FIELDS if hasattr(args, name)}
+    if hasattr(args, "black_box"):
+        overrides["trainer"] = "black_box" if args.black_box else "white_box"
+    return overrides
 
 
 def _add_export_parser(subparsers: Any) -> argparse.ArgumentParser:

@@ -13,6 +13,12 @@ import time
 from typing import Any
 
 import keras
+import numpy as np
+
+
+COUNTS = frozenset({"queries"})
+"""Logs that count something, shown as integers: Keras hands every log value to callbacks as
+a float (a black-box run's "queries": frames sent)."""
 
 
 def interactive() -> bool:
@@ -37,12 +43,30 @@ def default_interval(total_steps: int) -> int:
     return max(1, min(100, total_steps // 10))
 
 
+class _Bar(keras.utils.Progbar):
+    """Keras' bar, showing integer values whole: Progbar formats the values it averages (kept
+    as ``[sum, count]``) with 4 decimals and prints any other value it holds as it is."""
+
+    def update(self, current: int, values: Any = None, finalize: bool | None = None) -> None:
+        values = list(values or [])
+        if self.verbose != 1 or not hasattr(self, "_values_order"):  # its own formatting
+            return super().update(current, values, finalize)
+        for key, value in values:
+            if key not in self._values_order:
+                self._values_order.append(key)
+            if isinstance(value, int):
+                self._values[key] = value
+        numbers = [(key, value) for key, value in values if not isinstance(value, int)]
+        super().update(current, numbers, finalize)
+
+
 class StepProgress(keras.callbacks.Callback):
     """Shows training progress over the whole run, from ``first_step`` to ``total_steps``.
 
     In a terminal it redraws one bar; otherwise it prints ``step N/TOTAL - loss ... - T s``
     every ``every`` steps and at the last one. The metrics are the running values `fit`
-    reports (averages over the current epoch).
+    reports (averages over the current epoch), with 4 decimals; counts (`COUNTS`, integers)
+    are shown whole.
     """
 
     def __init__(
@@ -65,14 +89,25 @@ class StepProgress(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self.step += 1
-        values = [(key, float(value)) for key, value in (logs or {}).items()]
+        values = [(key, _number(key, value)) for key, value in (logs or {}).items()]
         if self.terminal:
             if self._bar is None:
-                self._bar = keras.utils.Progbar(
-                    self.total_steps, stateful_metrics=[key for key, _ in values]
-                )
+                self._bar = _Bar(self.total_steps, stateful_metrics=[key for key, _ in values])
             self._bar.update(self.step, values)
         elif self.step % self.every == 0 or self.step >= self.total_steps:
-            metrics = "".join(f" - {key} {value:.4f}" for key, value in values)
+            metrics = "".join(f" - {key} {_text(value)}" for key, value in values)
             seconds = time.perf_counter() - self._start
             print(f"step {self.step}/{self.total_steps}{metrics} - {seconds:.0f} s", flush=True)
+
+
+def _number(key: str, value: Any) -> int | float:
+    """A log value as a Python number: an int for a count, else a float."""
+    if key in COUNTS or (
+        isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    ):
+        return int(value)
+    return float(value)
+
+
+def _text(value: int | float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:.4f}"

@@ -4,6 +4,10 @@ The recipe decides what the run learns; the keyword arguments decide where and h
 A run writes ``OUT/program/`` (the saved program, with its recipe), ``OUT/metrics.json``,
 ``OUT/checkpoint/`` and TensorBoard logs; calling `train` again with the same recipe and
 output folder resumes it, or, when it had finished, evaluates and saves it again.
+
+The recipe's ``trainer`` says how the program learns (`make_trainer`): "white_box" by
+backpropagation, "black_box" through a query function alone (`arnn_tf.black_box`), by
+default `LocalQuery` on the run's own backbone; any `QueryFunction` can be passed instead.
 """
 
 from __future__ import annotations
@@ -13,8 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import tensorflow as tf
 
 from arnn_tf.backbones import build_backbone
+from arnn_tf.black_box.queries import LocalQuery, QueryFunction
+from arnn_tf.black_box.trainer import BlackBoxTrainer
 from arnn_tf.distribute import is_chief, make_strategy, set_precision
 from arnn_tf.images import read_image
 from arnn_tf.label_maps import data_driven_kind
@@ -45,6 +52,7 @@ def train(
     logdir: str | Path | None = None,
     checkpoint_every: int = 100,
     trainer: Trainer | None = None,
+    query: QueryFunction | None = None,
     verbose: bool = True,
 ) -> dict[str, Any]:
     """Trains ``recipe`` into ``out`` (default `default_out`) and returns its metrics.
@@ -52,11 +60,13 @@ def train(
     ``init_program`` starts W (and a learned map) from a saved program; ``max_minutes`` stops
     training early, then evaluates and saves as usual; ``strategy`` and ``precision`` are
     `arnn_tf.distribute`'s; checkpoints go to ``OUT/checkpoint`` every ``checkpoint_every``
-    steps; ``trainer`` (default `WhiteBoxTrainer`) is how the program learns. Under a
-    multi-worker strategy only the chief writes anything.
+    steps; ``trainer`` (default `make_trainer`'s, the recipe's) is how the program learns, or
+    ``query`` what the recipe's black-box trainer asks. Only a multi-worker chief writes.
     """
+    if trainer is not None and query is not None:
+        raise ValueError("pass a trainer or a query function for the recipe's trainer, not both")
     out = Path(out) if out is not None else default_out(recipe)
-    distribution = make_strategy(strategy)
+    distribution = _strategy(recipe, strategy)
     task = _task(recipe, data_dir)
     chief = is_chief(distribution)
     set_precision(precision)
@@ -64,11 +74,12 @@ def train(
     settings.update(strategy=strategy, init_program=init_program and str(init_program))
     with distribution.scope():
         model = build_model(recipe, task, init_program)
+        trainer = trainer or make_trainer(recipe, model, query)
         summaries = None
         if chief:
             ((samples, _),) = list(task.sample("train", 3, 3, shuffle=False))
             summaries = ProgramSummaries(logdir or out / "logs", samples.numpy(), hparams=settings)
-        result = (trainer or WhiteBoxTrainer()).fit(
+        result = trainer.fit(
             model,
             task,
             recipe,
@@ -79,19 +90,77 @@ def train(
             max_minutes=max_minutes,
             verbose=verbose and chief,
         )
-        if result.stopped_by_time and verbose and chief:
-            print(
-                f"stopped at step {result.steps}: the time limit ({max_minutes} minutes) was "
-                "reached; run the same command again to continue"
-            )
+        if verbose and chief:
+            _say_why_stopped(result, trainer, recipe, max_minutes)
         test = evaluate_program(model, task, verbose=verbose and chief)
-    metrics = _metrics(settings, result, test, task, distribution.num_replicas_in_sync)
+    metrics = _metrics(settings, result, test, task, distribution.num_replicas_in_sync, trainer)
     if task.parts:
         metrics["test_accuracy_per_task"] = evaluate_parts(model, task)
     if chief:
         summaries.write_test_metrics(test, step=result.steps)
         _save(model, recipe, task, metrics, out)
     return metrics
+
+
+def make_trainer(
+    recipe: Recipe, model: ReprogrammedModel, query: QueryFunction | None = None
+) -> Trainer:
+    """The trainer ``recipe.trainer`` names: `WhiteBoxTrainer`, or a `BlackBoxTrainer` with the
+    recipe's estimator and budget asking ``query`` (default `LocalQuery` on ``model``'s
+    backbone: queries answered in this process)."""
+    if recipe.trainer == "white_box":
+        if query is not None:
+            raise ValueError(
+                "a query function is for black-box training: the recipe's trainer is "
+                "'white_box' (set trainer 'black_box', --black-box)"
+            )
+        return WhiteBoxTrainer()
+    return BlackBoxTrainer(
+        query if query is not None else LocalQuery(model.backbone),
+        directions=recipe.directions,
+        beta=recipe.beta,
+        antithetic=recipe.antithetic,
+        resolution=recipe.zo_resolution,
+        max_queries=recipe.max_queries,
+    )
+
+
+def _strategy(recipe: Recipe, name: str) -> tf.distribute.Strategy:
+    """`make_strategy`'s ``name``; a black-box run is one loop on one device: ``auto`` is then
+    TensorFlow's default strategy, and the multi-replica strategies are refused."""
+    if recipe.trainer != "black_box":
+        return make_strategy(name)
+    if name in ("mirrored", "multi_worker"):
+        raise ValueError(
+            f"black-box training runs on one device (its cost is its queries), so strategy "
+            f"{name!r} has nothing to share out; use 'auto' or 'one_device'"
+        )
+    return make_strategy(name) if name == "one_device" else tf.distribute.get_strategy()
+
+
+def _say_why_stopped(
+    result: TrainingResult, trainer: Trainer, recipe: Recipe, max_minutes: float | None
+) -> None:
+    """A line when training stopped short: at the time limit or the query budget."""
+    if result.stopped_by_time:
+        reason = f"the time limit ({max_minutes} minutes) was reached"
+    elif getattr(trainer, "stopped_by_queries", False):
+        reason = f"the query budget (max_queries {recipe.max_queries} frames) was spent"
+    else:
+        return
+    print(f"stopped at step {result.steps}: {reason}; run the same command again to continue")
+
+
+def _query_metrics(trainer: Trainer) -> dict[str, Any]:
+    """A query-only trainer's cost: the frames this process sent, and whether the budget
+    stopped it; nothing for a white-box trainer."""
+    queries = getattr(trainer, "queries", None)
+    if queries is None:
+        return {}
+    return {
+        "queries": int(queries),
+        "stopped_by_queries": bool(getattr(trainer, "stopped_by_queries", False)),
+    }
 
 
 def build_model(
@@ -140,6 +209,9 @@ def _hparams(recipe: Recipe) -> dict[str, Any]:
     values = recipe.to_dict()
     values["recipe"] = values.pop("name")
     values["augment"] = ",".join(recipe.augment) or None
+    if recipe.trainer != "black_box":  # the estimator's fields play no part
+        for field in ("directions", "beta", "antithetic", "zo_resolution", "max_queries"):
+            del values[field]
     if recipe.conceal is not None and recipe.conceal_scale is None:
         values["conceal_scale"] = DEFAULT_CONCEAL_SCALE
     return values
@@ -151,6 +223,7 @@ def _metrics(
     test: dict[str, float],
     task: Task,
     replicas: int,
+    trainer: Trainer,
 ) -> dict[str, Any]:
     return {
         **settings,
@@ -164,6 +237,7 @@ def _metrics(
         "test_examples": task.num_examples("test"),
         "stopped_by_time": result.stopped_by_time,
         "replicas": replicas,
+        **_query_metrics(trainer),
     }
 
 

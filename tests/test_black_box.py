@@ -201,3 +201,87 @@ def test_local_queries_refuse_bad_frames_and_answer_logits():
     probabilities = lambda frames: keras.ops.convert_to_numpy(keras.ops.softmax(query(frames)))
     shifted = log_probabilities(probabilities)(frames) - logits  # logits up to a constant per frame
     np.testing.assert_allclose(shifted, shifted[:, :1].repeat(1000, axis=1), atol=1e-3)
+
+
+def test_a_recipe_names_its_trainer_and_the_estimator_settings():
+    from arnn_tf.runs import make_trainer
+    from arnn_tf.trainers import WhiteBoxTrainer
+
+    model = toy_model()
+    assert isinstance(make_trainer(RECIPE, model), WhiteBoxTrainer)
+    recipe = RECIPE.replace(trainer="black_box", directions=3, beta=0.2, antithetic=True,
+                            zo_resolution=None, max_queries=999)
+    trainer = make_trainer(recipe, model)
+    assert isinstance(trainer.query, LocalQuery) and trainer.query.backbone is model.backbone
+    assert trainer.estimator == ZerothOrderEstimator(3, 0.2, True, None)
+    assert trainer.max_queries == 999
+    mine = LocalQuery(build_backbone("tiny_cnn", None, seed=1))
+    assert make_trainer(recipe, model, mine).query is mine
+    with pytest.raises(ValueError, match="a query function is for black-box training"):
+        make_trainer(RECIPE, model, mine)
+
+
+def test_directions_finer_than_the_program_are_refused_before_training():
+    trainer = BlackBoxTrainer(lambda frames: frames, resolution=64)
+    with pytest.raises(ValueError, match="zo_resolution .*finer than the 48x48 program"):
+        trainer.fit(toy_model(), toy_task(), RECIPE, verbose=False)
+    assert trainer.queries == 0
+
+
+def test_the_budget_says_it_stopped_training_short():
+    model = toy_model()
+    exact = BlackBoxTrainer(LocalQuery(model.backbone), directions=4, max_queries=160)
+    exact.fit(model, toy_task(), RECIPE, verbose=False)  # 4 steps of 40 frames: all it needed
+    short = BlackBoxTrainer(LocalQuery(model.backbone), directions=4, max_queries=159)
+    short.fit(toy_model(), toy_task(), RECIPE, verbose=False)
+    assert (exact.queries, exact.stopped_by_queries, short.queries, short.stopped_by_queries) == (
+        160, False, 120, True)
+
+
+def test_progress_shows_queries_whole(capsys):
+    model = toy_model()
+    BlackBoxTrainer(LocalQuery(model.backbone), directions=2).fit(
+        model, toy_task(), RECIPE.replace(steps=2), verbose=True)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step ")]
+    assert lines[-1].startswith("step 2/2 - accuracy ") and " - queries 48 - " in lines[-1]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("data")
+    for split, count in (("train", 8), ("test", 2)):
+        for name, value in (("dark", 30), ("bright", 220)):
+            (root / split / name).mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(np.full((12, 12, 3), value + i, "uint8")).save(
+                    root / split / name / f"{i}.png")
+    return root
+
+
+class Counting:
+    """A query function of one's own: a `LocalQuery` that also records each call's size."""
+
+    def __init__(self, backbone):
+        self.local, self.calls = LocalQuery(backbone), []
+
+    def __call__(self, frames):
+        self.calls.append(len(frames))
+        return self.local(frames)
+
+
+def test_the_library_call_trains_a_black_box_recipe_through_the_query_it_is_given(folder, tmp_path):
+    import json
+
+    from arnn_tf import train
+
+    recipe = RECIPE.replace(task=f"folder:{folder}", backbone="tiny_cnn", weights="none",
+                            steps=3, batch_size=4, trainer="black_box", directions=2)
+    query = Counting(build_backbone("tiny_cnn", None, seed=0))
+    metrics = train(recipe, tmp_path / "run", query=query, verbose=False)
+    assert query.calls == [4 * 3] * 3 and metrics["queries"] == 36
+    assert metrics["stopped_by_queries"] is False and metrics["trainer"] == "black_box"
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["queries"] == 36
+    white = train(recipe.replace(trainer="white_box"), tmp_path / "white", verbose=False)
+    assert "queries" not in white and "directions" not in white

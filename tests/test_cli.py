@@ -323,3 +323,28 @@ def test_show_draws_the_program_and_what_the_network_sees(trained, tmp_path, cap
 
     program = SavedProgram.load(trained / "program").build_model().program.program()
     np.testing.assert_array_equal(pixels[:frame, :frame], to_pixels(np.asarray(program)))
+
+
+def test_train_black_box_counts_its_queries_and_reruns_from_the_saved_recipe(image_folder, tmp_path, capsys):
+    common = ["train", "--task", f"folder:{image_folder}", "--backbone", "tiny_cnn", "--weights", "none",
+              "--steps", "3", "--batch-size", "4"]
+    out = tmp_path / "black"
+    assert main([*common, "--black-box", "--directions", "2", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["trainer"], metrics["directions"], metrics["zo_resolution"]) == ("black_box", 2, 16)
+    assert metrics["queries"] == 3 * 4 * (2 + 1) and metrics["stopped_by_queries"] is False
+    printed = capsys.readouterr().out
+    assert "queries 36 - " in printed and "after 36 queries; program saved to" in printed
+    assert not np.array_equal(np.load(out / "program" / "W.npy"), 0)
+    assert main(["train", "--recipe", str(out / "program"), "--steps", "4", "--max-queries", "20",
+                 "--out", str(out)]) == 0  # the saved recipe is black-box: one more step, 12 frames
+    again = json.loads((out / "metrics.json").read_text())
+    assert (again["steps"], again["resumed_from"], again["queries"]) == (4, 3, 12)
+
+
+def test_train_black_box_refuses_a_frequency_map_in_one_line(image_folder, tmp_path, capsys):
+    assert main(["train", "--task", f"folder:{image_folder}", "--backbone", "tiny_cnn", "--weights", "none",
+                 "--steps", "1", "--black-box", "--label-map", "frequency", "--out", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("arnn train: error: recipe field 'label_map' 'frequency' is computed by running")
+    assert len(error.splitlines()) == 1 and not (tmp_path / "run").exists()

@@ -34,10 +34,67 @@ def test_the_paper_recipe_is_the_papers_settings():
     ({"augment": ["rotate"]}, "unknown augmentation rotate"),
     ({"learning_rte": 0.1}, "unknown recipe field 'learning_rte'"),
     ({"conceal": "photo.png", "image_size": 20}, "takes no placement fields; got image_size"),
+    ({"trainer": "grey_box"}, "'trainer' must be 'white_box' or 'black_box', got 'grey_box'"),
+    ({"directions": 0}, "'directions' must be a positive integer, got 0"),
+    ({"directions": 2.5}, "'directions' must be a positive integer, got 2.5"),
+    ({"beta": 0.0}, "'beta' must be a number > 0, got 0.0"),
+    ({"antithetic": "yes"}, "'antithetic' must be true or false"),
+    ({"zo_resolution": 0}, "'zo_resolution' must be a positive integer or None, got 0"),
+    ({"max_queries": -5}, "'max_queries' must be a positive integer or None, got -5"),
+    ({"trainer": "black_box", "label_map": "frequency:2"},
+     "'label_map' 'frequency:2' is computed by running the backbone outside the query function"),
+    ({"trainer": "black_box", "label_map": "linear:frequency"}, "which trainer 'black_box' cannot do"),
 ])
 def test_bad_fields_are_refused_by_name(changes, message):
     with pytest.raises(RecipeError, match=message.replace("(", r"\(")):
         RECIPES["paper"].replace(**changes)
+
+
+BLACK_BOX = {"trainer": "black_box", "directions": 4, "beta": 0.1, "antithetic": True,
+             "zo_resolution": None, "max_queries": 5000}
+
+
+def test_black_box_fields_round_trip_and_old_recipes_load_with_their_defaults(tmp_path):
+    recipe = RECIPES["counting"].replace(**BLACK_BOX)
+    assert Recipe.from_dict(json.loads(json.dumps(recipe.to_dict()))) == recipe
+    assert load_recipe(str(save_recipe(recipe, tmp_path / "bb.json"))) == recipe
+    old = {k: v for k, v in RECIPES["paper"].to_dict().items() if k not in BLACK_BOX}
+    (tmp_path / "program").mkdir()  # a saved program from before black-box training
+    (tmp_path / "program" / "program.json").write_text(json.dumps({"format": 3, "recipe": old}))
+    loaded = load_recipe(str(tmp_path / "program"))
+    assert loaded == Recipe.from_dict(old) == RECIPES["paper"]
+    assert (loaded.trainer, loaded.directions, loaded.beta, loaded.antithetic,
+            loaded.zo_resolution, loaded.max_queries) == ("white_box", 10, 0.05, False, 16, None)
+
+
+@pytest.mark.parametrize("label_map", ["first", "random:3", "9,3", "1+2,5+6", "linear", "linear:first",
+                                       "frequency", "frequency:2", "iterative:3",
+                                       "linear:frequency", "linear:frequency:2"])
+def test_black_box_refuses_exactly_the_maps_computed_from_the_backbone(label_map):
+    from arnn_tf.label_maps import data_driven_kind
+
+    if data_driven_kind(label_map) is None:
+        assert RECIPES["paper"].replace(trainer="black_box", label_map=label_map)
+    else:
+        with pytest.raises(RecipeError, match="computed by running the backbone"):
+            RECIPES["paper"].replace(trainer="black_box", label_map=label_map)
+
+
+def test_the_command_line_sets_the_black_box_fields():
+    from arnn_tf.parsers import build_parser, recipe_overrides
+
+    def overrides(*flags):
+        return recipe_overrides(build_parser().parse_args(["train", *flags]))
+
+    assert overrides() == {}
+    assert overrides("--black-box", "--directions", "2", "--beta", "0.1", "--antithetic",
+                     "--zo-resolution", "none", "--max-queries", "900") == {
+        "trainer": "black_box", "directions": 2, "beta": 0.1, "antithetic": True,
+        "zo_resolution": None, "max_queries": 900}
+    assert overrides("--no-black-box", "--no-antithetic", "--zo-resolution", "8") == {
+        "trainer": "white_box", "antithetic": False, "zo_resolution": 8}
+    assert RECIPES["paper"].replace(**BLACK_BOX).replace(**overrides("--max-queries", "none")
+                                                         ).max_queries is None
 
 
 def test_steps_and_epochs_replace_each_other():

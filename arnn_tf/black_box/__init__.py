@@ -4,25 +4,32 @@
 in process (`LocalQuery`); `estimator` turns losses at perturbed program weights into a
 gradient estimate (`ZerothOrderEstimator`, BAR's); `trainer` is the `BlackBoxTrainer`, a
 `arnn_tf.trainers.Trainer` that learns through one query per step.
+
+The names below are imported on first use, so `arnn_tf.black_box.defaults` (what recipes
+read) comes without Keras or TensorFlow.
 """
 
-from arnn_tf.black_box.estimator import (DEFAULT_BETA, DEFAULT_DIRECTIONS, DEFAULT_RESOLUTION,
-                                         ZerothOrderEstimator, program_frames)
-from arnn_tf.black_box.queries import (LocalQuery, QueryError, QueryFunction, check_frames,
-                                       checked_answer, log_probabilities)
-from arnn_tf.black_box.trainer import BlackBoxTrainer
+from arnn_tf.black_box.defaults import DEFAULT_BETA, DEFAULT_DIRECTIONS, DEFAULT_RESOLUTION
 
-__all__ = [
-    "DEFAULT_BETA",
-    "DEFAULT_DIRECTIONS",
-    "DEFAULT_RESOLUTION",
-    "BlackBoxTrainer",
-    "LocalQuery",
-    "QueryError",
-    "QueryFunction",
-    "ZerothOrderEstimator",
-    "check_frames",
-    "checked_answer",
-    "log_probabilities",
-    "program_frames",
-]
+_MODULES = {
+    "ZerothOrderEstimator": "estimator",
+    "program_frames": "estimator",
+    "LocalQuery": "queries",
+    "QueryError": "queries",
+    "QueryFunction": "queries",
+    "check_frames": "queries",
+    "checked_answer": "queries",
+    "log_probabilities": "queries",
+    "BlackBoxTrainer": "trainer",
+}
+
+__all__ = ["DEFAULT_BETA", "DEFAULT_DIRECTIONS", "DEFAULT_RESOLUTION", *sorted(_MODULES)]
+
+
+def __getattr__(name: str) -> object:
+    """`BlackBoxTrainer`, `LocalQuery`, ...: imported from their module on first use."""
+    if name not in _MODULES:
+        raise AttributeError(f"module 'arnn_tf.black_box' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"arnn_tf.black_box.{_MODULES[name]}"), name)

@@ -27,10 +27,7 @@ from typing import Any
 import keras
 import numpy as np
 
-DEFAULT_DIRECTIONS = 10
-DEFAULT_BETA = 0.05
-DEFAULT_RESOLUTION = 16
-"""The prototype's settings (`REFERENCE.md`): 16 x 16 x 3 directions, q = 10, beta = 0.05."""
+from arnn_tf.black_box.defaults import DEFAULT_BETA, DEFAULT_DIRECTIONS, DEFAULT_RESOLUTION
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,8 +46,9 @@ class ZerothOrderEstimator:
         if not (np.isfinite(self.beta) and self.beta > 0):
             raise ValueError(f"beta must be a number > 0, got {self.beta!r}")
         if self.resolution is not None and self.resolution < 1:
-            raise ValueError(f"resolution must be a positive integer or None, got "
-                             f"{self.resolution!r}")
+            raise ValueError(
+                f"resolution must be a positive integer or None, got {self.resolution!r}"
+            )
 
     @property
     def points_per_step(self) -> int:
@@ -63,19 +61,27 @@ class ZerothOrderEstimator:
             return int(np.count_nonzero(mask))
         return self.resolution * self.resolution * mask.shape[-1]
 
+    def check_fits(self, shape: tuple[int, ...]) -> None:
+        """Refuses directions finer than a program of ``shape`` ``(height, width, channels)``."""
+        height, width = shape[:2]
+        if self.resolution is not None and self.resolution > min(height, width):
+            raise ValueError(
+                f"directions of resolution {self.resolution} are finer than the "
+                f"{height}x{width} program; use at most {min(height, width)} or None"
+            )
+
     def sample(self, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """q random unit directions ``[q, *mask.shape]``, zero where ``mask`` is."""
+        self.check_fits(mask.shape)
         height, width, channels = mask.shape
-        if self.resolution is not None and self.resolution > min(height, width):
-            raise ValueError(f"directions of resolution {self.resolution} are finer than the "
-                             f"{height}x{width} program; use at most {min(height, width)} or None")
         grid = (height, width) if self.resolution is None else (self.resolution,) * 2
         draws = rng.standard_normal((self.directions, *grid, channels)).astype("float32")
         if self.resolution is not None:
             draws = keras.ops.convert_to_numpy(
-                keras.ops.image.resize(draws, (height, width), interpolation="bilinear"))
+                keras.ops.image.resize(draws, (height, width), interpolation="bilinear")
+            )
         directions = draws * mask
-        norms = np.sqrt(np.sum(directions ** 2, axis=(1, 2, 3), keepdims=True))
+        norms = np.sqrt(np.sum(directions**2, axis=(1, 2, 3), keepdims=True))
         if not np.all(norms > 0):
             raise ValueError("the program has no entries to perturb: its mask is zero everywhere")
         return directions / norms
@@ -91,11 +97,13 @@ class ZerothOrderEstimator:
         """The estimate of dL/dW from the losses at `points` (in the same order)."""
         losses = np.asarray(losses, dtype="float64")
         if losses.shape != (self.points_per_step,):
-            raise ValueError(f"an estimate needs {self.points_per_step} losses (W and each "
-                             f"perturbed W), got shape {losses.shape}")
+            raise ValueError(
+                f"an estimate needs {self.points_per_step} losses (W and each "
+                f"perturbed W), got shape {losses.shape}"
+            )
         q = self.directions
         if self.antithetic:
-            slopes = (losses[1:q + 1] - losses[q + 1:]) / (2 * self.beta)
+            slopes = (losses[1 : q + 1] - losses[q + 1 :]) / (2 * self.beta)
         else:
             slopes = (losses[1:] - losses[0]) / self.beta
         estimate = self.dimension(mask) / q * np.tensordot(slopes, directions, axes=1)
@@ -105,12 +113,16 @@ class ZerothOrderEstimator:
 def program_frames(program: keras.layers.Layer, images: Any, weights: np.ndarray) -> np.ndarray:
     """The frames ``X_adv`` of ``images`` under each program weight in ``weights`` ``[k, ...]``,
     ``[k * batch, n, n, 3]``; the program's own W is left as it is (`Layer.stateless_call`)."""
+
     def values(variables: list[Any], weight: np.ndarray) -> list[Any]:
         return [weight if v is program.weight else v.value for v in variables]
 
     frames = []
     for weight in weights:
-        output, _ = program.stateless_call(values(program.trainable_variables, weight),
-                                           values(program.non_trainable_variables, weight), images)
+        output, _ = program.stateless_call(
+            values(program.trainable_variables, weight),
+            values(program.non_trainable_variables, weight),
+            images,
+        )
         frames.append(keras.ops.convert_to_numpy(output))
     return np.concatenate(frames)

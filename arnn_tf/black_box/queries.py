@@ -40,11 +40,15 @@ def check_frames(frames: np.ndarray, frame_size: int | None = None) -> np.ndarra
     frames = np.asarray(frames, dtype="float32")
     size = frames.shape[1] if frame_size is None and frames.ndim == 4 else frame_size
     if frames.ndim != 4 or frames.shape[1:] != (size, size, 3) or not len(frames):
-        raise QueryError(f"a query takes a batch of {size}x{size}x3 frames, [k, {size}, {size}, 3] "
-                         f"with k >= 1; got shape {frames.shape}")
+        raise QueryError(
+            f"a query takes a batch of {size}x{size}x3 frames, [k, {size}, {size}, 3] "
+            f"with k >= 1; got shape {frames.shape}"
+        )
     if not np.all(np.isfinite(frames)) or np.abs(frames).max() > 1 + FRAME_RANGE_TOLERANCE:
-        raise QueryError("frames must hold finite pixel values in [-1, 1]; got values from "
-                         f"{np.nanmin(frames)} to {np.nanmax(frames)}")
+        raise QueryError(
+            "frames must hold finite pixel values in [-1, 1]; got values from "
+            f"{np.nanmin(frames)} to {np.nanmax(frames)}"
+        )
     return frames
 
 
@@ -56,17 +60,22 @@ def checked_answer(answer: np.ndarray, frames: int, classes: int) -> np.ndarray:
     try:
         answer = np.asarray(answer, dtype="float32")
     except (TypeError, ValueError) as error:
-        raise QueryError(f"the query function's answer is not an array of numbers: "
-                         f"{error}") from None
+        raise QueryError(
+            f"the query function's answer is not an array of numbers: {error}"
+        ) from None
     if answer.shape != (frames, classes):
-        raise QueryError(f"the query function answered shape {answer.shape} for {frames} frames; "
-                         f"expected ({frames}, {classes}): one row of {classes} logits per frame")
+        raise QueryError(
+            f"the query function answered shape {answer.shape} for {frames} frames; "
+            f"expected ({frames}, {classes}): one row of {classes} logits per frame"
+        )
     bad = ~np.isfinite(answer)
     if bad.any():
         rows = np.flatnonzero(bad.any(axis=1))
-        raise QueryError(f"the query function's answer holds NaN or infinite values ("
-                         f"{int(bad.sum())} of {bad.size}) in {len(rows)} of {frames} frames "
-                         f"(first: frame {rows[0]}); nothing was learned from it")
+        raise QueryError(
+            f"the query function's answer holds NaN or infinite values ("
+            f"{int(bad.sum())} of {bad.size}) in {len(rows)} of {frames} frames "
+            f"(first: frame {rows[0]}); nothing was learned from it"
+        )
     return answer
 
 
@@ -91,7 +100,7 @@ class LocalQuery:
         frames = check_frames(frames, self.frame_size)
         answers = []
         for start in range(0, len(frames), self.chunk):
-            part = frames[start:start + self.chunk]
+            part = frames[start : start + self.chunk]
             answers.append(keras.ops.convert_to_numpy(self.backbone.predict_on_batch(part)))
             self.queries += len(part)
         return checked_answer(np.concatenate(answers), len(frames), self.classes)
@@ -99,6 +108,7 @@ class LocalQuery:
 
 def log_probabilities(query: QueryFunction) -> QueryFunction:
     """A query function answering ``log(p)`` for one that answers probabilities ``p``."""
+
     def ask(frames: np.ndarray) -> np.ndarray:
         probabilities = np.asarray(query(frames), dtype="float32")
         return np.log(np.maximum(probabilities, np.finfo("float32").tiny))

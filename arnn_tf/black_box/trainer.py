@@ -23,8 +23,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from arnn_tf.black_box.estimator import (DEFAULT_BETA, DEFAULT_DIRECTIONS, DEFAULT_RESOLUTION,
-                                         ZerothOrderEstimator, program_frames)
+from arnn_tf.black_box.defaults import DEFAULT_BETA, DEFAULT_DIRECTIONS, DEFAULT_RESOLUTION
+from arnn_tf.black_box.estimator import ZerothOrderEstimator, program_frames
 from arnn_tf.black_box.queries import QueryFunction, checked_answer
 from arnn_tf.label_maps import data_driven_kind
 from arnn_tf.model import ReprogrammedModel
@@ -40,34 +40,61 @@ class BlackBoxTrainer(Trainer):
     before a step that would go past it. ``queries`` counts the frames sent by this trainer
     object, that is, in this process: a resumed run starts again from 0 (its earlier steps
     cost ``batch * points_per_step`` frames each), and ``max_queries`` bounds this process's
-    queries. The callbacks' logs and the history carry "loss", "accuracy" (running means
-    over the epoch, as `model.fit` reports them) and "queries".
+    queries (like a time limit, a rerun continues with a fresh budget); ``stopped_by_queries``
+    says whether it stopped training short. The callbacks' logs and the history carry
+    "loss", "accuracy" (running means over the epoch, as `model.fit` reports them) and
+    "queries".
     """
 
-    def __init__(self, query: QueryFunction, *, directions: int = DEFAULT_DIRECTIONS,
-                 beta: float = DEFAULT_BETA, antithetic: bool = False,
-                 resolution: int | None = DEFAULT_RESOLUTION,
-                 max_queries: int | None = None) -> None:
+    def __init__(
+        self,
+        query: QueryFunction,
+        *,
+        directions: int = DEFAULT_DIRECTIONS,
+        beta: float = DEFAULT_BETA,
+        antithetic: bool = False,
+        resolution: int | None = DEFAULT_RESOLUTION,
+        max_queries: int | None = None,
+    ) -> None:
         if max_queries is not None and max_queries < 1:
             raise ValueError(f"max_queries must be a positive number of frames, got {max_queries}")
         self.query = query
         self.estimator = ZerothOrderEstimator(directions, beta, antithetic, resolution)
         self.max_queries = max_queries
         self.queries = 0
+        self.stopped_by_queries = False
 
-    def compile(self, model: ReprogrammedModel,
-                schedule: keras.optimizers.schedules.LearningRateSchedule, recipe: Recipe) -> None:
+    def compile(
+        self,
+        model: ReprogrammedModel,
+        schedule: keras.optimizers.schedules.LearningRateSchedule,
+        recipe: Recipe,
+    ) -> None:
         if data_driven_kind(recipe.label_map) is not None:
             raise ValueError(
                 f"black-box training takes a fixed or learned label map, not {recipe.label_map!r}:"
                 " frequency and iterative maps are computed by running the backbone directly, "
-                "outside the query function (use 'first', 'random', an explicit map or 'linear')")
-        model.compile(optimizer=keras.optimizers.Adam(
-            schedule, use_ema=recipe.ema is not None, ema_momentum=recipe.ema or 0.99))
+                "outside the query function (use 'first', 'random', an explicit map or 'linear')"
+            )
+        try:
+            self.estimator.check_fits(model.program.mask.shape)
+        except ValueError as error:
+            raise ValueError(f"zo_resolution (the directions' resolution): {error}") from None
+        model.compile(
+            optimizer=keras.optimizers.Adam(
+                schedule, use_ema=recipe.ema is not None, ema_momentum=recipe.ema or 0.99
+            )
+        )
 
-    def run(self, model: ReprogrammedModel, data: tf.data.Dataset, steps: int,
-            steps_per_epoch: int, callbacks: Sequence[keras.callbacks.Callback],
-            recipe: Recipe) -> dict[str, list[float]]:
+    def run(
+        self,
+        model: ReprogrammedModel,
+        data: tf.data.Dataset,
+        steps: int,
+        steps_per_epoch: int,
+        callbacks: Sequence[keras.callbacks.Callback],
+        recipe: Recipe,
+    ) -> dict[str, list[float]]:
         self._check_budget(model, recipe.batch_size)
         callback_list = keras.callbacks.CallbackList(list(callbacks), model=model)
         loss, accuracy = keras.metrics.Mean(), keras.metrics.SparseCategoricalAccuracy()
@@ -92,10 +119,13 @@ class BlackBoxTrainer(Trainer):
                 loss.update_state(step_loss)
                 accuracy.update_state(labels, probabilities)
                 done += 1
-                logs = {"loss": float(loss.result()), "accuracy": float(accuracy.result()),
-                        "queries": self.queries}
+                logs = {
+                    "loss": float(loss.result()),
+                    "accuracy": float(accuracy.result()),
+                    "queries": self.queries,
+                }
                 if not self._affordable(model, recipe.batch_size):
-                    model.stop_training = True
+                    model.stop_training = self.stopped_by_queries = done < steps
                 callback_list.on_train_batch_end(batch, logs)
                 if model.stop_training:
                     break
@@ -106,8 +136,9 @@ class BlackBoxTrainer(Trainer):
         callback_list.on_train_end(logs)
         return history
 
-    def _step(self, model: ReprogrammedModel, images: tf.Tensor, labels: tf.Tensor,
-              seed: int) -> tuple[float, tf.Tensor]:
+    def _step(
+        self, model: ReprogrammedModel, images: tf.Tensor, labels: tf.Tensor, seed: int
+    ) -> tuple[float, tf.Tensor]:
         """One query and one update; returns the loss at W and the task probabilities.
 
         Everything that can fail (the query, the checks of its answer) comes before the
@@ -122,18 +153,21 @@ class BlackBoxTrainer(Trainer):
             directions = self.estimator.sample(mask, rng)
         points = weight[None] if directions is None else self.estimator.points(weight, directions)
         logits = self._ask(model, images, points)
-        losses = _cross_entropies(model, labels, logits[len(images):], len(points) - 1)
+        losses = _cross_entropies(model, labels, logits[len(images) :], len(points) - 1)
         with tf.GradientTape() as tape:
-            probabilities = model.label_map(logits[:len(images)])
+            probabilities = model.label_map(logits[: len(images)])
             cross_entropy = keras.ops.mean(
-                keras.losses.sparse_categorical_crossentropy(labels, probabilities))
+                keras.losses.sparse_categorical_crossentropy(labels, probabilities)
+            )
             total = cross_entropy + sum(model.losses)
         gradients = tape.gradient(total, model.trainable_variables)
         if directions is not None:
             losses = np.concatenate([[float(cross_entropy)], losses])
             estimate = self.estimator.gradient(losses, directions, mask)
-            gradients = [_plus(g, estimate if v is program.weight else None, v)
-                         for g, v in zip(gradients, model.trainable_variables)]
+            gradients = [
+                _plus(g, estimate if v is program.weight else None, v)
+                for g, v in zip(gradients, model.trainable_variables)
+            ]
         model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         return float(total), probabilities
 
@@ -151,8 +185,10 @@ class BlackBoxTrainer(Trainer):
 
     def _affordable(self, model: ReprogrammedModel, batch_size: int) -> bool:
         """Whether one more step stays within ``max_queries``."""
-        return (self.max_queries is None
-                or self.queries + self._per_step(model, batch_size) <= self.max_queries)
+        return (
+            self.max_queries is None
+            or self.queries + self._per_step(model, batch_size) <= self.max_queries
+        )
 
     def _check_budget(self, model: ReprogrammedModel, batch_size: int) -> None:
         """Refuses a budget too small for even one step, which would train nothing."""
@@ -161,20 +197,24 @@ class BlackBoxTrainer(Trainer):
             raise ValueError(
                 f"max_queries {self.max_queries} (with {self.queries} frames already sent) leaves "
                 f"too few for one step of {per_step} frames (batch {batch_size} x "
-                f"{per_step // batch_size} program weights); raise max_queries")
+                f"{per_step // batch_size} program weights); raise max_queries"
+            )
 
 
-def _cross_entropies(model: ReprogrammedModel, labels: tf.Tensor, logits: np.ndarray,
-                     points: int) -> np.ndarray:
+def _cross_entropies(
+    model: ReprogrammedModel, labels: tf.Tensor, logits: np.ndarray, points: int
+) -> np.ndarray:
     """The mean cross-entropy of the batch under each of ``points`` perturbed programs, from
     their logits ``[points * batch, classes]`` (the loss's finite differences need no tape)."""
     if points == 0:
         return np.zeros(0)
     probabilities = model.label_map(logits)
     per_image = keras.losses.sparse_categorical_crossentropy(
-        keras.ops.tile(labels, (points,)), probabilities)
-    return keras.ops.convert_to_numpy(keras.ops.mean(keras.ops.reshape(per_image, (points, -1)),
-                                                     axis=1))
+        keras.ops.tile(labels, (points,)), probabilities
+    )
+    return keras.ops.convert_to_numpy(
+        keras.ops.mean(keras.ops.reshape(per_image, (points, -1)), axis=1)
+    )
 
 
 def _plus(gradient: Any, estimate: np.ndarray | None, variable: Any) -> Any:
