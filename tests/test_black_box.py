@@ -1,13 +1,17 @@
 """Black-box training: query functions, the zeroth-order estimator and `BlackBoxTrainer`."""
 
+import http.server
+import json
+import threading
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from arnn_tf.backbones import build_backbone
-from arnn_tf.black_box import (BlackBoxTrainer, LocalQuery, QueryError, ZerothOrderEstimator,
-                               log_probabilities)
+from arnn_tf.black_box import (BlackBoxTrainer, LocalQuery, QueryError, RestQuery,
+                               ZerothOrderEstimator, log_probabilities)
 from arnn_tf.checkpoints import restore_checkpoint
 from arnn_tf.model import build_reprogrammed_model
 from arnn_tf.recipes import RECIPES
@@ -285,3 +289,96 @@ def test_the_library_call_trains_a_black_box_recipe_through_the_query_it_is_give
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["queries"] == 36
     white = train(recipe.replace(trainer="white_box"), tmp_path / "white", verbose=False)
     assert "queries" not in white and "directions" not in white
+
+
+class PredictHandler(http.server.BaseHTTPRequestHandler):
+    """TF Serving's REST ``:predict`` over a tiny Keras backbone, or a broken server."""
+
+    def do_POST(self):
+        server = self.server
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        server.bodies.append(body)
+        if self.path != "/v1/models/tiny:predict":
+            return self.answer(404, b'{"error": "Servable not found for request: tiny2"}')
+        if server.mode == "garbage":
+            return self.answer(200, b"<html>it works!</html>")
+        if server.mode == "error":
+            return self.answer(503, b'{"error": "the model is reloading"}')
+        logits = server.backbone.predict_on_batch(np.asarray(body["instances"], "float32"))
+        rows = keras.ops.convert_to_numpy(logits)
+        if server.mode == "short":
+            rows = rows[:, :10]
+        predictions = [{"logits": r.tolist()} for r in rows] if server.mode == "named" else rows.tolist()
+        self.answer(200, json.dumps({"predictions": predictions}).encode())
+
+    def answer(self, status, body):
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def serving():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), PredictHandler)
+    server.backbone, server.mode, server.bodies = build_backbone("tiny_cnn", None, seed=1), "ok", []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def rest_query(server, **options):
+    return RestQuery(f"http://127.0.0.1:{server.server_address[1]}/", "tiny", retries=0, **options)
+
+
+@pytest.mark.parametrize("mode", ["ok", "named"])
+def test_rest_queries_answer_as_the_backbone_in_chunks(serving, mode):
+    serving.mode, serving.bodies[:] = mode, []
+    frames = np.random.default_rng(0).uniform(-1, 1, (5, 48, 48, 3)).astype("float32")
+    query = rest_query(serving, chunk=2)
+    np.testing.assert_allclose(query(frames), LocalQuery(serving.backbone)(frames), atol=1e-5)
+    assert (query.queries, query.requests) == (5, 3)
+    assert [len(body["instances"]) for body in serving.bodies] == [2, 2, 1]
+    assert serving.bodies[0]["signature_name"] == "serving_default"
+
+
+def test_training_through_rest_matches_training_in_process(serving):
+    serving.mode = "ok"
+    remote, local = toy_model(), toy_model()
+    query = rest_query(serving)
+    trainer = BlackBoxTrainer(query, directions=2)
+    trainer.fit(remote, toy_task(), RECIPE.replace(steps=2), verbose=False)
+    BlackBoxTrainer(LocalQuery(local.backbone), directions=2).fit(
+        local, toy_task(), RECIPE.replace(steps=2), verbose=False)
+    assert query.queries == trainer.queries == 2 * 8 * 3
+    np.testing.assert_allclose(remote.program.weight.numpy(), local.program.weight.numpy(),
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("mode, model, message", [
+    ("garbage", "tiny", r"answered something other than JSON predictions: '<html>it works!</html>'"),
+    ("error", "tiny", r"did not answer the query: .*:predict: HTTP 503: the model is reloading"),
+    ("ok", "tiny2", r"HTTP 404: Servable not found for request: tiny2"),
+    ("short", "tiny", r"answered shape \(24, 10\) for 24 frames; expected \(24, 1000\)"),
+])
+def test_a_bad_server_is_a_query_error_and_w_is_unchanged(serving, mode, model, message):
+    serving.mode = mode
+    program = toy_model()
+    query = RestQuery(f"http://127.0.0.1:{serving.server_address[1]}", model, retries=0)
+    with pytest.raises(QueryError, match=message):
+        BlackBoxTrainer(query, directions=2).fit(program, toy_task(), RECIPE, verbose=False)
+    assert not program.program.weight.numpy().any()
+    assert int(program.optimizer.iterations.numpy()) == 0
+
+
+def test_an_unreachable_server_is_a_query_error():
+    query = RestQuery("http://127.0.0.1:9", "tiny", retries=0, timeout=2)
+    with pytest.raises(QueryError, match="did not answer the query: .*cannot connect"):
+        query(np.zeros((1, 48, 48, 3), "float32"))
+    assert query.queries == 0

@@ -1,8 +1,9 @@
 """Black-box reprogramming: training a program with nothing but the model's answers.
 
 `queries` defines what may be asked (`QueryFunction`: frames in, logits out) and answers it
-in process (`LocalQuery`); `estimator` turns losses at perturbed program weights into a
-gradient estimate (`ZerothOrderEstimator`, BAR's); `trainer` is the `BlackBoxTrainer`, a
+in process (`LocalQuery`); `rest_query` asks a TF Serving model server (`RestQuery`);
+`estimator` turns losses at perturbed program weights into a gradient estimate
+(`ZerothOrderEstimator`, BAR's); `trainer` is the `BlackBoxTrainer`, a
 `arnn_tf.trainers.Trainer` that learns through one query per step.
 
 The names below are imported on first use, so `arnn_tf.black_box.defaults` (what recipes
@@ -21,6 +22,7 @@ _MODULES = {
     "checked_answer": "queries",
     "log_probabilities": "queries",
     "BlackBoxTrainer": "trainer",
+    "RestQuery": "rest_query",
 }
 
 __all__ = ["DEFAULT_BETA", "DEFAULT_DIRECTIONS", "DEFAULT_RESOLUTION", *sorted(_MODULES)]

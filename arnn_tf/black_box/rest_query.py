@@ -1,0 +1,140 @@
+"""`RestQuery`: a query function answered by a TensorFlow Serving model server over REST.
+
+It posts frames to ``URL/v1/models/NAME[/versions/N]:predict`` in the row format
+(``{"signature_name": ..., "instances": [frame, ...]}``) and reads the logits from
+``"predictions"``: the model `arnn export --backbone` writes (``frames`` in, ``logits`` out).
+Requests carry ``chunk`` frames at most (JSON spells each pixel out, about 20 bytes), time
+out after ``timeout`` seconds and retry connection errors and 5xx answers ``retries`` times
+(`arnn_tf.serving.retries`). Whatever goes wrong, a refusal, an error status, an answer that
+is not JSON logits of the right shape, becomes a `QueryError`, raised before anything learns
+from the answer. Standard library and numpy only.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+import numpy as np
+
+from arnn_tf.black_box.queries import QueryError, check_frames, checked_answer
+from arnn_tf.serving.retries import (
+    DEFAULT_BACKOFF,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    ServingError,
+    ServingTimeout,
+    with_retries,
+)
+
+DEFAULT_CHUNK = 32
+"""Frames per request: 32 frames of 224 x 224 x 3 are about 100 MB of JSON."""
+
+
+class RestQuery:
+    """A `QueryFunction` over TF Serving's REST ``:predict``, counting the frames answered.
+
+    ``queries`` counts the frames of the requests the server answered (whether or not the
+    answer was usable: the server ran the model on them); ``requests`` the answered requests.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        model_name: str,
+        signature: str = "serving_default",
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        *,
+        version: int | None = None,
+        classes: int = 1000,
+        frame_size: int | None = None,
+        chunk: int = DEFAULT_CHUNK,
+        backoff: float = DEFAULT_BACKOFF,
+    ) -> None:
+        if chunk < 1:
+            raise ValueError(f"chunk must be a positive number of frames, got {chunk}")
+        path = f"/v1/models/{model_name}" + ("" if version is None else f"/versions/{version}")
+        self.endpoint = url.rstrip("/") + path + ":predict"
+        self.signature = signature
+        self.timeout, self.retries, self.backoff = timeout, retries, backoff
+        self.classes, self.frame_size, self.chunk = classes, frame_size, chunk
+        self.queries = 0
+        self.requests = 0
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        frames = check_frames(frames, self.frame_size)
+        answers = [
+            self._ask(frames[start : start + self.chunk])
+            for start in range(0, len(frames), self.chunk)
+        ]
+        return np.concatenate(answers)
+
+    def _ask(self, frames: np.ndarray) -> np.ndarray:
+        """One request: the checked logits ``[len(frames), classes]``."""
+        body = json.dumps({"signature_name": self.signature, "instances": frames.tolist()})
+        try:
+            reply = with_retries(lambda: self._post(body.encode()), self.retries, self.backoff)
+        except ServingError as error:
+            raise QueryError(f"the model server did not answer the query: {error}") from None
+        self.requests += 1
+        self.queries += len(frames)
+        return checked_answer(self._logits(reply), len(frames), self.classes)
+
+    def _post(self, body: bytes) -> bytes:
+        """One attempt; failures become ServingErrors saying whether a retry may help."""
+        request = urllib.request.Request(
+            self.endpoint, data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return response.read()
+        except urllib.error.HTTPError as error:
+            text = error.read().decode(errors="replace").strip()
+            raise ServingError(
+                f"{self.endpoint}: HTTP {error.code}: {_error_text(text)}",
+                retryable=error.code >= 500,
+            ) from None
+        except TimeoutError:
+            raise ServingTimeout(f"{self.endpoint}: no answer within {self.timeout} s") from None
+        except urllib.error.URLError as error:
+            if isinstance(error.reason, TimeoutError):
+                raise ServingTimeout(
+                    f"{self.endpoint}: no answer within {self.timeout} s"
+                ) from None
+            raise ServingError(
+                f"{self.endpoint}: cannot connect ({error.reason})", retryable=True
+            ) from None
+        except ConnectionError as error:
+            raise ServingError(
+                f"{self.endpoint}: connection lost ({error})", retryable=True
+            ) from None
+
+    def _logits(self, reply: bytes) -> Any:
+        """The ``predictions`` of a ``:predict`` answer: rows of logits, or rows of
+        ``{"logits": row}`` when the signature has several outputs."""
+        try:
+            predictions = json.loads(reply)["predictions"]
+        except (ValueError, KeyError, TypeError):
+            start = reply[:80].decode(errors="replace")
+            raise QueryError(
+                f"{self.endpoint} answered something other than JSON predictions: {start!r}"
+            ) from None
+        if isinstance(predictions, list) and predictions and isinstance(predictions[0], dict):
+            try:
+                predictions = [row["logits"] for row in predictions]
+            except (KeyError, TypeError):
+                raise QueryError(
+                    f"{self.endpoint} answered outputs {sorted(predictions[0])}, not 'logits'"
+                ) from None
+        return predictions
+
+
+def _error_text(body: str) -> str:
+    """TF Serving's ``{"error": ...}`` text, or the start of the raw body."""
+    try:
+        return str(json.loads(body)["error"])
+    except (ValueError, KeyError, TypeError):
+        return body[:200]
