@@ -241,10 +241,11 @@ def _metrics(
     }
 
 
-def _save(
-    model: keras.Model, recipe: Recipe, task: Task, metrics: dict[str, Any], out: Path
-) -> None:
-    SavedProgram.from_model(
+def saved_program(
+    model: keras.Model, recipe: Recipe, task: Task, metrics: dict[str, Any]
+) -> SavedProgram:
+    """The trained ``model`` as a saved program that keeps ``recipe`` and ``metrics``."""
+    return SavedProgram.from_model(
         model,
         backbone_name=recipe.backbone,
         weights=recipe.weights,
@@ -255,5 +256,11 @@ def _save(
         metrics=metrics,
         parts=task.parts,
         recipe=recipe.to_dict(),
-    ).save(out / "program")
+    )
+
+
+def _save(
+    model: keras.Model, recipe: Recipe, task: Task, metrics: dict[str, Any], out: Path
+) -> None:
+    saved_program(model, recipe, task, metrics).save(out / "program")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

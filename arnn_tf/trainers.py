@@ -122,6 +122,15 @@ class Trainer(abc.ABC):
         ``callbacks`` as `model.fit` does; returns per-epoch "loss" and "accuracy"."""
 
 
+def adam(
+    schedule: keras.optimizers.schedules.LearningRateSchedule, recipe: Recipe
+) -> keras.optimizers.Adam:
+    """Adam on ``schedule``, keeping the recipe's moving average of the weights if it has one."""
+    return keras.optimizers.Adam(
+        schedule, use_ema=recipe.ema is not None, ema_momentum=recipe.ema or 0.99
+    )
+
+
 class WhiteBoxTrainer(Trainer):
     """Gradients by backpropagation through the frozen backbone, with Adam."""
 
@@ -131,11 +140,7 @@ class WhiteBoxTrainer(Trainer):
         schedule: keras.optimizers.schedules.LearningRateSchedule,
         recipe: Recipe,
     ) -> None:
-        model.compile(
-            optimizer=keras.optimizers.Adam(
-                schedule, use_ema=recipe.ema is not None, ema_momentum=recipe.ema or 0.99
-            )
-        )
+        model.compile(optimizer=adam(schedule, recipe))
 
     def run(
         self,

@@ -124,6 +124,8 @@ def test_space_entry_that_is_not_a_recipe_field_is_refused():
     assert all(field in str(error.value) for field in FIELDS)
     with pytest.raises(ValueError, match="'backbone' is the same for every trial"):
         SearchSpace.from_dict({"parameters": {"backbone": {"value": "tiny_cnn"}}})
+    with pytest.raises(ValueError, match="'directions' is the same for every trial"):
+        SearchSpace.from_dict({"parameters": {"directions": {"values": [5, 10]}}})
     for bad in ({"parameters": {"l2": {"min": 1e-3, "max": 1e-6, "sampling": "log"}}},
                 {"parameters": {"batch_size": {"values": [16, 16.5]}}},
                 {"parameters": {"batch_size": {"value": None}}},
@@ -362,3 +364,10 @@ def test_make_oracle_kinds():
     assert make_oracle("hyperband", "val_loss", 5, epochs=9).max_trials == 5
     with pytest.raises(ValueError, match="grid"):
         make_oracle("grid", "val_accuracy", 3, epochs=1)
+
+
+def test_a_black_box_base_recipe_is_refused(tmp_path):
+    from arnn_tf.tuning.search import tune
+
+    with pytest.raises(ValueError, match="trials train white-box"):
+        tune(TINY.replace(trainer="black_box"), tmp_path, SearchSpace(()))

@@ -29,7 +29,7 @@ from arnn_tf.black_box.queries import QueryFunction, checked_answer
 from arnn_tf.label_maps import data_driven_kind
 from arnn_tf.model import ReprogrammedModel
 from arnn_tf.recipes import Recipe
-from arnn_tf.trainers import Trainer
+from arnn_tf.trainers import Trainer, adam
 
 
 class BlackBoxTrainer(Trainer):
@@ -80,11 +80,7 @@ class BlackBoxTrainer(Trainer):
             self.estimator.check_fits(model.program.mask.shape)
         except ValueError as error:
             raise ValueError(f"zo_resolution (the directions' resolution): {error}") from None
-        model.compile(
-            optimizer=keras.optimizers.Adam(
-                schedule, use_ema=recipe.ema is not None, ema_momentum=recipe.ema or 0.99
-            )
-        )
+        model.compile(optimizer=adam(schedule, recipe))
 
     def run(
         self,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from arnn_tf.backbones import get_backbone_spec
-from arnn_tf.recipes import Recipe, require_task
+from arnn_tf.recipes import Recipe, RecipeError, require_task
 from arnn_tf.settings import DEFAULT_TRIAL_STEPS
 from arnn_tf.tasks import get_task
 from arnn_tf.tuning.dashboard import write_hparams_config
@@ -57,6 +57,11 @@ def tune(
     Tuner's distributed mode only the chief writes them (a worker returns an empty dict).
     """
     require_task(base)
+    if base.trainer != "white_box":
+        raise RecipeError(
+            f"trials train white-box, but the base recipe's trainer is {base.trainer!r}; "
+            "tune with a white-box base recipe"
+        )
     if steps is not None and epochs is not None:
         raise ValueError(f"a trial trains steps or epochs, not both; got {steps} and {epochs}")
     out = Path(out)

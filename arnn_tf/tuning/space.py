@@ -24,9 +24,11 @@ from tensorboard.plugins.hparams import api as hparams_api
 
 from arnn_tf.recipes import FIELDS, Recipe
 
-FIXED_FIELDS = ("name", "task", "backbone", "weights", "steps", "epochs", "seed")
+FIXED_FIELDS = ("name", "task", "backbone", "weights", "steps", "epochs", "seed", "trainer")
+FIXED_FIELDS += ("directions", "beta", "antithetic", "zo_resolution", "max_queries")
 """Recipe fields a search never varies: all trials share the base recipe's task, backbone and
-seed, and the search decides how long each trial trains."""
+seed, the search decides how long each trial trains, and trials train white-box (so the
+black-box estimator's fields have nothing to act on)."""
 SEARCHABLE_FIELDS: tuple[str, ...] = tuple(f for f in FIELDS if f not in FIXED_FIELDS)
 OFF_TEXT = "none"
 """A text field's (and the augmentation list's) "off" value in the space."""

@@ -18,6 +18,7 @@ import keras_tuner
 from arnn_tf.model import ReprogrammedModel
 from arnn_tf.programs import SavedProgram
 from arnn_tf.recipes import Recipe
+from arnn_tf.runs import saved_program
 from arnn_tf.settings import TUNERS
 from arnn_tf.tuning.dashboard import write_trial_hparams
 from arnn_tf.tuning.hypermodel import ReprogrammingHyperModel
@@ -113,17 +114,8 @@ class ProgramTuner(keras_tuner.Tuner):
         """Saves the trial's program (``W`` and settings), not the backbone's weights."""
         task = self.hypermodel.task
         recipe = self.trial_recipe(self.oracle.get_trial(trial_id))
-        SavedProgram.from_model(
-            model,
-            backbone_name=recipe.backbone,
-            weights=recipe.weights,
-            seed=recipe.seed,
-            task_name=task.name,
-            class_names=list(task.class_names),
-            label_map_spec=recipe.label_map,
-            metrics={"trial_id": trial_id, "epoch": step},
-            recipe=recipe.to_dict(),
-        ).save(self.program_dir(trial_id))
+        metrics = {"trial_id": trial_id, "epoch": step}
+        saved_program(model, recipe, task, metrics).save(self.program_dir(trial_id))
 
     def trial_recipe(self, trial: keras_tuner.engine.trial.Trial) -> Recipe:
         """The recipe ``trial`` trains."""
