@@ -18,9 +18,15 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
 
     recipe = load_recipe(args.recipe).replace(**recipe_overrides(args))
     out = Path(args.out) if args.out else default_out(recipe)
+    query = None
+    if args.query_url is not None:
+        from arnn_tf.black_box.rest_query import RestQuery
+
+        query = RestQuery(args.query_url, args.query_model, timeout=args.query_timeout)
     metrics = train(
         recipe,
         out,
+        query=query,
         init_program=args.init_program,
         max_minutes=args.max_minutes,
         data_dir=args.data_dir,

@@ -374,6 +374,16 @@ def _add_run_options(train: argparse.ArgumentParser) -> None:
         default=100,
         help="steps between checkpoints in OUT/checkpoint; rerunning the command resumes",
     )
+    run.add_argument(
+        "--query-url",
+        metavar="URL",
+        help="with --black-box: query the backbone served by TensorFlow Serving at this REST "
+        "base URL (e.g. http://host:8501; see arnn export --backbone) instead of in-process",
+    )
+    run.add_argument("--query-model", default="arnn", help="its model name (default: arnn)")
+    run.add_argument(
+        "--query-timeout", type=positive_float, default=30.0, help="seconds per request"
+    )
 
 
 def recipe_overrides(args: argparse.Namespace) -> dict[str, Any]:

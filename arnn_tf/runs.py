@@ -112,7 +112,7 @@ def make_trainer(
         if query is not None:
             raise ValueError(
                 "a query function is for black-box training: the recipe's trainer is "
-                "'white_box' (set trainer 'black_box', --black-box)"
+                "'white_box' (set its trainer to 'black_box')"
             )
         return WhiteBoxTrainer()
     return BlackBoxTrainer(

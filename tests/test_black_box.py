@@ -382,3 +382,25 @@ def test_an_unreachable_server_is_a_query_error():
     with pytest.raises(QueryError, match="did not answer the query: .*cannot connect"):
         query(np.zeros((1, 48, 48, 3), "float32"))
     assert query.queries == 0
+
+
+def test_arnn_train_queries_a_served_backbone(serving, tmp_path, capsys):
+    from PIL import Image
+
+    from arnn_tf.cli import main
+
+    serving.mode, serving.bodies[:] = "ok", []
+    for split, count in (("train", 8), ("test", 4)):
+        for name, value in (("dark", 30), ("bright", 220)):
+            (tmp_path / "data" / split / name).mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(np.full((12, 12, 3), value + i, "uint8")).save(
+                    tmp_path / "data" / split / name / f"{i}.png")
+    url = f"http://127.0.0.1:{serving.server_address[1]}"
+    assert main(["train", "--black-box", "--directions", "2", "--task", f"folder:{tmp_path / 'data'}",
+                 "--backbone", "tiny_cnn", "--weights", "none", "--seed", "1", "--steps", "2",
+                 "--batch-size", "4", "--query-url", url, "--query-model", "tiny",
+                 "--out", str(tmp_path / "run")]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["queries"] == 2 * 4 * 3 == sum(len(b["instances"]) for b in serving.bodies)
+    assert "after 24 queries" in capsys.readouterr().out
