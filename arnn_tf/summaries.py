@@ -40,6 +40,7 @@ class ProgramSummaries(keras.callbacks.Callback):
         self.hparams = {key: value for key, value in (hparams or {}).items() if value is not None}
         self.every_steps = every_steps
         self._writer: Any = None
+        self._first_step = 0
 
     @property
     def writer(self) -> Any:
@@ -51,6 +52,7 @@ class ProgramSummaries(keras.callbacks.Callback):
         return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._first_step = self._step()
         if not self.hparams:
             return
         with self.writer.as_default():
@@ -74,6 +76,20 @@ class ProgramSummaries(keras.callbacks.Callback):
                 "program_norm",
                 float(np.linalg.norm(keras.ops.convert_to_numpy(self.model.program.weight.value))),
             )
+        if logs and "queries" in logs and step > self._first_step:
+            self._write_queries(step, logs)
+
+    def _write_queries(self, step: int, logs: dict[str, Any]) -> None:
+        """A query-only run's accuracy against the queries it has cost, resumed steps included.
+
+        Every step queries the same number of frames, so the run's total is the step times what
+        this process's steps cost each, though a resumed process counts from 0.
+        """
+        total = round(step * float(logs["queries"]) / (step - self._first_step))
+        with self.writer.as_default(step=step):
+            tf.summary.scalar("queries_total", total)
+        with self.writer.as_default(step=total):
+            tf.summary.scalar("accuracy_by_queries", float(logs["accuracy"]))
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         program = self.model.program

@@ -404,3 +404,24 @@ def test_arnn_train_queries_a_served_backbone(serving, tmp_path, capsys):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["queries"] == 2 * 4 * 3 == sum(len(b["instances"]) for b in serving.bodies)
     assert "after 24 queries" in capsys.readouterr().out
+
+
+def test_tensorboard_shows_accuracy_against_the_queries_spent_resumed_steps_included(tmp_path):
+    from arnn_tf.summaries import ProgramSummaries
+
+    def run(steps):
+        model = toy_model()
+        summaries = ProgramSummaries(tmp_path / "logs", IMAGES[:2], every_steps=1)
+        BlackBoxTrainer(LocalQuery(model.backbone), directions=2).fit(
+            model, toy_task(), RECIPE.replace(steps=steps), callbacks=[summaries],
+            checkpoint_dir=tmp_path / "checkpoint", checkpoint_every=1, verbose=False)
+        summaries.writer.flush()
+
+    run(3)
+    run(5)  # a new process's count starts at 0; the totals go on
+    steps = sorted(
+        event.step
+        for path in (tmp_path / "logs").glob("events.out.tfevents.*")
+        for event in tf.compat.v1.train.summary_iterator(str(path))
+        for value in event.summary.value if value.tag == "accuracy_by_queries")
+    assert steps == [24, 48, 72, 96, 120]  # 8 images x (1 + 2 directions) a step
