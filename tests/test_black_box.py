@@ -425,3 +425,30 @@ def test_tensorboard_shows_accuracy_against_the_queries_spent_resumed_steps_incl
         for event in tf.compat.v1.train.summary_iterator(str(path))
         for value in event.summary.value if value.tag == "accuracy_by_queries")
     assert steps == [24, 48, 72, 96, 120]  # 8 images x (1 + 2 directions) a step
+
+
+class ServedExport:
+    """A real `arnn export --backbone` SavedModel behind the loopback :predict double."""
+
+    def __init__(self, path):
+        self.serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+
+    def predict_on_batch(self, frames):
+        return self.serve(frames=tf.constant(frames))["logits"].numpy()
+
+
+def test_the_loss_goes_down_through_a_served_export_of_the_backbone(serving, tmp_path):
+    from arnn_tf.export import export_backbone
+
+    model = toy_model(label_map="linear")  # the served network is its backbone (seed 1)
+    serving.mode, saved = "ok", serving.backbone
+    serving.backbone = ServedExport(export_backbone("tiny_cnn", None, tmp_path, seed=1))
+    try:
+        query = rest_query(serving)
+        before = task_loss(model, LocalQuery(model.backbone))
+        recipe = RECIPE.replace(steps=10, label_map="linear")
+        BlackBoxTrainer(query, directions=6).fit(model, toy_task(), recipe, verbose=False)
+        assert task_loss(model, LocalQuery(model.backbone)) < before - 0.1
+        assert np.any(model.program.weight.numpy()) and query.queries == 10 * 8 * 7
+    finally:
+        serving.backbone = saved
