@@ -5,7 +5,7 @@ It posts frames to ``URL/v1/models/NAME[/versions/N]:predict`` in the row format
 ``"predictions"``: the model `arnn export --backbone` writes (``frames`` in, ``logits`` out).
 Requests carry ``chunk`` frames at most (JSON spells each pixel out, about 20 bytes), time
 out after ``timeout`` seconds and retry connection errors and 5xx answers ``retries`` times
-(`arnn_tf.serving.retries`). Whatever goes wrong, a refusal, an error status, an answer that
+(`arnn_tf.serving.RestClient`). Whatever goes wrong, a refusal, an error status, an answer that
 is not JSON logits of the right shape, becomes a `QueryError`, raised before anything learns
 from the answer. Standard library and numpy only.
 """
@@ -13,21 +13,13 @@ from the answer. Standard library and numpy only.
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from typing import Any
 
 import numpy as np
 
 from arnn_tf.black_box.queries import QueryError, check_frames, checked_answer
-from arnn_tf.serving.retries import (
-    DEFAULT_BACKOFF,
-    DEFAULT_RETRIES,
-    DEFAULT_TIMEOUT,
-    ServingError,
-    ServingTimeout,
-    with_retries,
-)
+from arnn_tf.serving.rest_client import RestClient, model_path
+from arnn_tf.serving.retries import DEFAULT_BACKOFF, DEFAULT_RETRIES, DEFAULT_TIMEOUT, ServingError
 
 DEFAULT_CHUNK = 32
 """Frames per request: 32 frames of 224 x 224 x 3 are about 100 MB of JSON."""
@@ -56,10 +48,10 @@ class RestQuery:
     ) -> None:
         if chunk < 1:
             raise ValueError(f"chunk must be a positive number of frames, got {chunk}")
-        path = f"/v1/models/{model_name}" + ("" if version is None else f"/versions/{version}")
-        self.endpoint = url.rstrip("/") + path + ":predict"
+        self.client = RestClient(url, timeout=timeout, retries=retries, backoff=backoff)
+        self.path = model_path(model_name, version) + ":predict"
+        self.endpoint = self.client.url + self.path
         self.signature = signature
-        self.timeout, self.retries, self.backoff = timeout, retries, backoff
         self.classes, self.frame_size, self.chunk = classes, frame_size, chunk
         self.queries = 0
         self.requests = 0
@@ -76,41 +68,12 @@ class RestQuery:
         """One request: the checked logits ``[len(frames), classes]``."""
         body = json.dumps({"signature_name": self.signature, "instances": frames.tolist()})
         try:
-            reply = with_retries(lambda: self._post(body.encode()), self.retries, self.backoff)
+            reply = self.client.send(self.path, body.encode())
         except ServingError as error:
             raise QueryError(f"the model server did not answer the query: {error}") from None
         self.requests += 1
         self.queries += len(frames)
         return checked_answer(self._logits(reply), len(frames), self.classes)
-
-    def _post(self, body: bytes) -> bytes:
-        """One attempt; failures become ServingErrors saying whether a retry may help."""
-        request = urllib.request.Request(
-            self.endpoint, data=body, method="POST", headers={"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return response.read()
-        except urllib.error.HTTPError as error:
-            text = error.read().decode(errors="replace").strip()
-            raise ServingError(
-                f"{self.endpoint}: HTTP {error.code}: {_error_text(text)}",
-                retryable=error.code >= 500,
-            ) from None
-        except TimeoutError:
-            raise ServingTimeout(f"{self.endpoint}: no answer within {self.timeout} s") from None
-        except urllib.error.URLError as error:
-            if isinstance(error.reason, TimeoutError):
-                raise ServingTimeout(
-                    f"{self.endpoint}: no answer within {self.timeout} s"
-                ) from None
-            raise ServingError(
-                f"{self.endpoint}: cannot connect ({error.reason})", retryable=True
-            ) from None
-        except ConnectionError as error:
-            raise ServingError(
-                f"{self.endpoint}: connection lost ({error})", retryable=True
-            ) from None
 
     def _logits(self, reply: bytes) -> Any:
         """The ``predictions`` of a ``:predict`` answer: rows of logits, or rows of
@@ -130,11 +93,3 @@ class RestQuery:
                     f"{self.endpoint} answered outputs {sorted(predictions[0])}, not 'logits'"
                 ) from None
         return predictions
-
-
-def _error_text(body: str) -> str:
-    """TF Serving's ``{"error": ...}`` text, or the start of the raw body."""
-    try:
-        return str(json.loads(body)["error"])
-    except (ValueError, KeyError, TypeError):
-        return body[:200]

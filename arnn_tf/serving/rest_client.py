@@ -53,7 +53,7 @@ class RestClient:
             "signature_name": signature,
             "inputs": {k: _to_json(np.asarray(v)) for k, v in inputs.items()},
         }
-        reply = self._request(_model_path(model, version) + ":predict", body)
+        reply = self._request(model_path(model, version) + ":predict", body)
         outputs = reply["outputs"]
         if not isinstance(outputs, dict):  # a signature with one output answers with the bare value
             outputs = {"output": outputs}
@@ -61,11 +61,18 @@ class RestClient:
 
     def metadata(self, model: str, *, version: int | None = None) -> dict[str, Any]:
         """The model's metadata, including ``metadata.signature_def.signature_def``."""
-        return self._request(_model_path(model, version) + "/metadata", None)
+        return self._request(model_path(model, version) + "/metadata", None)
 
     def _request(self, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
         """GETs ``path`` (POSTs ``body`` when given) with retries; the JSON answer."""
         data = None if body is None else json.dumps(body).encode()
+        return json.loads(self.send(path, data))
+
+    def send(self, path: str, data: bytes | None = None) -> bytes:
+        """GETs ``path`` (POSTs ``data`` when given) with retries; the answer's raw bytes.
+
+        Errors are ServingErrors (ServingTimeout for a timeout) naming the URL, after the
+        retries that may help (connection failures and 5xx answers)."""
         request = urllib.request.Request(
             self.url + path,
             data=data,
@@ -74,12 +81,12 @@ class RestClient:
         )
         return with_retries(lambda: self._send(request), self.retries, self.backoff)
 
-    def _send(self, request: urllib.request.Request) -> dict[str, Any]:
+    def _send(self, request: urllib.request.Request) -> bytes:
         """One attempt; failures become ServingErrors saying whether a retry may help."""
         url = request.full_url
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return json.loads(response.read())
+                return response.read()
         except urllib.error.HTTPError as error:
             message = _error_message(error.read())
             raise ServingError(
@@ -95,7 +102,7 @@ class RestClient:
             raise ServingError(f"{url}: connection lost ({error})", retryable=True) from None
 
 
-def _model_path(model: str, version: int | None) -> str:
+def model_path(model: str, version: int | None) -> str:
     """The REST path of ``model`` (its latest version when ``version`` is None)."""
     return f"/v1/models/{model}" + ("" if version is None else f"/versions/{int(version)}")
 
@@ -108,8 +115,8 @@ def _to_json(value: np.ndarray) -> Any:
 
 
 def _error_message(body: bytes) -> str:
-    """TF Serving's ``{"error": ...}`` text, or the raw body."""
+    """TF Serving's ``{"error": ...}`` text, or the start of the raw body."""
     try:
         return str(json.loads(body)["error"])
     except (ValueError, KeyError, TypeError):
-        return body.decode(errors="replace").strip()
+        return body.decode(errors="replace").strip()[:200]
