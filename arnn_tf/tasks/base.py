@@ -68,8 +68,8 @@ class Task:
 
         ``augment`` names augmentations (`arnn_tf.settings.AUGMENTATIONS`) applied to every
         image after the cache, each image drawing its own random choice from ``seed`` and its
-        position in the stream, so the
-        same call gives the same images in the same order (a resumed run replays them).
+        position in the stream, so the same call gives the same images in the same order (a
+        resumed run replays them).
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
