@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from arnn_tf.recipes import load_recipe
+from arnn_tf.recipes import TASK_TO_SET, load_recipe
 from arnn_tf.tuning.search import tune
 from arnn_tf.tuning.space import SearchSpace
 
@@ -26,6 +26,8 @@ def tune_command(args: argparse.Namespace) -> dict[str, Any]:
     base = load_recipe(args.recipe).replace(
         **{name: getattr(args, name) for name in OVERRIDES if getattr(args, name) is not None}
     )
+    if base.task == TASK_TO_SET:
+        raise ValueError(f"recipe {base.name!r} needs its task: --task folder:/your/images")
     return tune(
         base,
         args.out,
