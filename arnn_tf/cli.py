@@ -13,10 +13,11 @@ from arnn_tf.startup import import_tensorflow_quietly
 
 
 def _train(args: argparse.Namespace) -> dict[str, Any]:
-    from arnn_tf.recipes import load_recipe
+    from arnn_tf.recipes import default_recipe, load_recipe
     from arnn_tf.runs import default_out, train
 
-    recipe = load_recipe(args.recipe).replace(**recipe_overrides(args))
+    name = args.recipe or default_recipe(getattr(args, "task", None))
+    recipe = load_recipe(name).replace(**recipe_overrides(args))
     out = Path(args.out) if args.out else default_out(recipe)
     query = None
     if args.query_url is not None:
@@ -58,13 +59,7 @@ def _program_task(saved: Any, spec: str | None, data_dir: str | None) -> Any:
             "to run it on a copy of that data here, pass --task "
             "(e.g. --task folder:PATH)"
         ) from None
-    if task.image_shape != saved.task_image_shape or list(task.class_names) != saved.class_names:
-        raise ValueError(
-            f"task {task.name!r} ({task.image_shape}, {task.num_classes} classes) does not match "
-            f"the program's task {saved.task_name!r} ({saved.task_image_shape}, "
-            f"{len(saved.class_names)} classes)"
-        )
-    return task
+    return saved.matching_task(task)
 
 
 def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
@@ -87,7 +82,7 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
         json.dumps(report)
         if args.json
         else f"{task.name} {args.split}: accuracy {results['accuracy']:.4f} "
-        f"loss {results['loss']:.4f} on {report['examples']} images"
+        f"loss {results['loss']:.4f} on {report['examples']} examples"
         + (", each averaged with its mirror image" if saved.flip_average else "")
     )
     return report
@@ -116,20 +111,50 @@ def _with_flip_average(saved: Any, flip_average: bool | None) -> Any:
 
 
 def _predict(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from arnn_tf.images import read_images
-    from arnn_tf.predictions import print_predictions, prediction_record
+    from arnn_tf.predictions import print_predictions
     from arnn_tf.programs import SavedProgram
 
     saved = _with_flip_average(SavedProgram.load(args.program), args.flip_average)
+    texts = list(args.text)
+    if args.text_file:
+        from arnn_tf.text.task import read_lines
+
+        texts += read_lines(args.text_file)
+    if bool(texts) == bool(args.images):
+        raise ValueError("give image files, or --text/--text-file, not both")
+    predictions = _text_predictions(saved, texts) if texts else _image_predictions(saved, args)
+    print_predictions(predictions, args.json)
+    return predictions
+
+
+def _image_predictions(saved: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
+    from arnn_tf.images import read_images
+    from arnn_tf.predictions import prediction_record
+
     height, width, channels = saved.task_image_shape
     images = read_images(args.images, (height, width), channels)
     probabilities = saved.build_model().predict(images, verbose=0)
-    predictions = [
+    return [
         prediction_record(path, int(row.argmax()), saved.class_names[int(row.argmax())], row)
         for path, row in zip(args.images, probabilities)
     ]
-    print_predictions(predictions, args.json)
-    return predictions
+
+
+def _text_predictions(saved: Any, texts: list[str]) -> list[dict[str, Any]]:
+    from arnn_tf.predictions import prediction_record
+    from arnn_tf.text import restored_vectorizer
+    from arnn_tf.text.model import text_probabilities
+
+    if saved.input_state is None:
+        raise ValueError(f"{saved.task_name!r} is an image program: give image files")
+    vectorizer = restored_vectorizer(saved.input_state["vectorizer"])
+    probabilities = text_probabilities(saved.build_model(), vectorizer, texts)
+    return [
+        prediction_record(
+            text, int(row.argmax()), saved.class_names[int(row.argmax())], row, "text"
+        )
+        for text, row in zip(texts, probabilities)
+    ]
 
 
 def _classify(args: argparse.Namespace) -> list[list[dict[str, Any]]]:

@@ -139,10 +139,11 @@ def frequency_map(
 
 
 def source_network(model: Any) -> keras.Model:
-    """The model without its label map: task images in, the backbone's ImageNet logits out
-    under the model's current program (it shares the program's variable, so it follows it)."""
-    images = keras.Input(model.program.task_image_shape)
-    return keras.Model(images, model.backbone(model.program(images), training=False))
+    """The model without its label map: task inputs to the backbone's outputs (logits or
+    probabilities) under the model's current program (it shares the program's variable, so it
+    follows it)."""
+    inputs = model.inputs[0]
+    return keras.Model(inputs, model.backbone(model.adversarial_inputs(inputs), training=False))
 
 
 def source_probabilities(

@@ -1,8 +1,9 @@
-"""`ReprogrammedModel`: task image -> adversarial program -> frozen backbone -> label map.
+"""`ReprogrammedModel`: task input -> [input encoder] -> program -> frozen backbone -> label map.
 
 A functional Keras model (the keras-hub pattern: a `keras.Model` subclass that builds its own
 graph), so `compile`, `fit`, `evaluate`, `predict`, `save` and `keras.saving.load_model` work
-as for any Keras model. Only the program's ``W`` and a learned label map are trainable.
+as for any Keras model. Only the program's ``W``, an input encoder's own weights (a text
+encoder's patch table) and a learned label map are trainable.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any, Callable, Sequence
 import keras
 import numpy as np
 
+from arnn_tf.frame_program import FrameProgram
 from arnn_tf.label_maps import learned_map_start, parse_label_map
 from arnn_tf.layers import AdversarialProgram, ConcealedProgram, LabelMapping, LinearLabelMap
 from arnn_tf.settings import DEFAULT_CONCEAL_SCALE, DEFAULT_LEARNING_RATE
@@ -21,8 +23,11 @@ from arnn_tf.settings import DEFAULT_CONCEAL_SCALE, DEFAULT_LEARNING_RATE
 class ReprogrammedModel(keras.Model):
     """Reprograms ``backbone`` for a task with ``label_map.num_classes`` classes.
 
-    Inputs are task images, pixels in [0, 255], shaped ``program.task_image_shape``;
-    outputs are the task-class probabilities.
+    Inputs are task images, pixels in [0, 255], shaped ``program.task_image_shape``, which an
+    `AdversarialProgram` places and programs in one layer; or, with an ``encoder`` (a layer
+    with a ``model_input()`` method, such as `arnn_tf.text.TokenPatchEncoder`), whatever that
+    encoder takes, turned into a frame it then hands to a `FrameProgram`. Outputs are the
+    task-class probabilities.
 
     With ``flip_average`` the model answers at inference (``training`` false: `evaluate`,
     `predict`, a SavedModel's signatures) with the mean of its probabilities for each image
@@ -33,10 +38,11 @@ class ReprogrammedModel(keras.Model):
 
     def __init__(
         self,
-        program: AdversarialProgram,
+        program: AdversarialProgram | FrameProgram,
         backbone: keras.Model,
         label_map: LabelMapping | LinearLabelMap,
         flip_average: bool = False,
+        encoder: keras.layers.Layer | None = None,
         **kwargs: Any,
     ) -> None:
         frame = tuple(backbone.input_shape[1:])
@@ -45,14 +51,33 @@ class ReprogrammedModel(keras.Model):
                 f"the program is made for {program.frame_size}x{program.frame_size} inputs "
                 f"but backbone {backbone.name!r} takes {frame}"
             )
+        if (encoder is None) != isinstance(program, AdversarialProgram):
+            raise ValueError(
+                "an input encoder needs a FrameProgram after it, and a FrameProgram an encoder "
+                f"before it; got {type(program).__name__} with encoder {encoder!r}"
+            )
+        if encoder is not None and flip_average:
+            raise ValueError("flip_average mirrors images; an encoded input has no mirror image")
         backbone.trainable = False
-        images = keras.Input(program.task_image_shape, name="images")
-        probabilities = label_map(backbone(program(images), training=False))
-        super().__init__(inputs=images, outputs=probabilities, **kwargs)
+        if encoder is None:
+            inputs = keras.Input(program.task_image_shape, name="images")
+            frames = program(inputs)
+        else:
+            inputs = encoder.model_input()
+            frames = program(encoder(inputs))
+        probabilities = label_map(backbone(frames, training=False))
+        super().__init__(inputs=inputs, outputs=probabilities, **kwargs)
         self.program = program
+        self.encoder = encoder
         self.backbone = backbone
         self.label_map = label_map
         self.flip_average = bool(flip_average)
+
+    def adversarial_inputs(self, inputs: Any) -> Any:
+        """``X_adv``, the frames the backbone sees for ``inputs``: encoded, then programmed."""
+        if self.encoder is None:
+            return self.program(inputs)
+        return self.program(self.encoder(inputs))
 
     def call(self, inputs: Any, training: Any = None, mask: Any = None, **kwargs: Any) -> Any:
         """Runs the graph in inference mode whatever ``training`` says: the backbone is frozen,
@@ -97,6 +122,7 @@ class ReprogrammedModel(keras.Model):
             "backbone": keras.saving.serialize_keras_object(self.backbone),
             "label_map": keras.saving.serialize_keras_object(self.label_map),
             "flip_average": self.flip_average,
+            "encoder": self.encoder and keras.saving.serialize_keras_object(self.encoder),
         }
 
     @classmethod
@@ -106,6 +132,8 @@ class ReprogrammedModel(keras.Model):
             key: keras.saving.deserialize_keras_object(config.pop(key))
             for key in ("program", "backbone", "label_map")
         }
+        encoder = config.pop("encoder", None)
+        parts["encoder"] = encoder and keras.saving.deserialize_keras_object(encoder)
         return cls(**parts, **config)
 
 

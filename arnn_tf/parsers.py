@@ -34,7 +34,7 @@ from arnn_tf.settings import (
     TUNERS,
     checked_augmentations,
 )
-from arnn_tf.recipes import DEFAULT_RECIPE, FIELDS as RECIPE_FIELDS, RECIPES
+from arnn_tf.recipes import DEFAULT_RECIPE, FIELDS as RECIPE_FIELDS, RECIPES, TEXT_LEVELS
 from arnn_tf.serving import DEFAULT_RETRIES, DEFAULT_TIMEOUT
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
@@ -106,9 +106,15 @@ def _add_program_parsers(commands: Any) -> None:
     _add_flip_average_override(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print JSON")
 
-    predict = commands.add_parser("predict", help="classify image files with a saved program")
+    predict = commands.add_parser(
+        "predict", help="classify image files, or texts, with a saved program"
+    )
     predict.add_argument("--program", required=True)
-    predict.add_argument("images", nargs="+")
+    predict.add_argument("images", nargs="*", help="image files (for an image program)")
+    predict.add_argument(
+        "--text", action="append", default=[], help="a text to classify (repeatable)"
+    )
+    predict.add_argument("--text-file", help="a UTF-8 file of texts to classify, one a line")
     _add_flip_average_override(predict)
     predict.add_argument("--json", action="store_true")
 
@@ -163,22 +169,24 @@ def _add_train_parser(commands: Any) -> None:
     train = commands.add_parser(
         "train",
         help="learn a program for a task",
-        description="Train the recipe (default: %s). Each option below --recipe overrides one of "
-        "its fields; options left out keep the recipe's values." % DEFAULT_RECIPE,
+        description="Train the recipe (default: %s, or text for a text:PATH task). Each "
+        "option below --recipe overrides one of its fields; options left out keep the "
+        "recipe's values." % DEFAULT_RECIPE,
     )
     train.add_argument(
         "--recipe",
-        default=DEFAULT_RECIPE,
         metavar="NAME|FILE|PROGRAM",
         help=f"a named recipe ({', '.join(RECIPES)}), a recipe JSON file, or a saved "
-        f"program (to rerun its recipe); default {DEFAULT_RECIPE}",
+        f"program (to rerun its recipe); default text for a text:PATH task, else "
+        f"{DEFAULT_RECIPE}",
     )
     fields = train.add_argument_group("recipe fields")
     field = _recipe_field_adder(fields)
     field(
         "--task",
         help="counting, mnist, cifar10, shuffled_mnist, tfds:NAME, folder:PATH, "
-        "shuffled:TASK (fixed pixel permutation) or A+B (one program for several)",
+        "text:PATH (text files), shuffled:TASK (fixed pixel permutation) or A+B (one "
+        "program for several image tasks)",
     )
     field("--backbone", help="registry name (see `arnn backbones`)")
     field("--weights", help="'imagenet', 'none' (untrained ablation) or a Keras weights file")
@@ -190,6 +198,7 @@ def _add_train_parser(commands: Any) -> None:
     _add_schedule_fields(field)
     _add_map_and_data_fields(field)
     _add_placement_fields(field)
+    _add_text_fields(field)
     field("--seed", type=non_negative_int)
     _add_black_box_fields(train)
     _add_run_options(train)
@@ -231,6 +240,17 @@ def _add_map_and_data_fields(field: Any) -> None:
         f"{CROP_PADDING} pixels); 'none' for none",
     )
     _add_recipe_switches(field)
+
+
+def _add_text_fields(field: Any) -> None:
+    """How a text task becomes a frame: tokens and their patches."""
+    field(
+        "--patch-size",
+        type=positive_int,
+        help="text tasks: each token's patch is this many pixels square (it must divide the "
+        "frame's size; 16 on a 224 frame gives 196 token slots)",
+    )
+    field("--text-level", choices=TEXT_LEVELS, help="text tasks: tokens are words or characters")
 
 
 def _add_placement_fields(field: Any) -> None:

@@ -7,11 +7,16 @@ from typing import Any, Sequence
 
 
 def prediction_record(
-    image: str, class_id: int, class_name: str, probabilities: Sequence[float]
+    image: str,
+    class_id: int,
+    class_name: str,
+    probabilities: Sequence[float],
+    input_kind: str = "image",
 ) -> dict[str, Any]:
-    """What a user gets for one image: the class and every task class's probability."""
+    """What a user gets for one input (an image's path, or with ``input_kind`` "text" the
+    text itself): the class and every task class's probability."""
     return {
-        "image": str(image),
+        input_kind: str(image),
         "class_id": int(class_id),
         "class_name": str(class_name),
         "probabilities": [round(float(p), 6) for p in probabilities],
@@ -19,9 +24,10 @@ def prediction_record(
 
 
 def print_predictions(records: Sequence[dict[str, Any]], as_json: bool) -> None:
-    """A JSON list, or one "image: class (probability)" line per image."""
+    """A JSON list, or one "image: class (probability)" line per input (a text quoted)."""
     if as_json:
         print(json.dumps(list(records), indent=2))
         return
     for r in records:
-        print(f"{r['image']}: {r['class_name']} ({r['probabilities'][r['class_id']]:.3f})")
+        source = r["image"] if "image" in r else json.dumps(r["text"], ensure_ascii=False)
+        print(f"{source}: {r['class_name']} ({r['probabilities'][r['class_id']]:.3f})")

@@ -13,7 +13,12 @@ many megabytes that every user can rebuild. A saved program is a folder with
 - ``host_image.npy``, for a concealed program (`arnn_tf.layers.ConcealedProgram`) only: the
   host photo's pixels, read back the same way;
 - ``label_map.npz``, for a learned label map (`arnn_tf.layers.LinearLabelMap`) only: its
-  ``kernel`` and ``bias``, read back the same way.
+  ``kernel`` and ``bias``, read back the same way;
+- for a program behind an input encoder (format 4: text, `arnn_tf.text`), the encoder as
+  Keras serialises it in ``program.json``, its weights in ``encoder.npz`` (the patch table),
+  and the task's input preprocessing in ``input.json`` (the `TextVectorization`'s settings
+  and vocabulary, so the same texts give the same token ids); ``W`` is then a
+  `arnn_tf.frame_program.FrameProgram`'s.
 
 Nothing is pickled. Loading rebuilds the backbone from the registry and refuses to attach
 the program to a network whose weights differ from the one it was trained on.
@@ -33,19 +38,23 @@ import numpy as np
 
 from arnn_tf import __version__
 from arnn_tf.backbones import build_backbone, weights_fingerprint
+from arnn_tf.frame_program import FrameProgram
 from arnn_tf.layers import AdversarialProgram, ConcealedProgram, LabelMapping, LinearLabelMap
 from arnn_tf.model import ReprogrammedModel
 from arnn_tf.tasks import TaskPart
+from arnn_tf.text.task import restored_vectorizer
 
 FORMAT = "arnn-tf-program"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """The newest format this arnn-tf reads. A program is written in the oldest format that holds
 it, so that older releases still read every program they can run: 1, 2 for a concealed
 program (a release that reads only 1 would rebuild it as a plain program), 3 for a learned
-label map."""
+label map, 4 for a program behind an input encoder (text)."""
 
 HOST_IMAGE_FILE = "host_image.npy"
 LEARNED_MAP_FILE = "label_map.npz"
+ENCODER_FILE = "encoder.npz"
+INPUT_FILE = "input.json"
 
 
 class ProgramMismatchError(ValueError):
@@ -89,6 +98,13 @@ class SavedProgram:
     """For a learned label map, its (kernel, bias); ``label_groups`` is then empty."""
     recipe: dict[str, Any] | None = None
     """The `arnn_tf.recipes.Recipe` it was trained with, as a dict (None before recipes)."""
+    encoder: dict[str, Any] | None = None
+    """For a program behind an input encoder, the encoder as Keras serialises it; else None."""
+    encoder_weights: list[np.ndarray] | None = None
+    """That encoder's weights, in ``get_weights`` order (a text encoder's patch table)."""
+    input_state: dict[str, Any] | None = None
+    """The task's input preprocessing, as the task's ``input_state`` gives it (a text task's
+    vectorizer); None for image tasks."""
 
     def __post_init__(self) -> None:
         _check_parts(self.parts, len(self.class_names))
@@ -107,11 +123,13 @@ class SavedProgram:
         metrics: dict[str, Any] | None = None,
         parts: tuple[TaskPart, ...] = (),
         recipe: dict[str, Any] | None = None,
+        input_state: dict[str, Any] | None = None,
     ) -> "SavedProgram":
         """Captures a trained model; ``backbone_name``/``weights``/``seed`` say how its backbone
         was built.
 
-        ``parts`` are the task's parts when it combines several data sets (``Task.parts``).
+        ``parts`` are the task's parts when it combines several data sets (``Task.parts``);
+        ``input_state`` its input preprocessing (``task.input_state``).
         """
         config = _comparable_config(model.program)
         ref = BackboneRef(backbone_name, weights, seed, weights_fingerprint(model.backbone))
@@ -121,6 +139,7 @@ class SavedProgram:
             else None
         )
         learned = isinstance(model.label_map, LinearLabelMap)
+        encoder = model.encoder
         return cls(
             keras.ops.convert_to_numpy(model.program.weight.value),
             config,
@@ -135,6 +154,9 @@ class SavedProgram:
             flip_average=model.flip_average,
             learned_map=model.label_map.parameters() if learned else None,
             recipe=recipe,
+            encoder=encoder and keras.saving.serialize_keras_object(encoder),
+            encoder_weights=encoder and encoder.get_weights(),
+            input_state=input_state,
         )
 
     @property
@@ -148,6 +170,12 @@ class SavedProgram:
 
     @property
     def task_image_shape(self) -> tuple[int, int, int]:
+        """(height, width, channels) of the images an image program takes."""
+        if self.encoder is not None:
+            raise ValueError(
+                f"program for task {self.task_name!r} reads its input through an encoder "
+                f"({self.encoder.get('class_name')}), not images"
+            )
         height, width, channels = self.program_config["task_image_shape"]
         return int(height), int(width), int(channels)
 
@@ -161,50 +189,60 @@ class SavedProgram:
         leaves half a file."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        concealed = self.host_image is not None
-        document = {
-            "format": FORMAT,
-            "format_version": 3 if self.learned_map is not None else 2 if concealed else 1,
-            "arnn_tf_version": self.arnn_tf_version,
-            "backbone": dataclasses.asdict(self.backbone),
-            "program_layer": "ConcealedProgram" if concealed else "AdversarialProgram",
-            "program": self.program_config,
-            "label_map": {"spec": self.label_map_spec, "groups": self.label_groups},
-            "inference": {"flip_average": self.flip_average},
-            "task": {
-                "name": self.task_name,
-                "image_shape": list(self.task_image_shape),
-                "class_names": self.class_names,
-                "parts": [dataclasses.asdict(p) for p in self.parts],
-            },
-            "metrics": self.metrics,
-        }
-        if self.recipe is not None:
-            document["recipe"] = self.recipe
         _atomic_write(
             path / "W.npy", lambda f: np.save(f, self.weight.astype("float32"), allow_pickle=False)
         )
-        if concealed:
-            _atomic_write(
-                path / HOST_IMAGE_FILE,
-                lambda f: np.save(f, self.host_image.astype("float32"), allow_pickle=False),
-            )
-        else:
-            (path / HOST_IMAGE_FILE).unlink(
-                missing_ok=True
-            )  # left by a concealed program saved here before
+        _write_or_remove(
+            path / HOST_IMAGE_FILE,
+            self.host_image,
+            lambda f, a: np.save(f, a.astype("float32"), allow_pickle=False),
+        )
+        arrays = None
         if self.learned_map is not None:
             kernel, bias = self.learned_map
-            _atomic_write(
-                path / LEARNED_MAP_FILE,
-                lambda f: np.savez(f, kernel=kernel.astype("float32"), bias=bias.astype("float32")),
-            )
-        else:
-            (path / LEARNED_MAP_FILE).unlink(missing_ok=True)
+            arrays = {"kernel": kernel.astype("float32"), "bias": bias.astype("float32")}
+        _write_or_remove(path / LEARNED_MAP_FILE, arrays, lambda f, a: np.savez(f, **a))
+        arrays = None
+        if self.encoder_weights is not None:
+            arrays = {str(i): np.asarray(w) for i, w in enumerate(self.encoder_weights)}
+        _write_or_remove(path / ENCODER_FILE, arrays, lambda f, a: np.savez(f, **a))
+        _write_or_remove(
+            path / INPUT_FILE, self.input_state, lambda f, a: f.write(json.dumps(a).encode())
+        )
         _atomic_write(
-            path / "program.json", lambda f: f.write(json.dumps(document, indent=2).encode())
+            path / "program.json",
+            lambda f: f.write(json.dumps(self._document(), indent=2).encode()),
         )
         return path
+
+    def _document(self) -> dict[str, Any]:
+        """What ``program.json`` holds."""
+        concealed = self.host_image is not None
+        version = (
+            4 if self.encoder else 3 if self.learned_map is not None else 2 if concealed else 1
+        )
+        layer = "FrameProgram" if self.encoder else "AdversarialProgram"
+        task: dict[str, Any] = {"name": self.task_name}
+        if not self.encoder:
+            task["image_shape"] = list(self.task_image_shape)
+        task.update(class_names=self.class_names, parts=[dataclasses.asdict(p) for p in self.parts])
+        document = {
+            "format": FORMAT,
+            "format_version": version,
+            "arnn_tf_version": self.arnn_tf_version,
+            "backbone": dataclasses.asdict(self.backbone),
+            "program_layer": "ConcealedProgram" if concealed else layer,
+            "program": self.program_config,
+            "label_map": {"spec": self.label_map_spec, "groups": self.label_groups},
+            "inference": {"flip_average": self.flip_average},
+            "task": task,
+            "metrics": self.metrics,
+        }
+        if self.encoder:
+            document["encoder"] = self.encoder
+        if self.recipe is not None:
+            document["recipe"] = self.recipe
+        return document
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "SavedProgram":
@@ -227,7 +265,7 @@ class SavedProgram:
         if weight.shape != expected:
             raise ValueError(f"{path / 'W.npy'} has shape {weight.shape}, expected {expected}")
         layer = document.get("program_layer", "AdversarialProgram")
-        if layer not in ("AdversarialProgram", "ConcealedProgram"):
+        if layer not in ("AdversarialProgram", "ConcealedProgram", "FrameProgram"):
             raise ValueError(f"{path / 'program.json'}: unknown program layer {layer!r}")
         host_image = None
         if layer == "ConcealedProgram":
@@ -262,8 +300,9 @@ class SavedProgram:
             tuple(TaskPart(**part) for part in task.get("parts", [])),
             host_image,
             flip_average,
-            _load_learned_map(path) if document.get("format_version") == 3 else None,
+            _load_learned_map(path) if _learned(document) else None,
             document.get("recipe"),
+            *_load_encoder(path, document),
         )
 
     def build_model(self, backbone: keras.Model | None = None) -> ReprogrammedModel:
@@ -274,15 +313,49 @@ class SavedProgram:
         if backbone is None:
             backbone = self.build_backbone()
         self._check_backbone(backbone)
-        if self.host_image is None:
+        encoder = None
+        if self.encoder is not None:
+            encoder = keras.saving.deserialize_keras_object(self.encoder)
+            encoder.set_weights(self.encoder_weights)
+            program = FrameProgram(**self.program_config, mask=encoder.program_mask)
+        elif self.host_image is None:
             program = AdversarialProgram(**self.program_config)
         else:
             program = ConcealedProgram(**self.program_config, host_image=self.host_image)
         model = ReprogrammedModel(
-            program, backbone, self._label_map(backbone), flip_average=self.flip_average
+            program,
+            backbone,
+            self._label_map(backbone),
+            flip_average=self.flip_average,
+            encoder=encoder,
         )
         program.weight.assign(self.weight)
         return model
+
+    def matching_task(self, task: Any) -> Any:
+        """``task`` as this program reads it, after checking it is a task of the same kind:
+        images of the program's shape, or text; and the same classes. A text task comes back
+        tokenised by the vectorizer the program was trained with (its patch table is indexed
+        by those ids), not by one adapted afresh."""
+        reads_text = self.input_state is not None
+        if reads_text != (getattr(task, "modality", "image") == "text"):
+            kinds = ("images", "text") if reads_text else ("text", "images")
+            raise ValueError(
+                f"task {task.name!r} is {kinds[0]}, but the program of task "
+                f"{self.task_name!r} reads {kinds[1]}"
+            )
+        if reads_text:
+            task = task.with_vectorizer(restored_vectorizer(self.input_state["vectorizer"]))
+            shape = saved_shape = "text"
+        else:
+            shape, saved_shape = task.image_shape, self.task_image_shape
+        if shape != saved_shape or list(task.class_names) != self.class_names:
+            raise ValueError(
+                f"task {task.name!r} ({shape}, {task.num_classes} classes) does not match "
+                f"the program's task {self.task_name!r} ({saved_shape}, "
+                f"{len(self.class_names)} classes)"
+            )
+        return task
 
     def _label_map(self, backbone: keras.Model) -> LabelMapping | LinearLabelMap:
         if self.learned_map is None:
@@ -335,7 +408,28 @@ class SavedProgram:
                 f"the program to start from was trained with label map "
                 f"{self.label_map_spec!r}; train with the same map"
             )
+        self._warm_start_encoder(model)
         model.program.weight.assign(self.weight)
+
+    def _warm_start_encoder(self, model: ReprogrammedModel) -> None:
+        """Gives ``model``'s input encoder this program's weights (a text program's table);
+        the encoders must be alike, tables of the same size: same vocabulary size."""
+        if (self.encoder is None) != (model.encoder is None):
+            raise ProgramMismatchError(
+                "the program to start from and this model take different inputs (one through "
+                "an input encoder such as text's, the other images)"
+            )
+        if model.encoder is None:
+            return
+        here = keras.saving.serialize_keras_object(model.encoder)["config"]
+        saved = dict(self.encoder["config"])
+        differing = sorted(k for k in set(here) | set(saved) if here.get(k) != saved.get(k))
+        if differing:
+            raise ProgramMismatchError(
+                "the program to start from has another input encoder: "
+                + ", ".join(f"{k} {saved.get(k)!r} (here {here.get(k)!r})" for k in differing)
+            )
+        model.encoder.set_weights(self.encoder_weights)
 
     def _check_backbone(self, backbone: keras.Model) -> None:
         if tuple(backbone.input_shape[1:3]) != (self.frame_size, self.frame_size):
@@ -354,6 +448,34 @@ class SavedProgram:
                 "a program only works on "
                 "the exact network it was trained on"
             )
+
+
+def _has(path: Path, name: str) -> bool:
+    return (path / name).is_file()
+
+
+def _learned(document: dict[str, Any]) -> bool:
+    """Whether a program's map is learned: from format 3 on, a map saved without groups."""
+    return document.get("format_version", 1) >= 3 and not document["label_map"]["groups"]
+
+
+def _load_encoder(
+    path: Path, document: dict[str, Any]
+) -> tuple[dict[str, Any] | None, list[np.ndarray] | None, dict[str, Any] | None]:
+    """(encoder config, its weights, the input state) of a format-4 program; Nones before."""
+    if "encoder" not in document:
+        return None, None, None
+    try:
+        with np.load(path / ENCODER_FILE, allow_pickle=False) as arrays:
+            weights = [arrays[str(i)] for i in range(len(arrays.files))]
+        state = json.loads((path / INPUT_FILE).read_text()) if _has(path, INPUT_FILE) else None
+    except FileNotFoundError as error:
+        raise FileNotFoundError(
+            f"{path} holds a program behind an input encoder but no {Path(error.filename).name}"
+        ) from None
+    except (KeyError, ValueError, OSError) as error:
+        raise ValueError(f"{path}: the input encoder's files are unreadable: {error}") from None
+    return document["encoder"], weights, state
 
 
 def _load_learned_map(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -399,6 +521,15 @@ def _check_parts(parts: tuple[TaskPart, ...], num_classes: int) -> None:
             f"the task's parts {[dataclasses.astuple(p) for p in parts]} do not split its "
             f"{num_classes} classes into consecutive, non-empty ranges"
         )
+
+
+def _write_or_remove(path: Path, value: Any, write: Any) -> None:
+    """Writes ``value`` to ``path`` with ``write(file, value)``, atomically; with None removes
+    ``path``, which a program of another kind saved to the same folder may have left."""
+    if value is None:
+        path.unlink(missing_ok=True)
+    else:
+        _atomic_write(path, lambda f: write(f, value))
 
 
 def _atomic_write(path: Path, write: Any) -> None:

@@ -23,6 +23,10 @@ EfficientNet-Lite0 ImageNet backbone, 2-core CPU, `EXPERIMENTS.md` has the runs)
   0.9761 (its control, the map alone with W at zero, 0.9485); ``cifar10`` 0.6075, below its
   control's 0.7801: for photos this program still hurts more than it helps.
 
+- ``text``: a text task (``--task text:PATH``, and the default recipe for one): token
+  patches of 16 x 16 pixels, a frame program over them, the learned map, cosine decay over
+  600 steps, no L2 (`arnn_tf.text`).
+
 Any recipe trains through queries alone with ``trainer="black_box"`` (`arnn_tf.black_box`):
 W's gradient is BAR's zeroth-order estimate from ``directions`` random directions of
 ``zo_resolution`` (None: the frame's) scaled by ``beta``, ``antithetic`` pairs doubling them,
@@ -52,6 +56,10 @@ DEFAULT_RECIPE = "counting"
 PROGRAM_FILE = "program.json"
 TASK_TO_SET = "folder:PATH"
 """The ``folder`` recipe's task, a placeholder for the user's own folder."""
+TEXT_TASK_TO_SET = "text:PATH"
+"""The ``text`` recipe's task, a placeholder for the user's own folder of text files."""
+TEXT_LEVELS = ("word", "character")
+"""How a text task is tokenised (`arnn_tf.text.text_task`'s levels)."""
 TRAINERS = ("white_box", "black_box")
 """How a program learns: backpropagation through the backbone, or queries alone."""
 _DATA_DRIVEN_MAPS = ("frequency", "iterative")
@@ -96,6 +104,8 @@ class Recipe:
     antithetic: bool = False
     zo_resolution: int | None = DEFAULT_RESOLUTION
     max_queries: int | None = None
+    patch_size: int = 16
+    text_level: str = "word"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "augment", tuple(self.augment))
@@ -137,7 +147,7 @@ def _check(recipe: Recipe) -> None:
             f"a recipe sets steps or epochs, exactly one; got steps {recipe.steps!r} "
             f"and epochs {recipe.epochs!r}"
         )
-    for field in ("steps", "epochs", "batch_size", "image_size", "border_width"):
+    for field in ("steps", "epochs", "batch_size", "image_size", "border_width", "patch_size"):
         value = getattr(recipe, field)
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, int) or value < 1
@@ -159,6 +169,8 @@ def _check(recipe: Recipe) -> None:
             _is_number(value) and holds(value)
         ):
             _refuse(recipe, field, wanted)
+    if recipe.text_level not in TEXT_LEVELS:
+        _refuse(recipe, "text_level", " or ".join(map(repr, TEXT_LEVELS)))
     if recipe.lr_schedule not in LR_SCHEDULES:
         _refuse(recipe, "lr_schedule", " or ".join(map(repr, LR_SCHEDULES)))
     if recipe.warmup_steps and recipe.lr_schedule != "cosine":
@@ -242,15 +254,31 @@ RECIPES: dict[str, Recipe] = {
     "mnist": Recipe(name="mnist", task="mnist", **_FULL_FRAME),
     "cifar10": Recipe(name="cifar10", task="cifar10", **_FULL_FRAME, **_PHOTOS),
     "folder": Recipe(name="folder", task=TASK_TO_SET, **_FULL_FRAME, **_PHOTOS),
+    "text": Recipe(
+        name="text",
+        task=TEXT_TASK_TO_SET,
+        label_map="linear",
+        lr_schedule="cosine",
+        steps=600,
+        l2=0.0,
+    ),
 }
+
+
+def default_recipe(task: str | None) -> str:
+    """The named recipe a run on ``task`` starts from when none is named: ``text`` for a text
+    task ("text:..."), otherwise `DEFAULT_RECIPE`."""
+    return "text" if task is not None and task.startswith("text:") else DEFAULT_RECIPE
 
 
 def require_task(recipe: Recipe) -> str:
     """The recipe's task spec, refusing the ``folder`` recipe's placeholder."""
-    if recipe.task == TASK_TO_SET:
+    if recipe.task in (TASK_TO_SET, TEXT_TASK_TO_SET):
+        kind = "images" if recipe.task == TASK_TO_SET else "text files"
+        prefix = recipe.task.partition(":")[0]
         raise RecipeError(
-            f"recipe {recipe.name!r} needs its task: a folder of your images, "
-            "task 'folder:/your/images'"
+            f"recipe {recipe.name!r} needs its task: a folder of your {kind}, "
+            f"task '{prefix}:/your/folder'"
         )
     return recipe.task
 

@@ -31,6 +31,7 @@ from arnn_tf.recipes import Recipe, require_task
 from arnn_tf.settings import DEFAULT_CONCEAL_SCALE
 from arnn_tf.summaries import ProgramSummaries
 from arnn_tf.tasks import Task, get_task
+from arnn_tf.text.model import text_model_for
 from arnn_tf.trainers import Trainer, WhiteBoxTrainer
 from arnn_tf.training import TrainingResult, evaluate_parts, evaluate_program
 
@@ -174,10 +175,20 @@ def build_model(
     else on the recipe's backbone, built here."""
     if backbone is None:
         backbone = build_backbone(recipe.backbone, recipe.weights, seed=recipe.seed)
+    model = _MODEL_BUILDERS[task.modality](recipe, task, backbone)
+    if init_program is not None:
+        SavedProgram.load(init_program).warm_start(
+            model, relabel=data_driven_kind(recipe.label_map) is not None
+        )
+    return model
+
+
+def _image_model(recipe: Recipe, task: Task, backbone: keras.Model) -> ReprogrammedModel:
+    """An image task's model: the recipe's placement, concealment and map."""
     frame = int(backbone.input_shape[1])
     host_image = None if recipe.conceal is None else read_image(recipe.conceal, (frame, frame), 3)
     image_size = None if recipe.image_size is None else (recipe.image_size, recipe.image_size)
-    model = build_reprogrammed_model(
+    return build_reprogrammed_model(
         backbone,
         task.image_shape,
         task.num_classes,
@@ -192,16 +203,17 @@ def build_model(
         l2=recipe.l2,
         flip_average=recipe.flip_average,
     )
-    if init_program is not None:
-        SavedProgram.load(init_program).warm_start(
-            model, relabel=data_driven_kind(recipe.label_map) is not None
-        )
-    return model
+
+
+_MODEL_BUILDERS = {"image": _image_model, "text": text_model_for}
+"""How each modality's task (``task.modality``) gets its model from a recipe."""
 
 
 def _task(recipe: Recipe, data_dir: str | None) -> Task:
     """The recipe's task, refusing the ``folder`` recipe's placeholder."""
-    return get_task(require_task(recipe), data_dir=data_dir, seed=recipe.seed)
+    return get_task(
+        require_task(recipe), data_dir=data_dir, seed=recipe.seed, text_level=recipe.text_level
+    )
 
 
 def _hparams(recipe: Recipe) -> dict[str, Any]:
@@ -256,6 +268,7 @@ def saved_program(
         metrics=metrics,
         parts=task.parts,
         recipe=recipe.to_dict(),
+        input_state=task.input_state,
     )
 
 

@@ -24,7 +24,8 @@ class ProgramSummaries(keras.callbacks.Callback):
     """Writes scalars every ``every_steps`` batches, images every epoch, and hparams once.
 
     Steps are the optimiser's iteration count, so a resumed run continues its curves.
-    ``sample_images`` (a few task images, uint8) are shown as ``X_adv`` each epoch.
+    ``sample_images`` (a few task inputs: images, or a text task's token ids) are shown as the
+    ``X_adv`` frames the backbone sees for them, each epoch.
     """
 
     def __init__(
@@ -98,7 +99,8 @@ class ProgramSummaries(keras.callbacks.Callback):
                 tf.summary.scalar(f"epoch_{key}", float(value))
             p = keras.ops.convert_to_numpy(program.program()).astype("float32")
             tf.summary.image("program", (p[None] + 1.0) / 2.0)
-            x_adv = keras.ops.convert_to_numpy(program(self.sample_images)).astype("float32")
+            x_adv = self.model.adversarial_inputs(self.sample_images)
+            x_adv = keras.ops.convert_to_numpy(x_adv).astype("float32")
             tf.summary.image("x_adv", (x_adv + 1.0) / 2.0, max_outputs=len(x_adv))
         self.writer.flush()
 

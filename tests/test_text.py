@@ -104,7 +104,7 @@ def test_class_files_one_example_per_line(tmp_path: Path) -> None:
     task = text_task(str(tmp_path))
     assert task.class_names == ("a", "b") and task.num_classes == 2
     assert task.num_examples("train") == 5 and task.num_examples("test") == 2
-    texts, labels = next(iter(task.dataset("train", 10)))
+    texts, labels = next(iter(task.dataset("train", 10, raw=True)))
     assert texts.dtype == tf.string and labels.dtype == tf.int32
     assert [t.decode() for t in texts.numpy()] == [
         "alpha", "one", "two\x0bstill two\u2028same", "", "four"]
@@ -119,7 +119,7 @@ def test_class_folders_one_example_per_file(tmp_path: Path) -> None:
     task = text_task(str(tmp_path), "reviews", level="character", sequence_length=None)
     assert task.name == "reviews" and task.class_names == ("neg", "pos")
     assert task.num_examples("train") == 5 and task.num_examples("test") == 1
-    texts, labels = next(iter(task.dataset("test", 4)))
+    texts, labels = next(iter(task.dataset("test", 4, raw=True)))
     assert texts.numpy().tolist() == [b"pos text 0\nmore"] and labels.numpy().tolist() == [1]
     assert {"p", "o", "s", "\n"} <= set(task.vectorizer.get_vocabulary())
 
@@ -202,8 +202,7 @@ def test_encoder_and_frozen_conv_net_learn_a_toy_text_task(tmp_path: Path) -> No
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 
     def vectorized(split: str, repeat: bool) -> tf.data.Dataset:
-        batches = task.dataset(split, 16, shuffle=repeat, repeat=repeat, seed=0)
-        return batches.map(lambda texts, labels: (task.vectorizer(texts), labels))
+        return task.dataset(split, 16, shuffle=repeat, repeat=repeat, seed=0)
 
     model.fit(vectorized("train", True), steps_per_epoch=40, epochs=1, shuffle=False,
               verbose=0)

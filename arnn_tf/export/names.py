@@ -34,14 +34,21 @@ def part_signature_name(program_name: str, part_name: str) -> str:
 
 
 def signature_names(names: Sequence[str], programs: Sequence[SavedProgram]) -> list[str]:
-    """The signatures an export of ``programs`` called ``names`` has, in order."""
-    bases = [
-        base
-        for name, program in zip(names, programs)
-        for base in (name, *(part_signature_name(name, part.name) for part in program.parts))
-    ]
-    signatures = [s for base in bases for s in (base, f"{base}_bytes")]
-    return (list(SINGLE_PROGRAM_SIGNATURES) if len(names) == 1 else []) + signatures
+    """The signatures an export of ``programs`` called ``names`` has, in order: a pixel and a
+    bytes signature per image program and part, one string signature per text program."""
+    signatures = []
+    for name, program in zip(names, programs):
+        if program.input_state is not None:  # text: one signature taking strings
+            signatures.append(name)
+            continue
+        for base in (name, *(part_signature_name(name, part.name) for part in program.parts)):
+            signatures += [base, f"{base}_bytes"]
+    if len(names) != 1:
+        return signatures
+    single = (
+        SINGLE_PROGRAM_SIGNATURES if f"{names[0]}_bytes" in signatures else ("serving_default",)
+    )
+    return list(single) + signatures
 
 
 def program_names(programs: Sequence[SavedProgram], names: Sequence[str] | None) -> list[str]:

@@ -1,4 +1,5 @@
-"""The serving signatures: one pixel and one bytes signature per program and per part.
+"""The serving signatures: one pixel and one bytes signature per image program and per part,
+one string signature per text program.
 
 Every signature answers ``probabilities`` (float32 [batch, classes]), ``class_ids`` (int64
 [batch]) and ``class_names`` (string [batch]), so a client reads any of them the same way.
@@ -17,14 +18,17 @@ from arnn_tf.export.decoding import decode_image
 from arnn_tf.export.names import part_signature_name
 from arnn_tf.model import ReprogrammedModel, average_with_mirror
 from arnn_tf.programs import SavedProgram
+from arnn_tf.text.task import restored_vectorizer
 
 
 class Signature(NamedTuple):
-    """A signature's traced function, its input's name and a one-image input for warm-up."""
+    """A signature's traced function, its input's name and a one-example input for warm-up,
+    and what else the SavedModel must keep for it to run (a text program's vectorizer)."""
 
     function: Any
     input_name: str
     example: np.ndarray
+    resources: tuple[Any, ...] = ()
 
 
 Probabilities = Callable[[tf.Tensor], tf.Tensor]
@@ -51,6 +55,9 @@ def build_signatures(
 
     for name, model in models.items():
         program = programs[name]
+        if program.input_state is not None:
+            signatures[name] = text_signature(model, program)
+            continue
         add(
             name,
             lambda images, model=model: model(images, training=False),
@@ -67,8 +74,32 @@ def build_signatures(
     if len(models) == 1:
         (name,) = models
         signatures["serving_default"] = signatures[name]
-        signatures["predict_bytes"] = signatures[f"{name}_bytes"]
+        if f"{name}_bytes" in signatures:
+            signatures["predict_bytes"] = signatures[f"{name}_bytes"]
     return signatures
+
+
+def text_signature(model: ReprogrammedModel, program: SavedProgram) -> Signature:
+    """The string signature of a text program: ``text`` (string [batch]) in, tokenised by the
+    program's own vectorizer. Bytes that are not UTF-8 become U+FFFD (the replacement
+    character) rather than failing the request; an empty text is the padding tokens' frame;
+    text past the vectorizer's sequence length is cut."""
+    vectorizer = restored_vectorizer(program.input_state["vectorizer"])
+    names = tf.constant(program.class_names)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def predict_text(text: tf.Tensor) -> dict[str, tf.Tensor]:
+        text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
+        ids = tf.cast(vectorizer(text), tf.int32)
+        probabilities = tf.cast(model(ids, training=False), tf.float32)
+        class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+        return {
+            "probabilities": probabilities,
+            "class_ids": class_ids,
+            "class_names": tf.gather(names, class_ids),
+        }
+
+    return Signature(predict_text, "text", np.array([b""], dtype=object), (vectorizer,))
 
 
 def part_probabilities(

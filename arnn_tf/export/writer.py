@@ -56,7 +56,9 @@ def export_programs(
     backbone = loaded[0].build_backbone()
     models = {name: saved.build_model(backbone) for name, saved in zip(chosen, loaded)}
     signatures = build_signatures(models, dict(zip(chosen, loaded)), max_pixels)
-    write_version(_tracked_variables(backbone, models), signatures, target)
+    module = _tracked_variables(backbone, models)
+    module.signature_resources = [r for s in signatures.values() for r in s.resources]
+    write_version(module, signatures, target)
     return target
 
 
@@ -101,7 +103,13 @@ def _tracked_variables(backbone: keras.Model, models: dict[str, ReprogrammedMode
     module = tf.Module(name="arnn_export")
     module.backbone_variables = [v.value for v in backbone.variables]
     module.program_variables = [
-        v.value for m in models.values() for v in (*m.program.weights, *m.label_map.weights)
+        v.value
+        for m in models.values()
+        for v in (
+            *m.program.weights,
+            *m.label_map.weights,
+            *(m.encoder.weights if m.encoder else ()),
+        )
     ]
     return module
 

@@ -8,6 +8,8 @@ Task specs understood by `get_task`:
 * ``shuffled:SPEC``: any task with one fixed pixel permutation, e.g. ``shuffled:folder:PATH``;
 * ``tfds:NAME``: any fixed-size TFDS image-classification data set, e.g. ``tfds:fashion_mnist``;
 * ``folder:PATH``: images in ``PATH/<split>/<class>/<image>``, splits train and test;
+* ``text:PATH``: text classification from ``PATH/<split>/<class>.txt`` (one example a line)
+  or ``PATH/<split>/<class>/*.txt`` (one a file), a `arnn_tf.text.TextTask`;
 * ``A+B[+...]``: several of the above trained as one (one program, mixed batches, each
   part with its own classes; see `arnn_tf.tasks.multi`).
 """
@@ -15,6 +17,7 @@ Task specs understood by `get_task`:
 from __future__ import annotations
 
 from pathlib import PurePath
+from typing import Any
 
 from arnn_tf.tasks.base import Task, TaskPart
 from arnn_tf.tasks.counting import counting_task
@@ -28,20 +31,28 @@ TASK_NAMES: tuple[str, ...] = ("counting", "mnist", "cifar10", "shuffled_mnist")
 """Named tasks; `get_task` also accepts the prefixed specs "tfds:NAME", "folder:PATH" and
 "shuffled:SPEC"."""
 
-_PREFIXED_SPECS = ("tfds:NAME", "folder:PATH", "shuffled:SPEC")
+_PREFIXED_SPECS = ("tfds:NAME", "folder:PATH", "shuffled:SPEC", "text:PATH")
 
 
-def get_task(spec: str, *, data_dir: str | None = None, seed: int = 0) -> Task:
-    """Build the task named by `spec` (see the module docstring).
+def get_task(
+    spec: str, *, data_dir: str | None = None, seed: int = 0, text_level: str = "word"
+) -> Any:
+    """Build the task named by `spec` (see the module docstring): a `Task`, or for "text:PATH"
+    a `arnn_tf.text.TextTask` tokenised by `text_level` ("word" or "character").
 
     `data_dir` is the TFDS data directory (TFDS's default when None; unused by counting and
     folder tasks). `seed` selects the generated counting data; the other tasks ignore it.
     Raises ValueError for an unknown spec and FileNotFoundError for a missing folder.
     """
     if "+" in spec:
-        return combine_tasks(
-            [get_task(part, data_dir=data_dir, seed=seed) for part in spec.split("+")], seed=seed
-        )
+        parts = [get_task(part, data_dir=data_dir, seed=seed) for part in spec.split("+")]
+        text = [part.name for part in parts if part.modality != "image"]
+        if text:
+            raise ValueError(
+                f"task {spec!r}: combined tasks are image tasks for now; {', '.join(text)} "
+                "is text, train it on its own"
+            )
+        return combine_tasks(parts, seed=seed)
     if spec == "counting":
         return counting_task(seed)
     if spec in ("mnist", "cifar10"):
@@ -55,6 +66,10 @@ def get_task(spec: str, *, data_dir: str | None = None, seed: int = 0) -> Task:
         return tfds_task(argument, data_dir=data_dir, task_name=spec)
     if prefix == "folder" and argument:
         return folder_task(argument, task_name=spec)
+    if prefix == "text" and argument:
+        from arnn_tf.text.task import text_task  # text's Keras preprocessing, only when used
+
+        return text_task(argument, task_name=spec, level=text_level)  # type: ignore[arg-type]
     known = ", ".join(TASK_NAMES + _PREFIXED_SPECS)
     raise ValueError(f"Unknown task {spec!r}; known tasks: {known}")
 
@@ -67,7 +82,7 @@ def short_task_name(spec: str) -> str:
     if "+" in spec:
         return "+".join(short_task_name(part) for part in spec.split("+"))
     prefix, _, argument = spec.partition(":")
-    if prefix == "folder" and argument:
+    if prefix in ("folder", "text") and argument:
         return PurePath(argument.rstrip("/\\")).name or argument
     if prefix == "tfds" and argument:
         return argument

@@ -34,12 +34,20 @@ class Task:
     shared caching / shuffling / batching so every task gets the same pipeline.
     """
 
+    modality = "image"
+    """What the task's examples are; the model built for it follows (`arnn_tf.runs`)."""
+
     name: str
     image_shape: tuple[int, int, int]
     class_names: tuple[str, ...]
     _load: Callable[[str], tf.data.Dataset] = dataclasses.field(repr=False, compare=False)
     parts: tuple[TaskPart, ...] = ()
     """For a combined task (`arnn_tf.tasks.multi`), its data sets; empty otherwise."""
+
+    @property
+    def input_state(self) -> None:
+        """Image tasks need no input preprocessing saved with a program (text tasks do)."""
+        return None
 
     @property
     def num_classes(self) -> int:

@@ -89,6 +89,11 @@ class TokenPatchEncoder(keras.layers.Layer):
         """
         return np.ones((self.frame_size, self.frame_size, 3), dtype="float32")
 
+    def model_input(self) -> Any:
+        """The model input this encoder reads: token ids [batch, any length], as
+        `keras.layers.TextVectorization` gives them."""
+        return keras.Input((None,), dtype="int32", name="token_ids")
+
     def slot_ids(self, ids: Any) -> Any:
         """The id shown in each slot [batch, slots]: cut or padded, then the last real token
         repeated past the sequence's end (the padding id for an empty sequence)."""

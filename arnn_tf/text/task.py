@@ -13,7 +13,8 @@ names found in both splits. All files are read, and the vectorizer adapted on th
 only, when the task is built, so a bad file fails there with a one-line error naming it.
 
 Examples are raw strings: the task's `TextVectorization` turns them into the token ids a
-`TokenPatchEncoder` reads, in the input pipeline or inside an exported model.
+`TokenPatchEncoder` reads, in the input pipeline (`TextTask.dataset`) or inside an exported
+model, so the Keras model itself takes ids and runs on any backend.
 """
 
 from __future__ import annotations
@@ -47,8 +48,13 @@ class TextTask:
 
     Not a `arnn_tf.tasks.Task`: that type promises images of a fixed `image_shape`, which text
     has not, so image code cannot take a text task by mistake. `dataset`, `sample` and
-    `num_examples` are called like `Task`'s and build the same pipeline.
+    `num_examples` are called like `Task`'s and build the same pipeline, with token ids where
+    an image task has images.
     """
+
+    modality = "text"
+    parts = ()
+    """A text task is one data set (the image tasks' combined tasks have parts)."""
 
     name: str
     class_names: tuple[str, ...]
@@ -61,6 +67,11 @@ class TextTask:
     def num_classes(self) -> int:
         """Number of target classes (the size of the label mapping)."""
         return len(self.class_names)
+
+    @property
+    def input_state(self) -> dict[str, Any]:
+        """What a saved program keeps to read this task's texts again: the vectorizer."""
+        return {"vectorizer": vectorizer_state(self.vectorizer)}
 
     @property
     def vocabulary_size(self) -> int:
@@ -78,8 +89,10 @@ class TextTask:
         drop_remainder: bool = False,
         cache: bool = True,
         augment: tuple[str, ...] = (),
+        raw: bool = False,
     ) -> tf.data.Dataset:
-        """Batches of ``(texts string [B], labels int32 [B])`` for ``split``, as `Task.dataset`.
+        """Batches of ``(token ids int32 [B, length], labels int32 [B])`` for ``split``, as
+        `Task.dataset`; with ``raw``, the texts themselves (string [B]) instead of their ids.
 
         The texts already live in memory, so ``cache`` changes nothing; it is accepted so that
         callers of `Task.dataset` work unchanged. There are no text augmentations: ``augment``
@@ -95,18 +108,41 @@ class TextTask:
         if repeat:
             ds = ds.repeat()
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-        return ds.prefetch(tf.data.AUTOTUNE)
+        return (ds if raw else self._vectorized(ds)).prefetch(tf.data.AUTOTUNE)
 
     def sample(
-        self, split: str, count: int, batch_size: int, *, shuffle: bool = True, seed: int = 0
+        self,
+        split: str,
+        count: int,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        raw: bool = False,
     ) -> tf.data.Dataset:
-        """Batches of one fixed choice of ``count`` examples of ``split``, as `Task.sample`."""
+        """Batches of one fixed choice of ``count`` examples of ``split``, as `Task.sample`;
+        token ids, or with ``raw`` the texts."""
         if count < 1 or batch_size < 1:
             raise ValueError(f"count and batch_size must be positive, got {count} and {batch_size}")
         ds = self._split(split)
         if shuffle:
             ds = ds.shuffle(_shuffle_buffer(ds), seed=seed, reshuffle_each_iteration=False)
-        return ds.take(count).cache().batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        ds = ds.take(count).cache().batch(batch_size)
+        return (ds if raw else self._vectorized(ds)).prefetch(tf.data.AUTOTUNE)
+
+    def with_vectorizer(self, vectorizer: keras.layers.TextVectorization) -> "TextTask":
+        """This task tokenised by ``vectorizer``: a saved program's, whose ids its patch table
+        was trained on, rather than one adapted afresh."""
+        return dataclasses.replace(self, vectorizer=vectorizer)
+
+    def _vectorized(self, batches: tf.data.Dataset) -> tf.data.Dataset:
+        """Batches of texts as batches of token ids (int32, as `TokenPatchEncoder` reads)."""
+        vectorizer = self.vectorizer
+        return batches.map(
+            lambda texts, labels: (tf.cast(vectorizer(texts), tf.int32), labels),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
 
     def num_examples(self, split: str) -> int:
         """Number of examples in ``split``."""
@@ -213,6 +249,12 @@ def _read_split(split_dir: str) -> dict[str, list[str]]:
     if files:
         return {f[: -len(".txt")]: _lines(os.path.join(split_dir, f)) for f in files}
     return {name: _documents(os.path.join(split_dir, name)) for name in folders}
+
+
+def read_lines(path: str) -> list[str]:
+    """The texts of a one-text-per-line UTF-8 file, split as class files are (see the module
+    docstring), with a one-line error naming the file when it is empty or not UTF-8."""
+    return _lines(path)
 
 
 def _lines(path: str) -> list[str]:

@@ -1,0 +1,78 @@
+"""`FrameProgram`: the learned program added to a frame an input encoder has already made.
+
+An input encoder turns a task input into a canvas the backbone's size (the token patches of
+`arnn_tf.text.TokenPatchEncoder`, say); the frame program adds ``P = tanh(W * M)`` to it, where
+the encoder's mask M says where the program may act, and clips the sum to [-1, 1]. Because it
+knows nothing of the input, one frame program can serve several encoders (text and images on
+one program). It uses `keras.ops` only, so it runs on any Keras backend.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="arnn_tf")
+class FrameProgram(keras.layers.Layer):
+    """``X_adv = clip(canvas + P, -1, 1)`` with ``P = linf_bound * tanh(W * M)``.
+
+    Args:
+        frame_size: n, the backbone's input width and height; W is n x n x 3.
+        mask: M (n x n x 3, values in [0, 1]), where the program acts; None: everywhere.
+            It is fixed by the encoder, so it is rebuilt from the encoder and not saved.
+        linf_bound: if set, an L-infinity bound on P in units of the [-1, 1] range.
+        l2: lambda, the weight of ``||W||_F^2`` in the loss.
+    """
+
+    def __init__(
+        self,
+        frame_size: int,
+        mask: np.ndarray | None = None,
+        linf_bound: float | None = None,
+        l2: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("name", "frame_program")
+        super().__init__(**kwargs)
+        if frame_size < 1:
+            raise ValueError(f"frame_size must be positive, got {frame_size}")
+        if linf_bound is not None and not linf_bound > 0:
+            raise ValueError(f"linf_bound must be positive, got {linf_bound}")
+        if l2 < 0:
+            raise ValueError(f"l2 must be >= 0, got {l2}")
+        n = int(frame_size)
+        mask = np.ones((n, n, 3), "float32") if mask is None else np.asarray(mask, "float32")
+        if mask.shape != (n, n, 3):
+            raise ValueError(f"the program mask must be {n}x{n}x3, got shape {mask.shape}")
+        self.frame_size = n
+        self.mask = mask
+        self.linf_bound = linf_bound
+        self.l2 = float(l2)
+        self.weight = self.add_weight(
+            name="W",
+            shape=(n, n, 3),
+            initializer="zeros",
+            regularizer=keras.regularizers.L2(self.l2) if self.l2 else None,
+            trainable=True,
+        )
+
+    def program(self) -> Any:
+        """P, the additive program, in [-linf_bound, linf_bound] (or [-1, 1])."""
+        p = ops.tanh(self.weight * ops.convert_to_tensor(self.mask, dtype=self.weight.dtype))
+        return p if self.linf_bound is None else self.linf_bound * p
+
+    def call(self, canvas: Any) -> Any:
+        program = ops.cast(self.program(), self.compute_dtype)
+        return ops.clip(ops.cast(canvas, self.compute_dtype) + program, -1.0, 1.0)
+
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
+        return (input_shape[0], self.frame_size, self.frame_size, 3)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(frame_size=self.frame_size, linf_bound=self.linf_bound, l2=self.l2)
+        return config
