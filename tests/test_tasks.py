@@ -305,9 +305,23 @@ def test_folder_bad_image_files_give_one_line_errors_naming_them(tmp_path: Path,
         get_task(f"folder:{tmp_path}")
 
 
-def test_tfds_non_image_classification_refused(tmp_path: Path) -> None:
+def test_tfds_non_classification_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="supervised keys"):
-        get_task("tfds:imdb_reviews", data_dir=str(tmp_path))
+        get_task("tfds:squad", data_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize(("spec", "classes"), [("tfds:imdb_reviews", 2), ("tfds:ag_news_subset", 4)])
+def test_tfds_text_tasks_on_mock_data(spec: str, classes: int, tmp_path: Path) -> None:
+    with tfds.testing.mock_data(num_examples=MOCK_EXAMPLES):
+        task = get_task(spec, data_dir=str(tmp_path), text_level="character")
+        assert task.modality == "text" and task.name == spec and task.num_classes == classes
+        assert task.level == "character" and task.vocabulary_size > 2
+        for split in ("train", "test"):
+            assert task.num_examples(split) == MOCK_EXAMPLES
+            texts, labels = next(iter(task.dataset(split, MOCK_EXAMPLES, raw=True)))
+            ids, _ = next(iter(task.dataset(split, MOCK_EXAMPLES)))
+            assert texts.dtype == tf.string and ids.dtype == tf.int32
+            assert set(labels.numpy()) <= set(range(classes))
 
 
 def test_short_task_names_drop_the_data_location():

@@ -6,7 +6,8 @@ Task specs understood by `get_task`:
 * ``mnist``, ``cifar10``: from tensorflow-datasets (downloaded on first use);
 * ``shuffled_mnist``: MNIST with one fixed pixel permutation (the paper's ablation);
 * ``shuffled:SPEC``: any task with one fixed pixel permutation, e.g. ``shuffled:folder:PATH``;
-* ``tfds:NAME``: any fixed-size TFDS image-classification data set, e.g. ``tfds:fashion_mnist``;
+* ``tfds:NAME``: any fixed-size TFDS image-classification data set, e.g. ``tfds:fashion_mnist``,
+  or TFDS text-classification one, e.g. ``tfds:imdb_reviews`` (a `arnn_tf.text.TextTask`);
 * ``folder:PATH``: images in ``PATH/<split>/<class>/<image>``, splits train and test;
 * ``text:PATH``: text classification from ``PATH/<split>/<class>.txt`` (one example a line)
   or ``PATH/<split>/<class>/*.txt`` (one a file), a `arnn_tf.text.TextTask`;
@@ -63,7 +64,7 @@ def get_task(
     if prefix == "shuffled" and argument:
         return shuffled_task(get_task(argument, data_dir=data_dir, seed=seed), name=spec)
     if prefix == "tfds" and argument:
-        return tfds_task(argument, data_dir=data_dir, task_name=spec)
+        return tfds_task(argument, data_dir=data_dir, task_name=spec, text_level=text_level)
     if prefix == "folder" and argument:
         return folder_task(argument, task_name=spec)
     if prefix == "text" and argument:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import socket
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -42,8 +43,16 @@ def unreachable_download_host(timeout: float = 5.0) -> str | None:
     return None
 
 
-def tfds_task(name: str, *, data_dir: str | None = None, task_name: str | None = None) -> Task:
-    """A TFDS image-classification data set: fixed-size images, `(image, label)` supervised keys.
+def tfds_task(
+    name: str,
+    *,
+    data_dir: str | None = None,
+    task_name: str | None = None,
+    text_level: str = "word",
+) -> Any:
+    """A TFDS classification data set: fixed-size images with `(image, label)` supervised keys
+    (a `Task`), or texts with `(text, label)` ones (imdb_reviews, ag_news_subset, ...: a
+    `arnn_tf.text.TextTask` tokenised by ``text_level``).
 
     Downloads and prepares the data set on first use (into `data_dir`, TFDS's default when None).
     The test split is "test", else "validation". Data sets with variable image sizes are refused:
@@ -52,13 +61,16 @@ def tfds_task(name: str, *, data_dir: str | None = None, task_name: str | None =
     task_name = task_name or f"tfds:{name}"
     builder = tfds.builder(name, data_dir=data_dir)
     info = builder.info
+    if _is_text_classification(info):
+        return _tfds_text_task(builder, name, task_name, text_level)
     if info.supervised_keys != ("image", "label") or not (
         isinstance(info.features["image"], tfds.features.Image)
         and isinstance(info.features["label"], tfds.features.ClassLabel)
     ):
         raise ValueError(
-            f"TFDS data set {name!r} is not an image-classification data set with supervised keys "
-            f"('image', 'label') (an Image and a ClassLabel feature); "
+            f"TFDS data set {name!r} is not an image- or text-classification data set with "
+            f"supervised keys ('image', 'label') or ('text', 'label') (an Image or Text and a "
+            f"ClassLabel feature); "
             f"its supervised keys are {info.supervised_keys}"
         )
     shape = tuple(info.features["image"].shape)
@@ -68,23 +80,7 @@ def tfds_task(name: str, *, data_dir: str | None = None, task_name: str | None =
             "(height, width, 1 or 3). Use a fixed-size variant of the data set, or export the "
             "images and use 'folder:PATH' (which resizes)."
         )
-    if not builder.is_prepared():
-        unreachable = unreachable_download_host()
-        if unreachable is not None:
-            raise ValueError(
-                f"TFDS data set {name!r} is not prepared in {builder.data_dir} and cannot be "
-                f"downloaded from here ({unreachable}); prepare it on a machine with internet "
-                "and use its data directory, or use an image-folder copy as task 'folder:PATH'"
-            )
-    builder.download_and_prepare()
-    # Splits are only known once prepared; "test" is the usual name when none are recorded.
-    available = list(builder.info.splits.keys())
-    test_split = (
-        _pick_test_split(available, _TFDS_TEST_SPLITS, f"TFDS data set {name!r}")
-        if available
-        else "test"
-    )
-    split_names = {"train": "train", "test": test_split}
+    split_names = _prepared_splits(builder, name)
 
     def load(split: str) -> tf.data.Dataset:
         ds = builder.as_dataset(split=split_names[split], as_supervised=True, shuffle_files=False)
@@ -99,6 +95,54 @@ def tfds_task(name: str, *, data_dir: str | None = None, task_name: str | None =
         class_names=tuple(builder.info.features["label"].names),
         _load=load,
     )
+
+
+def _is_text_classification(info: Any) -> bool:
+    """Whether a data set's supervised keys are a Text feature and a ClassLabel feature
+    (("text", "label") for imdb_reviews, ("description", "label") for ag_news_subset)."""
+    keys = info.supervised_keys
+    if not (isinstance(keys, tuple) and len(keys) == 2 and all(isinstance(k, str) for k in keys)):
+        return False
+    return isinstance(info.features[keys[0]], tfds.features.Text) and isinstance(
+        info.features[keys[1]], tfds.features.ClassLabel
+    )
+
+
+def _prepared_splits(builder: Any, name: str) -> dict[str, str]:
+    """Prepares ``builder``'s data set (downloading it, or failing at once offline) and names
+    its "train" and "test" splits."""
+    if not builder.is_prepared():
+        unreachable = unreachable_download_host()
+        if unreachable is not None:
+            raise ValueError(
+                f"TFDS data set {name!r} is not prepared in {builder.data_dir} and cannot be "
+                f"downloaded from here ({unreachable}); prepare it on a machine with internet "
+                "and use its data directory, or use a folder copy ('folder:PATH' for images, "
+                "'text:PATH' for texts)"
+            )
+    builder.download_and_prepare()
+    # Splits are only known once prepared; "test" is the usual name when none are recorded.
+    available = list(builder.info.splits.keys())
+    test_split = (
+        _pick_test_split(available, _TFDS_TEST_SPLITS, f"TFDS data set {name!r}")
+        if available
+        else "test"
+    )
+    return {"train": "train", "test": test_split}
+
+
+def _tfds_text_task(builder: Any, name: str, task_name: str, level: str) -> Any:
+    """A TFDS text-classification data set as a `arnn_tf.text.TextTask`."""
+    from arnn_tf.text.task import text_task_from  # Keras' text preprocessing, only when used
+
+    split_names = _prepared_splits(builder, name)
+
+    def load(split: str) -> tf.data.Dataset:
+        ds = builder.as_dataset(split=split_names[split], as_supervised=True, shuffle_files=False)
+        return ds.map(lambda text, label: (text, tf.cast(label, tf.int32)))
+
+    names = tuple(builder.info.features[builder.info.supervised_keys[1]].names)
+    return text_task_from(task_name, names, load, level=level)  # type: ignore[arg-type]
 
 
 def _decode_image(data: bytes, path: bytes, height: int, width: int) -> np.ndarray:

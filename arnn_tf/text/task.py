@@ -186,6 +186,34 @@ def text_task(
     test = _read_split(os.path.join(root, test_split))
     class_names = tuple(sorted(set(train) | set(test)))
     examples = {"train": _labelled(train, class_names), "test": _labelled(test, class_names)}
+
+    def load(split: str) -> tf.data.Dataset:
+        texts, labels = examples[split]
+        return tf.data.Dataset.from_tensor_slices((texts, labels))
+
+    return text_task_from(
+        task_name or f"text:{path}",
+        class_names,
+        load,
+        level=level,
+        max_tokens=max_tokens,
+        sequence_length=sequence_length,
+    )
+
+
+def text_task_from(
+    name: str,
+    class_names: tuple[str, ...],
+    load: Callable[[str], tf.data.Dataset],
+    *,
+    level: Level = "word",
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    sequence_length: int | None = DEFAULT_SEQUENCE_LENGTH,
+) -> TextTask:
+    """A text task over ``load(split)``, unbatched ``(text string, label int32)`` pairs of
+    "train" and "test" (a folder's, a TFDS data set's), with a vectorizer adapted on "train"."""
+    if level not in _SPLIT:
+        raise ValueError(f"level must be 'word' or 'character', got {level!r}")
     vectorizer = keras.layers.TextVectorization(
         max_tokens=max_tokens,
         standardize=_STANDARDIZE[level],
@@ -193,18 +221,9 @@ def text_task(
         output_mode="int",
         output_sequence_length=sequence_length,
     )
-    vectorizer.adapt(tf.data.Dataset.from_tensor_slices(examples["train"][0]).batch(1024))
-
-    def load(split: str) -> tf.data.Dataset:
-        texts, labels = examples[split]
-        return tf.data.Dataset.from_tensor_slices((texts, labels))
-
+    vectorizer.adapt(load("train").map(lambda text, label: text).batch(1024))
     return TextTask(
-        name=task_name or f"text:{path}",
-        class_names=class_names,
-        level=level,
-        vectorizer=vectorizer,
-        _load=load,
+        name=name, class_names=class_names, level=level, vectorizer=vectorizer, _load=load
     )
 
 
