@@ -35,7 +35,7 @@ from arnn_tf import __version__
 from arnn_tf.backbones import build_backbone, weights_fingerprint
 from arnn_tf.layers import AdversarialProgram, ConcealedProgram, LabelMapping, LinearLabelMap
 from arnn_tf.model import ReprogrammedModel
-from arnn_tf.tasks import TaskPart
+from arnn_tf.tasks import Task, TaskPart
 
 FORMAT = "arnn-tf-program"
 FORMAT_VERSION = 3
@@ -49,7 +49,7 @@ LEARNED_MAP_FILE = "label_map.npz"
 
 
 class ProgramMismatchError(ValueError):
-    """The program was trained on a different backbone or different weights."""
+    """The program was trained on a different backbone, weights or task."""
 
 
 @dataclasses.dataclass
@@ -155,6 +155,16 @@ class SavedProgram:
         """The class names of one part, without the "PART/" prefix the combined task gives them."""
         names = self.class_names[part.first_class : part.first_class + part.num_classes]
         return [name.removeprefix(f"{part.name}/") for name in names]
+
+    def check_task(self, task: Task) -> None:
+        """Refuses a task whose images or classes differ from the ones this program was
+        trained on: it would run, and answer with the wrong classes."""
+        if task.image_shape != self.task_image_shape or list(task.class_names) != self.class_names:
+            raise ProgramMismatchError(
+                f"task {task.name!r} ({task.image_shape}, {task.num_classes} classes) does not "
+                f"match the program's task {self.task_name!r} ({self.task_image_shape}, "
+                f"{len(self.class_names)} classes)"
+            )
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Writes the folder; each file is replaced atomically, so an interrupted save never

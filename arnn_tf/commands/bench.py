@@ -7,15 +7,14 @@ import json
 from typing import Any
 
 from arnn_tf.arguments import non_negative_int, positive_int
-from arnn_tf.commands.options import DEFAULT_BACKBONE
+from arnn_tf.commands.options import add_backbone_arguments, add_json_argument
 from arnn_tf.settings import PRECISIONS
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
     """Adds ``arnn bench`` to the sub-parsers ``commands``."""
     bench = commands.add_parser("bench", help="time training steps: images/second and peak memory")
-    bench.add_argument("--backbone", default=DEFAULT_BACKBONE)
-    bench.add_argument("--weights", default="imagenet")
+    add_backbone_arguments(bench)
     bench.add_argument("--batch-size", type=positive_int, default=32)
     bench.add_argument(
         "--steps", type=positive_int, default=20, help="timed steps, after --warmup untimed ones"
@@ -31,7 +30,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         choices=("auto", "on", "off"),
         help="XLA: auto (Keras' choice: on for GPUs, off on CPU-only machines)",
     )
-    bench.add_argument("--json", action="store_true")
+    add_json_argument(bench)
     return bench
 
 

@@ -7,7 +7,11 @@ import json
 from typing import Any
 
 from arnn_tf.arguments import positive_int
-from arnn_tf.commands.options import add_flip_average_override
+from arnn_tf.commands.options import (
+    add_data_dir_argument,
+    add_flip_average_override,
+    add_json_argument,
+)
 from arnn_tf.commands.saved import program_task, with_flip_average
 
 
@@ -20,9 +24,9 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     evaluate.add_argument("--task", help="default: the task the program was trained on")
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--batch-size", type=positive_int, default=64)
-    evaluate.add_argument("--data-dir")
+    add_data_dir_argument(evaluate)
     add_flip_average_override(evaluate)
-    evaluate.add_argument("--json", action="store_true", help="print JSON")
+    add_json_argument(evaluate)
     return evaluate
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 
@@ -28,3 +29,13 @@ def add_flip_average_override(parser: argparse.ArgumentParser) -> None:
         help="average each image's probabilities with its mirror image's (twice the cost); "
         "default: as the program was saved",
     )
+
+
+def add_data_dir_argument(parser: Any) -> None:
+    """``--data-dir``, on a parser or an argument group: where TFDS tasks find their data."""
+    parser.add_argument("--data-dir", help="where TFDS keeps data sets (default: TFDS's own)")
+
+
+def add_json_argument(parser: argparse.ArgumentParser) -> None:
+    """``--json``: the command's result as JSON on stdout, for scripts."""
+    parser.add_argument("--json", action="store_true", help="print JSON")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from arnn_tf.commands.options import add_flip_average_override
+from arnn_tf.commands.options import add_flip_average_override, add_json_argument
 from arnn_tf.commands.saved import with_flip_average
 
 
@@ -15,7 +15,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     predict.add_argument("--program", required=True)
     predict.add_argument("images", nargs="+")
     add_flip_average_override(predict)
-    predict.add_argument("--json", action="store_true")
+    add_json_argument(predict)
     return predict
 
 

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from arnn_tf.arguments import non_negative_int, positive_float, positive_int
+from arnn_tf.commands.options import add_json_argument
 from arnn_tf.serving.retries import DEFAULT_RETRIES, DEFAULT_TIMEOUT
 
 
@@ -43,7 +44,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         default=DEFAULT_RETRIES,
         help="retries on connection errors and 5xx",
     )
-    parser.add_argument("--json", action="store_true")
+    add_json_argument(parser)
     return parser
 
 

@@ -3,11 +3,17 @@ them; TensorFlow is imported only when they are called."""
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from arnn_tf.programs import SavedProgram
+    from arnn_tf.tasks import Task
 
 
-def program_task(saved: Any, spec: str | None, data_dir: str | None) -> Any:
-    """The task to run a saved program on: ``spec``, else the one it was trained on."""
+def program_task(saved: SavedProgram, spec: str | None, data_dir: str | None) -> Task:
+    """The task to run a saved program on: ``spec``, else the one it was trained on (with
+    the option that points at a copy of that data when it is not found here)."""
     from arnn_tf.tasks import get_task
 
     try:
@@ -20,17 +26,10 @@ def program_task(saved: Any, spec: str | None, data_dir: str | None) -> Any:
             "to run it on a copy of that data here, pass --task "
             "(e.g. --task folder:PATH)"
         ) from None
-    if task.image_shape != saved.task_image_shape or list(task.class_names) != saved.class_names:
-        raise ValueError(
-            f"task {task.name!r} ({task.image_shape}, {task.num_classes} classes) does not match "
-            f"the program's task {saved.task_name!r} ({saved.task_image_shape}, "
-            f"{len(saved.class_names)} classes)"
-        )
+    saved.check_task(task)
     return task
 
 
-def with_flip_average(saved: Any, flip_average: bool | None) -> Any:
+def with_flip_average(saved: SavedProgram, flip_average: bool | None) -> SavedProgram:
     """The saved program, with its ``flip_average`` replaced where the command line sets it."""
-    import dataclasses
-
     return saved if flip_average is None else dataclasses.replace(saved, flip_average=flip_average)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from arnn_tf.arguments import positive_int
+from arnn_tf.commands.options import add_data_dir_argument
 from arnn_tf.commands.saved import program_task
 
 
@@ -22,7 +23,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         help="test images to show the program on (default 3)",
     )
     show.add_argument("--out", help="PNG file (default: PROGRAM/program.png)")
-    show.add_argument("--data-dir", help="where TFDS keeps data sets (default: TFDS's own)")
+    add_data_dir_argument(show)
     return show
 
 

@@ -18,6 +18,7 @@ from arnn_tf.arguments import (
     positive_int,
     unit_fraction,
 )
+from arnn_tf.commands.options import add_data_dir_argument
 from arnn_tf.recipes import DEFAULT_RECIPE, FIELDS as RECIPE_FIELDS, RECIPES
 from arnn_tf.settings import (
     AUGMENTATIONS,
@@ -232,7 +233,7 @@ def _add_run_options(train: argparse.ArgumentParser) -> None:
         help="start from this saved program's W instead of zero (same backbone and "
         "program options), e.g. a second schedule after a finished run",
     )
-    run.add_argument("--data-dir", help="where TFDS keeps data sets (default: TFDS's own)")
+    add_data_dir_argument(run)
     run.add_argument(
         "--strategy",
         default="auto",

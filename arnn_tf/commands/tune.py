@@ -10,6 +10,7 @@ import argparse
 from typing import Any
 
 from arnn_tf.arguments import non_negative_int, positive_int
+from arnn_tf.commands.options import add_data_dir_argument
 from arnn_tf.recipes import RECIPES, TASK_TO_SET, load_recipe
 from arnn_tf.settings import DEFAULT_SPACE_FILE, DEFAULT_TRIAL_STEPS, MAX_VALIDATION_SIZE, TUNERS
 
@@ -84,7 +85,7 @@ def _add_search_options(tune: argparse.ArgumentParser) -> None:
     tune.add_argument(
         "--out", required=True, help="search folder; rerun with the same one to resume"
     )
-    tune.add_argument("--data-dir", help="where TFDS keeps data sets (default: TFDS's own)")
+    add_data_dir_argument(tune)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
