@@ -58,7 +58,7 @@ INPUT_FILE = "input.json"
 
 
 class ProgramMismatchError(ValueError):
-    """The program was trained on a different backbone or different weights."""
+    """The program was trained on a different backbone, weights or task."""
 
 
 @dataclasses.dataclass
@@ -340,7 +340,7 @@ class SavedProgram:
         reads_text = self.input_state is not None
         if reads_text != (getattr(task, "modality", "image") == "text"):
             kinds = ("images", "text") if reads_text else ("text", "images")
-            raise ValueError(
+            raise ProgramMismatchError(
                 f"task {task.name!r} is {kinds[0]}, but the program of task "
                 f"{self.task_name!r} reads {kinds[1]}"
             )
@@ -350,7 +350,7 @@ class SavedProgram:
         else:
             shape, saved_shape = task.image_shape, self.task_image_shape
         if shape != saved_shape or list(task.class_names) != self.class_names:
-            raise ValueError(
+            raise ProgramMismatchError(
                 f"task {task.name!r} ({shape}, {task.num_classes} classes) does not match "
                 f"the program's task {self.task_name!r} ({saved_shape}, "
                 f"{len(self.class_names)} classes)"

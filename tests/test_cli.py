@@ -160,6 +160,19 @@ def test_help_and_version_answer_without_importing_tensorflow(flag):
     assert ("arnn-tf " if flag == "--version" else "usage: arnn") in result.stdout
 
 
+def test_every_command_help_answers_without_importing_tensorflow():
+    from arnn_tf.commands import COMMANDS
+
+    script = ("import sys\nfrom arnn_tf.cli import main\nfrom arnn_tf.commands import COMMANDS\n"
+              "for name in COMMANDS:\n    try:\n        main([name, '--help'])\n"
+              "    except SystemExit:\n        pass\n"
+              "print(sorted({'tensorflow', 'keras'} & set(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60, check=True)
+    assert result.stdout.splitlines()[-1] == "[]"
+    assert all(f"usage: arnn {name} " in result.stdout for name in COMMANDS)
+
+
 def test_bench_reports_throughput_and_memory(capsys):
     capsys.readouterr()
     assert main(["bench", "--backbone", "tiny_cnn", "--weights", "none", "--batch-size", "4", "--steps", "3",

@@ -14,11 +14,11 @@ import tensorflow as tf
 from PIL import Image
 
 from arnn_tf.backbones import build_backbone
-from arnn_tf.cli import main as arnn_main
-from arnn_tf.export import (ExportError, WARMUP_FILE, export_command, export_programs,
+from arnn_tf.cli import build_parser, main as arnn_main
+from arnn_tf.commands.export import run as export_command
+from arnn_tf.export import (ExportError, WARMUP_FILE, export_programs,
                             prediction_log_bytes, program_names, sanitize_name, signature_names)
 from arnn_tf.model import build_reprogrammed_model
-from arnn_tf.parsers import build_parser
 from arnn_tf.programs import SavedProgram
 from arnn_tf.tasks import TaskPart
 from bad_images import BAD_FILES, png_bomb

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -64,6 +65,15 @@ def test_other_backbone_is_refused(saved, tmp_path):
     (path / "program.json").write_text(json.dumps(document))
     with pytest.raises(ProgramMismatchError):
         SavedProgram.load(path).build_model()
+
+
+def test_a_task_with_other_images_or_classes_is_refused(saved):
+    program = SavedProgram.load(saved[1])
+    task = SimpleNamespace(name="toy", image_shape=(10, 10, 3), num_classes=3, class_names=["a", "b", "c"])
+    assert program.matching_task(task) is task
+    for other in ({"image_shape": (10, 10, 1)}, {"num_classes": 2, "class_names": ["a", "b"]}):
+        with pytest.raises(ProgramMismatchError, match="does not match the program's task 'toy'"):
+            program.matching_task(SimpleNamespace(**{**vars(task), **other}))
 
 
 def test_warm_start_continues_from_the_saved_weight(saved):

@@ -81,7 +81,8 @@ def test_black_box_refuses_exactly_the_maps_computed_from_the_backbone(label_map
 
 
 def test_the_command_line_sets_the_black_box_fields():
-    from arnn_tf.parsers import build_parser, recipe_overrides
+    from arnn_tf.cli import build_parser
+    from arnn_tf.commands.train import recipe_overrides
 
     def overrides(*flags):
         return recipe_overrides(build_parser().parse_args(["train", *flags]))

@@ -15,9 +15,10 @@ from PIL import Image
 from arnn_tf.backbones import build_backbone
 from arnn_tf.export import export_programs
 from arnn_tf.model import build_reprogrammed_model
-from arnn_tf.parsers import build_parser
+from arnn_tf.cli import build_parser
+from arnn_tf.commands.query import run as query_command
 from arnn_tf.programs import SavedProgram
-from arnn_tf.serving import (GrpcClient, RestClient, ServingError, ServingTimeout, query_command,
+from arnn_tf.serving import (GrpcClient, RestClient, ServingError, ServingTimeout,
                              signature_input)
 from arnn_tf.serving.retries import with_retries
 from serving_doubles import ExportedModel, RestDouble, grpc_double

@@ -11,16 +11,15 @@ from PIL import Image
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from arnn_tf.backbones import build_backbone
-from arnn_tf.cli import main
+from arnn_tf.cli import build_parser, main
+from arnn_tf.commands.tune import run as tune_command
 from arnn_tf.label_maps import (frequency_map, parse_label_map, source_network,
                                 source_probabilities)
-from arnn_tf.parsers import build_parser
 from arnn_tf.programs import SavedProgram
 from arnn_tf.recipes import FIELDS, RECIPES, load_recipe
 from arnn_tf.settings import DEFAULT_SPACE_FILE
 from arnn_tf.tasks import Task
-from arnn_tf.tuning import command
-from arnn_tf.tuning.command import tune_command
+from arnn_tf.tuning import search as tuning_search
 from arnn_tf.tuning.holdout import holdout_split
 from arnn_tf.tuning.hypermodel import ReprogrammingHyperModel
 from arnn_tf.tuning.report import BEST_RECIPE_FILE
@@ -229,7 +228,7 @@ def test_holdout_split_is_disjoint_and_leaves_test_out():
 def test_tune_command_starts_from_the_paper_recipe_with_the_options_applied(monkeypatch,
                                                                             tmp_path):
     searches = []
-    monkeypatch.setattr(command, "tune", lambda base, out, space, **options: searches.append(
+    monkeypatch.setattr(tuning_search, "tune", lambda base, out, space, **options: searches.append(
         (base, options)) or {})
     tune_command(build_parser().parse_args(["tune", "--backbone", "tiny_cnn", "--out",
                                             str(tmp_path)]))

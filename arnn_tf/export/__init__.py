@@ -24,12 +24,11 @@ answering with that part's classes only (ids from 0 within the part, names witho
 a black-box run queries.
 
 Modules: `writer` (the SavedModel and its version folder), `backbone`, `names`, `signatures`,
-`decoding` (images inside the graph), `warmup` (the PredictionLog file) and `command`
-(``arnn export``).
+`decoding` (images inside the graph) and `warmup` (the PredictionLog file); the ``arnn export``
+command is `arnn_tf.commands.export`.
 """
 
 from arnn_tf.export.backbone import export_backbone
-from arnn_tf.export.command import export_command
 from arnn_tf.export.errors import ExportError
 from arnn_tf.export.names import (
     SINGLE_PROGRAM_SIGNATURES,
@@ -46,7 +45,6 @@ __all__ = [
     "WARMUP_FILE",
     "ExportError",
     "export_backbone",
-    "export_command",
     "export_programs",
     "next_version",
     "part_signature_name",

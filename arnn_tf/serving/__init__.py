@@ -7,11 +7,10 @@ same shapes: ``predict`` gives ``{output name: numpy array}`` and ``metadata`` t
 form of the model's signature map.
 
 Requests time out, and retry a bounded number of times with exponential backoff, only when a
-retry can help (`retries`). `inputs` turns image files into a signature's input and
-`command` is ``arnn query``.
+retry can help (`retries`). `inputs` turns image files into a signature's input; the
+``arnn query`` command is `arnn_tf.commands.query`.
 """
 
-from arnn_tf.serving.command import query_command
 from arnn_tf.serving.grpc_client import GrpcClient
 from arnn_tf.serving.inputs import image_inputs, signature_input
 from arnn_tf.serving.rest_client import RestClient
@@ -34,6 +33,5 @@ __all__ = [
     "ServingError",
     "ServingTimeout",
     "image_inputs",
-    "query_command",
     "signature_input",
 ]

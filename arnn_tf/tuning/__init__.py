@@ -14,11 +14,10 @@ One module per concern:
 - `tuner`: a `keras_tuner.Tuner` whose trial checkpoints are saved programs, and the oracles;
 - `dashboard`: TensorBoard's HParams experiment and each trial's values;
 - `report`: the leaderboard and the best trial's outputs;
-- `search`: `tune`, the whole search as one library call;
-- `command`: the ``arnn tune`` command (its options: `arnn_tf.parsers`).
+- `search`: `tune`, the whole search as one library call (the ``arnn tune`` command,
+  `arnn_tf.commands.tune`, makes it).
 """
 
-from arnn_tf.tuning.command import tune_command
 from arnn_tf.tuning.holdout import holdout_split
 from arnn_tf.tuning.hypermodel import ReprogrammingHyperModel
 from arnn_tf.tuning.search import tune
@@ -33,5 +32,4 @@ __all__ = [
     "holdout_split",
     "make_oracle",
     "tune",
-    "tune_command",
 ]

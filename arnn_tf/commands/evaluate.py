@@ -1,0 +1,57 @@
+"""``arnn evaluate``: a saved program's accuracy and loss on a split of its task."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from arnn_tf.arguments import positive_int
+from arnn_tf.commands.options import (
+    add_data_dir_argument,
+    add_flip_average_override,
+    add_json_argument,
+)
+from arnn_tf.commands.saved import program_task, with_flip_average
+
+
+def add_parser(commands: Any) -> argparse.ArgumentParser:
+    """Adds ``arnn evaluate`` to the sub-parsers ``commands``."""
+    evaluate = commands.add_parser(
+        "evaluate", help="accuracy of a saved program on a task's test split"
+    )
+    evaluate.add_argument("--program", required=True, help="a saved-program folder (DIR/program)")
+    evaluate.add_argument("--task", help="default: the task the program was trained on")
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--batch-size", type=positive_int, default=64)
+    add_data_dir_argument(evaluate)
+    add_flip_average_override(evaluate)
+    add_json_argument(evaluate)
+    return evaluate
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Runs ``arnn evaluate``; prints and returns the report."""
+    from arnn_tf.programs import SavedProgram
+    from arnn_tf.training import evaluate_program
+
+    saved = with_flip_average(SavedProgram.load(args.program), args.flip_average)
+    task = program_task(saved, args.task, args.data_dir)
+    results = evaluate_program(
+        saved.build_model(), task, args.split, args.batch_size, verbose=0 if args.json else 1
+    )
+    report = {
+        "task": task.name,
+        "split": args.split,
+        "examples": task.num_examples(args.split),
+        "flip_average": saved.flip_average,
+        **results,
+    }
+    print(
+        json.dumps(report)
+        if args.json
+        else f"{task.name} {args.split}: accuracy {results['accuracy']:.4f} "
+        f"loss {results['loss']:.4f} on {report['examples']} examples"
+        + (", each averaged with its mirror image" if saved.flip_average else "")
+    )
+    return report

@@ -1,0 +1,73 @@
+"""``arnn predict``: a saved program's classes for image files, or for texts."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from arnn_tf.commands.options import add_flip_average_override, add_json_argument
+from arnn_tf.commands.saved import with_flip_average
+
+
+def add_parser(commands: Any) -> argparse.ArgumentParser:
+    """Adds ``arnn predict`` to the sub-parsers ``commands``."""
+    predict = commands.add_parser(
+        "predict", help="classify image files, or texts, with a saved program"
+    )
+    predict.add_argument("--program", required=True)
+    predict.add_argument("images", nargs="*", help="image files (for an image program)")
+    predict.add_argument(
+        "--text", action="append", default=[], help="a text to classify (repeatable)"
+    )
+    predict.add_argument("--text-file", help="a UTF-8 file of texts to classify, one a line")
+    add_flip_average_override(predict)
+    add_json_argument(predict)
+    return predict
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Runs ``arnn predict``; prints and returns one record per image or text."""
+    from arnn_tf.predictions import print_predictions
+    from arnn_tf.programs import SavedProgram
+
+    saved = with_flip_average(SavedProgram.load(args.program), args.flip_average)
+    texts = list(args.text)
+    if args.text_file:
+        from arnn_tf.text.task import read_lines
+
+        texts += read_lines(args.text_file)
+    if bool(texts) == bool(args.images):
+        raise ValueError("give image files, or --text/--text-file, not both")
+    predictions = _text_predictions(saved, texts) if texts else _image_predictions(saved, args)
+    print_predictions(predictions, args.json)
+    return predictions
+
+
+def _image_predictions(saved: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
+    from arnn_tf.images import read_images
+    from arnn_tf.predictions import prediction_record
+
+    height, width, channels = saved.task_image_shape
+    images = read_images(args.images, (height, width), channels)
+    probabilities = saved.build_model().predict(images, verbose=0)
+    return [
+        prediction_record(path, int(row.argmax()), saved.class_names[int(row.argmax())], row)
+        for path, row in zip(args.images, probabilities)
+    ]
+
+
+def _text_predictions(saved: Any, texts: list[str]) -> list[dict[str, Any]]:
+    from arnn_tf.predictions import prediction_record
+    from arnn_tf.text import restored_vectorizer
+    from arnn_tf.text.model import text_probabilities
+
+    if saved.input_state is None:
+        raise ValueError(f"{saved.task_name!r} is an image program: give image files")
+    vectorizer = restored_vectorizer(saved.input_state["vectorizer"])
+    probabilities = text_probabilities(saved.build_model(), vectorizer, texts)
+    return [
+        prediction_record(
+            text, int(row.argmax()), saved.class_names[int(row.argmax())], row, "text"
+        )
+        for text, row in zip(texts, probabilities)
+    ]
