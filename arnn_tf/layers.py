@@ -19,6 +19,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from arnn_tf.image_placement import ImagePlacement
+
 # DEFAULT_CONCEAL_SCALE is small, as in the paper: at most 25.5 of 255 grey levels.
 from arnn_tf.settings import DEFAULT_CONCEAL_SCALE
 
@@ -26,6 +28,9 @@ from arnn_tf.settings import DEFAULT_CONCEAL_SCALE
 @keras.saving.register_keras_serializable(package="arnn_tf")
 class AdversarialProgram(keras.layers.Layer):
     """Pads a task image into an n x n frame and adds the learned program ``P = tanh(W * M)``.
+
+    The placement and the mask M are an `ImagePlacement`'s (the image input encoder); this
+    layer adds the program to its canvas and keeps the paper's settings in one config.
 
     Args:
         frame_size: n, the backbone's input width and height.
@@ -56,37 +61,28 @@ class AdversarialProgram(keras.layers.Layer):
     ) -> None:
         kwargs.setdefault("name", "adversarial_program")
         super().__init__(**kwargs)
-        height, width, channels = (int(v) for v in task_image_shape)
-        if channels not in (1, 3):
-            raise ValueError(
-                f"task images need 1 or 3 channels, got shape {tuple(task_image_shape)}"
-            )
-        window = (height, width) if image_size is None else tuple(int(v) for v in image_size)
-        if len(window) != 2 or min(window) < 1:
-            raise ValueError(f"image_size must be (height, width), got {image_size!r}")
-        if max(window) > frame_size:
-            raise ValueError(
-                f"the task image ({window[0]}x{window[1]}) does not fit in the backbone's "
-                f"{frame_size}x{frame_size} input; use a smaller image_size or a larger backbone"
-            )
-        if border_width is not None and not 0 < border_width <= frame_size // 2:
-            raise ValueError(f"border_width must be in 1..{frame_size // 2}, got {border_width}")
         if linf_bound is not None and not linf_bound > 0:
             raise ValueError(f"linf_bound must be positive, got {linf_bound}")
         if l2 < 0:
             raise ValueError(f"l2 must be >= 0, got {l2}")
-        self.frame_size = int(frame_size)
-        self.task_image_shape = (height, width, channels)
-        self.image_size = None if image_size is None else window
-        self.window = window
+        self.placement = ImagePlacement(
+            frame_size,
+            task_image_shape,
+            image_size,
+            border_width,
+            program_covers_image,
+            name=f"{self.name}_placement",
+        )
+        self.frame_size = self.placement.frame_size
+        self.task_image_shape = self.placement.task_image_shape
+        self.image_size = self.placement.image_size
+        self.window = self.placement.window
         self.border_width = border_width
         self.linf_bound = linf_bound
-        self.program_covers_image = bool(program_covers_image)
+        self.program_covers_image = self.placement.program_covers_image
         self.l2 = float(l2)
-        top = (frame_size - window[0]) // 2
-        left = (frame_size - window[1]) // 2
-        self.padding = ((top, frame_size - window[0] - top), (left, frame_size - window[1] - left))
-        self.mask = self._make_mask()
+        self.padding = self.placement.padding
+        self.mask = self.placement.program_mask
         self.weight = self.add_weight(
             name="W",
             shape=(frame_size, frame_size, 3),
@@ -95,18 +91,6 @@ class AdversarialProgram(keras.layers.Layer):
             trainable=True,
         )
 
-    def _make_mask(self) -> np.ndarray:
-        """M: 1 where the program may act, 0 in the task window (and inside the band, if any)."""
-        n = self.frame_size
-        mask = np.ones((n, n, 3), dtype="float32")
-        (top, bottom), (left, right) = self.padding
-        if not self.program_covers_image:
-            mask[top : n - bottom, left : n - right] = 0.0
-        if self.border_width is not None:
-            b = self.border_width
-            mask[b : n - b, b : n - b] = 0.0
-        return mask
-
     def program(self) -> Any:
         """P, the additive program, in [-linf_bound, linf_bound] (or [-1, 1])."""
         p = ops.tanh(self.weight * ops.convert_to_tensor(self.mask, dtype=self.weight.dtype))
@@ -114,15 +98,10 @@ class AdversarialProgram(keras.layers.Layer):
 
     def task_pixels(self, images: Any) -> Any:
         """Task images, [0, 255] with 1 or 3 channels, as RGB in [-1, 1] in the compute dtype."""
-        x = ops.cast(images, self.compute_dtype) / 127.5 - 1.0
-        return ops.repeat(x, 3, axis=-1) if self.task_image_shape[2] == 1 else x
+        return self.placement.task_pixels(images)
 
     def call(self, images: Any) -> Any:
-        x = self.task_pixels(images)
-        if self.image_size is not None:
-            x = ops.image.resize(x, self.image_size, interpolation="bilinear")
-        x = ops.pad(x, ((0, 0), *self.padding, (0, 0)))
-        x_adv = x + ops.cast(self.program(), self.compute_dtype)
+        x_adv = self.placement(images) + ops.cast(self.program(), self.compute_dtype)
         return ops.clip(x_adv, -1.0, 1.0) if self.may_leave_range else x_adv
 
     @property

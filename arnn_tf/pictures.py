@@ -31,10 +31,12 @@ def program_picture(
     class_names: Sequence[str],
     labels: Sequence[int] | None = None,
 ) -> Image.Image:
-    """P, then X_adv for each of ``images`` ([n, h, w, c] uint8), captioned with the model's
-    answer (and the true class, where ``labels`` are given)."""
+    """P, then X_adv for each of ``images`` (the model's inputs: [n, h, w, c] uint8 images, or
+    a text model's token ids), captioned with the model's answer (and the true class, where
+    ``labels`` are given)."""
     frames = [to_pixels(keras.ops.convert_to_numpy(model.program.program()))]
-    frames += [to_pixels(x) for x in keras.ops.convert_to_numpy(model.program(images))]
+    x_adv = keras.ops.convert_to_numpy(model.adversarial_inputs(images))
+    frames += [to_pixels(x) for x in x_adv]
     answers = model.predict(images, verbose=0).argmax(axis=-1)
     captions = ["P (the program)"]
     for i, answer in enumerate(answers):

@@ -38,9 +38,11 @@ def run_layer_serialization_test(layer: keras.layers.Layer, inputs: np.ndarray, 
 
 
 def run_program_round_trip_test(model: keras.Model, images: np.ndarray, tmp_path: Path,
+                                served_inputs: dict[str, Any] | None = None,
                                 **saved_program: Any) -> None:
     """A reprogrammed model answers the same after a `.keras` save and load, as a saved program
-    saved, loaded and rebuilt, and as a TF Serving export (its ``serving_default``).
+    saved, loaded and rebuilt, and as a TF Serving export (its ``serving_default``, given
+    ``served_inputs``: by default the same ``images``; a text program's are raw strings).
     ``saved_program`` are `SavedProgram.from_model`'s keyword arguments."""
     expected = model.predict(images, verbose=0)
     model.save(tmp_path / "model.keras")
@@ -50,5 +52,6 @@ def run_program_round_trip_test(model: keras.Model, images: np.ndarray, tmp_path
     rebuilt = SavedProgram.load(path).build_model()
     np.testing.assert_allclose(rebuilt.predict(images, verbose=0), expected, atol=1e-6)
     served = tf.saved_model.load(str(export_programs([path], tmp_path / "export")))
-    answer = served.signatures["serving_default"](images=tf.constant(images))
+    inputs = served_inputs or {"images": images}
+    answer = served.signatures["serving_default"](**{k: tf.constant(v) for k, v in inputs.items()})
     np.testing.assert_allclose(answer["probabilities"].numpy(), expected, atol=1e-5)

@@ -4,9 +4,12 @@ import numpy as np
 import pytest
 
 from arnn_tf.backbones import build_backbone
+from arnn_tf.frame_program import FrameProgram
+from arnn_tf.image_placement import ImagePlacement
 from arnn_tf.layers import AdversarialProgram, ConcealedProgram, LabelMapping, LinearLabelMap
 from arnn_tf.model import build_reprogrammed_model
-from arnn_tf.text import TokenPatchEncoder
+from arnn_tf.text import TokenPatchEncoder, vectorizer_state
+from arnn_tf.text.model import build_text_model
 from serialization import run_layer_serialization_test, run_program_round_trip_test
 
 RNG = np.random.default_rng(0)
@@ -47,6 +50,34 @@ def test_text_encoder_layer(tmp_path):
     ids = RNG.integers(0, 50, (3, 7)).astype("int32")
     layer = TokenPatchEncoder(50, frame_size=32, patch_size=8)
     run_layer_serialization_test(layer, ids, tmp_path)
+
+
+@pytest.mark.parametrize("options", [{}, {"image_size": (20, 20), "border_width": 4}])
+def test_image_placement_encoder(options, tmp_path):
+    run_layer_serialization_test(ImagePlacement(48, (10, 10, 3), **options), IMAGES, tmp_path)
+
+
+def test_frame_program_layer(tmp_path):
+    canvas = RNG.uniform(-1, 1, (3, 16, 16, 3)).astype("float32")
+    layer = with_weights(FrameProgram(16, linf_bound=0.5, l2=1e-3), canvas)
+    run_layer_serialization_test(layer, canvas, tmp_path)
+
+
+def test_text_model(tmp_path):
+    import keras
+
+    vectorizer = keras.layers.TextVectorization(output_sequence_length=9)
+    vectorizer.adapt(["good film", "bad film", "a very good plot"])
+    texts = np.array(["good plot", "bad", ""])
+    model = build_text_model(build_backbone("tiny_cnn", None, seed=4),
+                             vectorizer.vocabulary_size(), 2, patch_size=8)
+    model.program.weight.assign(RNG.normal(size=(48, 48, 3)))
+    ids = keras.ops.convert_to_numpy(vectorizer(texts)).astype("int32")
+    run_program_round_trip_test(model, ids, tmp_path, served_inputs={"text": texts},
+                                backbone_name="tiny_cnn", weights=None, seed=4,
+                                task_name="text:toy", class_names=["neg", "pos"],
+                                label_map_spec="linear",
+                                input_state={"vectorizer": vectorizer_state(vectorizer)})
 
 
 @pytest.mark.parametrize("kind", ["first", "linear", "concealed"])

@@ -118,7 +118,7 @@ def part_probabilities(
     """
 
     def one_view(images: tf.Tensor) -> tf.Tensor:
-        logits = model.backbone(model.program(images), training=False)
+        logits = model.backbone(model.adversarial_inputs(images), training=False)
         return model.label_map.probabilities(logits, first_class, num_classes)
 
     if model.flip_average:

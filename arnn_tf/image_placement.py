@@ -1,0 +1,108 @@
+"""`ImagePlacement`: the image input encoder, a task image placed in the backbone's frame.
+
+The paper's ``X~``: task pixels ([0, 255], 1 or 3 channels) as RGB in [-1, 1], optionally
+resized, zero-padded and centred in the n x n frame; and the mask M of where a program may act
+(outside the image, or only in a band at the frame's edge, or everywhere for the "full"
+program). `arnn_tf.layers.AdversarialProgram` adds its program to this canvas; a
+`arnn_tf.frame_program.FrameProgram` can too. `keras.ops` only, any backend.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="arnn_tf")
+class ImagePlacement(keras.layers.Layer):
+    """Task images [batch, h, w, c] to canvases [batch, n, n, 3] in [-1, 1], and a program mask.
+
+    Args:
+        frame_size: n, the backbone's input width and height.
+        task_image_shape: (height, width, channels) of the task images, channels 1 or 3.
+        image_size: if set, task images are first resized to this (height, width).
+        border_width: if set, the program mask keeps only a band this wide at the frame's edge.
+        program_covers_image: if True the mask also opens the image window (the "full"
+            program); by default the task image is left untouched, as in the paper.
+    """
+
+    def __init__(
+        self,
+        frame_size: int,
+        task_image_shape: Sequence[int],
+        image_size: Sequence[int] | None = None,
+        border_width: int | None = None,
+        program_covers_image: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("name", "image_placement")
+        super().__init__(**kwargs)
+        height, width, channels = (int(v) for v in task_image_shape)
+        if channels not in (1, 3):
+            raise ValueError(
+                f"task images need 1 or 3 channels, got shape {tuple(task_image_shape)}"
+            )
+        window = (height, width) if image_size is None else tuple(int(v) for v in image_size)
+        if len(window) != 2 or min(window) < 1:
+            raise ValueError(f"image_size must be (height, width), got {image_size!r}")
+        if max(window) > frame_size:
+            raise ValueError(
+                f"the task image ({window[0]}x{window[1]}) does not fit in the backbone's "
+                f"{frame_size}x{frame_size} input; use a smaller image_size or a larger backbone"
+            )
+        if border_width is not None and not 0 < border_width <= frame_size // 2:
+            raise ValueError(f"border_width must be in 1..{frame_size // 2}, got {border_width}")
+        self.frame_size = int(frame_size)
+        self.task_image_shape = (height, width, channels)
+        self.image_size = None if image_size is None else window
+        self.window = window
+        self.border_width = border_width
+        self.program_covers_image = bool(program_covers_image)
+        top = (frame_size - window[0]) // 2
+        left = (frame_size - window[1]) // 2
+        self.padding = ((top, frame_size - window[0] - top), (left, frame_size - window[1] - left))
+        self.program_mask = self._make_mask()
+
+    def _make_mask(self) -> np.ndarray:
+        """M: 1 where the program may act, 0 in the task window (and inside the band, if any)."""
+        n = self.frame_size
+        mask = np.ones((n, n, 3), dtype="float32")
+        (top, bottom), (left, right) = self.padding
+        if not self.program_covers_image:
+            mask[top : n - bottom, left : n - right] = 0.0
+        if self.border_width is not None:
+            b = self.border_width
+            mask[b : n - b, b : n - b] = 0.0
+        return mask
+
+    def model_input(self) -> Any:
+        """The model input this encoder reads: uint8-range images of the task's shape."""
+        return keras.Input(self.task_image_shape, name="images")
+
+    def task_pixels(self, images: Any) -> Any:
+        """Task images, [0, 255] with 1 or 3 channels, as RGB in [-1, 1] in the compute dtype."""
+        x = ops.cast(images, self.compute_dtype) / 127.5 - 1.0
+        return ops.repeat(x, 3, axis=-1) if self.task_image_shape[2] == 1 else x
+
+    def call(self, images: Any) -> Any:
+        x = self.task_pixels(images)
+        if self.image_size is not None:
+            x = ops.image.resize(x, self.image_size, interpolation="bilinear")
+        return ops.pad(x, ((0, 0), *self.padding, (0, 0)))
+
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
+        return (input_shape[0], self.frame_size, self.frame_size, 3)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            frame_size=self.frame_size,
+            task_image_shape=list(self.task_image_shape),
+            image_size=None if self.image_size is None else list(self.image_size),
+            border_width=self.border_width,
+            program_covers_image=self.program_covers_image,
+        )
+        return config
