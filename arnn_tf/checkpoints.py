@@ -26,7 +26,7 @@ def _training_state(model: keras.Model) -> list[Any]:
     return [
         *model.trainable_variables,
         *model.optimizer.variables,
-        *model.label_map.non_trainable_weights,
+        *(w for label_map in model.label_maps for w in label_map.non_trainable_weights),
     ]
 
 

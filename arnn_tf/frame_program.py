@@ -20,12 +20,16 @@ from keras import ops
 class FrameProgram(keras.layers.Layer):
     """``X_adv = clip(canvas + P, -1, 1)`` with ``P = linf_bound * tanh(W * M)``.
 
+    A program shared by several encoders (`arnn_tf.shared_model`) has one mask per encoder,
+    ``masks``; ``call(canvas, part=i)`` and ``program(part=i)`` use mask i.
+
     Args:
         frame_size: n, the backbone's input width and height; W is n x n x 3.
         mask: M (n x n x 3, values in [0, 1]), where the program acts; None: everywhere.
             It is fixed by the encoder, so it is rebuilt from the encoder and not saved.
         linf_bound: if set, an L-infinity bound on P in units of the [-1, 1] range.
         l2: lambda, the weight of ``||W||_F^2`` in the loss.
+        masks: one mask per part instead of ``mask``.
     """
 
     def __init__(
@@ -34,6 +38,7 @@ class FrameProgram(keras.layers.Layer):
         mask: np.ndarray | None = None,
         linf_bound: float | None = None,
         l2: float = 0.0,
+        masks: Sequence[np.ndarray] | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("name", "frame_program")
@@ -44,29 +49,47 @@ class FrameProgram(keras.layers.Layer):
             raise ValueError(f"linf_bound must be positive, got {linf_bound}")
         if l2 < 0:
             raise ValueError(f"l2 must be >= 0, got {l2}")
-        n = int(frame_size)
-        mask = np.ones((n, n, 3), "float32") if mask is None else np.asarray(mask, "float32")
-        if mask.shape != (n, n, 3):
-            raise ValueError(f"the program mask must be {n}x{n}x3, got shape {mask.shape}")
-        self.frame_size = n
-        self.mask = mask
+        if mask is not None and masks is not None:
+            raise ValueError("give the program one mask, or one mask per part, not both")
+        self.frame_size = int(frame_size)
+        self.set_masks(masks if masks is not None else [mask])
         self.linf_bound = linf_bound
         self.l2 = float(l2)
         self.weight = self.add_weight(
             name="W",
-            shape=(n, n, 3),
+            shape=(self.frame_size, self.frame_size, 3),
             initializer="zeros",
             regularizer=keras.regularizers.L2(self.l2) if self.l2 else None,
             trainable=True,
         )
 
-    def program(self) -> Any:
-        """P, the additive program, in [-linf_bound, linf_bound] (or [-1, 1])."""
-        p = ops.tanh(self.weight * ops.convert_to_tensor(self.mask, dtype=self.weight.dtype))
+    def set_masks(self, masks: Sequence[np.ndarray | None]) -> None:
+        """The masks of the parts (None: everywhere); they are the encoders', so a program
+        rebuilt from its config gets them again from its encoders."""
+        n = self.frame_size
+        checked = []
+        for mask in masks:
+            mask = np.ones((n, n, 3), "float32") if mask is None else np.asarray(mask, "float32")
+            if mask.shape != (n, n, 3):
+                raise ValueError(f"the program mask must be {n}x{n}x3, got shape {mask.shape}")
+            checked.append(mask)
+        if not checked:
+            raise ValueError("the program needs at least one mask")
+        self.masks = checked
+
+    @property
+    def mask(self) -> np.ndarray:
+        """The first part's mask (a one-encoder program's only one)."""
+        return self.masks[0]
+
+    def program(self, part: int = 0) -> Any:
+        """P of part ``part``, in [-linf_bound, linf_bound] (or [-1, 1])."""
+        mask = ops.convert_to_tensor(self.masks[part], dtype=self.weight.dtype)
+        p = ops.tanh(self.weight * mask)
         return p if self.linf_bound is None else self.linf_bound * p
 
-    def call(self, canvas: Any) -> Any:
-        program = ops.cast(self.program(), self.compute_dtype)
+    def call(self, canvas: Any, part: int = 0) -> Any:
+        program = ops.cast(self.program(part), self.compute_dtype)
         return ops.clip(ops.cast(canvas, self.compute_dtype) + program, -1.0, 1.0)
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:

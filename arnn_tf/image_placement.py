@@ -106,3 +106,17 @@ class ImagePlacement(keras.layers.Layer):
             program_covers_image=self.program_covers_image,
         )
         return config
+
+
+def image_encoder_for(recipe: Any, task: Any, frame_size: int, name: str) -> ImagePlacement:
+    """An image task's placement called ``name``, as a `arnn_tf.recipes.Recipe` sets it:
+    resized to its ``image_size``, its program in a ``border_width`` band or over the image."""
+    size = None if recipe.image_size is None else (recipe.image_size, recipe.image_size)
+    return ImagePlacement(
+        frame_size,
+        task.image_shape,
+        image_size=size,
+        border_width=recipe.border_width,
+        program_covers_image=recipe.full_program,
+        name=name,
+    )

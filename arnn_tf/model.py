@@ -73,6 +73,17 @@ class ReprogrammedModel(keras.Model):
         self.label_map = label_map
         self.flip_average = bool(flip_average)
 
+    @property
+    def encoders(self) -> list[keras.layers.Layer]:
+        """The model's input encoders: its one, if any (a shared-program model has one per
+        part)."""
+        return [] if self.encoder is None else [self.encoder]
+
+    @property
+    def label_maps(self) -> list[LabelMapping | LinearLabelMap]:
+        """The model's label maps: its one (a shared-program model has one per part)."""
+        return [self.label_map]
+
     def adversarial_inputs(self, inputs: Any) -> Any:
         """``X_adv``, the frames the backbone sees for ``inputs``: encoded, then programmed."""
         if self.encoder is None:
@@ -101,13 +112,7 @@ class ReprogrammedModel(keras.Model):
         The ``lambda * ||W||^2`` term is the program weight's regulariser, so Keras adds it
         to whatever loss is given.
         """
-        if optimizer == "auto":
-            optimizer = keras.optimizers.Adam(DEFAULT_LEARNING_RATE)
-        if loss == "auto":
-            loss = keras.losses.SparseCategoricalCrossentropy()
-        if metrics == "auto":
-            metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+        super().compile(**compile_defaults(optimizer, loss, metrics), **kwargs)
 
     def compile_from_config(self, config: dict[str, Any]) -> None:
         """Restores the compile state saved in a `.keras` file through this class's `compile`."""
@@ -135,6 +140,18 @@ class ReprogrammedModel(keras.Model):
         encoder = config.pop("encoder", None)
         parts["encoder"] = encoder and keras.saving.deserialize_keras_object(encoder)
         return cls(**parts, **config)
+
+
+def compile_defaults(optimizer: Any, loss: Any, metrics: Any) -> dict[str, Any]:
+    """`compile`'s arguments with the paper's defaults where "auto": Adam(0.05),
+    cross-entropy on the task probabilities, accuracy."""
+    if optimizer == "auto":
+        optimizer = keras.optimizers.Adam(DEFAULT_LEARNING_RATE)
+    if loss == "auto":
+        loss = keras.losses.SparseCategoricalCrossentropy()
+    if metrics == "auto":
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    return {"optimizer": optimizer, "loss": loss, "metrics": metrics}
 
 
 def average_with_mirror(probabilities_of: Callable[[Any], Any], images: Any) -> Any:
@@ -193,12 +210,15 @@ def build_reprogrammed_model(
 
 
 def build_label_map(
-    spec: str, num_classes: int, seed: int = 0, num_source: int = 1000
+    spec: str, num_classes: int, seed: int = 0, num_source: int = 1000, name: str | None = None
 ) -> LabelMapping | LinearLabelMap:
     """The label-map layer a spec names (`arnn_tf.settings.LABEL_MAP_HELP`): a fixed
-    `LabelMapping`, or for "linear[:START]" a `LinearLabelMap` starting from START."""
+    `LabelMapping`, or for "linear[:START]" a `LinearLabelMap` starting from START; called
+    ``name`` (default "label_mapping")."""
     start = learned_map_start(spec)
+    names = {} if name is None else {"name": name}
     if start is None:
-        return LabelMapping(parse_label_map(spec, num_classes, seed=seed, num_source=num_source))
+        groups = parse_label_map(spec, num_classes, seed=seed, num_source=num_source)
+        return LabelMapping(groups, **names)
     groups = parse_label_map(start, num_classes, seed, num_source) if start else None
-    return LinearLabelMap(num_classes, num_source, initial_groups=groups, seed=seed)
+    return LinearLabelMap(num_classes, num_source, initial_groups=groups, seed=seed, **names)

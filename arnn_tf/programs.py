@@ -41,15 +41,18 @@ from arnn_tf.backbones import build_backbone, weights_fingerprint
 from arnn_tf.frame_program import FrameProgram
 from arnn_tf.layers import AdversarialProgram, ConcealedProgram, LabelMapping, LinearLabelMap
 from arnn_tf.model import ReprogrammedModel
+from arnn_tf.program_parts import SavedPart, read_parts, write_parts
+from arnn_tf.shared_model import SharedProgramModel
 from arnn_tf.tasks import TaskPart
 from arnn_tf.text.task import restored_vectorizer
 
 FORMAT = "arnn-tf-program"
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 """The newest format this arnn-tf reads. A program is written in the oldest format that holds
 it, so that older releases still read every program they can run: 1, 2 for a concealed
 program (a release that reads only 1 would rebuild it as a plain program), 3 for a learned
-label map, 4 for a program behind an input encoder (text)."""
+label map, 4 for a program behind an input encoder (text), 5 for a program shared by parts
+with encoders of their own (a mixed task: `arnn_tf.program_parts`)."""
 
 HOST_IMAGE_FILE = "host_image.npy"
 LEARNED_MAP_FILE = "label_map.npz"
@@ -105,6 +108,8 @@ class SavedProgram:
     input_state: dict[str, Any] | None = None
     """The task's input preprocessing, as the task's ``input_state`` gives it (a text task's
     vectorizer); None for image tasks."""
+    members: tuple[SavedPart, ...] = ()
+    """For a shared-program (mixed) program, its parts' encoders, maps and inputs; else ()."""
 
     def __post_init__(self) -> None:
         _check_parts(self.parts, len(self.class_names))
@@ -159,6 +164,38 @@ class SavedProgram:
             input_state=input_state,
         )
 
+    @classmethod
+    def from_shared_model(
+        cls,
+        model: Any,
+        members: tuple[SavedPart, ...],
+        *,
+        backbone_name: str,
+        weights: str | None,
+        seed: int,
+        task_name: str,
+        label_map_spec: str,
+        metrics: dict[str, Any] | None = None,
+        parts: tuple[TaskPart, ...] = (),
+        recipe: dict[str, Any] | None = None,
+    ) -> "SavedProgram":
+        """Captures a trained `arnn_tf.shared_model.SharedProgramModel` and its ``members``
+        (`arnn_tf.program_parts.saved_parts`)."""
+        ref = BackboneRef(backbone_name, weights, seed, weights_fingerprint(model.backbone))
+        return cls(
+            keras.ops.convert_to_numpy(model.program.weight.value),
+            _comparable_config(model.program),
+            [],
+            ref,
+            task_name,
+            [f"{m.name}/{name}" for m in members for name in m.class_names],
+            label_map_spec,
+            dict(metrics or {}),
+            parts=tuple(parts),
+            recipe=recipe,
+            members=tuple(members),
+        )
+
     @property
     def frame_size(self) -> int:
         """n: the program and the backbone's input are n x n x 3."""
@@ -209,6 +246,7 @@ class SavedProgram:
         _write_or_remove(
             path / INPUT_FILE, self.input_state, lambda f, a: f.write(json.dumps(a).encode())
         )
+        write_parts(path, self.members, _atomic_write)
         _atomic_write(
             path / "program.json",
             lambda f: f.write(json.dumps(self._document(), indent=2).encode()),
@@ -221,9 +259,10 @@ class SavedProgram:
         version = (
             4 if self.encoder else 3 if self.learned_map is not None else 2 if concealed else 1
         )
-        layer = "FrameProgram" if self.encoder else "AdversarialProgram"
+        version = 5 if self.members else version
+        layer = "FrameProgram" if self.encoder or self.members else "AdversarialProgram"
         task: dict[str, Any] = {"name": self.task_name}
-        if not self.encoder:
+        if not (self.encoder or self.members):
             task["image_shape"] = list(self.task_image_shape)
         task.update(class_names=self.class_names, parts=[dataclasses.asdict(p) for p in self.parts])
         document = {
@@ -240,6 +279,8 @@ class SavedProgram:
         }
         if self.encoder:
             document["encoder"] = self.encoder
+        if self.members:
+            document["members"] = [member.description() for member in self.members]
         if self.recipe is not None:
             document["recipe"] = self.recipe
         return document
@@ -303,6 +344,7 @@ class SavedProgram:
             _load_learned_map(path) if _learned(document) else None,
             document.get("recipe"),
             *_load_encoder(path, document),
+            read_parts(path, document.get("members", [])),
         )
 
     def build_model(self, backbone: keras.Model | None = None) -> ReprogrammedModel:
@@ -313,6 +355,8 @@ class SavedProgram:
         if backbone is None:
             backbone = self.build_backbone()
         self._check_backbone(backbone)
+        if self.members:
+            return self._shared_model(backbone)
         encoder = None
         if self.encoder is not None:
             encoder = keras.saving.deserialize_keras_object(self.encoder)
@@ -332,30 +376,36 @@ class SavedProgram:
         program.weight.assign(self.weight)
         return model
 
+    def _shared_model(self, backbone: keras.Model) -> SharedProgramModel:
+        """The shared-program model of a mixed program, its parts rebuilt from their files."""
+        encoders = [member.build_encoder() for member in self.members]
+        program = FrameProgram(**self.program_config, masks=[e.program_mask for e in encoders])
+        outputs = int(backbone.output_shape[-1])
+        maps = [m.build_label_map(outputs, f"part{i}_map") for i, m in enumerate(self.members)]
+        model = SharedProgramModel(program, encoders, backbone, maps)
+        program.weight.assign(self.weight)
+        return model
+
     def matching_task(self, task: Any) -> Any:
         """``task`` as this program reads it, after checking it is a task of the same kind:
         images of the program's shape, or text; and the same classes. A text task comes back
         tokenised by the vectorizer the program was trained with (its patch table is indexed
-        by those ids), not by one adapted afresh."""
-        reads_text = self.input_state is not None
-        if reads_text != (getattr(task, "modality", "image") == "text"):
-            kinds = ("images", "text") if reads_text else ("text", "images")
+        by those ids), not by one adapted afresh; a mixed task, each member so."""
+        if not self.members:
+            shape = None if self.input_state is not None else self.task_image_shape
+            return _matching(task, self.task_name, self.input_state, shape, self.class_names)
+        members = getattr(task, "members", ())
+        if len(members) != len(self.members):
             raise ProgramMismatchError(
-                f"task {task.name!r} is {kinds[0]}, but the program of task "
-                f"{self.task_name!r} reads {kinds[1]}"
+                f"task {task.name!r} has {len(members) or 'no'} parts with inputs of their own; "
+                f"the program of task {self.task_name!r} has {len(self.members)}"
             )
-        if reads_text:
-            task = task.with_vectorizer(restored_vectorizer(self.input_state["vectorizer"]))
-            shape = saved_shape = "text"
-        else:
-            shape, saved_shape = task.image_shape, self.task_image_shape
-        if shape != saved_shape or list(task.class_names) != self.class_names:
-            raise ProgramMismatchError(
-                f"task {task.name!r} ({shape}, {task.num_classes} classes) does not match "
-                f"the program's task {self.task_name!r} ({saved_shape}, "
-                f"{len(self.class_names)} classes)"
-            )
-        return task
+        matched = []
+        for part, member in zip(self.members, members):
+            config = part.encoder["config"]
+            shape = None if part.input_state else tuple(config["task_image_shape"])
+            matched.append(_matching(member, part.name, part.input_state, shape, part.class_names))
+        return dataclasses.replace(task, members=tuple(matched))
 
     def _label_map(self, backbone: keras.Model) -> LabelMapping | LinearLabelMap:
         if self.learned_map is None:
@@ -450,13 +500,42 @@ class SavedProgram:
             )
 
 
+def _matching(
+    task: Any,
+    name: str,
+    input_state: dict[str, Any] | None,
+    image_shape: tuple[int, ...] | None,
+    class_names: list[str],
+) -> Any:
+    """``task`` checked against a program (or part) trained on task ``name`` with these input
+    state, image shape (None: text) and classes; a text task tokenised by its vectorizer."""
+    reads_text = input_state is not None
+    if reads_text != (getattr(task, "modality", "image") == "text"):
+        kinds = ("images", "text") if reads_text else ("text", "images")
+        raise ProgramMismatchError(
+            f"task {task.name!r} is {kinds[0]}, but the program of task {name!r} reads {kinds[1]}"
+        )
+    if reads_text:
+        task = task.with_vectorizer(restored_vectorizer(input_state["vectorizer"]))
+        shape = saved_shape = "text"
+    else:
+        shape, saved_shape = tuple(task.image_shape), tuple(image_shape)
+    if shape != saved_shape or list(task.class_names) != list(class_names):
+        raise ProgramMismatchError(
+            f"task {task.name!r} ({shape}, {task.num_classes} classes) does not match "
+            f"the program's task {name!r} ({saved_shape}, {len(class_names)} classes)"
+        )
+    return task
+
+
 def _has(path: Path, name: str) -> bool:
     return (path / name).is_file()
 
 
 def _learned(document: dict[str, Any]) -> bool:
     """Whether a program's map is learned: from format 3 on, a map saved without groups."""
-    return document.get("format_version", 1) >= 3 and not document["label_map"]["groups"]
+    version = document.get("format_version", 1)
+    return version >= 3 and not document["label_map"]["groups"] and "members" not in document
 
 
 def _load_encoder(

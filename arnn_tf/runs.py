@@ -25,13 +25,16 @@ from arnn_tf.black_box.trainer import BlackBoxTrainer
 from arnn_tf.distribute import is_chief, make_strategy, set_precision
 from arnn_tf.images import read_image
 from arnn_tf.label_maps import data_driven_kind
-from arnn_tf.model import ReprogrammedModel, build_reprogrammed_model
+from arnn_tf.model import ReprogrammedModel, build_label_map, build_reprogrammed_model
+from arnn_tf.program_parts import saved_parts
 from arnn_tf.programs import SavedProgram
 from arnn_tf.recipes import Recipe, require_task
 from arnn_tf.settings import DEFAULT_CONCEAL_SCALE
 from arnn_tf.summaries import ProgramSummaries
 from arnn_tf.tasks import Task, get_task
-from arnn_tf.text.model import text_model_for
+from arnn_tf.image_placement import image_encoder_for
+from arnn_tf.shared_model import SharedProgramModel, shared_frame_program
+from arnn_tf.text.model import text_encoder_for, text_model_for
 from arnn_tf.trainers import Trainer, WhiteBoxTrainer
 from arnn_tf.training import TrainingResult, evaluate_parts, evaluate_program
 
@@ -76,10 +79,7 @@ def train(
     with distribution.scope():
         model = build_model(recipe, task, init_program)
         trainer = trainer or make_trainer(recipe, model, query)
-        summaries = None
-        if chief:
-            ((samples, _),) = list(task.sample("train", 3, 3, shuffle=False))
-            summaries = ProgramSummaries(logdir or out / "logs", samples.numpy(), hparams=settings)
+        summaries = _summaries(task, logdir or out / "logs", settings) if chief else None
         result = trainer.fit(
             model,
             task,
@@ -101,6 +101,14 @@ def train(
         summaries.write_test_metrics(test, step=result.steps)
         _save(model, recipe, task, metrics, out)
     return metrics
+
+
+def _summaries(task: Task, logdir: str | Path, settings: dict[str, Any]) -> ProgramSummaries:
+    """TensorBoard logging for the run, showing three training examples as the network sees
+    them."""
+    ((samples, _),) = list(task.sample("train", 3, 3, shuffle=False))
+    samples = keras.tree.map_structure(lambda t: t.numpy(), samples)
+    return ProgramSummaries(logdir, samples, hparams=settings)
 
 
 def make_trainer(
@@ -205,7 +213,34 @@ def _image_model(recipe: Recipe, task: Task, backbone: keras.Model) -> Reprogram
     )
 
 
-_MODEL_BUILDERS = {"image": _image_model, "text": text_model_for}
+_ENCODER_BUILDERS = {"image": image_encoder_for, "text": text_encoder_for}
+"""How a part of each modality gets its input encoder from a recipe, in a mixed task."""
+
+
+def _mixed_model(recipe: Recipe, task: Any, backbone: keras.Model) -> SharedProgramModel:
+    """A mixed task's model: each member's encoder and map, one frame program for all."""
+    unshared = [f for f in ("conceal", "flip_average") if getattr(recipe, f)]
+    if unshared or data_driven_kind(recipe.label_map) is not None:
+        raise ValueError(
+            f"task {task.name!r} mixes inputs on one shared frame program, which takes no "
+            f"concealment, mirror averaging or data-driven label map; got "
+            f"{', '.join(unshared) or 'label map ' + repr(recipe.label_map)}"
+        )
+    frame = int(backbone.input_shape[1])
+    members = list(enumerate(task.members))
+    encoders = [
+        _ENCODER_BUILDERS[m.modality](recipe, m, frame, f"part{i}_encoder") for i, m in members
+    ]
+    program = shared_frame_program(encoders, recipe.linf_bound, recipe.l2)
+    outputs = int(backbone.output_shape[-1])
+    maps = [
+        build_label_map(recipe.label_map, m.num_classes, recipe.seed, outputs, f"part{i}_map")
+        for i, m in members
+    ]
+    return SharedProgramModel(program, encoders, backbone, maps)
+
+
+_MODEL_BUILDERS = {"image": _image_model, "text": text_model_for, "mixed": _mixed_model}
 """How each modality's task (``task.modality``) gets its model from a recipe."""
 
 
@@ -257,18 +292,24 @@ def saved_program(
     model: keras.Model, recipe: Recipe, task: Task, metrics: dict[str, Any]
 ) -> SavedProgram:
     """The trained ``model`` as a saved program that keeps ``recipe`` and ``metrics``."""
+    common = {
+        "backbone_name": recipe.backbone,
+        "weights": recipe.weights,
+        "seed": recipe.seed,
+        "task_name": task.name,
+        "label_map_spec": recipe.label_map,
+        "metrics": metrics,
+        "parts": task.parts,
+        "recipe": recipe.to_dict(),
+    }
+    if hasattr(task, "members"):  # parts with inputs of their own
+        members = task.members
+        names = [m.name for m in members]
+        inputs = [m.input_state for m in members]
+        parts = saved_parts(model, names, [m.class_names for m in members], inputs)
+        return SavedProgram.from_shared_model(model, parts, **common)
     return SavedProgram.from_model(
-        model,
-        backbone_name=recipe.backbone,
-        weights=recipe.weights,
-        seed=recipe.seed,
-        task_name=task.name,
-        class_names=list(task.class_names),
-        label_map_spec=recipe.label_map,
-        metrics=metrics,
-        parts=task.parts,
-        recipe=recipe.to_dict(),
-        input_state=task.input_state,
+        model, class_names=list(task.class_names), input_state=task.input_state, **common
     )
 
 

@@ -210,3 +210,17 @@ def test_encoder_and_frozen_conv_net_learn_a_toy_text_task(tmp_path: Path) -> No
     assert accuracy >= 0.8
     for before, after in zip(frozen, backbone.get_weights(), strict=True):
         np.testing.assert_array_equal(before, after)
+
+
+def test_training_batches_mix_classes_even_when_a_class_outnumbers_the_image_buffer(
+    tmp_path: Path,
+) -> None:
+    from arnn_tf.tasks.base import MAX_SHUFFLE_BUFFER
+
+    count = MAX_SHUFFLE_BUFFER + 2000  # a class file longer than an image task's buffer
+    write(tmp_path / "train/a.txt", "alpha\n" * count)
+    write(tmp_path / "train/b.txt", "beta\n" * 100)
+    write(tmp_path / "test/a.txt", "alpha\n")
+    task = text_task(str(tmp_path))
+    _, labels = next(iter(task.dataset("train", 4000, shuffle=True, raw=True)))
+    assert 0 < int(labels.numpy().sum()) < 100  # some of class b's 100 lines among the first

@@ -129,8 +129,6 @@ def test_text_refusals(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="is text, but recipe fields image_size act on images"):
         build_model(recipe, get_task(recipe.task))
-    with pytest.raises(ValueError, match="combined tasks are image tasks for now"):
-        get_task(f"counting+text:{tmp_path}")
     with pytest.raises(RecipeError, match="needs its task: a folder of your text files"):
         require_task(RECIPES["text"])
     with pytest.raises(RecipeError, match="text_level"):

@@ -31,6 +31,11 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     from arnn_tf.programs import SavedProgram
 
     saved = with_flip_average(SavedProgram.load(args.program), args.flip_average)
+    if saved.members:
+        raise ValueError(
+            f"the program of task {saved.task_name!r} has parts with inputs of their own; "
+            "export it and ask each part's signature (arnn export)"
+        )
     texts = list(args.text)
     if args.text_file:
         from arnn_tf.text.task import read_lines

@@ -41,9 +41,14 @@ def signature_names(names: Sequence[str], programs: Sequence[SavedProgram]) -> l
         if program.input_state is not None:  # text: one signature taking strings
             signatures.append(name)
             continue
+        if program.members:  # a mixed program: each part on its own input
+            for member in program.members:
+                base = part_signature_name(name, member.name)
+                signatures += [base] if member.input_state else [base, f"{base}_bytes"]
+            continue
         for base in (name, *(part_signature_name(name, part.name) for part in program.parts)):
             signatures += [base, f"{base}_bytes"]
-    if len(names) != 1:
+    if len(names) != 1 or names[0] not in signatures:
         return signatures
     single = (
         SINGLE_PROGRAM_SIGNATURES if f"{names[0]}_bytes" in signatures else ("serving_default",)

@@ -56,7 +56,14 @@ def build_signatures(
     for name, model in models.items():
         program = programs[name]
         if program.input_state is not None:
-            signatures[name] = text_signature(model, program)
+            signatures[name] = text_signature(
+                lambda ids, model=model: model(ids, training=False),
+                program.input_state,
+                program.class_names,
+            )
+            continue
+        if program.members:
+            _add_member_signatures(signatures, add, name, model, program)
             continue
         add(
             name,
@@ -71,7 +78,7 @@ def build_signatures(
                 program.part_class_names(part),
                 program.task_image_shape,
             )
-    if len(models) == 1:
+    if len(models) == 1 and next(iter(models)) in signatures:
         (name,) = models
         signatures["serving_default"] = signatures[name]
         if f"{name}_bytes" in signatures:
@@ -79,19 +86,38 @@ def build_signatures(
     return signatures
 
 
-def text_signature(model: ReprogrammedModel, program: SavedProgram) -> Signature:
-    """The string signature of a text program: ``text`` (string [batch]) in, tokenised by the
-    program's own vectorizer. Bytes that are not UTF-8 become U+FFFD (the replacement
-    character) rather than failing the request; an empty text is the padding tokens' frame;
-    text past the vectorizer's sequence length is cut."""
-    vectorizer = restored_vectorizer(program.input_state["vectorizer"])
-    names = tf.constant(program.class_names)
+def _add_member_signatures(
+    signatures: dict[str, Signature], add: Any, name: str, model: Any, program: SavedProgram
+) -> None:
+    """A shared-program (mixed) program's signatures: one per part, on its own input (a
+    string one for a text part, the pixel and bytes ones for an image part)."""
+    for i, member in enumerate(program.members):
+        base = part_signature_name(name, member.name)
+        probabilities_of = lambda x, m=model.part_model(i): m(x, training=False)  # noqa: E731
+        if member.input_state is not None:
+            signatures[base] = text_signature(
+                probabilities_of, member.input_state, member.class_names
+            )
+        else:
+            shape = tuple(member.encoder["config"]["task_image_shape"])
+            add(base, probabilities_of, member.class_names, shape)
+
+
+def text_signature(
+    probabilities_of: Probabilities, input_state: dict[str, Any], class_names: list[str]
+) -> Signature:
+    """The string signature of a text program or part: ``text`` (string [batch]) in,
+    tokenised by the vectorizer of ``input_state``. Bytes that are not UTF-8 become U+FFFD (the
+    replacement character) rather than failing the request; an empty text is the padding
+    tokens' frame; text past the vectorizer's sequence length is cut."""
+    vectorizer = restored_vectorizer(input_state["vectorizer"])
+    names = tf.constant(class_names)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def predict_text(text: tf.Tensor) -> dict[str, tf.Tensor]:
         text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
         ids = tf.cast(vectorizer(text), tf.int32)
-        probabilities = tf.cast(model(ids, training=False), tf.float32)
+        probabilities = tf.cast(probabilities_of(ids), tf.float32)
         class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
         return {
             "probabilities": probabilities,

@@ -105,11 +105,8 @@ def _tracked_variables(backbone: keras.Model, models: dict[str, ReprogrammedMode
     module.program_variables = [
         v.value
         for m in models.values()
-        for v in (
-            *m.program.weights,
-            *m.label_map.weights,
-            *(m.encoder.weights if m.encoder else ()),
-        )
+        for layer in (m.program, *m.label_maps, *m.encoders)
+        for v in layer.weights
     ]
     return module
 

@@ -11,8 +11,9 @@ Task specs understood by `get_task`:
 * ``folder:PATH``: images in ``PATH/<split>/<class>/<image>``, splits train and test;
 * ``text:PATH``: text classification from ``PATH/<split>/<class>.txt`` (one example a line)
   or ``PATH/<split>/<class>/*.txt`` (one a file), a `arnn_tf.text.TextTask`;
-* ``A+B[+...]``: several of the above trained as one (one program, mixed batches, each
-  part with its own classes; see `arnn_tf.tasks.multi`).
+* ``A+B[+...]``: several of the above trained as one (one program, each part with its own
+  classes): image tasks as one image task with mixed batches (`arnn_tf.tasks.multi`); with a
+  text part, a `MixedTask` whose parts keep their own inputs (`arnn_tf.tasks.mixed`).
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from typing import Any
 
 from arnn_tf.tasks.base import Task, TaskPart
 from arnn_tf.tasks.counting import counting_task
+from arnn_tf.tasks.mixed import MixedTask
 from arnn_tf.tasks.multi import combine_tasks
 from arnn_tf.tasks.shuffled import shuffled_task
 from arnn_tf.tasks.tfds_tasks import folder_task, tfds_task
 
-__all__ = ["TASK_NAMES", "Task", "TaskPart", "get_task", "short_task_name"]
+__all__ = ["TASK_NAMES", "MixedTask", "Task", "TaskPart", "get_task", "short_task_name"]
 
 TASK_NAMES: tuple[str, ...] = ("counting", "mnist", "cifar10", "shuffled_mnist")
 """Named tasks; `get_task` also accepts the prefixed specs "tfds:NAME", "folder:PATH" and
@@ -46,14 +48,13 @@ def get_task(
     Raises ValueError for an unknown spec and FileNotFoundError for a missing folder.
     """
     if "+" in spec:
-        parts = [get_task(part, data_dir=data_dir, seed=seed) for part in spec.split("+")]
-        text = [part.name for part in parts if part.modality != "image"]
-        if text:
-            raise ValueError(
-                f"task {spec!r}: combined tasks are image tasks for now; {', '.join(text)} "
-                "is text, train it on its own"
-            )
-        return combine_tasks(parts, seed=seed)
+        parts = [
+            get_task(part, data_dir=data_dir, seed=seed, text_level=text_level)
+            for part in spec.split("+")
+        ]
+        if all(part.modality == "image" for part in parts):
+            return combine_tasks(parts, seed=seed)
+        return MixedTask(spec, tuple(parts))
     if spec == "counting":
         return counting_task(seed)
     if spec in ("mnist", "cifar10"):

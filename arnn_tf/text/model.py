@@ -31,13 +31,28 @@ def build_text_model(
     ``patch_size`` patches, a zero `FrameProgram` over the whole frame, and the label map the
     spec ``label_map`` names. Trainable: the patch table, W and a learned map."""
     frame_size = int(backbone.input_shape[1])
-    initializer = keras.initializers.RandomUniform(-TABLE_INIT_RANGE, TABLE_INIT_RANGE, seed=seed)
-    encoder = TokenPatchEncoder(
-        vocabulary_size, frame_size, patch_size, embeddings_initializer=initializer
-    )
+    encoder = token_patch_encoder(vocabulary_size, frame_size, patch_size, seed)
     program = FrameProgram(frame_size, encoder.program_mask, linf_bound=linf_bound, l2=l2)
     mapping = build_label_map(label_map, num_classes, seed, int(backbone.output_shape[-1]))
     return ReprogrammedModel(program, backbone, mapping, encoder=encoder)
+
+
+def token_patch_encoder(
+    vocabulary_size: int, frame_size: int, patch_size: int, seed: int = 0, **kwargs: Any
+) -> TokenPatchEncoder:
+    """A fresh encoder whose patches start near grey (`TABLE_INIT_RANGE`), drawn from ``seed``;
+    ``kwargs`` are the layer's (its name)."""
+    initializer = keras.initializers.RandomUniform(-TABLE_INIT_RANGE, TABLE_INIT_RANGE, seed=seed)
+    return TokenPatchEncoder(
+        vocabulary_size, frame_size, patch_size, embeddings_initializer=initializer, **kwargs
+    )
+
+
+def text_encoder_for(recipe: Any, task: Any, frame_size: int, name: str) -> TokenPatchEncoder:
+    """A text task's encoder called ``name``, as a recipe sets it (its patch size and seed)."""
+    return token_patch_encoder(
+        task.vocabulary_size, frame_size, recipe.patch_size, recipe.seed, name=name
+    )
 
 
 IMAGE_ONLY_FIELDS = (

@@ -27,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from arnn_tf.tasks.base import MAX_SHUFFLE_BUFFER, SPLITS
+from arnn_tf.tasks.base import SPLITS
 
 Level = Literal["word", "character"]
 _TEST_SPLITS = ("test", "val", "validation")
@@ -157,9 +157,15 @@ class TextTask:
         return self._load(split)
 
 
+MAX_TEXT_SHUFFLE_BUFFER = 1_000_000
+"""Texts are small, so a text task shuffles its whole split up to this many examples: class
+files list their examples class by class, and a smaller buffer (an image task's
+`MAX_SHUFFLE_BUFFER`) would serve SST-2's first thousand batches from one class only."""
+
+
 def _shuffle_buffer(ds: tf.data.Dataset) -> int:
-    """A full shuffle up to `MAX_SHUFFLE_BUFFER` examples (in-memory: the size is known)."""
-    return max(1, min(int(ds.cardinality()), MAX_SHUFFLE_BUFFER))
+    """A full shuffle up to `MAX_TEXT_SHUFFLE_BUFFER` examples (the size is known)."""
+    return max(1, min(int(ds.cardinality()), MAX_TEXT_SHUFFLE_BUFFER))
 
 
 def text_task(

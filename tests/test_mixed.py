@@ -1,0 +1,139 @@
+"""One program for text and images: a mixed task trains one shared frame program with each
+part's own encoder and map, keeps per-part classes, and saves and reloads with equal answers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from test_text import toy_sentiment
+
+from arnn_tf.image_placement import ImagePlacement
+from arnn_tf.programs import SavedProgram
+from arnn_tf.recipes import RECIPES
+from arnn_tf.runs import build_model, train
+from arnn_tf.shared_model import SharedProgramModel
+from arnn_tf.tasks import MixedTask, get_task
+from arnn_tf.text import TokenPatchEncoder
+from arnn_tf.training import evaluate_parts, evaluate_program
+
+
+def mixed_recipe(data: Path, **fields):
+    return RECIPES["text"].replace(
+        task=f"text:{data}+counting", backbone="tiny_cnn", weights="none", patch_size=8, **fields
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, Path]:
+    root = tmp_path_factory.mktemp("mixed")
+    toy_sentiment(root / "data")
+    metrics = train(mixed_recipe(root / "data", steps=40), root / "run", verbose=False)
+    return root / "data", metrics, root / "run"
+
+
+def test_a_mixed_task_keeps_each_parts_input_and_classes(tmp_path: Path) -> None:
+    toy_sentiment(tmp_path)
+    task = get_task(f"text:{tmp_path}+counting")
+    assert isinstance(task, MixedTask) and task.modality == "mixed"
+    assert [(p.first_class, p.num_classes) for p in task.parts] == [(0, 2), (2, 10)]
+    assert task.class_names[:3] == (f"text:{tmp_path}/neg", f"text:{tmp_path}/pos", "counting/1")
+    (ids, images), labels = next(iter(task.dataset("train", 4)))
+    assert ids.dtype == "int32" and images.shape == (4, 36, 36, 3)
+    assert labels.shape == (8,) and set(labels.numpy()[:4]) <= {0, 1}
+    assert set(labels.numpy()[4:]) <= set(range(2, 12))
+
+
+def test_one_frame_program_is_shared_and_only_it_the_encoders_and_maps_train(
+    tmp_path: Path,
+) -> None:
+    toy_sentiment(tmp_path)
+    model = build_model(mixed_recipe(tmp_path), get_task(f"text:{tmp_path}+counting"))
+    assert isinstance(model, SharedProgramModel)
+    assert isinstance(model.encoders[0], TokenPatchEncoder)
+    assert isinstance(model.encoders[1], ImagePlacement)
+    assert {v.path for v in model.trainable_variables} == {
+        "frame_program/W", "part0_encoder/table", "part0_map/stored_kernel",
+        "part0_map/stored_bias", "part1_map/stored_kernel", "part1_map/stored_bias",
+    }  # fmt: skip
+    np.testing.assert_array_equal(model.program.masks[0], np.ones((48, 48, 3)))
+    assert model.program.masks[1][24, 24].sum() == 0 and model.program.masks[1][0, 0].all()
+
+
+def test_training_reports_each_part_and_the_program_reloads_equal(
+    trained: tuple[Path, dict, Path],
+) -> None:
+    data, metrics, run = trained
+    per_part = metrics["test_accuracy_per_task"]
+    assert list(per_part) == [f"text:{data}", "counting"] and per_part[f"text:{data}"] >= 0.8
+    assert metrics["test_accuracy"] == pytest.approx(np.mean(list(per_part.values())))
+    document = json.loads((run / "program" / "program.json").read_text())
+    assert document["format_version"] == 5 and len(document["members"]) == 2
+    saved = SavedProgram.load(run / "program")
+    task = saved.matching_task(get_task(saved.task_name))
+    assert evaluate_parts(saved.build_model(), task) == pytest.approx(per_part)
+    assert evaluate_program(saved.build_model(), task, verbose=0)["accuracy"] == pytest.approx(
+        metrics["test_accuracy"]
+    )
+
+
+def test_a_mixed_program_refuses_another_task_and_unshared_fields(
+    trained: tuple[Path, dict, Path], tmp_path: Path
+) -> None:
+    data, _, run = trained
+    saved = SavedProgram.load(run / "program")
+    with pytest.raises(ValueError, match="has no parts with inputs of their own"):
+        saved.matching_task(get_task("counting"))
+    with pytest.raises(ValueError, match="is images, but the program of task .* reads text"):
+        saved.matching_task(get_task(f"counting+text:{data}"))
+    with pytest.raises(ValueError, match="takes no concealment, mirror averaging or data-driven"):
+        build_model(mixed_recipe(data, label_map="frequency"), get_task(f"text:{data}+counting"))
+
+
+def test_shared_program_model_round_trips_through_a_keras_file(
+    trained: tuple[Path, dict, Path], tmp_path: Path
+) -> None:
+    data, _, run = trained
+    saved = SavedProgram.load(run / "program")
+    model = saved.build_model()
+    task = saved.matching_task(get_task(saved.task_name))
+    inputs, _ = next(iter(task.dataset("test", 5)))
+    inputs = [x.numpy() for x in inputs]
+    expected = model.predict(inputs, verbose=0)
+    model.save(tmp_path / "mixed.keras")
+    restored = keras.saving.load_model(tmp_path / "mixed.keras")
+    np.testing.assert_allclose(restored.predict(inputs, verbose=0), expected, atol=1e-6)
+
+
+def test_the_export_has_a_string_signature_for_text_and_image_ones_for_images(
+    trained: tuple[Path, dict, Path], tmp_path: Path
+) -> None:
+    import tensorflow as tf
+
+    from arnn_tf.export import export_programs, program_names, signature_names
+    from arnn_tf.text import restored_vectorizer
+
+    _, _, run = trained
+    saved = SavedProgram.load(run / "program")
+    names = signature_names(program_names([saved], None), [saved])
+    text_name, image_name, bytes_name = names
+    assert bytes_name == f"{image_name}_bytes" and "serving_default" not in names
+    served = tf.saved_model.load(str(export_programs([saved], tmp_path / "export")))
+    assert set(served.signatures) == set(names)
+    model = saved.build_model()
+    texts = ["the film was great", "awful", ""]
+    vectorizer = restored_vectorizer(saved.members[0].input_state["vectorizer"])
+    ids = keras.ops.convert_to_numpy(vectorizer(texts)).astype("int32")
+    answer = served.signatures[text_name](text=tf.constant(texts))
+    np.testing.assert_allclose(
+        answer["probabilities"].numpy(), model.part_model(0).predict(ids, verbose=0), atol=1e-5
+    )
+    images = np.random.default_rng(0).integers(0, 256, (2, 36, 36, 3)).astype("uint8")
+    answer = served.signatures[image_name](images=tf.constant(images))
+    np.testing.assert_allclose(
+        answer["probabilities"].numpy(), model.part_model(1).predict(images, verbose=0), atol=1e-5
+    )
+    assert answer["class_names"].numpy()[0].decode() in saved.members[1].class_names
