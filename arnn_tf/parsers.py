@@ -27,6 +27,7 @@ from arnn_tf.settings import (
     DEFAULT_SPACE_FILE,
     DEFAULT_TRIAL_STEPS,
     LABEL_MAP_HELP,
+    LOSSES,
     LR_SCHEDULES,
     MAX_VALIDATION_SIZE,
     PRECISIONS,
@@ -211,6 +212,20 @@ def _add_schedule_fields(field: Any) -> None:
         "steps (steadies a warm start from --init-program)",
     )
     field("--l2", type=non_negative_float, help="lambda, the weight of ||W||^2")
+    field(
+        "--loss",
+        choices=LOSSES,
+        help="cross_entropy (the paper's) or focal: (1 - p)^GAMMA times it (BAR's), which "
+        "weighs up the examples the program gets wrong",
+    )
+    field("--focal-gamma", type=non_negative_float, metavar="GAMMA", help="the focal loss's gamma")
+    field(
+        "--program-lr-scale",
+        type=positive_float,
+        metavar="S",
+        help="step W at S times the learning rate (a learned map keeps its own, a fifth of "
+        "it); below 1 steadies W when its gradient is noisy (black box)",
+    )
     field(
         "--ema",
         type=open_unit_fraction,

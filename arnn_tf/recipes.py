@@ -41,9 +41,11 @@ from typing import Any, NoReturn
 from arnn_tf.black_box.defaults import DEFAULT_BETA, DEFAULT_DIRECTIONS, DEFAULT_RESOLUTION
 from arnn_tf.settings import (
     DEFAULT_BATCH_SIZE,
+    DEFAULT_FOCAL_GAMMA,
     DEFAULT_L2,
     DEFAULT_LEARNING_RATE,
     DEFAULT_STEPS,
+    LOSSES,
     LR_SCHEDULES,
     checked_augmentations,
 )
@@ -54,9 +56,13 @@ TASK_TO_SET = "folder:PATH"
 """The ``folder`` recipe's task, a placeholder for the user's own folder."""
 TRAINERS = ("white_box", "black_box")
 """How a program learns: backpropagation through the backbone, or queries alone."""
+
+
 _DATA_DRIVEN_MAPS = ("frequency", "iterative")
 """`arnn_tf.label_maps.DATA_DRIVEN_KINDS` (that module imports Keras): maps computed by
 running the backbone on training images."""
+_REQUIRED_NUMBERS = ("learning_rate", "l2", "focal_gamma", "program_lr_scale")
+"""Numeric fields that cannot be None."""
 
 
 class RecipeError(ValueError):
@@ -79,6 +85,9 @@ class Recipe:
     warmup_steps: int = 0
     ema: float | None = None
     l2: float = DEFAULT_L2
+    loss: str = "cross_entropy"
+    focal_gamma: float = DEFAULT_FOCAL_GAMMA
+    program_lr_scale: float = 1.0
     label_map: str = "first"
     augment: tuple[str, ...] = ()
     image_size: int | None = None
@@ -153,14 +162,18 @@ def _check(recipe: Recipe) -> None:
         ("ema", lambda v: 0 < v < 1, "a number strictly between 0 and 1"),
         ("conceal_scale", lambda v: 0 < v <= 1, "a number in (0, 1]"),
         ("l2", lambda v: v >= 0, "a number >= 0"),
+        ("focal_gamma", lambda v: v >= 0, "a number >= 0"),
+        ("program_lr_scale", lambda v: v > 0, "a number > 0"),
     ):
         value = getattr(recipe, field)
-        if (value is not None or field in ("learning_rate", "l2")) and not (
+        if (value is not None or field in _REQUIRED_NUMBERS) and not (
             _is_number(value) and holds(value)
         ):
             _refuse(recipe, field, wanted)
     if recipe.lr_schedule not in LR_SCHEDULES:
         _refuse(recipe, "lr_schedule", " or ".join(map(repr, LR_SCHEDULES)))
+    if recipe.loss not in LOSSES:
+        _refuse(recipe, "loss", " or ".join(map(repr, LOSSES)))
     if recipe.warmup_steps and recipe.lr_schedule != "cosine":
         raise RecipeError(
             "recipe field 'warmup_steps' needs the cosine schedule "

@@ -212,6 +212,8 @@ def _hparams(recipe: Recipe) -> dict[str, Any]:
     if recipe.trainer != "black_box":  # the estimator's fields play no part
         for field in ("directions", "beta", "antithetic", "zo_resolution", "max_queries"):
             del values[field]
+    if recipe.loss != "focal":
+        del values["focal_gamma"]
     if recipe.conceal is not None and recipe.conceal_scale is None:
         values["conceal_scale"] = DEFAULT_CONCEAL_SCALE
     return values

@@ -21,7 +21,7 @@ import abc
 import math
 import os
 import time
-from typing import Sequence
+from typing import Any, Sequence
 
 import keras
 import tensorflow as tf
@@ -29,6 +29,7 @@ import tensorflow as tf
 from arnn_tf.checkpoints import ProgramCheckpoint, restore_checkpoint
 from arnn_tf.custom_loop import fit_with_strategy_run, needs_custom_loop
 from arnn_tf.label_maps import SAMPLE_IMAGES, FrequencyLabelMapping, data_driven_kind
+from arnn_tf.losses import task_loss
 from arnn_tf.model import ReprogrammedModel
 from arnn_tf.progress import StepProgress
 from arnn_tf.recipes import Recipe
@@ -123,12 +124,40 @@ class Trainer(abc.ABC):
 
 
 def adam(
-    schedule: keras.optimizers.schedules.LearningRateSchedule, recipe: Recipe
+    schedule: keras.optimizers.schedules.LearningRateSchedule,
+    recipe: Recipe,
+    model: ReprogrammedModel,
 ) -> keras.optimizers.Adam:
-    """Adam on ``schedule``, keeping the recipe's moving average of the weights if it has one."""
-    return keras.optimizers.Adam(
-        schedule, use_ema=recipe.ema is not None, ema_momentum=recipe.ema or 0.99
-    )
+    """Adam on ``schedule``, keeping the recipe's moving average of the weights if it has one,
+    and stepping ``model``'s program weight at ``recipe.program_lr_scale`` times the rate."""
+    options = {"use_ema": recipe.ema is not None, "ema_momentum": recipe.ema or 0.99}
+    if recipe.program_lr_scale == 1:
+        return keras.optimizers.Adam(schedule, **options)
+    return ScaledRateAdam(schedule, {model.program.weight.path: recipe.program_lr_scale}, **options)
+
+
+@keras.saving.register_keras_serializable(package="arnn_tf")
+class ScaledRateAdam(keras.optimizers.Adam):
+    """Adam with the learning rate of some variables, named by path, scaled.
+
+    Adam's step does not depend on the gradient's scale, so a slower W (whose gradient, when
+    estimated from queries, is mostly noise) needs a smaller rate, not a smaller gradient.
+    """
+
+    def __init__(self, learning_rate: Any, rate_scales: dict[str, float], **kwargs: Any) -> None:
+        super().__init__(learning_rate, **kwargs)
+        self.rate_scales = dict(rate_scales)
+
+    def build(self, variables: Sequence[Any]) -> None:
+        super().build(variables)
+        self._scales = [self.rate_scales.get(v.path, 1.0) for v in variables]
+
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        scale = self._scales[self._get_variable_index(variable)]
+        super().update_step(gradient, variable, learning_rate * scale)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "rate_scales": self.rate_scales}
 
 
 class WhiteBoxTrainer(Trainer):
@@ -140,7 +169,7 @@ class WhiteBoxTrainer(Trainer):
         schedule: keras.optimizers.schedules.LearningRateSchedule,
         recipe: Recipe,
     ) -> None:
-        model.compile(optimizer=adam(schedule, recipe))
+        model.compile(optimizer=adam(schedule, recipe, model), loss=task_loss(recipe))
 
     def run(
         self,

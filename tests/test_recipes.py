@@ -44,6 +44,10 @@ def test_the_paper_recipe_is_the_papers_settings():
     ({"trainer": "black_box", "label_map": "frequency:2"},
      "'label_map' 'frequency:2' is computed by running the backbone outside the query function"),
     ({"trainer": "black_box", "label_map": "linear:frequency"}, "which trainer 'black_box' cannot do"),
+    ({"loss": "hinge"}, "'loss' must be 'cross_entropy' or 'focal', got 'hinge'"),
+    ({"focal_gamma": -1.0}, "'focal_gamma' must be a number >= 0, got -1.0"),
+    ({"focal_gamma": None}, "'focal_gamma' must be a number >= 0, got None"),
+    ({"program_lr_scale": 0}, "'program_lr_scale' must be a number > 0, got 0"),
 ])
 def test_bad_fields_are_refused_by_name(changes, message):
     with pytest.raises(RecipeError, match=message.replace("(", r"\(")):
@@ -65,6 +69,19 @@ def test_black_box_fields_round_trip_and_old_recipes_load_with_their_defaults(tm
     assert loaded == Recipe.from_dict(old) == RECIPES["paper"]
     assert (loaded.trainer, loaded.directions, loaded.beta, loaded.antithetic,
             loaded.zo_resolution, loaded.max_queries) == ("white_box", 10, 0.05, False, 16, None)
+
+
+def test_the_loss_and_the_programs_rate_round_trip_and_come_from_the_command_line(tmp_path):
+    from arnn_tf.parsers import build_parser, recipe_overrides
+
+    flags = ["train", "--loss", "focal", "--focal-gamma", "4", "--program-lr-scale", "0.1"]
+    overrides = recipe_overrides(build_parser().parse_args(flags))
+    assert overrides == {"loss": "focal", "focal_gamma": 4.0, "program_lr_scale": 0.1}
+    recipe = RECIPES["counting"].replace(**overrides)
+    assert load_recipe(str(save_recipe(recipe, tmp_path / "focal.json"))) == recipe
+    old = {k: v for k, v in RECIPES["paper"].to_dict().items() if k not in overrides}
+    assert (Recipe.from_dict(old).loss, Recipe.from_dict(old).program_lr_scale) == (
+        "cross_entropy", 1.0)
 
 
 @pytest.mark.parametrize("label_map", ["first", "random:3", "9,3", "1+2,5+6", "linear", "linear:first",

@@ -2,9 +2,9 @@
 
 Each step sends one query: the frames of the batch under W and under each perturbed W
 (`ZerothOrderEstimator.points`), ``batch * points_per_step`` frames. The loss is computed
-here from the answers through the model's label map, as white-box training computes it
-(cross-entropy of the task probabilities, plus the model's regulariser ``lambda ||W||^2``).
-W's gradient is the zeroth-order estimate of the cross-entropy's plus the regulariser's exact
+here from the answers through the model's label map, as white-box training computes it (the
+recipe's loss of the task probabilities, plus the model's regulariser ``lambda ||W||^2``).
+W's gradient is the zeroth-order estimate of the task loss's plus the regulariser's exact
 gradient; a learned label map gets its exact gradient from the answers (a `tf.GradientTape`
 over the map and the regulariser only: the logits are constants). The backbone's gradient is
 never asked for; the model's own backbone is never called.
@@ -27,6 +27,7 @@ from arnn_tf.black_box.defaults import DEFAULT_BETA, DEFAULT_DIRECTIONS, DEFAULT
 from arnn_tf.black_box.estimator import ZerothOrderEstimator, program_frames
 from arnn_tf.black_box.queries import QueryFunction, checked_answer
 from arnn_tf.label_maps import data_driven_kind
+from arnn_tf.losses import per_example_loss, task_loss
 from arnn_tf.model import ReprogrammedModel
 from arnn_tf.recipes import Recipe
 from arnn_tf.trainers import Trainer, adam
@@ -80,7 +81,7 @@ class BlackBoxTrainer(Trainer):
             self.estimator.check_fits(model.program.mask.shape)
         except ValueError as error:
             raise ValueError(f"zo_resolution (the directions' resolution): {error}") from None
-        model.compile(optimizer=adam(schedule, recipe))
+        model.compile(optimizer=adam(schedule, recipe, model), loss=task_loss(recipe))
 
     def run(
         self,
@@ -149,16 +150,14 @@ class BlackBoxTrainer(Trainer):
             directions = self.estimator.sample(mask, rng)
         points = weight[None] if directions is None else self.estimator.points(weight, directions)
         logits = self._ask(model, images, points)
-        losses = _cross_entropies(model, labels, logits[len(images) :], len(points) - 1)
+        losses = _task_losses(model, labels, logits[len(images) :], len(points) - 1)
         with tf.GradientTape() as tape:
             probabilities = model.label_map(logits[: len(images)])
-            cross_entropy = keras.ops.mean(
-                keras.losses.sparse_categorical_crossentropy(labels, probabilities)
-            )
-            total = cross_entropy + sum(model.losses)
+            task = keras.ops.mean(per_example_loss(model, labels, probabilities))
+            total = task + sum(model.losses)
         gradients = tape.gradient(total, model.trainable_variables)
         if directions is not None:
-            losses = np.concatenate([[float(cross_entropy)], losses])
+            losses = np.concatenate([[float(task)], losses])
             estimate = self.estimator.gradient(losses, directions, mask)
             gradients = [
                 _plus(g, estimate if v is program.weight else None, v)
@@ -197,17 +196,15 @@ class BlackBoxTrainer(Trainer):
             )
 
 
-def _cross_entropies(
+def _task_losses(
     model: ReprogrammedModel, labels: tf.Tensor, logits: np.ndarray, points: int
 ) -> np.ndarray:
-    """The mean cross-entropy of the batch under each of ``points`` perturbed programs, from
+    """The mean task loss of the batch under each of ``points`` perturbed programs, from
     their logits ``[points * batch, classes]`` (the loss's finite differences need no tape)."""
     if points == 0:
         return np.zeros(0)
     probabilities = model.label_map(logits)
-    per_image = keras.losses.sparse_categorical_crossentropy(
-        keras.ops.tile(labels, (points,)), probabilities
-    )
+    per_image = per_example_loss(model, keras.ops.tile(labels, (points,)), probabilities)
     return keras.ops.convert_to_numpy(
         keras.ops.mean(keras.ops.reshape(per_image, (points, -1)), axis=1)
     )
