@@ -27,7 +27,8 @@ Any recipe trains through queries alone with ``trainer="black_box"`` (`arnn_tf.b
 W's gradient is BAR's zeroth-order estimate from ``directions`` random directions of
 ``zo_resolution`` (None: the frame's) scaled by ``beta``, ``antithetic`` pairs doubling them,
 and each step costs ``batch_size * (1 + directions)`` frames (twice the directions when
-antithetic), at most ``max_queries`` frames per process.
+antithetic), at most ``max_queries`` frames per process; a frequency or iterative label map
+is computed from the answers too, one frame per sample image and remap.
 """
 
 from __future__ import annotations
@@ -58,9 +59,6 @@ TRAINERS = ("white_box", "black_box")
 """How a program learns: backpropagation through the backbone, or queries alone."""
 
 
-_DATA_DRIVEN_MAPS = ("frequency", "iterative")
-"""`arnn_tf.label_maps.DATA_DRIVEN_KINDS` (that module imports Keras): maps computed by
-running the backbone on training images."""
 _REQUIRED_NUMBERS = ("learning_rate", "l2", "focal_gamma", "program_lr_scale")
 """Numeric fields that cannot be None."""
 
@@ -210,7 +208,7 @@ def _refuse(recipe: Recipe, field: str, wanted: str) -> NoReturn:
 
 
 def _check_black_box(recipe: Recipe) -> None:
-    """The trainer and the zeroth-order estimator's fields; a black-box run's label map."""
+    """The trainer and the zeroth-order estimator's fields."""
     if recipe.trainer not in TRAINERS:
         _refuse(recipe, "trainer", " or ".join(map(repr, TRAINERS)))
     for field, optional in (("directions", False), ("zo_resolution", True), ("max_queries", True)):
@@ -221,15 +219,6 @@ def _check_black_box(recipe: Recipe) -> None:
         _refuse(recipe, "beta", "a number > 0")
     if not isinstance(recipe.antithetic, bool):
         _refuse(recipe, "antithetic", "true or false")
-    kind, _, start = recipe.label_map.partition(":")
-    if kind == "linear":  # a learned map: data-driven when it starts from one
-        kind = start.partition(":")[0]
-    if recipe.trainer == "black_box" and kind in _DATA_DRIVEN_MAPS:
-        raise RecipeError(
-            f"recipe field 'label_map' {recipe.label_map!r} is computed by running the backbone "
-            "outside the query function, which trainer 'black_box' cannot do; use a fixed map "
-            "('first', 'random', an explicit one) or a learned one ('linear', 'linear:first')"
-        )
 
 
 def _is_positive_int(value: Any) -> bool:

@@ -21,7 +21,7 @@ import abc
 import math
 import os
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 import tensorflow as tf
@@ -81,7 +81,10 @@ class Trainer(abc.ABC):
             resumed_from = _resume(model, checkpoint_dir, verbose)
             if save_checkpoints:
                 callbacks.append(ProgramCheckpoint(checkpoint_dir, checkpoint_every))
-        mapping = _label_mapping(task, recipe, train_examples, per_epoch, resumed_from, verbose)
+        source = self.label_map_source(model)
+        mapping = _label_mapping(
+            task, recipe, train_examples, per_epoch, resumed_from, verbose, source
+        )
         if resumed_from >= steps:
             return TrainingResult(resumed_from, resumed_from, 0.0, 0.0, None, False, {})
         remaining = steps - resumed_from
@@ -108,6 +111,12 @@ class Trainer(abc.ABC):
         recipe: Recipe,
     ) -> None:
         """Gives ``model`` its optimiser, following ``schedule`` (and the recipe's EMA)."""
+
+    def label_map_source(self, model: ReprogrammedModel) -> Callable[[Any], Any] | None:
+        """What a frequency or iterative label map reads the ImageNet logits of task images
+        from: None for the model's own backbone; a query-only trainer answers through its
+        queries."""
+        return None
 
     @abc.abstractmethod
     def run(
@@ -221,9 +230,16 @@ def _resume(model: ReprogrammedModel, checkpoint_dir: str | os.PathLike[str], ve
 
 
 def _label_mapping(
-    task: Task, recipe: Recipe, train_examples: int, per_epoch: int, first_step: int, verbose: bool
+    task: Task,
+    recipe: Recipe,
+    train_examples: int,
+    per_epoch: int,
+    first_step: int,
+    verbose: bool,
+    source: Callable[[Any], Any] | None,
 ) -> list[keras.callbacks.Callback]:
-    """The callback that computes a frequency or iterative label map, if the recipe has one."""
+    """The callback that computes a frequency or iterative label map, if the recipe has one,
+    from ``source``'s logits (`Trainer.label_map_source`)."""
     data_driven = data_driven_kind(recipe.label_map)
     if data_driven is None:
         return []
@@ -240,6 +256,7 @@ def _label_mapping(
             first_step=first_step,
             class_names=task.class_names,
             verbose=verbose,
+            source=source,
         )
     ]
 

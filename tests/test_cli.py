@@ -342,9 +342,10 @@ def test_train_black_box_counts_its_queries_and_reruns_from_the_saved_recipe(ima
     assert (again["steps"], again["resumed_from"], again["queries"]) == (4, 3, 12)
 
 
-def test_train_black_box_refuses_a_frequency_map_in_one_line(image_folder, tmp_path, capsys):
+def test_train_black_box_counts_a_frequency_maps_sample_as_queries(image_folder, tmp_path, capsys):
+    out = tmp_path / "run"
     assert main(["train", "--task", f"folder:{image_folder}", "--backbone", "tiny_cnn", "--weights", "none",
-                 "--steps", "1", "--black-box", "--label-map", "frequency", "--out", str(tmp_path / "run")]) == 2
-    error = capsys.readouterr().err.strip()
-    assert error.startswith("arnn train: error: recipe field 'label_map' 'frequency' is computed by running")
-    assert len(error.splitlines()) == 1 and not (tmp_path / "run").exists()
+                 "--steps", "1", "--batch-size", "4", "--black-box", "--directions", "2",
+                 "--label-map", "frequency", "--out", str(out)]) == 0
+    assert "\nlabel map: bright <- " in capsys.readouterr().out
+    assert json.loads((out / "metrics.json").read_text())["queries"] == 24 + 4 * 3  # 24 images

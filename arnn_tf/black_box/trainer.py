@@ -6,8 +6,10 @@ here from the answers through the model's label map, as white-box training compu
 recipe's loss of the task probabilities, plus the model's regulariser ``lambda ||W||^2``).
 W's gradient is the zeroth-order estimate of the task loss's plus the regulariser's exact
 gradient; a learned label map gets its exact gradient from the answers (a `tf.GradientTape`
-over the map and the regulariser only: the logits are constants). The backbone's gradient is
-never asked for; the model's own backbone is never called.
+over the map and the regulariser only: the logits are constants). A frequency or iterative
+label map is computed from answers too: its sample's frames under W are queries, counted and
+budgeted like the steps'. The backbone's gradient is never asked for; the model's own
+backbone is never called.
 
 The model's Adam optimiser applies both gradients, so checkpoints, resume, schedules and EMA
 work as in white-box training (`arnn_tf.trainers.Trainer.fit`). The directions of step s are
@@ -17,7 +19,7 @@ drawn from ``(recipe.seed, s)``, so a resumed run draws what the uninterrupted r
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
@@ -26,7 +28,7 @@ import tensorflow as tf
 from arnn_tf.black_box.defaults import DEFAULT_BETA, DEFAULT_DIRECTIONS, DEFAULT_RESOLUTION
 from arnn_tf.black_box.estimator import ZerothOrderEstimator, program_frames
 from arnn_tf.black_box.queries import QueryFunction, checked_answer
-from arnn_tf.label_maps import data_driven_kind
+from arnn_tf.label_maps import FrequencyLabelMapping
 from arnn_tf.losses import per_example_loss, task_loss
 from arnn_tf.model import ReprogrammedModel
 from arnn_tf.recipes import Recipe
@@ -71,12 +73,6 @@ class BlackBoxTrainer(Trainer):
         schedule: keras.optimizers.schedules.LearningRateSchedule,
         recipe: Recipe,
     ) -> None:
-        if data_driven_kind(recipe.label_map) is not None:
-            raise ValueError(
-                f"black-box training takes a fixed or learned label map, not {recipe.label_map!r}:"
-                " frequency and iterative maps are computed by running the backbone directly, "
-                "outside the query function (use 'first', 'random', an explicit map or 'linear')"
-            )
         try:
             self.estimator.check_fits(model.program.mask.shape)
         except ValueError as error:
@@ -92,7 +88,8 @@ class BlackBoxTrainer(Trainer):
         callbacks: Sequence[keras.callbacks.Callback],
         recipe: Recipe,
     ) -> dict[str, list[float]]:
-        self._check_budget(model, recipe.batch_size)
+        mapping = next((c for c in callbacks if isinstance(c, FrequencyLabelMapping)), None)
+        self._check_budget(model, recipe.batch_size, mapping)
         callback_list = keras.callbacks.CallbackList(list(callbacks), model=model)
         loss, accuracy = keras.metrics.Mean(), keras.metrics.SparseCategoricalAccuracy()
         history: dict[str, list[float]] = {"loss": [], "accuracy": [], "queries": []}
@@ -121,7 +118,7 @@ class BlackBoxTrainer(Trainer):
                     "accuracy": float(accuracy.result()),
                     "queries": self.queries,
                 }
-                if not self._affordable(model, recipe.batch_size):
+                if not self._affordable(model, recipe.batch_size, mapping):
                     model.stop_training = self.stopped_by_queries = done < steps
                 callback_list.on_train_batch_end(batch, logs)
                 if model.stop_training:
@@ -174,25 +171,43 @@ class BlackBoxTrainer(Trainer):
         self.queries += len(frames)
         return checked_answer(answer, len(frames), model.label_map.num_source_classes)
 
-    def _per_step(self, model: ReprogrammedModel, batch_size: int) -> int:
-        """Frames one step of ``batch_size`` images queries."""
-        return batch_size * (self.estimator.points_per_step if model.program.trainable else 1)
+    def label_map_source(self, model: ReprogrammedModel) -> Callable[[Any], Any]:
+        """The logits of task images under W, asked of the query function (and counted)."""
 
-    def _affordable(self, model: ReprogrammedModel, batch_size: int) -> bool:
-        """Whether one more step stays within ``max_queries``."""
+        def ask(images: Any) -> np.ndarray:
+            weight = keras.ops.convert_to_numpy(model.program.weight.value)
+            return self._ask(model, images, weight[None])
+
+        return ask
+
+    def _next_cost(
+        self, model: ReprogrammedModel, batch_size: int, mapping: FrequencyLabelMapping | None
+    ) -> tuple[int, int]:
+        """The frames the next step queries, and those of the label map's remap before it."""
+        per_step = batch_size * (self.estimator.points_per_step if model.program.trainable else 1)
+        return per_step, 0 if mapping is None else mapping.images_before_next_step()
+
+    def _affordable(
+        self, model: ReprogrammedModel, batch_size: int, mapping: FrequencyLabelMapping | None
+    ) -> bool:
+        """Whether one more step (and a remap before it) stays within ``max_queries``."""
         return (
             self.max_queries is None
-            or self.queries + self._per_step(model, batch_size) <= self.max_queries
+            or self.queries + sum(self._next_cost(model, batch_size, mapping)) <= self.max_queries
         )
 
-    def _check_budget(self, model: ReprogrammedModel, batch_size: int) -> None:
+    def _check_budget(
+        self, model: ReprogrammedModel, batch_size: int, mapping: FrequencyLabelMapping | None
+    ) -> None:
         """Refuses a budget too small for even one step, which would train nothing."""
-        if not self._affordable(model, batch_size):
-            per_step = self._per_step(model, batch_size)
+        if not self._affordable(model, batch_size, mapping):
+            per_step, remap = self._next_cost(model, batch_size, mapping)
             raise ValueError(
                 f"max_queries {self.max_queries} (with {self.queries} frames already sent) leaves "
                 f"too few for one step of {per_step} frames (batch {batch_size} x "
-                f"{per_step // batch_size} program weights); raise max_queries"
+                f"{per_step // batch_size} program weights)"
+                + (f" after the label map's {remap} sample frames" if remap else "")
+                + "; raise max_queries"
             )
 
 
