@@ -35,6 +35,7 @@ from arnn_tf.settings import (
     TUNERS,
     checked_augmentations,
 )
+from arnn_tf.black_box.defaults import DEFAULT_PROGRAM_LR_SCALE
 from arnn_tf.recipes import DEFAULT_RECIPE, FIELDS as RECIPE_FIELDS, RECIPES
 from arnn_tf.serving import DEFAULT_RETRIES, DEFAULT_TIMEOUT
 
@@ -221,10 +222,11 @@ def _add_schedule_fields(field: Any) -> None:
     field("--focal-gamma", type=non_negative_float, metavar="GAMMA", help="the focal loss's gamma")
     field(
         "--program-lr-scale",
-        type=positive_float,
-        metavar="S",
+        type=_or_none(positive_float),
+        metavar="S|none",
         help="step W at S times the learning rate (a learned map keeps its own, a fifth of "
-        "it); below 1 steadies W when its gradient is noisy (black box)",
+        "it); below 1 steadies a noisy gradient; none: the default, 1, or "
+        f"{DEFAULT_PROGRAM_LR_SCALE} with --black-box",
     )
     field(
         "--ema",

@@ -27,8 +27,9 @@ Any recipe trains through queries alone with ``trainer="black_box"`` (`arnn_tf.b
 W's gradient is BAR's zeroth-order estimate from ``directions`` random directions of
 ``zo_resolution`` (None: the frame's) scaled by ``beta``, ``antithetic`` pairs doubling them,
 and each step costs ``batch_size * (1 + directions)`` frames (twice the directions when
-antithetic), at most ``max_queries`` frames per process; a frequency or iterative label map
-is computed from the answers too, one frame per sample image and remap.
+antithetic), at most ``max_queries`` frames per process; W learns at ``program_lr_scale``
+times the learning rate, by default a hundredth (`program_rate_scale`); a frequency or
+iterative label map is computed from the answers too, one frame per sample image and remap.
 """
 
 from __future__ import annotations
@@ -39,7 +40,12 @@ import math
 from pathlib import Path
 from typing import Any, NoReturn
 
-from arnn_tf.black_box.defaults import DEFAULT_BETA, DEFAULT_DIRECTIONS, DEFAULT_RESOLUTION
+from arnn_tf.black_box.defaults import (
+    DEFAULT_BETA,
+    DEFAULT_DIRECTIONS,
+    DEFAULT_PROGRAM_LR_SCALE,
+    DEFAULT_RESOLUTION,
+)
 from arnn_tf.settings import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_FOCAL_GAMMA,
@@ -59,7 +65,7 @@ TRAINERS = ("white_box", "black_box")
 """How a program learns: backpropagation through the backbone, or queries alone."""
 
 
-_REQUIRED_NUMBERS = ("learning_rate", "l2", "focal_gamma", "program_lr_scale")
+_REQUIRED_NUMBERS = ("learning_rate", "l2", "focal_gamma")
 """Numeric fields that cannot be None."""
 
 
@@ -85,7 +91,7 @@ class Recipe:
     l2: float = DEFAULT_L2
     loss: str = "cross_entropy"
     focal_gamma: float = DEFAULT_FOCAL_GAMMA
-    program_lr_scale: float = 1.0
+    program_lr_scale: float | None = None
     label_map: str = "first"
     augment: tuple[str, ...] = ()
     image_size: int | None = None
@@ -245,6 +251,15 @@ RECIPES: dict[str, Recipe] = {
     "cifar10": Recipe(name="cifar10", task="cifar10", **_FULL_FRAME, **_PHOTOS),
     "folder": Recipe(name="folder", task=TASK_TO_SET, **_FULL_FRAME, **_PHOTOS),
 }
+
+
+def program_rate_scale(recipe: Recipe) -> float:
+    """W's learning rate as a fraction of the recipe's: its ``program_lr_scale``, by default
+    1 for white-box training and `DEFAULT_PROGRAM_LR_SCALE` for black-box training, whose
+    noisy estimates of W's gradient hurt at the full rate."""
+    if recipe.program_lr_scale is not None:
+        return recipe.program_lr_scale
+    return DEFAULT_PROGRAM_LR_SCALE if recipe.trainer == "black_box" else 1.0
 
 
 def require_task(recipe: Recipe) -> str:

@@ -27,7 +27,7 @@ from arnn_tf.images import read_image
 from arnn_tf.label_maps import data_driven_kind
 from arnn_tf.model import ReprogrammedModel, build_reprogrammed_model
 from arnn_tf.programs import SavedProgram
-from arnn_tf.recipes import Recipe, require_task
+from arnn_tf.recipes import Recipe, program_rate_scale, require_task
 from arnn_tf.settings import DEFAULT_CONCEAL_SCALE
 from arnn_tf.summaries import ProgramSummaries
 from arnn_tf.tasks import Task, get_task
@@ -214,6 +214,7 @@ def _hparams(recipe: Recipe) -> dict[str, Any]:
             del values[field]
     if recipe.loss != "focal":
         del values["focal_gamma"]
+    values["program_lr_scale"] = program_rate_scale(recipe)
     if recipe.conceal is not None and recipe.conceal_scale is None:
         values["conceal_scale"] = DEFAULT_CONCEAL_SCALE
     return values

@@ -32,7 +32,7 @@ from arnn_tf.label_maps import SAMPLE_IMAGES, FrequencyLabelMapping, data_driven
 from arnn_tf.losses import task_loss
 from arnn_tf.model import ReprogrammedModel
 from arnn_tf.progress import StepProgress
-from arnn_tf.recipes import Recipe
+from arnn_tf.recipes import Recipe, program_rate_scale
 from arnn_tf.tasks import Task
 from arnn_tf.training import (
     StepAndTimeBudget,
@@ -138,11 +138,12 @@ def adam(
     model: ReprogrammedModel,
 ) -> keras.optimizers.Adam:
     """Adam on ``schedule``, keeping the recipe's moving average of the weights if it has one,
-    and stepping ``model``'s program weight at ``recipe.program_lr_scale`` times the rate."""
+    and stepping ``model``'s program weight at `program_rate_scale` times the rate."""
     options = {"use_ema": recipe.ema is not None, "ema_momentum": recipe.ema or 0.99}
-    if recipe.program_lr_scale == 1:
+    scale = program_rate_scale(recipe)
+    if scale == 1:
         return keras.optimizers.Adam(schedule, **options)
-    return ScaledRateAdam(schedule, {model.program.weight.path: recipe.program_lr_scale}, **options)
+    return ScaledRateAdam(schedule, {model.program.weight.path: scale}, **options)
 
 
 @keras.saving.register_keras_serializable(package="arnn_tf")

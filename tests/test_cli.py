@@ -331,7 +331,8 @@ def test_train_black_box_counts_its_queries_and_reruns_from_the_saved_recipe(ima
     out = tmp_path / "black"
     assert main([*common, "--black-box", "--directions", "2", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert (metrics["trainer"], metrics["directions"], metrics["zo_resolution"]) == ("black_box", 2, 16)
+    assert (metrics["trainer"], metrics["directions"], metrics["zo_resolution"],
+            metrics["program_lr_scale"]) == ("black_box", 2, 16, 0.01)
     assert metrics["queries"] == 3 * 4 * (2 + 1) and metrics["stopped_by_queries"] is False
     printed = capsys.readouterr().out
     assert "queries 36 - " in printed and "after 36 queries; program saved to" in printed

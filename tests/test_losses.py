@@ -84,3 +84,14 @@ def test_the_program_can_learn_slower_than_the_map():
     for i, (slow, fast) in enumerate(zip(tenth, full)):
         assert slow == pytest.approx(fast * (0.1 if i == weight else 1), rel=1e-3)
     assert full[weight] > 0
+
+
+def test_a_black_box_recipe_steps_w_at_a_hundredth_of_the_rate_by_default():
+    schedule = keras.optimizers.schedules.CosineDecay(0.05, 4)
+    model = toy_model()
+    BlackBoxTrainer(LocalQuery(model.backbone)).compile(
+        model, schedule, RECIPE.replace(trainer="black_box"))
+    assert model.optimizer.rate_scales == {model.program.weight.path: 0.01}
+    BlackBoxTrainer(LocalQuery(model.backbone)).compile(
+        model, schedule, RECIPE.replace(trainer="black_box", program_lr_scale=1.0))
+    assert not isinstance(model.optimizer, ScaledRateAdam)

@@ -78,7 +78,17 @@ def test_the_loss_and_the_programs_rate_round_trip_and_come_from_the_command_lin
     assert load_recipe(str(save_recipe(recipe, tmp_path / "focal.json"))) == recipe
     old = {k: v for k, v in RECIPES["paper"].to_dict().items() if k not in overrides}
     assert (Recipe.from_dict(old).loss, Recipe.from_dict(old).program_lr_scale) == (
-        "cross_entropy", 1.0)
+        "cross_entropy", None)
+    assert recipe.replace(**recipe_overrides(build_parser().parse_args(
+        ["train", "--program-lr-scale", "none"]))).program_lr_scale is None
+
+
+def test_w_learns_slower_by_default_only_in_black_box_training():
+    from arnn_tf.recipes import program_rate_scale
+
+    white, black = RECIPES["counting"], RECIPES["counting"].replace(trainer="black_box")
+    assert (program_rate_scale(white), program_rate_scale(black)) == (1.0, 0.01)
+    assert program_rate_scale(black.replace(program_lr_scale=1)) == 1
 
 
 @pytest.mark.parametrize("label_map", ["first", "random:3", "9,3", "1+2,5+6", "linear", "linear:first",

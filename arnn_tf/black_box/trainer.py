@@ -11,7 +11,9 @@ label map is computed from answers too: its sample's frames under W are queries,
 budgeted like the steps'. The backbone's gradient is never asked for; the model's own
 backbone is never called.
 
-The model's Adam optimiser applies both gradients, so checkpoints, resume, schedules and EMA
+The model's Adam optimiser applies both gradients (W's at `arnn_tf.recipes.program_rate_scale`
+of the rate, by default a hundredth: Adam steps every entry by about its rate however noisy
+the estimate, and the loss is sharply curved in W), so checkpoints, resume, schedules and EMA
 work as in white-box training (`arnn_tf.trainers.Trainer.fit`). The directions of step s are
 drawn from ``(recipe.seed, s)``, so a resumed run draws what the uninterrupted run would.
 """
