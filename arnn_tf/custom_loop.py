@@ -15,6 +15,8 @@ from typing import Any, Callable, Sequence
 import keras
 import tensorflow as tf
 
+from arnn_tf.losses import per_example_loss
+
 
 def needs_custom_loop(strategy: tf.distribute.Strategy) -> bool:
     """Whether `model.fit` cannot run under ``strategy``."""
@@ -85,7 +87,7 @@ def _distributed_step(
     def replica_step(images: tf.Tensor, labels: tf.Tensor) -> None:
         with tf.GradientTape() as tape:
             probabilities = model(images, training=True)
-            per_example = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
+            per_example = per_example_loss(model, labels, probabilities)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
             if model.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))

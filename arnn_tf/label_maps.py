@@ -6,7 +6,7 @@ probabilities add up to task class k. `LabelMapping` in `arnn_tf.layers` applies
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import keras
 import numpy as np
@@ -147,21 +147,22 @@ def source_network(model: Any) -> keras.Model:
 
 
 def source_probabilities(
-    network: keras.Model,
+    logits_of: Callable[[Any], Any],
     batches: Iterable[tuple[Any, Any]],
     max_images: int,
     progress: keras.utils.Progbar | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """ImageNet class probabilities (softmax of the logits) of a `source_network` for up to
-    ``max_images`` task images, with their task labels; ``progress`` is advanced by the
-    images seen."""
+    """ImageNet class probabilities (softmax of the logits) of up to ``max_images`` task
+    images, with their task labels; ``logits_of`` maps a batch of task images to the logits
+    under the current program (a `source_network`, or a black-box trainer's queries), and
+    ``progress`` is advanced by the images seen."""
     probabilities, labels, seen = [], [], 0
     for batch_images, batch_labels in batches:
         if (
             seen >= max_images
         ):  # checked before using a batch, so a sample of exactly max_images is read to its end
             break
-        logits = network.predict_on_batch(batch_images)
+        logits = logits_of(batch_images)
         probabilities.append(keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1)))
         labels.append(keras.ops.convert_to_numpy(batch_labels))
         seen += len(probabilities[-1])
@@ -171,14 +172,14 @@ def source_probabilities(
 
 
 def source_predictions(
-    network: keras.Model,
+    logits_of: Callable[[Any], Any],
     batches: Iterable[tuple[Any, Any]],
     max_images: int,
     progress: keras.utils.Progbar | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-1 ImageNet class of a `source_network` for up to ``max_images`` task images, with
-    their task labels (see `source_probabilities`)."""
-    probabilities, labels = source_probabilities(network, batches, max_images, progress)
+    """Top-1 ImageNet class for up to ``max_images`` task images, with their task labels
+    (see `source_probabilities`)."""
+    probabilities, labels = source_probabilities(logits_of, batches, max_images, progress)
     return probabilities.argmax(axis=-1), labels
 
 
@@ -211,8 +212,11 @@ class FrequencyLabelMapping(keras.callbacks.Callback):
     not in `fit`'s epochs, so a run resumed mid-epoch remaps at the same steps as an
     uninterrupted one; a resumed run keeps the map restored from its checkpoint until then.
 
-    With ``verbose``, each remap shows a progress bar (it runs the network over the sample,
-    minutes on a CPU) and prints the new map, naming task classes by ``class_names``.
+    The ImageNet logits come from ``source``, a function from task images to logits under
+    the current program: by default the model's own backbone (`source_network`); a black-box
+    trainer passes its query function's answers. With ``verbose``, each remap shows a progress
+    bar (it runs the network over the sample, minutes on a CPU) and prints the new map,
+    naming task classes by ``class_names``.
     """
 
     def __init__(
@@ -225,6 +229,7 @@ class FrequencyLabelMapping(keras.callbacks.Callback):
         first_step: int = 0,
         class_names: Sequence[str] | None = None,
         verbose: bool = False,
+        source: Callable[[Any], Any] | None = None,
     ) -> None:
         super().__init__()
         if iterative and (steps_per_epoch is None or steps_per_epoch < 1):
@@ -239,6 +244,7 @@ class FrequencyLabelMapping(keras.callbacks.Callback):
         self.step = first_step
         self.class_names = class_names
         self.verbose = verbose
+        self.source = source
 
     def remap(self) -> list[list[int]]:
         label_map = self.model.label_map
@@ -250,7 +256,7 @@ class FrequencyLabelMapping(keras.callbacks.Callback):
             )
             progress = progress_bar(self.max_images, unit_name="image")
         probabilities, labels = source_probabilities(
-            self.network, self.batches, self.max_images, progress
+            self.logits_of, self.batches, self.max_images, progress
         )
         groups = frequency_map(
             probabilities.argmax(axis=-1),
@@ -268,12 +274,19 @@ class FrequencyLabelMapping(keras.callbacks.Callback):
             )
         return groups
 
+    def images_before_next_step(self) -> int:
+        """The task images a remap before the next step will run through the network (0 when
+        it does not remap then): what a query budget must leave room for."""
+        return self.max_images if self._remaps_now() else 0
+
+    def _remaps_now(self) -> bool:
+        return self.step == 0 or (self.iterative and self.step % self.steps_per_epoch == 0)
+
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self.network = source_network(
-            self.model
-        )  # built once, so remaps reuse its traced predict step
+        # built once, so remaps reuse its traced predict step
+        self.logits_of = self.source or source_network(self.model).predict_on_batch
 
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        if self.step == 0 or (self.iterative and self.step % self.steps_per_epoch == 0):
+        if self._remaps_now():
             self.remap()
         self.step += 1

@@ -31,7 +31,9 @@ Any recipe trains through queries alone with ``trainer="black_box"`` (`arnn_tf.b
 W's gradient is BAR's zeroth-order estimate from ``directions`` random directions of
 ``zo_resolution`` (None: the frame's) scaled by ``beta``, ``antithetic`` pairs doubling them,
 and each step costs ``batch_size * (1 + directions)`` frames (twice the directions when
-antithetic), at most ``max_queries`` frames per process.
+antithetic), at most ``max_queries`` frames per process; W learns at ``program_lr_scale``
+times the learning rate, by default a hundredth (`program_rate_scale`); a frequency or
+iterative label map is computed from the answers too, one frame per sample image and remap.
 """
 
 from __future__ import annotations
@@ -42,12 +44,19 @@ import math
 from pathlib import Path
 from typing import Any, NoReturn
 
-from arnn_tf.black_box.defaults import DEFAULT_BETA, DEFAULT_DIRECTIONS, DEFAULT_RESOLUTION
+from arnn_tf.black_box.defaults import (
+    DEFAULT_BETA,
+    DEFAULT_DIRECTIONS,
+    DEFAULT_PROGRAM_LR_SCALE,
+    DEFAULT_RESOLUTION,
+)
 from arnn_tf.settings import (
     DEFAULT_BATCH_SIZE,
+    DEFAULT_FOCAL_GAMMA,
     DEFAULT_L2,
     DEFAULT_LEARNING_RATE,
     DEFAULT_STEPS,
+    LOSSES,
     LR_SCHEDULES,
     checked_augmentations,
 )
@@ -62,9 +71,10 @@ TEXT_LEVELS = ("word", "character")
 """How a text task is tokenised (`arnn_tf.text.text_task`'s levels)."""
 TRAINERS = ("white_box", "black_box")
 """How a program learns: backpropagation through the backbone, or queries alone."""
-_DATA_DRIVEN_MAPS = ("frequency", "iterative")
-"""`arnn_tf.label_maps.DATA_DRIVEN_KINDS` (that module imports Keras): maps computed by
-running the backbone on training images."""
+
+
+_REQUIRED_NUMBERS = ("learning_rate", "l2", "focal_gamma")
+"""Numeric fields that cannot be None."""
 
 
 class RecipeError(ValueError):
@@ -87,6 +97,9 @@ class Recipe:
     warmup_steps: int = 0
     ema: float | None = None
     l2: float = DEFAULT_L2
+    loss: str = "cross_entropy"
+    focal_gamma: float = DEFAULT_FOCAL_GAMMA
+    program_lr_scale: float | None = None
     label_map: str = "first"
     augment: tuple[str, ...] = ()
     image_size: int | None = None
@@ -163,9 +176,11 @@ def _check(recipe: Recipe) -> None:
         ("ema", lambda v: 0 < v < 1, "a number strictly between 0 and 1"),
         ("conceal_scale", lambda v: 0 < v <= 1, "a number in (0, 1]"),
         ("l2", lambda v: v >= 0, "a number >= 0"),
+        ("focal_gamma", lambda v: v >= 0, "a number >= 0"),
+        ("program_lr_scale", lambda v: v > 0, "a number > 0"),
     ):
         value = getattr(recipe, field)
-        if (value is not None or field in ("learning_rate", "l2")) and not (
+        if (value is not None or field in _REQUIRED_NUMBERS) and not (
             _is_number(value) and holds(value)
         ):
             _refuse(recipe, field, wanted)
@@ -173,6 +188,8 @@ def _check(recipe: Recipe) -> None:
         _refuse(recipe, "text_level", " or ".join(map(repr, TEXT_LEVELS)))
     if recipe.lr_schedule not in LR_SCHEDULES:
         _refuse(recipe, "lr_schedule", " or ".join(map(repr, LR_SCHEDULES)))
+    if recipe.loss not in LOSSES:
+        _refuse(recipe, "loss", " or ".join(map(repr, LOSSES)))
     if recipe.warmup_steps and recipe.lr_schedule != "cosine":
         raise RecipeError(
             "recipe field 'warmup_steps' needs the cosine schedule "
@@ -209,7 +226,7 @@ def _refuse(recipe: Recipe, field: str, wanted: str) -> NoReturn:
 
 
 def _check_black_box(recipe: Recipe) -> None:
-    """The trainer and the zeroth-order estimator's fields; a black-box run's label map."""
+    """The trainer and the zeroth-order estimator's fields."""
     if recipe.trainer not in TRAINERS:
         _refuse(recipe, "trainer", " or ".join(map(repr, TRAINERS)))
     for field, optional in (("directions", False), ("zo_resolution", True), ("max_queries", True)):
@@ -220,15 +237,6 @@ def _check_black_box(recipe: Recipe) -> None:
         _refuse(recipe, "beta", "a number > 0")
     if not isinstance(recipe.antithetic, bool):
         _refuse(recipe, "antithetic", "true or false")
-    kind, _, start = recipe.label_map.partition(":")
-    if kind == "linear":  # a learned map: data-driven when it starts from one
-        kind = start.partition(":")[0]
-    if recipe.trainer == "black_box" and kind in _DATA_DRIVEN_MAPS:
-        raise RecipeError(
-            f"recipe field 'label_map' {recipe.label_map!r} is computed by running the backbone "
-            "outside the query function, which trainer 'black_box' cannot do; use a fixed map "
-            "('first', 'random', an explicit one) or a learned one ('linear', 'linear:first')"
-        )
 
 
 def _is_positive_int(value: Any) -> bool:
@@ -269,6 +277,15 @@ def default_recipe(task: str | None) -> str:
     """The named recipe a run on ``task`` starts from when none is named: ``text`` for a text
     task ("text:..."), otherwise `DEFAULT_RECIPE`."""
     return "text" if task is not None and task.startswith("text:") else DEFAULT_RECIPE
+
+
+def program_rate_scale(recipe: Recipe) -> float:
+    """W's learning rate as a fraction of the recipe's: its ``program_lr_scale``, by default
+    1 for white-box training and `DEFAULT_PROGRAM_LR_SCALE` for black-box training, whose
+    noisy estimates of W's gradient hurt at the full rate."""
+    if recipe.program_lr_scale is not None:
+        return recipe.program_lr_scale
+    return DEFAULT_PROGRAM_LR_SCALE if recipe.trainer == "black_box" else 1.0
 
 
 def require_task(recipe: Recipe) -> str:

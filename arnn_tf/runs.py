@@ -28,7 +28,7 @@ from arnn_tf.label_maps import data_driven_kind
 from arnn_tf.model import ReprogrammedModel, build_label_map, build_reprogrammed_model
 from arnn_tf.program_parts import saved_parts
 from arnn_tf.programs import SavedProgram
-from arnn_tf.recipes import Recipe, require_task
+from arnn_tf.recipes import Recipe, program_rate_scale, require_task
 from arnn_tf.settings import DEFAULT_CONCEAL_SCALE
 from arnn_tf.summaries import ProgramSummaries
 from arnn_tf.tasks import Task, get_task
@@ -259,6 +259,9 @@ def _hparams(recipe: Recipe) -> dict[str, Any]:
     if recipe.trainer != "black_box":  # the estimator's fields play no part
         for field in ("directions", "beta", "antithetic", "zo_resolution", "max_queries"):
             del values[field]
+    if recipe.loss != "focal":
+        del values["focal_gamma"]
+    values["program_lr_scale"] = program_rate_scale(recipe)
     if recipe.conceal is not None and recipe.conceal_scale is None:
         values["conceal_scale"] = DEFAULT_CONCEAL_SCALE
     return values

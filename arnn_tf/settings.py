@@ -14,6 +14,10 @@ DEFAULT_STEPS = 300
 DEFAULT_L2 = 1e-6
 DEFAULT_LEARNING_RATE = 0.05
 LR_SCHEDULES = ("paper", "cosine")
+LOSSES = ("cross_entropy", "focal")
+"""The training loss: the paper's cross-entropy, or focal loss (BAR's), ``(1 - p)^gamma`` times
+the cross-entropy of the true class's probability ``p``, which weighs hard examples up."""
+DEFAULT_FOCAL_GAMMA = 2.0
 
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")

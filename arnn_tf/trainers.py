@@ -21,7 +21,7 @@ import abc
 import math
 import os
 import time
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 import tensorflow as tf
@@ -29,9 +29,10 @@ import tensorflow as tf
 from arnn_tf.checkpoints import ProgramCheckpoint, restore_checkpoint
 from arnn_tf.custom_loop import fit_with_strategy_run, needs_custom_loop
 from arnn_tf.label_maps import SAMPLE_IMAGES, FrequencyLabelMapping, data_driven_kind
+from arnn_tf.losses import task_loss
 from arnn_tf.model import ReprogrammedModel
 from arnn_tf.progress import StepProgress
-from arnn_tf.recipes import Recipe
+from arnn_tf.recipes import Recipe, program_rate_scale
 from arnn_tf.tasks import Task
 from arnn_tf.training import (
     StepAndTimeBudget,
@@ -80,7 +81,10 @@ class Trainer(abc.ABC):
             resumed_from = _resume(model, checkpoint_dir, verbose)
             if save_checkpoints:
                 callbacks.append(ProgramCheckpoint(checkpoint_dir, checkpoint_every))
-        mapping = _label_mapping(task, recipe, train_examples, per_epoch, resumed_from, verbose)
+        source = self.label_map_source(model)
+        mapping = _label_mapping(
+            task, recipe, train_examples, per_epoch, resumed_from, verbose, source
+        )
         if resumed_from >= steps:
             return TrainingResult(resumed_from, resumed_from, 0.0, 0.0, None, False, {})
         remaining = steps - resumed_from
@@ -108,6 +112,12 @@ class Trainer(abc.ABC):
     ) -> None:
         """Gives ``model`` its optimiser, following ``schedule`` (and the recipe's EMA)."""
 
+    def label_map_source(self, model: ReprogrammedModel) -> Callable[[Any], Any] | None:
+        """What a frequency or iterative label map reads the ImageNet logits of task images
+        from: None for the model's own backbone; a query-only trainer answers through its
+        queries."""
+        return None
+
     @abc.abstractmethod
     def run(
         self,
@@ -123,12 +133,41 @@ class Trainer(abc.ABC):
 
 
 def adam(
-    schedule: keras.optimizers.schedules.LearningRateSchedule, recipe: Recipe
+    schedule: keras.optimizers.schedules.LearningRateSchedule,
+    recipe: Recipe,
+    model: ReprogrammedModel,
 ) -> keras.optimizers.Adam:
-    """Adam on ``schedule``, keeping the recipe's moving average of the weights if it has one."""
-    return keras.optimizers.Adam(
-        schedule, use_ema=recipe.ema is not None, ema_momentum=recipe.ema or 0.99
-    )
+    """Adam on ``schedule``, keeping the recipe's moving average of the weights if it has one,
+    and stepping ``model``'s program weight at `program_rate_scale` times the rate."""
+    options = {"use_ema": recipe.ema is not None, "ema_momentum": recipe.ema or 0.99}
+    scale = program_rate_scale(recipe)
+    if scale == 1:
+        return keras.optimizers.Adam(schedule, **options)
+    return ScaledRateAdam(schedule, {model.program.weight.path: scale}, **options)
+
+
+@keras.saving.register_keras_serializable(package="arnn_tf")
+class ScaledRateAdam(keras.optimizers.Adam):
+    """Adam with the learning rate of some variables, named by path, scaled.
+
+    Adam's step does not depend on the gradient's scale, so a slower W (whose gradient, when
+    estimated from queries, is mostly noise) needs a smaller rate, not a smaller gradient.
+    """
+
+    def __init__(self, learning_rate: Any, rate_scales: dict[str, float], **kwargs: Any) -> None:
+        super().__init__(learning_rate, **kwargs)
+        self.rate_scales = dict(rate_scales)
+
+    def build(self, variables: Sequence[Any]) -> None:
+        super().build(variables)
+        self._scales = [self.rate_scales.get(v.path, 1.0) for v in variables]
+
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        scale = self._scales[self._get_variable_index(variable)]
+        super().update_step(gradient, variable, learning_rate * scale)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "rate_scales": self.rate_scales}
 
 
 class WhiteBoxTrainer(Trainer):
@@ -140,7 +179,7 @@ class WhiteBoxTrainer(Trainer):
         schedule: keras.optimizers.schedules.LearningRateSchedule,
         recipe: Recipe,
     ) -> None:
-        model.compile(optimizer=adam(schedule, recipe))
+        model.compile(optimizer=adam(schedule, recipe, model), loss=task_loss(recipe))
 
     def run(
         self,
@@ -192,9 +231,16 @@ def _resume(model: ReprogrammedModel, checkpoint_dir: str | os.PathLike[str], ve
 
 
 def _label_mapping(
-    task: Task, recipe: Recipe, train_examples: int, per_epoch: int, first_step: int, verbose: bool
+    task: Task,
+    recipe: Recipe,
+    train_examples: int,
+    per_epoch: int,
+    first_step: int,
+    verbose: bool,
+    source: Callable[[Any], Any] | None,
 ) -> list[keras.callbacks.Callback]:
-    """The callback that computes a frequency or iterative label map, if the recipe has one."""
+    """The callback that computes a frequency or iterative label map, if the recipe has one,
+    from ``source``'s logits (`Trainer.label_map_source`)."""
     data_driven = data_driven_kind(recipe.label_map)
     if data_driven is None:
         return []
@@ -211,6 +257,7 @@ def _label_mapping(
             first_step=first_step,
             class_names=task.class_names,
             verbose=verbose,
+            source=source,
         )
     ]
 

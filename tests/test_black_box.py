@@ -13,6 +13,7 @@ from arnn_tf.backbones import build_backbone
 from arnn_tf.black_box import (BlackBoxTrainer, LocalQuery, QueryError, RestQuery,
                                ZerothOrderEstimator, log_probabilities)
 from arnn_tf.checkpoints import restore_checkpoint
+from arnn_tf.label_maps import frequency_map
 from arnn_tf.model import build_reprogrammed_model
 from arnn_tf.recipes import RECIPES
 from arnn_tf.tasks import Task
@@ -185,10 +186,49 @@ def test_the_query_budget_stops_training_before_it_is_exceeded():
             toy_model(), toy_task(), RECIPE, verbose=False)
 
 
-def test_maps_computed_by_running_the_backbone_are_refused():
-    with pytest.raises(ValueError, match="fixed or learned label map, not 'frequency'"):
-        BlackBoxTrainer(lambda frames: frames).fit(
-            toy_model(), toy_task(), RECIPE.replace(label_map="frequency"), verbose=False)
+class CountingCalls:
+    """A query function that records each call's number of frames."""
+
+    def __init__(self, query):
+        self.query, self.calls = query, []
+
+    def __call__(self, frames):
+        self.calls.append(len(frames))
+        return self.query(frames)
+
+
+@pytest.mark.parametrize("label_map, steps, calls", [
+    ("frequency", 2, [40, 24, 24]),
+    ("iterative", 6, [40, *[24] * 5, 40, 24]),  # remapped before each epoch of 5 steps
+])
+def test_data_driven_maps_are_counted_from_the_query_functions_answers(label_map, steps, calls):
+    model = toy_model()
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model's own backbone was called")
+    model.backbone.call = refuse
+    backbone = build_backbone("tiny_cnn", None, seed=1)
+    logits = keras.ops.convert_to_numpy(backbone(model.program(IMAGES)))  # W = 0
+    expected = frequency_map(logits.argmax(axis=1), LABELS, 2,
+                             probabilities=keras.ops.convert_to_numpy(keras.ops.softmax(logits)))
+    query = CountingCalls(LocalQuery(backbone))
+    trainer = BlackBoxTrainer(query, directions=2)
+    trainer.fit(model, toy_task(), RECIPE.replace(steps=steps, label_map=label_map),
+                verbose=False)
+    assert query.calls == calls and trainer.queries == sum(calls)
+    if label_map == "frequency":
+        assert model.label_map.groups == expected != [[0], [1]]
+
+
+def test_the_query_budget_leaves_room_for_the_label_maps_sample():
+    recipe = RECIPE.replace(label_map="frequency")
+    model = toy_model()
+    trainer = BlackBoxTrainer(LocalQuery(model.backbone), directions=2, max_queries=40 + 24 + 23)
+    result = trainer.fit(model, toy_task(), recipe, verbose=False)
+    assert (result.steps, trainer.queries, trainer.stopped_by_queries) == (1, 64, True)
+    with pytest.raises(ValueError, match="one step of 24 frames .* after the label map's 40 "
+                                         "sample frames; raise max_queries"):
+        BlackBoxTrainer(LocalQuery(model.backbone), directions=2, max_queries=63).fit(
+            toy_model(), toy_task(), recipe, verbose=False)
 
 
 def test_local_queries_refuse_bad_frames_and_answer_logits():

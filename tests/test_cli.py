@@ -344,7 +344,8 @@ def test_train_black_box_counts_its_queries_and_reruns_from_the_saved_recipe(ima
     out = tmp_path / "black"
     assert main([*common, "--black-box", "--directions", "2", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert (metrics["trainer"], metrics["directions"], metrics["zo_resolution"]) == ("black_box", 2, 16)
+    assert (metrics["trainer"], metrics["directions"], metrics["zo_resolution"],
+            metrics["program_lr_scale"]) == ("black_box", 2, 16, 0.01)
     assert metrics["queries"] == 3 * 4 * (2 + 1) and metrics["stopped_by_queries"] is False
     printed = capsys.readouterr().out
     assert "queries 36 - " in printed and "after 36 queries; program saved to" in printed
@@ -355,9 +356,10 @@ def test_train_black_box_counts_its_queries_and_reruns_from_the_saved_recipe(ima
     assert (again["steps"], again["resumed_from"], again["queries"]) == (4, 3, 12)
 
 
-def test_train_black_box_refuses_a_frequency_map_in_one_line(image_folder, tmp_path, capsys):
+def test_train_black_box_counts_a_frequency_maps_sample_as_queries(image_folder, tmp_path, capsys):
+    out = tmp_path / "run"
     assert main(["train", "--task", f"folder:{image_folder}", "--backbone", "tiny_cnn", "--weights", "none",
-                 "--steps", "1", "--black-box", "--label-map", "frequency", "--out", str(tmp_path / "run")]) == 2
-    error = capsys.readouterr().err.strip()
-    assert error.startswith("arnn train: error: recipe field 'label_map' 'frequency' is computed by running")
-    assert len(error.splitlines()) == 1 and not (tmp_path / "run").exists()
+                 "--steps", "1", "--batch-size", "4", "--black-box", "--directions", "2",
+                 "--label-map", "frequency", "--out", str(out)]) == 0
+    assert "\nlabel map: bright <- " in capsys.readouterr().out
+    assert json.loads((out / "metrics.json").read_text())["queries"] == 24 + 4 * 3  # 24 images

@@ -41,9 +41,10 @@ def test_the_paper_recipe_is_the_papers_settings():
     ({"antithetic": "yes"}, "'antithetic' must be true or false"),
     ({"zo_resolution": 0}, "'zo_resolution' must be a positive integer or None, got 0"),
     ({"max_queries": -5}, "'max_queries' must be a positive integer or None, got -5"),
-    ({"trainer": "black_box", "label_map": "frequency:2"},
-     "'label_map' 'frequency:2' is computed by running the backbone outside the query function"),
-    ({"trainer": "black_box", "label_map": "linear:frequency"}, "which trainer 'black_box' cannot do"),
+    ({"loss": "hinge"}, "'loss' must be 'cross_entropy' or 'focal', got 'hinge'"),
+    ({"focal_gamma": -1.0}, "'focal_gamma' must be a number >= 0, got -1.0"),
+    ({"focal_gamma": None}, "'focal_gamma' must be a number >= 0, got None"),
+    ({"program_lr_scale": 0}, "'program_lr_scale' must be a number > 0, got 0"),
 ])
 def test_bad_fields_are_refused_by_name(changes, message):
     with pytest.raises(RecipeError, match=message.replace("(", r"\(")):
@@ -67,17 +68,36 @@ def test_black_box_fields_round_trip_and_old_recipes_load_with_their_defaults(tm
             loaded.zo_resolution, loaded.max_queries) == ("white_box", 10, 0.05, False, 16, None)
 
 
+def test_the_loss_and_the_programs_rate_round_trip_and_come_from_the_command_line(tmp_path):
+    from arnn_tf.cli import build_parser
+    from arnn_tf.commands.train import recipe_overrides
+
+    flags = ["train", "--loss", "focal", "--focal-gamma", "4", "--program-lr-scale", "0.1"]
+    overrides = recipe_overrides(build_parser().parse_args(flags))
+    assert overrides == {"loss": "focal", "focal_gamma": 4.0, "program_lr_scale": 0.1}
+    recipe = RECIPES["counting"].replace(**overrides)
+    assert load_recipe(str(save_recipe(recipe, tmp_path / "focal.json"))) == recipe
+    old = {k: v for k, v in RECIPES["paper"].to_dict().items() if k not in overrides}
+    assert (Recipe.from_dict(old).loss, Recipe.from_dict(old).program_lr_scale) == (
+        "cross_entropy", None)
+    assert recipe.replace(**recipe_overrides(build_parser().parse_args(
+        ["train", "--program-lr-scale", "none"]))).program_lr_scale is None
+
+
+def test_w_learns_slower_by_default_only_in_black_box_training():
+    from arnn_tf.recipes import program_rate_scale
+
+    white, black = RECIPES["counting"], RECIPES["counting"].replace(trainer="black_box")
+    assert (program_rate_scale(white), program_rate_scale(black)) == (1.0, 0.01)
+    assert program_rate_scale(black.replace(program_lr_scale=1)) == 1
+
+
 @pytest.mark.parametrize("label_map", ["first", "random:3", "9,3", "1+2,5+6", "linear", "linear:first",
                                        "frequency", "frequency:2", "iterative:3",
                                        "linear:frequency", "linear:frequency:2"])
-def test_black_box_refuses_exactly_the_maps_computed_from_the_backbone(label_map):
-    from arnn_tf.label_maps import data_driven_kind
-
-    if data_driven_kind(label_map) is None:
-        assert RECIPES["paper"].replace(trainer="black_box", label_map=label_map)
-    else:
-        with pytest.raises(RecipeError, match="computed by running the backbone"):
-            RECIPES["paper"].replace(trainer="black_box", label_map=label_map)
+def test_black_box_takes_every_label_map(label_map):
+    recipe = RECIPES["paper"].replace(trainer="black_box", label_map=label_map)
+    assert (recipe.trainer, recipe.label_map) == ("black_box", label_map)
 
 
 def test_the_command_line_sets_the_black_box_fields():

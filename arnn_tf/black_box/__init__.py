@@ -10,7 +10,12 @@ The names below are imported on first use, so `arnn_tf.black_box.defaults` (what
 read) comes without Keras or TensorFlow.
 """
 
-from arnn_tf.black_box.defaults import DEFAULT_BETA, DEFAULT_DIRECTIONS, DEFAULT_RESOLUTION
+from arnn_tf.black_box.defaults import (
+    DEFAULT_BETA,
+    DEFAULT_DIRECTIONS,
+    DEFAULT_PROGRAM_LR_SCALE,
+    DEFAULT_RESOLUTION,
+)
 
 _MODULES = {
     "ZerothOrderEstimator": "estimator",
@@ -25,7 +30,13 @@ _MODULES = {
     "RestQuery": "rest_query",
 }
 
-__all__ = ["DEFAULT_BETA", "DEFAULT_DIRECTIONS", "DEFAULT_RESOLUTION", *sorted(_MODULES)]
+__all__ = [
+    "DEFAULT_BETA",
+    "DEFAULT_DIRECTIONS",
+    "DEFAULT_PROGRAM_LR_SCALE",
+    "DEFAULT_RESOLUTION",
+    *sorted(_MODULES),
+]
 
 
 def __getattr__(name: str) -> object:

@@ -2,14 +2,18 @@
 
 Each step sends one query: the frames of the batch under W and under each perturbed W
 (`ZerothOrderEstimator.points`), ``batch * points_per_step`` frames. The loss is computed
-here from the answers through the model's label map, as white-box training computes it
-(cross-entropy of the task probabilities, plus the model's regulariser ``lambda ||W||^2``).
-W's gradient is the zeroth-order estimate of the cross-entropy's plus the regulariser's exact
+here from the answers through the model's label map, as white-box training computes it (the
+recipe's loss of the task probabilities, plus the model's regulariser ``lambda ||W||^2``).
+W's gradient is the zeroth-order estimate of the task loss's plus the regulariser's exact
 gradient; a learned label map gets its exact gradient from the answers (a `tf.GradientTape`
-over the map and the regulariser only: the logits are constants). The backbone's gradient is
-never asked for; the model's own backbone is never called.
+over the map and the regulariser only: the logits are constants). A frequency or iterative
+label map is computed from answers too: its sample's frames under W are queries, counted and
+budgeted like the steps'. The backbone's gradient is never asked for; the model's own
+backbone is never called.
 
-The model's Adam optimiser applies both gradients, so checkpoints, resume, schedules and EMA
+The model's Adam optimiser applies both gradients (W's at `arnn_tf.recipes.program_rate_scale`
+of the rate, by default a hundredth: Adam steps every entry by about its rate however noisy
+the estimate, and the loss is sharply curved in W), so checkpoints, resume, schedules and EMA
 work as in white-box training (`arnn_tf.trainers.Trainer.fit`). The directions of step s are
 drawn from ``(recipe.seed, s)``, so a resumed run draws what the uninterrupted run would.
 """
@@ -17,7 +21,7 @@ drawn from ``(recipe.seed, s)``, so a resumed run draws what the uninterrupted r
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
@@ -26,7 +30,8 @@ import tensorflow as tf
 from arnn_tf.black_box.defaults import DEFAULT_BETA, DEFAULT_DIRECTIONS, DEFAULT_RESOLUTION
 from arnn_tf.black_box.estimator import ZerothOrderEstimator, program_frames
 from arnn_tf.black_box.queries import QueryFunction, checked_answer
-from arnn_tf.label_maps import data_driven_kind
+from arnn_tf.label_maps import FrequencyLabelMapping
+from arnn_tf.losses import per_example_loss, task_loss
 from arnn_tf.model import ReprogrammedModel
 from arnn_tf.recipes import Recipe
 from arnn_tf.trainers import Trainer, adam
@@ -70,17 +75,11 @@ class BlackBoxTrainer(Trainer):
         schedule: keras.optimizers.schedules.LearningRateSchedule,
         recipe: Recipe,
     ) -> None:
-        if data_driven_kind(recipe.label_map) is not None:
-            raise ValueError(
-                f"black-box training takes a fixed or learned label map, not {recipe.label_map!r}:"
-                " frequency and iterative maps are computed by running the backbone directly, "
-                "outside the query function (use 'first', 'random', an explicit map or 'linear')"
-            )
         try:
             self.estimator.check_fits(model.program.mask.shape)
         except ValueError as error:
             raise ValueError(f"zo_resolution (the directions' resolution): {error}") from None
-        model.compile(optimizer=adam(schedule, recipe))
+        model.compile(optimizer=adam(schedule, recipe, model), loss=task_loss(recipe))
 
     def run(
         self,
@@ -91,7 +90,8 @@ class BlackBoxTrainer(Trainer):
         callbacks: Sequence[keras.callbacks.Callback],
         recipe: Recipe,
     ) -> dict[str, list[float]]:
-        self._check_budget(model, recipe.batch_size)
+        mapping = next((c for c in callbacks if isinstance(c, FrequencyLabelMapping)), None)
+        self._check_budget(model, recipe.batch_size, mapping)
         callback_list = keras.callbacks.CallbackList(list(callbacks), model=model)
         loss, accuracy = keras.metrics.Mean(), keras.metrics.SparseCategoricalAccuracy()
         history: dict[str, list[float]] = {"loss": [], "accuracy": [], "queries": []}
@@ -120,7 +120,7 @@ class BlackBoxTrainer(Trainer):
                     "accuracy": float(accuracy.result()),
                     "queries": self.queries,
                 }
-                if not self._affordable(model, recipe.batch_size):
+                if not self._affordable(model, recipe.batch_size, mapping):
                     model.stop_training = self.stopped_by_queries = done < steps
                 callback_list.on_train_batch_end(batch, logs)
                 if model.stop_training:
@@ -149,16 +149,14 @@ class BlackBoxTrainer(Trainer):
             directions = self.estimator.sample(mask, rng)
         points = weight[None] if directions is None else self.estimator.points(weight, directions)
         logits = self._ask(model, images, points)
-        losses = _cross_entropies(model, labels, logits[len(images) :], len(points) - 1)
+        losses = _task_losses(model, labels, logits[len(images) :], len(points) - 1)
         with tf.GradientTape() as tape:
             probabilities = model.label_map(logits[: len(images)])
-            cross_entropy = keras.ops.mean(
-                keras.losses.sparse_categorical_crossentropy(labels, probabilities)
-            )
-            total = cross_entropy + sum(model.losses)
+            task = keras.ops.mean(per_example_loss(model, labels, probabilities))
+            total = task + sum(model.losses)
         gradients = tape.gradient(total, model.trainable_variables)
         if directions is not None:
-            losses = np.concatenate([[float(cross_entropy)], losses])
+            losses = np.concatenate([[float(task)], losses])
             estimate = self.estimator.gradient(losses, directions, mask)
             gradients = [
                 _plus(g, estimate if v is program.weight else None, v)
@@ -175,39 +173,55 @@ class BlackBoxTrainer(Trainer):
         self.queries += len(frames)
         return checked_answer(answer, len(frames), model.label_map.num_source_classes)
 
-    def _per_step(self, model: ReprogrammedModel, batch_size: int) -> int:
-        """Frames one step of ``batch_size`` images queries."""
-        return batch_size * (self.estimator.points_per_step if model.program.trainable else 1)
+    def label_map_source(self, model: ReprogrammedModel) -> Callable[[Any], Any]:
+        """The logits of task images under W, asked of the query function (and counted)."""
 
-    def _affordable(self, model: ReprogrammedModel, batch_size: int) -> bool:
-        """Whether one more step stays within ``max_queries``."""
+        def ask(images: Any) -> np.ndarray:
+            weight = keras.ops.convert_to_numpy(model.program.weight.value)
+            return self._ask(model, images, weight[None])
+
+        return ask
+
+    def _next_cost(
+        self, model: ReprogrammedModel, batch_size: int, mapping: FrequencyLabelMapping | None
+    ) -> tuple[int, int]:
+        """The frames the next step queries, and those of the label map's remap before it."""
+        per_step = batch_size * (self.estimator.points_per_step if model.program.trainable else 1)
+        return per_step, 0 if mapping is None else mapping.images_before_next_step()
+
+    def _affordable(
+        self, model: ReprogrammedModel, batch_size: int, mapping: FrequencyLabelMapping | None
+    ) -> bool:
+        """Whether one more step (and a remap before it) stays within ``max_queries``."""
         return (
             self.max_queries is None
-            or self.queries + self._per_step(model, batch_size) <= self.max_queries
+            or self.queries + sum(self._next_cost(model, batch_size, mapping)) <= self.max_queries
         )
 
-    def _check_budget(self, model: ReprogrammedModel, batch_size: int) -> None:
+    def _check_budget(
+        self, model: ReprogrammedModel, batch_size: int, mapping: FrequencyLabelMapping | None
+    ) -> None:
         """Refuses a budget too small for even one step, which would train nothing."""
-        if not self._affordable(model, batch_size):
-            per_step = self._per_step(model, batch_size)
+        if not self._affordable(model, batch_size, mapping):
+            per_step, remap = self._next_cost(model, batch_size, mapping)
             raise ValueError(
                 f"max_queries {self.max_queries} (with {self.queries} frames already sent) leaves "
                 f"too few for one step of {per_step} frames (batch {batch_size} x "
-                f"{per_step // batch_size} program weights); raise max_queries"
+                f"{per_step // batch_size} program weights)"
+                + (f" after the label map's {remap} sample frames" if remap else "")
+                + "; raise max_queries"
             )
 
 
-def _cross_entropies(
+def _task_losses(
     model: ReprogrammedModel, labels: tf.Tensor, logits: np.ndarray, points: int
 ) -> np.ndarray:
-    """The mean cross-entropy of the batch under each of ``points`` perturbed programs, from
+    """The mean task loss of the batch under each of ``points`` perturbed programs, from
     their logits ``[points * batch, classes]`` (the loss's finite differences need no tape)."""
     if points == 0:
         return np.zeros(0)
     probabilities = model.label_map(logits)
-    per_image = keras.losses.sparse_categorical_crossentropy(
-        keras.ops.tile(labels, (points,)), probabilities
-    )
+    per_image = per_example_loss(model, keras.ops.tile(labels, (points,)), probabilities)
     return keras.ops.convert_to_numpy(
         keras.ops.mean(keras.ops.reshape(per_image, (points, -1)), axis=1)
     )

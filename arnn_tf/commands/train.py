@@ -18,6 +18,7 @@ from arnn_tf.arguments import (
     positive_int,
     unit_fraction,
 )
+from arnn_tf.black_box.defaults import DEFAULT_PROGRAM_LR_SCALE
 from arnn_tf.commands.options import add_data_dir_argument
 from arnn_tf.recipes import DEFAULT_RECIPE, FIELDS as RECIPE_FIELDS, RECIPES, TEXT_LEVELS
 from arnn_tf.settings import (
@@ -25,6 +26,7 @@ from arnn_tf.settings import (
     CROP_PADDING,
     DEFAULT_CONCEAL_SCALE,
     LABEL_MAP_HELP,
+    LOSSES,
     LR_SCHEDULES,
     PRECISIONS,
     STRATEGIES,
@@ -89,6 +91,21 @@ def _add_schedule_fields(field: Any) -> None:
         "steps (steadies a warm start from --init-program)",
     )
     field("--l2", type=non_negative_float, help="lambda, the weight of ||W||^2")
+    field(
+        "--loss",
+        choices=LOSSES,
+        help="cross_entropy (the paper's) or focal: (1 - p)^GAMMA times it (BAR's), which "
+        "weighs up the examples the program gets wrong",
+    )
+    field("--focal-gamma", type=non_negative_float, metavar="GAMMA", help="the focal loss's gamma")
+    field(
+        "--program-lr-scale",
+        type=_or_none(positive_float),
+        metavar="S|none",
+        help="step W at S times the learning rate (a learned map keeps its own, a fifth of "
+        "it); below 1 steadies a noisy gradient; none: the default, 1, or "
+        f"{DEFAULT_PROGRAM_LR_SCALE} with --black-box",
+    )
     field(
         "--ema",
         type=open_unit_fraction,

@@ -22,10 +22,12 @@ from arnn_tf.label_maps import (
     learned_map_start,
     parse_label_map,
 )
+from arnn_tf.losses import task_loss
 from arnn_tf.model import ReprogrammedModel
 from arnn_tf.recipes import Recipe
 from arnn_tf.runs import build_model
 from arnn_tf.tasks import Task
+from arnn_tf.trainers import adam
 from arnn_tf.training import learning_rate_schedule, steps_per_epoch
 from arnn_tf.tuning.space import SearchSpace
 
@@ -106,12 +108,14 @@ class ReprogrammingHyperModel(keras_tuner.HyperModel):
         recipe = self.recipe_for(hp.values)
         model = build_model(recipe, self.task, backbone=self.backbone)
         model.program.trainable = not recipe.freeze_program
-        model.compile(optimizer=self._optimizer(recipe, hp.values))
+        model.compile(optimizer=self._optimizer(recipe, hp.values, model), loss=task_loss(recipe))
         return model
 
-    def _optimizer(self, recipe: Recipe, values: dict[str, Any]) -> keras.optimizers.Adam:
-        """Adam on the recipe's schedule, spanning the steps this trial trains (a continued
-        Hyperband trial starts a fresh optimiser), with the recipe's EMA."""
+    def _optimizer(
+        self, recipe: Recipe, values: dict[str, Any], model: ReprogrammedModel
+    ) -> keras.optimizers.Adam:
+        """`arnn_tf.trainers.adam` on the recipe's schedule, spanning the steps this trial
+        trains (a continued Hyperband trial starts a fresh optimiser)."""
         rounds = values.get("tuner/epochs", self.epochs) - values.get("tuner/initial_epoch", 0)
         schedule = learning_rate_schedule(
             recipe.lr_schedule,
@@ -120,9 +124,7 @@ class ReprogrammingHyperModel(keras_tuner.HyperModel):
             rounds * self.round_steps(recipe.batch_size),
             recipe.warmup_steps,
         )
-        return keras.optimizers.Adam(
-            schedule, use_ema=recipe.ema is not None, ema_momentum=recipe.ema or 0.99
-        )
+        return adam(schedule, recipe, model)
 
     def fit(
         self, hp: keras_tuner.HyperParameters, model: ReprogrammedModel, *args: Any, **kwargs: Any

@@ -1,0 +1,97 @@
+"""The recipe's loss (cross-entropy or focal) and the program's own learning rate."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from arnn_tf.backbones import build_backbone
+from arnn_tf.black_box import BlackBoxTrainer, LocalQuery
+from arnn_tf.losses import FocalCrossentropy, task_loss
+from arnn_tf.model import build_reprogrammed_model
+from arnn_tf.recipes import RECIPES
+from arnn_tf.tasks import Task
+from arnn_tf.trainers import ScaledRateAdam, WhiteBoxTrainer
+
+RNG = np.random.default_rng(0)
+IMAGES = RNG.integers(0, 256, (16, 12, 12, 1)).astype("uint8")
+LABELS = (IMAGES.mean(axis=(1, 2, 3)) > 127).astype("int32")
+RECIPE = RECIPES["paper"].replace(steps=1, batch_size=8, label_map="linear")
+
+
+def toy_task():
+    return Task("toy", (12, 12, 1), ("a", "b"),
+                lambda split: tf.data.Dataset.from_tensor_slices((IMAGES, LABELS)))
+
+
+def toy_model():
+    return build_reprogrammed_model(build_backbone("tiny_cnn", None, seed=1), (12, 12, 1), 2,
+                                    label_map="linear", seed=0)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 2.0, 4.0])
+def test_focal_loss_is_keras_focal_loss_on_integer_labels(gamma):
+    probabilities = RNG.dirichlet(np.ones(5), size=6).astype("float32")
+    labels = RNG.integers(0, 5, 6)
+    mine = FocalCrossentropy(gamma).call(labels, probabilities)
+    theirs = keras.losses.categorical_focal_crossentropy(
+        keras.ops.one_hot(labels, 5), probabilities, alpha=1.0, gamma=gamma)
+    np.testing.assert_allclose(mine, theirs, rtol=1e-4)
+    if gamma == 0:
+        np.testing.assert_allclose(
+            mine, keras.losses.sparse_categorical_crossentropy(labels, probabilities), rtol=1e-5)
+
+
+def test_focal_loss_weighs_down_examples_already_right():
+    confident, unsure = FocalCrossentropy(2.0).call(np.array([0, 0]),
+                                                    np.array([[0.95, 0.05], [0.3, 0.7]]))
+    cross_entropy = -np.log([0.95, 0.3])
+    assert confident / cross_entropy[0] < 0.01 < 0.4 < unsure / cross_entropy[1]
+    with pytest.raises(ValueError, match="gamma must be a number >= 0, got -1"):
+        FocalCrossentropy(-1)
+
+
+def test_both_trainers_train_on_the_recipes_loss():
+    recipe = RECIPE.replace(loss="focal", focal_gamma=3.0)
+    model = toy_model()
+    images, labels = IMAGES[:8], LABELS[:8]
+    expected = float(keras.ops.mean(FocalCrossentropy(3.0).call(labels, model(images))))
+    result = BlackBoxTrainer(LocalQuery(model.backbone), directions=2).fit(
+        model, toy_task(), recipe, shuffle=False, verbose=False)
+    assert isinstance(model.loss, FocalCrossentropy) and model.loss.gamma == 3.0
+    assert result.history["loss"] == [pytest.approx(expected, rel=1e-4)]  # W = 0: no l2 term
+    white = toy_model()
+    WhiteBoxTrainer().fit(white, toy_task(), recipe, verbose=False)
+    assert isinstance(white.loss, FocalCrossentropy) and white.loss.gamma == 3.0
+    assert isinstance(task_loss(RECIPE), keras.losses.SparseCategoricalCrossentropy)
+
+
+def moves(recipe):
+    """How far W and the linear map move in one white-box step from the same start."""
+    model = toy_model()
+    before = [keras.ops.convert_to_numpy(v.value).copy() for v in model.trainable_variables]
+    WhiteBoxTrainer().fit(model, toy_task(), recipe, shuffle=False, verbose=False)
+    return model, [np.abs(keras.ops.convert_to_numpy(v.value) - b).max()
+                   for v, b in zip(model.trainable_variables, before)]
+
+
+def test_the_program_can_learn_slower_than_the_map():
+    model, full = moves(RECIPE)
+    assert not isinstance(model.optimizer, ScaledRateAdam)
+    model, tenth = moves(RECIPE.replace(program_lr_scale=0.1))
+    assert isinstance(model.optimizer, ScaledRateAdam)
+    weight = [v is model.program.weight for v in model.trainable_variables].index(True)
+    for i, (slow, fast) in enumerate(zip(tenth, full)):
+        assert slow == pytest.approx(fast * (0.1 if i == weight else 1), rel=1e-3)
+    assert full[weight] > 0
+
+
+def test_a_black_box_recipe_steps_w_at_a_hundredth_of_the_rate_by_default():
+    schedule = keras.optimizers.schedules.CosineDecay(0.05, 4)
+    model = toy_model()
+    BlackBoxTrainer(LocalQuery(model.backbone)).compile(
+        model, schedule, RECIPE.replace(trainer="black_box"))
+    assert model.optimizer.rate_scales == {model.program.weight.path: 0.01}
+    BlackBoxTrainer(LocalQuery(model.backbone)).compile(
+        model, schedule, RECIPE.replace(trainer="black_box", program_lr_scale=1.0))
+    assert not isinstance(model.optimizer, ScaledRateAdam)
