@@ -20,8 +20,12 @@ from arnn_tf.text import (
 FRAME, PATCH = 8, 2  # a 4 x 4 grid: 16 slots
 
 
-def random_encoder(vocabulary_size: int = 7, seed: int = 0) -> TokenPatchEncoder:
-    encoder = TokenPatchEncoder(vocabulary_size, frame_size=FRAME, patch_size=PATCH)
+def random_encoder(
+    vocabulary_size: int = 7, seed: int = 0, repeat_last: bool = False
+) -> TokenPatchEncoder:
+    encoder = TokenPatchEncoder(
+        vocabulary_size, frame_size=FRAME, patch_size=PATCH, repeat_last=repeat_last
+    )
     table = np.random.default_rng(seed).normal(0, 1, encoder.table.shape).astype("float32")
     encoder.table.assign(table)
     return encoder
@@ -43,19 +47,24 @@ def encode(encoder: TokenPatchEncoder, ids: list[list[int]]) -> np.ndarray:
     return keras.ops.convert_to_numpy(encoder(batch))
 
 
-def test_each_token_patch_lands_in_its_slot_and_the_last_token_repeats() -> None:
-    encoder = random_encoder()
+@pytest.mark.parametrize("repeat_last", [False, True])
+def test_each_token_patch_lands_in_its_slot_and_the_rest_is_padding_or_the_last_token(
+    repeat_last: bool,
+) -> None:
+    encoder = random_encoder(repeat_last=repeat_last)
     tokens = [3, 1, 6, 2, 5]
     frame = encode(encoder, [tokens + [0] * 3])[0]
     assert frame.shape == (FRAME, FRAME, 3)
     for i, token in enumerate(tokens):
         np.testing.assert_allclose(slot(frame, i), patch(encoder, token), atol=1e-6)
     for i in range(len(tokens), 16):
-        np.testing.assert_allclose(slot(frame, i), patch(encoder, tokens[-1]), atol=1e-6)
+        rest = tokens[-1] if repeat_last else 0
+        np.testing.assert_allclose(slot(frame, i), patch(encoder, rest), atol=1e-6)
 
 
-def test_long_sequences_are_cut_and_empty_ones_show_the_padding_patch() -> None:
-    encoder = random_encoder()
+@pytest.mark.parametrize("repeat_last", [False, True])
+def test_long_sequences_are_cut_and_empty_ones_show_the_padding_patch(repeat_last: bool) -> None:
+    encoder = random_encoder(repeat_last=repeat_last)
     long = [(i % 6) + 1 for i in range(40)]
     cut, empty, no_columns = (encode(encoder, ids) for ids in ([long], [[0, 0, 0]], [[]]))
     np.testing.assert_allclose(cut, encode(encoder, [long[:16]]), atol=1e-6)

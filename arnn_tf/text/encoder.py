@@ -24,11 +24,11 @@ class TokenPatchEncoder(keras.layers.Layer):
 
     Slot i of the row-major (n/p) x (n/p) grid holds token i's patch ``tanh(table[id])``
     reshaped to p x p x 3. A sequence fills at most ``slots = (n/p)**2`` slots: longer ones are
-    cut, shorter ones are padded with `PADDING_ID`. A sequence ends after its last token that is
-    not `PADDING_ID`; every slot past that end repeats the last real token's patch (as in the
-    paper), so short texts still cover the whole frame. An empty sequence (all padding, or
-    length 0) has its first id, the padding token, as last token: every slot then shows the
-    padding token's patch, a learned "no text" frame.
+    cut, shorter ones are padded with `PADDING_ID`, whose own learned patch then fills the slots
+    past the text's end (an empty text shows it everywhere: a learned "no text" frame). With
+    ``repeat_last`` those slots repeat the last real token's patch instead, so a short text
+    covers the whole frame, but the last word then fills every empty slot: on SST-2's phrases of
+    a few words that is most of the frame (`EXPERIMENTS.md` compares the two).
 
     Ids must lie in ``0 .. vocabulary_size - 1`` (TextVectorization's ids do, with 1 its
     out-of-vocabulary id); the table row of every id, padding included, is trained.
@@ -39,6 +39,7 @@ class TokenPatchEncoder(keras.layers.Layer):
         patch_size: p, the side of one token's patch; n must be a multiple of p.
         embeddings_initializer: the table's initializer (on tanh's linear part by default, so
             patches start as small, distinct values around grey).
+        repeat_last: fill the slots past the text's end with its last token, not padding.
     """
 
     def __init__(
@@ -49,6 +50,7 @@ class TokenPatchEncoder(keras.layers.Layer):
         embeddings_initializer: str | dict[str, Any] | keras.initializers.Initializer = (
             "random_uniform"
         ),
+        repeat_last: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("name", "token_patch_encoder")
@@ -67,6 +69,7 @@ class TokenPatchEncoder(keras.layers.Layer):
         self.frame_size = int(frame_size)
         self.patch_size = int(patch_size)
         self.grid = self.frame_size // self.patch_size
+        self.repeat_last = bool(repeat_last)
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.table = self.add_weight(
             name="table",
@@ -95,11 +98,13 @@ class TokenPatchEncoder(keras.layers.Layer):
         return keras.Input((None,), dtype="int32", name="token_ids")
 
     def slot_ids(self, ids: Any) -> Any:
-        """The id shown in each slot [batch, slots]: cut or padded, then the last real token
-        repeated past the sequence's end (the padding id for an empty sequence)."""
+        """The id shown in each slot [batch, slots]: cut or padded; with ``repeat_last``, the
+        last real token repeated past the sequence's end (the padding id for an empty one)."""
         ids = ops.cast(ids, "int32")
         padded = ops.pad(ids, ((0, 0), (0, self.slots)), constant_values=PADDING_ID)
         ids = padded[:, : self.slots]
+        if not self.repeat_last:
+            return ids
         positions = ops.arange(self.slots, dtype="int32")
         real = ops.where(ops.not_equal(ids, PADDING_ID), positions[None, :], -1)
         last = ops.maximum(ops.max(real, axis=1, keepdims=True), 0)
@@ -122,5 +127,6 @@ class TokenPatchEncoder(keras.layers.Layer):
             frame_size=self.frame_size,
             patch_size=self.patch_size,
             embeddings_initializer=keras.initializers.serialize(self.embeddings_initializer),
+            repeat_last=self.repeat_last,
         )
         return config
