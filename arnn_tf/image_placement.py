@@ -16,6 +16,16 @@ import numpy as np
 from keras import ops
 
 
+PLACEMENT_FIELDS = (
+    "frame_size",
+    "task_image_shape",
+    "image_size",
+    "border_width",
+    "program_covers_image",
+)
+"""`ImagePlacement`'s own config fields (an `AdversarialProgram` repeats them in its own)."""
+
+
 @keras.saving.register_keras_serializable(package="arnn_tf")
 class ImagePlacement(keras.layers.Layer):
     """Task images [batch, h, w, c] to canvases [batch, n, n, 3] in [-1, 1], and a program mask.

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from arnn_tf.image_placement import ImagePlacement
+from arnn_tf.image_placement import PLACEMENT_FIELDS, ImagePlacement
 
 # DEFAULT_CONCEAL_SCALE is small, as in the paper: at most 25.5 of 255 grey levels.
 from arnn_tf.settings import DEFAULT_CONCEAL_SCALE
@@ -119,15 +119,9 @@ class AdversarialProgram(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(
-            frame_size=self.frame_size,
-            task_image_shape=list(self.task_image_shape),
-            image_size=None if self.image_size is None else list(self.image_size),
-            border_width=self.border_width,
-            linf_bound=self.linf_bound,
-            program_covers_image=self.program_covers_image,
-            l2=self.l2,
-        )
+        placement = self.placement.get_config()
+        config.update({key: placement[key] for key in PLACEMENT_FIELDS})
+        config.update(linf_bound=self.linf_bound, l2=self.l2)
         return config
 
 

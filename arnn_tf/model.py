@@ -19,8 +19,28 @@ from arnn_tf.layers import AdversarialProgram, ConcealedProgram, LabelMapping, L
 from arnn_tf.settings import DEFAULT_CONCEAL_SCALE, DEFAULT_LEARNING_RATE
 
 
+class DefaultCompile:
+    """`compile` with the paper's defaults, for the reprogrammed model classes (a mixin)."""
+
+    def compile(
+        self, optimizer: Any = "auto", loss: Any = "auto", metrics: Any = "auto", **kwargs: Any
+    ) -> None:
+        """Compiles with the paper's defaults where "auto": Adam(0.05), cross-entropy, accuracy.
+
+        The ``lambda * ||W||^2`` term is the program weight's regulariser, so Keras adds it
+        to whatever loss is given.
+        """
+        super().compile(**compile_defaults(optimizer, loss, metrics), **kwargs)
+
+    def compile_from_config(self, config: dict[str, Any]) -> None:
+        """Restores the compile state saved in a `.keras` file through this class's `compile`."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+
 @keras.saving.register_keras_serializable(package="arnn_tf")
-class ReprogrammedModel(keras.Model):
+class ReprogrammedModel(DefaultCompile, keras.Model):
     """Reprograms ``backbone`` for a task with ``label_map.num_classes`` classes.
 
     Inputs are task images, pixels in [0, 255], shaped ``program.task_image_shape``, which an
@@ -103,22 +123,6 @@ class ReprogrammedModel(keras.Model):
         if self.flip_average and not training:
             return average_with_mirror(probabilities_of, inputs)
         return probabilities_of(inputs)
-
-    def compile(
-        self, optimizer: Any = "auto", loss: Any = "auto", metrics: Any = "auto", **kwargs: Any
-    ) -> None:
-        """Compiles with the paper's defaults where "auto": Adam(0.05), cross-entropy, accuracy.
-
-        The ``lambda * ||W||^2`` term is the program weight's regulariser, so Keras adds it
-        to whatever loss is given.
-        """
-        super().compile(**compile_defaults(optimizer, loss, metrics), **kwargs)
-
-    def compile_from_config(self, config: dict[str, Any]) -> None:
-        """Restores the compile state saved in a `.keras` file through this class's `compile`."""
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
 
     def get_config(self) -> dict[str, Any]:
         return {

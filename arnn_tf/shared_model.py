@@ -19,7 +19,7 @@ import numpy as np
 from keras import ops
 
 from arnn_tf.frame_program import FrameProgram
-from arnn_tf.model import compile_defaults
+from arnn_tf.model import DefaultCompile
 
 
 @keras.saving.register_keras_serializable(package="arnn_tf")
@@ -47,7 +47,7 @@ class PartAnswers(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="arnn_tf")
-class SharedProgramModel(keras.Model):
+class SharedProgramModel(DefaultCompile, keras.Model):
     """Parts' inputs -> their encoders -> one shared frame program -> backbone -> their maps.
 
     ``program.masks[i]`` must be ``encoders[i].program_mask`` (`shared_frame_program` makes
@@ -93,18 +93,6 @@ class SharedProgramModel(keras.Model):
             for i, (x, encoder) in enumerate(zip(inputs, self.encoders))
         ]
         return ops.concatenate(frames, axis=0)
-
-    def compile(
-        self, optimizer: Any = "auto", loss: Any = "auto", metrics: Any = "auto", **kwargs: Any
-    ) -> None:
-        """As `arnn_tf.model.ReprogrammedModel.compile`: Adam, cross-entropy, accuracy."""
-        super().compile(**compile_defaults(optimizer, loss, metrics), **kwargs)
-
-    def compile_from_config(self, config: dict[str, Any]) -> None:
-        """Restores the compile state saved in a `.keras` file through this class's `compile`."""
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
 
     def get_config(self) -> dict[str, Any]:
         return {
