@@ -210,11 +210,13 @@ class WhiteBoxTrainer(Trainer):
 
 
 def _check_trainable(model: ReprogrammedModel, recipe: Recipe, max_minutes: float | None) -> None:
-    """Sets what trains (the program unless the recipe holds it fixed) and refuses a run that
-    could not train anything or has no time."""
+    """Sets what trains (the program and any input encoder's weights, such as a text task's
+    patch table, unless the recipe holds them fixed: the map-alone control) and refuses a run
+    that could not train anything or has no time."""
     if max_minutes is not None and not max_minutes > 0:
         raise ValueError(f"the time limit must be > 0 minutes, got {max_minutes}")
-    model.program.trainable = not recipe.freeze_program
+    for layer in (model.program, *model.encoders):
+        layer.trainable = not recipe.freeze_program
     if not model.trainable_variables:
         raise ValueError(
             "nothing to train: the program is held fixed and the label map is "

@@ -20,6 +20,7 @@ from arnn_tf.recipes import RECIPES, RecipeError, default_recipe, require_task
 from arnn_tf.runs import build_model, train
 from arnn_tf.tasks import get_task
 from arnn_tf.text import TokenPatchEncoder, restored_vectorizer, text_task
+from arnn_tf.trainers import WhiteBoxTrainer
 
 TEXTS = ["the film was great", "awful plot and acting", "", "a great great film", "zzz unknown"]
 
@@ -187,3 +188,19 @@ def test_the_command_line_trains_evaluates_predicts_and_exports_text(
     assert "give image files, or --text" in capsys.readouterr().err
     assert main(["export", *program, "--out", str(tmp_path / "export")]) == 0
     assert "signatures: serving_default, data" in capsys.readouterr().out
+
+
+def test_the_control_holds_the_program_and_the_patch_table(tmp_path: Path) -> None:
+    toy_sentiment(tmp_path / "data")
+    recipe = RECIPES["text"].replace(
+        task=f"text:{tmp_path / 'data'}", backbone="tiny_cnn", weights="none", steps=5,
+        patch_size=8, freeze_program=True,
+    )  # fmt: skip
+    task = get_task(recipe.task)
+    model = build_model(recipe, task)
+    table = keras.ops.convert_to_numpy(model.encoder.table.value).copy()
+    WhiteBoxTrainer().fit(model, task, recipe, verbose=False)
+    assert {v.path for v in model.trainable_variables} == {
+        "label_mapping/stored_kernel", "label_mapping/stored_bias"}
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.encoder.table.value), table)
+    assert not np.any(keras.ops.convert_to_numpy(model.program.weight.value))

@@ -238,8 +238,8 @@ def _add_recipe_switches(field: Any) -> None:
         ),
         (
             "--freeze-program",
-            "hold W at its start (zero, or --init-program's) and train only a "
-            "learned label map: the control for --label-map linear",
+            "hold W (and a text task's patch table) at its start (zero, or --init-program's) "
+            "and train only a learned label map: the control for --label-map linear",
         ),
         (
             "--full-program",
