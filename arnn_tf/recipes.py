@@ -23,9 +23,9 @@ EfficientNet-Lite0 ImageNet backbone, 2-core CPU, `EXPERIMENTS.md` has the runs)
   0.9761 (its control, the map alone with W at zero, 0.9485); ``cifar10`` 0.6075, below its
   control's 0.7801: for photos this program still hurts more than it helps.
 
-- ``text``: a text task (``--task text:PATH``, and the default recipe for one): token
+- ``text``: a text task (``--task text:PATH``, and the default recipe for one): word tokens,
   patches of 16 x 16 pixels, a frame program over them, the learned map, cosine decay over
-  600 steps, no L2 (`arnn_tf.text`).
+  600 steps, no L2 (`arnn_tf.text`): TREC 0.8760 (433 s), SST-2 0.7420 (463 s).
 
 Any recipe trains through queries alone with ``trainer="black_box"`` (`arnn_tf.black_box`):
 W's gradient is BAR's zeroth-order estimate from ``directions`` random directions of
