@@ -492,3 +492,36 @@ def test_the_loss_goes_down_through_a_served_export_of_the_backbone(serving, tmp
         assert np.any(model.program.weight.numpy()) and query.queries == 10 * 8 * 7
     finally:
         serving.backbone = saved
+
+
+def test_grpc_queries_a_served_backbone_export_and_refuses_a_failing_server(tmp_path):
+    pytest.importorskip("tensorflow_serving")
+    from serving_doubles import ExportedModel, grpc_double
+
+    from arnn_tf.black_box import GrpcQuery
+    from arnn_tf.commands.train import served_query
+    from arnn_tf.export import export_backbone
+
+    server = grpc_double(ExportedModel("tiny", export_backbone("tiny_cnn", None, tmp_path, seed=1)))
+    try:
+        query = served_query(f"grpc://{server.target}", "tiny", 30.0)
+        assert isinstance(query, GrpcQuery)
+        query.chunk = 2
+        frames = np.random.default_rng(0).uniform(-1, 1, (5, 48, 48, 3)).astype("float32")
+        local = LocalQuery(build_backbone("tiny_cnn", None, seed=1))
+        np.testing.assert_allclose(query(frames), local(frames), atol=1e-5)
+        assert (query.queries, query.requests) == (5, 3)
+        model = toy_model()
+        BlackBoxTrainer(query, directions=2).fit(model, toy_task(), RECIPE.replace(steps=2),
+                                                 verbose=False)
+        assert query.queries == 5 + 2 * 8 * 3 and np.any(model.program.weight.numpy())
+        server.faults.fail_first, server.faults.requests = 10, 0
+        broken, fresh = GrpcQuery(server.target, "tiny", retries=0), toy_model()
+        with pytest.raises(QueryError, match="did not answer the query: .*UNAVAILABLE"):
+            BlackBoxTrainer(broken, directions=2).fit(fresh, toy_task(), RECIPE, verbose=False)
+        assert not fresh.program.weight.numpy().any() and broken.queries == 0
+        server.faults.fail_first = 0
+        with pytest.raises(QueryError, match="NOT_FOUND"):
+            GrpcQuery(server.target, "other", retries=0)(frames)
+    finally:
+        server.close()

@@ -1,7 +1,8 @@
 """Black-box reprogramming: training a program with nothing but the model's answers.
 
 `queries` defines what may be asked (`QueryFunction`: frames in, logits out) and answers it
-in process (`LocalQuery`); `rest_query` asks a TF Serving model server (`RestQuery`);
+in process (`LocalQuery`); `rest_query` and `grpc_query` ask a TF Serving model server
+(`RestQuery`, `GrpcQuery`);
 `estimator` turns losses at perturbed program weights into a gradient estimate
 (`ZerothOrderEstimator`, BAR's); `trainer` is the `BlackBoxTrainer`, a
 `arnn_tf.trainers.Trainer` that learns through one query per step.
@@ -28,6 +29,7 @@ _MODULES = {
     "log_probabilities": "queries",
     "BlackBoxTrainer": "trainer",
     "RestQuery": "rest_query",
+    "GrpcQuery": "grpc_query",
 }
 
 __all__ = [

@@ -283,13 +283,25 @@ def _add_run_options(train: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--query-url",
         metavar="URL",
-        help="with --black-box: query the backbone served by TensorFlow Serving at this REST "
-        "base URL (e.g. http://host:8501; see arnn export --backbone) instead of in-process",
+        help="with --black-box: query the backbone served by TensorFlow Serving (see arnn "
+        "export --backbone) instead of in-process: at this REST base URL (http://host:8501) "
+        "or gRPC target (grpc://host:8500)",
     )
     run.add_argument("--query-model", default="arnn", help="its model name (default: arnn)")
     run.add_argument(
         "--query-timeout", type=positive_float, default=30.0, help="seconds per request"
     )
+
+
+def served_query(url: str, model: str, timeout: float) -> Any:
+    """The query function for ``--query-url``: gRPC for ``grpc://HOST:PORT``, else REST."""
+    if url.startswith("grpc://"):
+        from arnn_tf.black_box.grpc_query import GrpcQuery
+
+        return GrpcQuery(url.removeprefix("grpc://"), model, timeout=timeout)
+    from arnn_tf.black_box.rest_query import RestQuery
+
+    return RestQuery(url, model, timeout=timeout)
 
 
 def _augmentations(text: str) -> tuple[str, ...]:
@@ -323,9 +335,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out) if args.out else default_out(recipe)
     query = None
     if args.query_url is not None:
-        from arnn_tf.black_box.rest_query import RestQuery
-
-        query = RestQuery(args.query_url, args.query_model, timeout=args.query_timeout)
+        query = served_query(args.query_url, args.query_model, args.query_timeout)
     metrics = train(
         recipe,
         out,
