@@ -137,3 +137,15 @@ def test_the_export_has_a_string_signature_for_text_and_image_ones_for_images(
         answer["probabilities"].numpy(), model.part_model(1).predict(images, verbose=0), atol=1e-5
     )
     assert answer["class_names"].numpy()[0].decode() in saved.members[1].class_names
+
+
+def test_arnn_evaluate_reports_each_part(
+    trained: tuple[Path, dict, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from arnn_tf.cli import main
+
+    _, metrics, run = trained
+    assert main(["evaluate", "--program", str(run / "program"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["accuracy_per_task"] == pytest.approx(metrics["test_accuracy_per_task"])
+    assert report["accuracy"] == pytest.approx(metrics["test_accuracy"])

@@ -33,12 +33,13 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Runs ``arnn evaluate``; prints and returns the report."""
     from arnn_tf.programs import SavedProgram
-    from arnn_tf.training import evaluate_program
+    from arnn_tf.training import evaluate_parts, evaluate_program
 
     saved = with_flip_average(SavedProgram.load(args.program), args.flip_average)
     task = program_task(saved, args.task, args.data_dir)
+    model = saved.build_model()
     results = evaluate_program(
-        saved.build_model(), task, args.split, args.batch_size, verbose=0 if args.json else 1
+        model, task, args.split, args.batch_size, verbose=0 if args.json else 1
     )
     report = {
         "task": task.name,
@@ -47,11 +48,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "flip_average": saved.flip_average,
         **results,
     }
-    print(
-        json.dumps(report)
-        if args.json
-        else f"{task.name} {args.split}: accuracy {results['accuracy']:.4f} "
-        f"loss {results['loss']:.4f} on {report['examples']} examples"
-        + (", each averaged with its mirror image" if saved.flip_average else "")
-    )
+    if task.parts:
+        report["accuracy_per_task"] = evaluate_parts(model, task, args.split, args.batch_size)
+    print(json.dumps(report) if args.json else _summary(report))
     return report
+
+
+def _summary(report: dict[str, Any]) -> str:
+    """The report as a line (and one line a part, for a task of several)."""
+    line = (
+        f"{report['task']} {report['split']}: accuracy {report['accuracy']:.4f} "
+        f"loss {report['loss']:.4f} on {report['examples']} examples"
+        + (", each averaged with its mirror image" if report["flip_average"] else "")
+    )
+    parts = report.get("accuracy_per_task", {})
+    return "\n".join([line, *(f"  {name}: accuracy {acc:.4f}" for name, acc in parts.items())])
