@@ -18,7 +18,7 @@ from arnn_tf.label_maps import (frequency_map, parse_label_map, source_network,
 from arnn_tf.programs import SavedProgram
 from arnn_tf.recipes import FIELDS, RECIPES, load_recipe
 from arnn_tf.settings import DEFAULT_SPACE_FILE
-from arnn_tf.tasks import Task
+from arnn_tf.tasks import Task, TaskPart
 from arnn_tf.tuning import search as tuning_search
 from arnn_tf.tuning.holdout import holdout_split
 from arnn_tf.tuning.hypermodel import ReprogrammingHyperModel
@@ -218,11 +218,13 @@ def test_holdout_split_is_disjoint_and_leaves_test_out():
         return tf.data.Dataset.from_tensor_slices(
             (images if train else images[:0], np.zeros(len(images) if train else 0, np.int32)))
 
-    split = holdout_split(Task("toy", (2, 2, 1), ("a",), load), 5, seed=1)
+    parts = (TaskPart("one", 0, 1),)
+    split = holdout_split(Task("toy", (2, 2, 1), ("a",), load, parts=parts), 5, seed=1)
     train = [int(x[0, 0, 0]) for x, _ in split.dataset("train", 1).unbatch()]
     held = [int(x[0, 0, 0]) for x, _ in split.dataset("test", 1).unbatch()]
     assert len(held) == 5 and split.num_examples("train") == 25
     assert sorted(train + held) == list(range(30))
+    assert split.parts == parts  # a combined task's trials keep its per-part signatures
 
 
 def test_tune_command_starts_from_the_paper_recipe_with_the_options_applied(monkeypatch,

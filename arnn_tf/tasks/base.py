@@ -82,7 +82,7 @@ class Task:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         checked_augmentations(augment)
-        decoded = self._split(split)
+        decoded = self.examples(split)
         ds = decoded.cache() if cache else decoded
         if shuffle:
             ds = ds.shuffle(_shuffle_buffer(decoded), seed=seed, reshuffle_each_iteration=True)
@@ -110,7 +110,7 @@ class Task:
         """
         if count < 1 or batch_size < 1:
             raise ValueError(f"count and batch_size must be positive, got {count} and {batch_size}")
-        decoded = self._split(split)
+        decoded = self.examples(split)
         if shuffle:
             decoded = decoded.shuffle(
                 _shuffle_buffer(decoded), seed=seed, reshuffle_each_iteration=False
@@ -119,10 +119,11 @@ class Task:
 
     def num_examples(self, split: str) -> int:
         """Number of examples in `split` (counted by iterating when tf.data cannot tell)."""
-        return _count(self._split(split))
+        return _count(self.examples(split))
 
-    def _split(self, split: str) -> tf.data.Dataset:
-        """The unbatched data set of a validated split name."""
+    def examples(self, split: str) -> tf.data.Dataset:
+        """The unbatched, decoded examples of ``split`` (a validated split name), in their
+        stored order: what tasks built on this one (combined, shuffled, held out) start from."""
         if split not in SPLITS:
             raise ValueError(
                 f"Unknown split {split!r} for task {self.name!r}; expected one of {SPLITS}"

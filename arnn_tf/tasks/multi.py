@@ -30,7 +30,7 @@ def combine_tasks(tasks: Sequence[Task], seed: int = 0) -> Task:
             image = tf.image.resize_with_crop_or_pad(image, height, width)
             return image, tf.cast(label, tf.int32) + offset
 
-        return task._load(split).map(convert, num_parallel_calls=tf.data.AUTOTUNE)
+        return task.examples(split).map(convert, num_parallel_calls=tf.data.AUTOTUNE)
 
     def load(split: str) -> tf.data.Dataset:
         parts = [common_form(task, offset, split) for task, offset in zip(tasks, offsets)]

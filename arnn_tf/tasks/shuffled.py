@@ -27,7 +27,7 @@ def shuffled_task(task: Task, name: str | None = None) -> Task:
         return tf.reshape(tf.gather(pixels, permutation), task.image_shape), label
 
     def load(split: str) -> tf.data.Dataset:
-        return task._load(split).map(permute, num_parallel_calls=tf.data.AUTOTUNE)
+        return task.examples(split).map(permute, num_parallel_calls=tf.data.AUTOTUNE)
 
     return Task(
         name=name or f"shuffled:{task.name}",

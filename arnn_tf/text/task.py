@@ -102,7 +102,7 @@ class TextTask:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if augment:
             raise ValueError(f"text task {self.name!r} has no augmentations, got {augment}")
-        ds = self._split(split)
+        ds = self.examples(split)
         if shuffle:
             ds = ds.shuffle(_shuffle_buffer(ds), seed=seed, reshuffle_each_iteration=True)
         if repeat:
@@ -124,7 +124,7 @@ class TextTask:
         token ids, or with ``raw`` the texts."""
         if count < 1 or batch_size < 1:
             raise ValueError(f"count and batch_size must be positive, got {count} and {batch_size}")
-        ds = self._split(split)
+        ds = self.examples(split)
         if shuffle:
             ds = ds.shuffle(_shuffle_buffer(ds), seed=seed, reshuffle_each_iteration=False)
         ds = ds.take(count).cache().batch(batch_size)
@@ -146,10 +146,10 @@ class TextTask:
 
     def num_examples(self, split: str) -> int:
         """Number of examples in ``split``."""
-        return int(self._split(split).cardinality())
+        return int(self.examples(split).cardinality())
 
-    def _split(self, split: str) -> tf.data.Dataset:
-        """The unbatched data set of a validated split name."""
+    def examples(self, split: str) -> tf.data.Dataset:
+        """The unbatched ``(text, label)`` examples of ``split`` (a validated split name)."""
         if split not in SPLITS:
             raise ValueError(
                 f"Unknown split {split!r} for task {self.name!r}; expected one of {SPLITS}"

@@ -44,10 +44,10 @@ def holdout_split(task: Task, size: int, seed: int = 0) -> Task:
         def without_index(index: tf.Tensor, example: Any) -> Any:
             return example
 
-        ds = task._load("train").enumerate().filter(in_split).map(without_index)
+        ds = task.examples("train").enumerate().filter(in_split).map(without_index)
         return ds.apply(tf.data.experimental.assert_cardinality(size if keep else total - size))
 
-    return Task(task.name, task.image_shape, task.class_names, load)
+    return Task(task.name, task.image_shape, task.class_names, load, parts=task.parts)
 
 
 def default_validation_size(task: Task) -> int:
