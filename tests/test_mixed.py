@@ -149,3 +149,17 @@ def test_arnn_evaluate_reports_each_part(
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["accuracy_per_task"] == pytest.approx(metrics["test_accuracy_per_task"])
     assert report["accuracy"] == pytest.approx(metrics["test_accuracy"])
+
+
+def test_arnn_show_draws_every_parts_examples(
+    trained: tuple[Path, dict, Path], tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    from arnn_tf.cli import main
+
+    _, _, run = trained
+    out = tmp_path / "mixed.png"
+    argv = ["show", "--program", str(run / "program"), "--examples", "2", "--out", str(out)]
+    assert main(argv) == 0
+    assert Image.open(out).width > 4 * 48  # the program and two examples of each of two parts

@@ -34,10 +34,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     saved = SavedProgram.load(args.program)
     task = program_task(saved, args.task, args.data_dir)
-    ((images, labels),) = list(task.sample("test", args.examples, args.examples, shuffle=False))
-    picture = program_picture(
-        saved.build_model(), images.numpy(), saved.class_names, labels.numpy()
-    )
+    import keras
+
+    ((inputs, labels),) = list(task.sample("test", args.examples, args.examples, shuffle=False))
+    inputs = keras.tree.map_structure(lambda t: t.numpy(), inputs)  # a mixed task's: per part
+    picture = program_picture(saved.build_model(), inputs, saved.class_names, labels.numpy())
     path = save_picture(picture, args.out or Path(args.program) / "program.png")
-    print(f"the program and {len(labels)} {task.name} test images as the network sees them: {path}")
+    print(
+        f"the program and {len(labels)} {task.name} test examples as the network sees them: {path}"
+    )
     return {"path": str(path)}
