@@ -204,3 +204,14 @@ def test_the_control_holds_the_program_and_the_patch_table(tmp_path: Path) -> No
         "label_mapping/stored_kernel", "label_mapping/stored_bias"}
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.encoder.table.value), table)
     assert not np.any(keras.ops.convert_to_numpy(model.program.weight.value))
+
+
+def test_black_box_training_refuses_a_text_task_at_once(tmp_path: Path) -> None:
+    toy_sentiment(tmp_path)
+    recipe = RECIPES["text"].replace(
+        task=f"text:{tmp_path}", backbone="tiny_cnn", weights="none", patch_size=8,
+        trainer="black_box",
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="image tasks only: an input encoder such as a text"):
+        train(recipe, tmp_path / "run", verbose=False)
+    assert not (tmp_path / "run" / "checkpoint").exists()

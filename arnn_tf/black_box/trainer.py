@@ -75,6 +75,12 @@ class BlackBoxTrainer(Trainer):
         schedule: keras.optimizers.schedules.LearningRateSchedule,
         recipe: Recipe,
     ) -> None:
+        if model.encoders:
+            raise ValueError(
+                "black-box training estimates W's gradient for image tasks only: an input "
+                "encoder such as a text task's patch table would need the backbone's own "
+                "gradients; train this task white-box (trainer 'white_box')"
+            )
         try:
             self.estimator.check_fits(model.program.mask.shape)
         except ValueError as error:
