@@ -215,3 +215,15 @@ def test_black_box_training_refuses_a_text_task_at_once(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="image tasks only: an input encoder such as a text"):
         train(recipe, tmp_path / "run", verbose=False)
     assert not (tmp_path / "run" / "checkpoint").exists()
+
+
+def test_a_text_task_can_be_held_out_for_tuning(tmp_path: Path) -> None:
+    from arnn_tf.tuning.holdout import holdout_split
+
+    toy_sentiment(tmp_path)
+    task = get_task(f"text:{tmp_path}")
+    held = holdout_split(task, 10, seed=0)
+    assert held.modality == "text" and held.vectorizer is task.vectorizer
+    assert (held.num_examples("train"), held.num_examples("test")) == (70, 10)
+    with pytest.raises(ValueError, match="tune one part at a time"):
+        holdout_split(get_task(f"text:{tmp_path}+counting"), 10)

@@ -7,6 +7,7 @@ the best program.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,11 @@ def holdout_split(task: Task, size: int, seed: int = 0) -> Task:
         ds = task.examples("train").enumerate().filter(in_split).map(without_index)
         return ds.apply(tf.data.experimental.assert_cardinality(size if keep else total - size))
 
-    return Task(task.name, task.image_shape, task.class_names, load, parts=task.parts)
+    if not dataclasses.is_dataclass(task) or not hasattr(task, "_load"):
+        raise ValueError(
+            f"task {task.name!r} has parts with inputs of their own; tune one part at a time"
+        )
+    return dataclasses.replace(task, _load=load)  # an image or a text task, parts kept
 
 
 def default_validation_size(task: Task) -> int:
