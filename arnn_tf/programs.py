@@ -208,10 +208,10 @@ class SavedProgram:
     @property
     def task_image_shape(self) -> tuple[int, int, int]:
         """(height, width, channels) of the images an image program takes."""
-        if self.encoder is not None:
+        if self.encoder is not None or self.members:
             raise ValueError(
-                f"program for task {self.task_name!r} reads its input through an encoder "
-                f"({self.encoder.get('class_name')}), not images"
+                f"program for task {self.task_name!r} reads its inputs through input encoders "
+                "(text, or parts of their own), not images of one shape"
             )
         height, width, channels = self.program_config["task_image_shape"]
         return int(height), int(width), int(channels)

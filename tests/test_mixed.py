@@ -163,3 +163,9 @@ def test_arnn_show_draws_every_parts_examples(
     argv = ["show", "--program", str(run / "program"), "--examples", "2", "--out", str(out)]
     assert main(argv) == 0
     assert Image.open(out).width > 4 * 48  # the program and two examples of each of two parts
+
+
+def test_a_mixed_program_has_no_single_image_shape(trained: tuple[Path, dict, Path]) -> None:
+    saved = SavedProgram.load(trained[2] / "program")
+    with pytest.raises(ValueError, match="reads its inputs through input encoders"):
+        saved.task_image_shape  # noqa: B018
