@@ -44,7 +44,7 @@ from arnn_tf.model import ReprogrammedModel
 from arnn_tf.program_parts import SavedPart, read_parts, write_parts
 from arnn_tf.shared_model import SharedProgramModel
 from arnn_tf.tasks import TaskPart
-from arnn_tf.text.task import restored_vectorizer
+from arnn_tf.text.task import input_vectorizer
 
 FORMAT = "arnn-tf-program"
 FORMAT_VERSION = 5
@@ -516,7 +516,7 @@ def _matching(
             f"task {task.name!r} is {kinds[0]}, but the program of task {name!r} reads {kinds[1]}"
         )
     if reads_text:
-        task = task.with_vectorizer(restored_vectorizer(input_state["vectorizer"]))
+        task = task.with_vectorizer(input_vectorizer(input_state))
         shape = saved_shape = "text"
     else:
         shape, saved_shape = tuple(task.image_shape), tuple(image_shape)

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from arnn_tf.black_box.queries import QueryError, check_frames, checked_answer
-from arnn_tf.serving.retries import DEFAULT_BACKOFF, DEFAULT_RETRIES, DEFAULT_TIMEOUT, ServingError
+from arnn_tf.black_box.queries import QueryError, ServedQuery
+from arnn_tf.serving.retries import DEFAULT_BACKOFF, DEFAULT_RETRIES, DEFAULT_TIMEOUT
 
 DEFAULT_GRPC_CHUNK = 64
 """Frames per request: 64 frames of 224 x 224 x 3 float32 are about 38 MB, under the
@@ -24,7 +24,7 @@ FRAMES_INPUT = "frames"
 """The input name of the backbone export's signature (`arnn_tf.export.backbone.FRAMES`)."""
 
 
-class GrpcQuery:
+class GrpcQuery(ServedQuery):
     """A `QueryFunction` over TF Serving's gRPC ``Predict``, counting the frames answered.
 
     ``target`` is ``host:port`` (TF Serving's gRPC port is 8500); ``queries`` counts the frames
@@ -47,38 +47,20 @@ class GrpcQuery:
     ) -> None:
         from arnn_tf.serving.grpc_client import GrpcClient
 
-        if chunk < 1:
-            raise ValueError(f"chunk must be a positive number of frames, got {chunk}")
+        super().__init__(classes, frame_size, chunk)
         self.client = GrpcClient(target, timeout=timeout, retries=retries, backoff=backoff)
         self.model_name, self.signature, self.version = model_name, signature, version
-        self.classes, self.frame_size, self.chunk = classes, frame_size, chunk
-        self.queries = 0
-        self.requests = 0
 
-    def __call__(self, frames: np.ndarray) -> np.ndarray:
-        frames = check_frames(frames, self.frame_size)
-        answers = [
-            self._ask(frames[start : start + self.chunk])
-            for start in range(0, len(frames), self.chunk)
-        ]
-        return np.concatenate(answers)
+    def send(self, frames: np.ndarray) -> dict[str, Any]:
+        """One ``Predict`` request: the frames as one float32 tensor."""
+        return self.client.predict(
+            self.model_name,
+            {FRAMES_INPUT: frames.astype("float32")},
+            signature=self.signature,
+            version=self.version,
+        )
 
-    def _ask(self, frames: np.ndarray) -> np.ndarray:
-        """One request: the checked logits ``[len(frames), classes]``."""
-        try:
-            outputs = self.client.predict(
-                self.model_name,
-                {FRAMES_INPUT: frames.astype("float32")},
-                signature=self.signature,
-                version=self.version,
-            )
-        except ServingError as error:
-            raise QueryError(f"the model server did not answer the query: {error}") from None
-        self.requests += 1
-        self.queries += len(frames)
-        return checked_answer(self._logits(outputs), len(frames), self.classes)
-
-    def _logits(self, outputs: dict[str, Any]) -> Any:
+    def logits(self, outputs: dict[str, Any]) -> Any:
         """The ``logits`` output, or the only one."""
         if "logits" in outputs:
             return outputs["logits"]

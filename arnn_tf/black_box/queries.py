@@ -16,10 +16,13 @@ Written with numpy and `keras.ops` only, so it works on any Keras backend.
 
 from __future__ import annotations
 
-from typing import Callable
+import abc
+from typing import Any, Callable
 
 import keras
 import numpy as np
+
+from arnn_tf.serving.retries import ServingError
 
 QueryFunction = Callable[[np.ndarray], np.ndarray]
 """Frames ``[k, n, n, 3]`` float32 in [-1, 1] -> logits ``[k, classes]``."""
@@ -114,3 +117,45 @@ def log_probabilities(query: QueryFunction) -> QueryFunction:
         return np.log(np.maximum(probabilities, np.finfo("float32").tiny))
 
     return ask
+
+
+class ServedQuery(abc.ABC):
+    """A `QueryFunction` asking a model server in requests of ``chunk`` frames at most,
+    counting the frames (``queries``) and requests (``requests``) the server answered.
+
+    Subclasses send one request (`send`); whatever goes wrong there, a refusal or an answer
+    that is not logits of the right shape, becomes a `QueryError` before anything learns.
+    """
+
+    def __init__(self, classes: int, frame_size: int | None, chunk: int) -> None:
+        if chunk < 1:
+            raise ValueError(f"chunk must be a positive number of frames, got {chunk}")
+        self.classes, self.frame_size, self.chunk = classes, frame_size, chunk
+        self.queries = 0
+        self.requests = 0
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        frames = check_frames(frames, self.frame_size)
+        answers = [
+            self._ask(frames[start : start + self.chunk])
+            for start in range(0, len(frames), self.chunk)
+        ]
+        return np.concatenate(answers)
+
+    def _ask(self, frames: np.ndarray) -> np.ndarray:
+        """One request: the checked logits ``[len(frames), classes]``."""
+        try:
+            reply = self.send(frames)
+        except ServingError as error:
+            raise QueryError(f"the model server did not answer the query: {error}") from None
+        self.requests += 1
+        self.queries += len(frames)
+        return checked_answer(self.logits(reply), len(frames), self.classes)
+
+    @abc.abstractmethod
+    def send(self, frames: np.ndarray) -> Any:
+        """The server's reply to one request for ``frames``; ServingError if none came."""
+
+    @abc.abstractmethod
+    def logits(self, reply: Any) -> Any:
+        """The logits in a reply (QueryError if there are none)."""

@@ -17,15 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from arnn_tf.black_box.queries import QueryError, check_frames, checked_answer
+from arnn_tf.black_box.queries import QueryError, ServedQuery
 from arnn_tf.serving.rest_client import RestClient, model_path
-from arnn_tf.serving.retries import DEFAULT_BACKOFF, DEFAULT_RETRIES, DEFAULT_TIMEOUT, ServingError
+from arnn_tf.serving.retries import DEFAULT_BACKOFF, DEFAULT_RETRIES, DEFAULT_TIMEOUT
 
 DEFAULT_CHUNK = 32
 """Frames per request: 32 frames of 224 x 224 x 3 are about 100 MB of JSON."""
 
 
-class RestQuery:
+class RestQuery(ServedQuery):
     """A `QueryFunction` over TF Serving's REST ``:predict``, counting the frames answered.
 
     ``queries`` counts the frames of the requests the server answered (whether or not the
@@ -46,36 +46,18 @@ class RestQuery:
         chunk: int = DEFAULT_CHUNK,
         backoff: float = DEFAULT_BACKOFF,
     ) -> None:
-        if chunk < 1:
-            raise ValueError(f"chunk must be a positive number of frames, got {chunk}")
+        super().__init__(classes, frame_size, chunk)
         self.client = RestClient(url, timeout=timeout, retries=retries, backoff=backoff)
         self.path = model_path(model_name, version) + ":predict"
         self.endpoint = self.client.url + self.path
         self.signature = signature
-        self.classes, self.frame_size, self.chunk = classes, frame_size, chunk
-        self.queries = 0
-        self.requests = 0
 
-    def __call__(self, frames: np.ndarray) -> np.ndarray:
-        frames = check_frames(frames, self.frame_size)
-        answers = [
-            self._ask(frames[start : start + self.chunk])
-            for start in range(0, len(frames), self.chunk)
-        ]
-        return np.concatenate(answers)
-
-    def _ask(self, frames: np.ndarray) -> np.ndarray:
-        """One request: the checked logits ``[len(frames), classes]``."""
+    def send(self, frames: np.ndarray) -> bytes:
+        """One ``:predict`` request in the row format."""
         body = json.dumps({"signature_name": self.signature, "instances": frames.tolist()})
-        try:
-            reply = self.client.send(self.path, body.encode())
-        except ServingError as error:
-            raise QueryError(f"the model server did not answer the query: {error}") from None
-        self.requests += 1
-        self.queries += len(frames)
-        return checked_answer(self._logits(reply), len(frames), self.classes)
+        return self.client.send(self.path, body.encode())
 
-    def _logits(self, reply: bytes) -> Any:
+    def logits(self, reply: bytes) -> Any:
         """The ``predictions`` of a ``:predict`` answer: rows of logits, or rows of
         ``{"logits": row}`` when the signature has several outputs."""
         try:

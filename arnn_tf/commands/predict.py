@@ -63,12 +63,12 @@ def _image_predictions(saved: Any, args: argparse.Namespace) -> list[dict[str, A
 
 def _text_predictions(saved: Any, texts: list[str]) -> list[dict[str, Any]]:
     from arnn_tf.predictions import prediction_record
-    from arnn_tf.text import restored_vectorizer
+    from arnn_tf.text.task import input_vectorizer
     from arnn_tf.text.model import text_probabilities
 
     if saved.input_state is None:
         raise ValueError(f"{saved.task_name!r} is an image program: give image files")
-    vectorizer = restored_vectorizer(saved.input_state["vectorizer"])
+    vectorizer = input_vectorizer(saved.input_state)
     probabilities = text_probabilities(saved.build_model(), vectorizer, texts)
     return [
         prediction_record(

@@ -18,7 +18,7 @@ from arnn_tf.export.decoding import decode_image
 from arnn_tf.export.names import part_signature_name
 from arnn_tf.model import ReprogrammedModel, average_with_mirror
 from arnn_tf.programs import SavedProgram
-from arnn_tf.text.task import restored_vectorizer
+from arnn_tf.text.task import input_vectorizer
 
 
 class Signature(NamedTuple):
@@ -110,7 +110,7 @@ def text_signature(
     tokenised by the vectorizer of ``input_state``. Bytes that are not UTF-8 become U+FFFD (the
     replacement character) rather than failing the request; an empty text is the padding
     tokens' frame; text past the vectorizer's sequence length is cut."""
-    vectorizer = restored_vectorizer(input_state["vectorizer"])
+    vectorizer = input_vectorizer(input_state)
     names = tf.constant(class_names)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])

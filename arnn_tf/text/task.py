@@ -337,3 +337,8 @@ def restored_vectorizer(state: dict[str, Any]) -> keras.layers.TextVectorization
     vectorizer = keras.layers.TextVectorization.from_config(state["config"])
     vectorizer.set_vocabulary(state["vocabulary"])
     return vectorizer
+
+
+def input_vectorizer(input_state: dict[str, Any]) -> keras.layers.TextVectorization:
+    """The vectorizer a saved program keeps in its input state (`TextTask.input_state`)."""
+    return restored_vectorizer(input_state["vectorizer"])
