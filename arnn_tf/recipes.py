@@ -27,6 +27,10 @@ EfficientNet-Lite0 ImageNet backbone, 2-core CPU, `EXPERIMENTS.md` has the runs)
   patches of 16 x 16 pixels, a frame program over them, the learned map, cosine decay over
   600 steps, no L2 (`arnn_tf.text`): TREC 0.8760 (433 s), SST-2 0.7420 (463 s).
 
+``frame_size`` (None: the backbone's own input size) sets the frame, n x n, that the program,
+the task's input and the backbone share: the EfficientNets end in global pooling, so they take
+any size, and a smaller frame costs about (n / native)^2 as much per step.
+
 Any recipe trains through queries alone with ``trainer="black_box"`` (`arnn_tf.black_box`):
 W's gradient is BAR's zeroth-order estimate from ``directions`` random directions of
 ``zo_resolution`` (None: the frame's) scaled by ``beta``, ``antithetic`` pairs doubling them,
@@ -75,6 +79,16 @@ TRAINERS = ("white_box", "black_box")
 
 _REQUIRED_NUMBERS = ("learning_rate", "l2", "focal_gamma")
 """Numeric fields that cannot be None."""
+_POSITIVE_INTS = (
+    "steps",
+    "epochs",
+    "batch_size",
+    "image_size",
+    "border_width",
+    "patch_size",
+    "frame_size",
+)
+"""Integer fields that are positive where set."""
 
 
 class RecipeError(ValueError):
@@ -119,6 +133,7 @@ class Recipe:
     max_queries: int | None = None
     patch_size: int = 16
     text_level: str = "word"
+    frame_size: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "augment", tuple(self.augment))
@@ -160,7 +175,7 @@ def _check(recipe: Recipe) -> None:
             f"a recipe sets steps or epochs, exactly one; got steps {recipe.steps!r} "
             f"and epochs {recipe.epochs!r}"
         )
-    for field in ("steps", "epochs", "batch_size", "image_size", "border_width", "patch_size"):
+    for field in _POSITIVE_INTS:
         value = getattr(recipe, field)
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, int) or value < 1

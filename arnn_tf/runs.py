@@ -182,7 +182,9 @@ def build_model(
     on ``backbone`` when given (models that share one frozen network, as tuning trials do),
     else on the recipe's backbone, built here."""
     if backbone is None:
-        backbone = build_backbone(recipe.backbone, recipe.weights, seed=recipe.seed)
+        backbone = build_backbone(
+            recipe.backbone, recipe.weights, seed=recipe.seed, input_size=recipe.frame_size
+        )
     model = _MODEL_BUILDERS[task.modality](recipe, task, backbone)
     if init_program is not None:
         SavedProgram.load(init_program).warm_start(

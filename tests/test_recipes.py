@@ -192,3 +192,15 @@ def test_the_paper_recipe_trains_what_the_library_calls_train_with_the_paper_set
                 verbose=0)
     np.testing.assert_array_equal(np.load(tmp_path / "run" / "program" / "W.npy"),
                                   model.program.weight.numpy())
+
+
+def test_the_frame_size_comes_from_the_command_line_and_old_recipes_keep_the_native_frame():
+    from arnn_tf.cli import build_parser
+    from arnn_tf.commands.train import recipe_overrides
+
+    args = build_parser().parse_args(["train", "--frame-size", "112"])
+    assert recipe_overrides(args) == {"frame_size": 112}
+    old = {k: v for k, v in RECIPES["text"].to_dict().items() if k != "frame_size"}
+    assert Recipe.from_dict(old).frame_size is None
+    with pytest.raises(RecipeError, match="'frame_size' must be a positive integer"):
+        RECIPES["text"].replace(frame_size=-4)

@@ -227,3 +227,20 @@ def test_a_text_task_can_be_held_out_for_tuning(tmp_path: Path) -> None:
     assert (held.num_examples("train"), held.num_examples("test")) == (70, 10)
     with pytest.raises(ValueError, match="tune one part at a time"):
         holdout_split(get_task(f"text:{tmp_path}+counting"), 10)
+
+
+def test_a_smaller_frame_trains_saves_and_reloads_at_its_size(tmp_path: Path) -> None:
+    toy_sentiment(tmp_path / "data")
+    recipe = RECIPES["text"].replace(
+        task=f"text:{tmp_path / 'data'}", backbone="efficientnet_lite0", weights="none",
+        steps=3, patch_size=8, frame_size=32,
+    )
+    train(recipe, tmp_path / "run", verbose=False)
+    saved = SavedProgram.load(tmp_path / "run" / "program")
+    assert saved.frame_size == 32 and saved.weight.shape == (32, 32, 3)
+    assert saved.recipe["frame_size"] == 32
+    model = saved.build_model()
+    assert tuple(model.backbone.input_shape[1:3]) == (32, 32)
+    assert model.encoder.program_mask.shape == (32, 32, 3)  # 16 slots of 8 x 8
+    with pytest.raises(RecipeError, match="frame_size"):
+        recipe.replace(frame_size=0)

@@ -142,6 +142,12 @@ def _add_text_fields(field: Any) -> None:
 def _add_placement_fields(field: Any) -> None:
     """Where the task image and the program go in the frame, and concealment."""
     field(
+        "--frame-size",
+        type=positive_int,
+        help="the frame's size n (the program and the backbone's input, n x n) in place of "
+        "the backbone's own; smaller is faster (about (n / native)^2 the time a step)",
+    )
+    field(
         "--image-size",
         type=positive_int,
         help="resize task images to this square size before placing them",

@@ -64,7 +64,9 @@ class ReprogrammingHyperModel(keras_tuner.HyperModel):
         self.space = space
         self.steps_per_epoch = steps_per_epoch
         self.epochs = epochs
-        self.backbone = build_backbone(base.backbone, base.weights, seed=base.seed)
+        self.backbone = build_backbone(
+            base.backbone, base.weights, seed=base.seed, input_size=base.frame_size
+        )
         self.train_examples = task.num_examples("train")
 
     def round_steps(self, batch_size: int) -> int:

@@ -72,7 +72,7 @@ def tune(
     hypermodel = ReprogrammingHyperModel(
         base,
         holdout_split(task, val_size, base.seed),
-        space.fit_to(get_backbone_spec(base.backbone).input_size),
+        space.fit_to(base.frame_size or get_backbone_spec(base.backbone).input_size),
         steps_per_epoch=per_round,
         epochs=rounds,
     )
