@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 
 from arnn_tf.losses import per_example_loss
+from arnn_tf.step_loop import run_callback_loop
 
 
 def needs_custom_loop(strategy: tf.distribute.Strategy) -> bool:
@@ -42,36 +43,20 @@ def fit_with_strategy_run(
     loss_sum = keras.metrics.Mean(name="loss")
     accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
     train_step = _distributed_step(model, global_batch_size, loss_sum, accuracy)
-    callback_list = keras.callbacks.CallbackList(list(callbacks), model=model)
-    history: dict[str, list[float]] = {"loss": [], "accuracy": []}
-    options = (
-        tf.data.Options()
-    )  # in-memory data has no files to shard: each worker takes its part of every batch
+    options = tf.data.Options()
+    # in-memory data has no files to shard: each worker takes its part of every batch
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     iterator = iter(strategy.experimental_distribute_dataset(data.with_options(options)))
-    model.stop_training = False
-    callback_list.on_train_begin()
-    done, epoch = 0, 0
-    while done < steps and not model.stop_training:
-        callback_list.on_epoch_begin(epoch)
+
+    def one_step() -> dict[str, float]:
+        train_step(iterator)
+        return {"loss": float(loss_sum.result()), "accuracy": float(accuracy.result())}
+
+    def start_epoch() -> None:
         loss_sum.reset_state()
         accuracy.reset_state()
-        for batch in range(min(steps_per_epoch, steps - done)):
-            callback_list.on_train_batch_begin(batch)
-            train_step(iterator)
-            done += 1
-            logs = {"loss": float(loss_sum.result()), "accuracy": float(accuracy.result())}
-            callback_list.on_train_batch_end(batch, logs)
-            if model.stop_training:
-                break
-        for key in history:
-            history[key].append(logs[key])
-        callback_list.on_epoch_end(epoch, logs)
-        epoch += 1
-    # as `fit` does: W takes its EMA, if any
-    model.optimizer.finalize_variable_values(model.trainable_variables)
-    callback_list.on_train_end(logs)
-    return history
+
+    return run_callback_loop(model, steps, steps_per_epoch, callbacks, one_step, start_epoch)
 
 
 def _distributed_step(

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from arnn_tf.backbones import build_backbone
@@ -53,3 +54,55 @@ def test_another_trainer_gets_steps_checkpoints_and_resume(tmp_path, capsys):
     assert (again.steps, again.resumed_from) == (6, 4)
     assert "resumed from step 4" in capsys.readouterr().out
     assert int(resumed.optimizer.iterations.numpy()) == 6
+
+
+class HookRecorder(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.hooks = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.hooks.append(("epoch_end", epoch, dict(logs)))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.hooks.append(("batch_end", batch))
+        if batch == 1 and len([h for h in self.hooks if h[0] == "epoch_end"]) == 1:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        self.hooks.append(("train_end", dict(logs or {})))
+
+
+def _loop_model():
+    model = build_reprogrammed_model(build_backbone("tiny_cnn", None), (8, 8, 3), 2)
+    model.compile(optimizer=keras.optimizers.Adam(0.01))
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def test_the_shared_callback_loop_calls_hooks_as_fit_does_and_stops_when_asked():
+    from arnn_tf.step_loop import run_callback_loop
+
+    model, recorder, counter = _loop_model(), HookRecorder(), iter(range(100))
+    history = run_callback_loop(
+        model, 7, 3, [recorder], lambda: {"loss": float(next(counter))}, lambda: None
+    )
+    assert history == {"loss": [2.0, 4.0]}  # epoch 0: steps 0-2; epoch 1 stopped after 2 steps
+    assert [h[1] for h in recorder.hooks if h[0] == "batch_end"] == [0, 1, 2, 0, 1]
+    assert recorder.hooks[-1] == ("train_end", {"loss": 4.0})
+
+
+def test_a_failing_step_still_ends_training_for_the_callbacks():
+    from arnn_tf.step_loop import run_callback_loop
+
+    model, recorder, calls = _loop_model(), HookRecorder(), []
+
+    def step():
+        calls.append(1)
+        if len(calls) == 2:
+            raise ConnectionError("server went away")
+        return {"loss": 1.0}
+
+    with pytest.raises(ConnectionError, match="went away"):
+        run_callback_loop(model, 5, 5, [recorder], step, lambda: None)
+    assert recorder.hooks[-1] == ("train_end", {"loss": 1.0})

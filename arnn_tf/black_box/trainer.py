@@ -20,7 +20,6 @@ drawn from ``(recipe.seed, s)``, so a resumed run draws what the uninterrupted r
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Sequence
 
 import keras
@@ -34,6 +33,7 @@ from arnn_tf.label_maps import FrequencyLabelMapping
 from arnn_tf.losses import per_example_loss, task_loss
 from arnn_tf.model import ReprogrammedModel
 from arnn_tf.recipes import Recipe
+from arnn_tf.step_loop import run_callback_loop
 from arnn_tf.trainers import Trainer, adam
 
 
@@ -98,45 +98,30 @@ class BlackBoxTrainer(Trainer):
     ) -> dict[str, list[float]]:
         mapping = next((c for c in callbacks if isinstance(c, FrequencyLabelMapping)), None)
         self._check_budget(model, recipe.batch_size, mapping)
-        callback_list = keras.callbacks.CallbackList(list(callbacks), model=model)
         loss, accuracy = keras.metrics.Mean(), keras.metrics.SparseCategoricalAccuracy()
-        history: dict[str, list[float]] = {"loss": [], "accuracy": [], "queries": []}
-        batches, logs, done = iter(data.take(steps)), {}, 0
-        model.stop_training = False
-        callback_list.on_train_begin()
-        for epoch in range(math.ceil(steps / steps_per_epoch)):
-            if model.stop_training:
-                break
-            callback_list.on_epoch_begin(epoch)
+        batches = iter(data.take(steps))
+        done = 0
+
+        def one_step() -> dict[str, float]:
+            nonlocal done
+            images, labels = next(batches)
+            step_loss, probabilities = self._step(model, images, labels, recipe.seed)
+            loss.update_state(step_loss)
+            accuracy.update_state(labels, probabilities)
+            done += 1
+            if not self._affordable(model, recipe.batch_size, mapping):
+                model.stop_training = self.stopped_by_queries = done < steps
+            return {
+                "loss": float(loss.result()),
+                "accuracy": float(accuracy.result()),
+                "queries": self.queries,
+            }
+
+        def start_epoch() -> None:
             loss.reset_state()
             accuracy.reset_state()
-            for batch in range(min(steps_per_epoch, steps - done)):
-                images, labels = next(batches)
-                callback_list.on_train_batch_begin(batch)
-                try:
-                    step_loss, probabilities = self._step(model, images, labels, recipe.seed)
-                except Exception:  # W is as the last step left it: a checkpoint keeps those steps
-                    callback_list.on_train_end(logs)
-                    raise
-                loss.update_state(step_loss)
-                accuracy.update_state(labels, probabilities)
-                done += 1
-                logs = {
-                    "loss": float(loss.result()),
-                    "accuracy": float(accuracy.result()),
-                    "queries": self.queries,
-                }
-                if not self._affordable(model, recipe.batch_size, mapping):
-                    model.stop_training = self.stopped_by_queries = done < steps
-                callback_list.on_train_batch_end(batch, logs)
-                if model.stop_training:
-                    break
-            for key in history:
-                history[key].append(logs[key])
-            callback_list.on_epoch_end(epoch, logs)
-        model.optimizer.finalize_variable_values(model.trainable_variables)  # EMA, as `fit` does
-        callback_list.on_train_end(logs)
-        return history
+
+        return run_callback_loop(model, steps, steps_per_epoch, callbacks, one_step, start_epoch)
 
     def _step(
         self, model: ReprogrammedModel, images: tf.Tensor, labels: tf.Tensor, seed: int
