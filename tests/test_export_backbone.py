@@ -29,3 +29,13 @@ def test_arnn_export_backbone(tmp_path, capsys):
     assert "frames" in capsys.readouterr().out and (out / "1" / "saved_model.pb").exists()
     with pytest.raises(SystemExit):
         main(["export", "--backbone", "tiny_cnn", "--program", "p", "--out", str(out)])
+
+
+def test_arnn_export_backbone_at_a_run_s_frame_size(tmp_path, capsys):
+    out = tmp_path / "served"
+    args = ["export", "--backbone", "efficientnet_lite0", "--weights", "none", "--out", str(out)]
+    assert main([*args, "--frame-size", "64"]) == 0
+    serve = tf.saved_model.load(str(out / "1")).signatures["serving_default"]
+    assert serve.structured_input_signature[1]["frames"].shape.as_list() == [None, 64, 64, 3]
+    assert main(["export", "--program", "p", "--frame-size", "64", "--out", str(out)]) == 2
+    assert "--frame-size goes with --backbone" in capsys.readouterr().err

@@ -29,6 +29,12 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         "--weights", default="imagenet", help="with --backbone: 'imagenet', 'none' or a file"
     )
     parser.add_argument(
+        "--frame-size",
+        type=positive_int,
+        help="with --backbone: take n x n frames instead of the backbone's own size (the "
+        "frame of a run trained with --frame-size n)",
+    )
+    parser.add_argument(
         "--out", required=True, help="the model's base folder; the export goes to OUT/VERSION"
     )
     parser.add_argument(
@@ -56,8 +62,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from arnn_tf.export.writer import export_programs
     from arnn_tf.programs import SavedProgram
 
+    if args.frame_size is not None and args.backbone is None:
+        raise ValueError("--frame-size goes with --backbone; a saved program keeps its own frame")
     if args.backbone is not None:
-        path = export_backbone(args.backbone, args.weights, args.out, version=args.version)
+        path = export_backbone(
+            args.backbone,
+            args.weights,
+            args.out,
+            input_size=args.frame_size,
+            version=args.version,
+        )
         print(
             f"exported backbone {args.backbone} to {path}; signature serving_default: "
             f"{FRAMES} (X_adv, float32 in [-1, 1]) -> logits"
