@@ -5,12 +5,16 @@ step counter. A checkpoint is those arrays in one ``.npz`` file (a few megabytes
 299 x 299 program), replaced atomically, so a process killed at any instant (SIGKILL
 included) leaves either the previous checkpoint or the new one, never half of one.
 Written with `keras.ops`/numpy only, so it works on any Keras backend.
+
+A checkpoint also keeps the training time spent up to it, over every process that trained
+the run, so a run resumed after an interruption still knows its whole training time.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +22,8 @@ import keras
 import numpy as np
 
 CHECKPOINT_FILE = "program_checkpoint.npz"
+SECONDS = "seconds"
+"""The checkpoint's entry for the training seconds spent up to it (absent in older ones)."""
 
 
 def _training_state(model: keras.Model) -> list[Any]:
@@ -30,13 +36,18 @@ def _training_state(model: keras.Model) -> list[Any]:
     ]
 
 
-def save_checkpoint(model: keras.Model, directory: str | os.PathLike[str]) -> Path:
-    """Writes the program and optimiser state; returns the checkpoint's path."""
+def save_checkpoint(
+    model: keras.Model, directory: str | os.PathLike[str], seconds: float | None = None
+) -> Path:
+    """Writes the program and optimiser state, and the run's training ``seconds`` so far if
+    given; returns the checkpoint's path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     arrays = {
         f"v{i}": keras.ops.convert_to_numpy(v.value) for i, v in enumerate(_training_state(model))
     }
+    if seconds is not None:
+        arrays[SECONDS] = np.float64(seconds)
     path = directory / CHECKPOINT_FILE
     with tempfile.NamedTemporaryFile(
         dir=directory, prefix=".checkpoint.", suffix=".npz", delete=False
@@ -58,9 +69,10 @@ def restore_checkpoint(model: keras.Model, directory: str | os.PathLike[str]) ->
         model.optimizer.build(model.trainable_variables)
     variables = _training_state(model)
     with np.load(path, allow_pickle=False) as data:
-        if len(data.files) != len(variables):
+        stored = [name for name in data.files if name != SECONDS]
+        if len(stored) != len(variables):
             raise ValueError(
-                f"{path} holds {len(data.files)} arrays, this model's training state has "
+                f"{path} holds {len(stored)} arrays, this model's training state has "
                 f"{len(variables)}: it was written for another program or optimiser"
             )
         for i, variable in enumerate(variables):
@@ -74,21 +86,43 @@ def restore_checkpoint(model: keras.Model, directory: str | os.PathLike[str]) ->
     return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
 
 
+def checkpoint_seconds(directory: str | os.PathLike[str]) -> float:
+    """The training seconds the checkpoint in ``directory`` was written after (0 without a
+    checkpoint, or for one from before checkpoints kept them)."""
+    path = Path(directory) / CHECKPOINT_FILE
+    if not path.exists():
+        return 0.0
+    with np.load(path, allow_pickle=False) as data:
+        return float(data[SECONDS]) if SECONDS in data.files else 0.0
+
+
 class ProgramCheckpoint(keras.callbacks.Callback):
     """Saves a checkpoint every ``every_steps`` batches and when training ends.
 
     Once the loss stops being finite nothing more is written, so the last checkpoint on
-    disk is always from before a run diverged.
+    disk is always from before a run diverged. Each checkpoint keeps the training seconds
+    so far: ``seconds_before`` (earlier processes') plus this one's since training began.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], every_steps: int = 100) -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str], every_steps: int = 100, seconds_before: float = 0
+    ) -> None:
         super().__init__()
         if every_steps < 1:
             raise ValueError(f"every_steps must be positive, got {every_steps}")
         self.directory = Path(directory)
         self.every_steps = every_steps
+        self.seconds_before = float(seconds_before)
         self._since_save = 0
         self._diverged = False
+        self._start = time.perf_counter()
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def _save(self) -> None:
+        seconds = self.seconds_before + time.perf_counter() - self._start
+        save_checkpoint(self.model, self.directory, seconds)
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         loss = (logs or {}).get("loss")
@@ -97,8 +131,8 @@ class ProgramCheckpoint(keras.callbacks.Callback):
         self._since_save += 1
         if self._since_save >= self.every_steps and not self._diverged:
             self._since_save = 0
-            save_checkpoint(self.model, self.directory)
+            self._save()
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if not self._diverged:
-            save_checkpoint(self.model, self.directory)
+            self._save()

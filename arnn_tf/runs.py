@@ -282,6 +282,7 @@ def _metrics(
         "steps": result.steps,
         "resumed_from": result.resumed_from,
         "seconds": round(result.seconds, 2),
+        "total_seconds": round(result.total_seconds, 2),
         "images_per_second": round(result.images_per_second, 2),
         "train_accuracy": result.train_accuracy,
         "test_accuracy": test["accuracy"],

@@ -18,6 +18,7 @@ same two methods and gets checkpoints, resume, schedules, EMA and TensorBoard wi
 from __future__ import annotations
 
 import abc
+import dataclasses
 import math
 import os
 import time
@@ -26,7 +27,7 @@ from typing import Any, Callable, Sequence
 import keras
 import tensorflow as tf
 
-from arnn_tf.checkpoints import ProgramCheckpoint, restore_checkpoint
+from arnn_tf.checkpoints import ProgramCheckpoint, checkpoint_seconds, restore_checkpoint
 from arnn_tf.custom_loop import fit_with_strategy_run, needs_custom_loop
 from arnn_tf.label_maps import SAMPLE_IMAGES, FrequencyLabelMapping, data_driven_kind
 from arnn_tf.losses import task_loss
@@ -76,17 +77,20 @@ class Trainer(abc.ABC):
         )
         self.compile(model, schedule, recipe)
         callbacks = list(callbacks)
-        resumed_from = 0
+        resumed_from, seconds_before = 0, 0.0
         if checkpoint_dir is not None:
-            resumed_from = _resume(model, checkpoint_dir, verbose)
+            resumed_from, seconds_before = _resume(model, checkpoint_dir, verbose)
             if save_checkpoints:
-                callbacks.append(ProgramCheckpoint(checkpoint_dir, checkpoint_every))
+                saver = ProgramCheckpoint(checkpoint_dir, checkpoint_every, seconds_before)
+                callbacks.append(saver)
         source = self.label_map_source(model)
         mapping = _label_mapping(
             task, recipe, train_examples, per_epoch, resumed_from, verbose, source
         )
         if resumed_from >= steps:
-            return TrainingResult(resumed_from, resumed_from, 0.0, 0.0, None, False, {})
+            return TrainingResult(
+                resumed_from, resumed_from, 0.0, 0.0, None, False, {}, seconds_before
+            )
         remaining = steps - resumed_from
         budget = StepAndTimeBudget(remaining, None if max_minutes is None else 60.0 * max_minutes)
         callbacks = [*mapping, keras.callbacks.TerminateOnNaN(), budget, *callbacks]
@@ -101,7 +105,8 @@ class Trainer(abc.ABC):
         start = time.perf_counter()
         history = self.run(model, data, remaining, min(per_epoch, remaining), callbacks, recipe)
         seconds = time.perf_counter() - start
-        return _result(history, resumed_from, budget, seconds, recipe, checkpoint_dir)
+        result = _result(history, resumed_from, budget, seconds, recipe, checkpoint_dir)
+        return dataclasses.replace(result, total_seconds=seconds_before + seconds)
 
     @abc.abstractmethod
     def compile(
@@ -224,12 +229,17 @@ def _check_trainable(model: ReprogrammedModel, recipe: Recipe, max_minutes: floa
         )
 
 
-def _resume(model: ReprogrammedModel, checkpoint_dir: str | os.PathLike[str], verbose: bool) -> int:
-    """The step the checkpoint in ``checkpoint_dir`` was taken at (0 without one), restored."""
+def _resume(
+    model: ReprogrammedModel, checkpoint_dir: str | os.PathLike[str], verbose: bool
+) -> tuple[int, float]:
+    """The step the checkpoint in ``checkpoint_dir`` was taken at (0 without one), restored,
+    and the training seconds spent up to it."""
     resumed_from = restore_checkpoint(model, checkpoint_dir) or 0
-    if resumed_from and verbose:
+    if not resumed_from:
+        return 0, 0.0
+    if verbose:
         print(f"resumed from step {resumed_from} (checkpoint in {checkpoint_dir})")
-    return resumed_from
+    return resumed_from, checkpoint_seconds(checkpoint_dir)
 
 
 def _label_mapping(

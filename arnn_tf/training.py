@@ -103,7 +103,9 @@ class TrainingDivergedError(RuntimeError):
 class TrainingResult:
     """What a training run measured. ``steps`` counts all steps, resumed ones included;
     ``seconds``, ``images_per_second`` and ``train_accuracy`` cover this process's run only
-    (``train_accuracy`` is None when it resumed a finished run and trained no step)."""
+    (``train_accuracy`` is None when it resumed a finished run and trained no step);
+    ``total_seconds`` the training time of every process that trained the run, as far as its
+    checkpoints kept it."""
 
     steps: int
     resumed_from: int
@@ -112,6 +114,7 @@ class TrainingResult:
     train_accuracy: float | None
     stopped_by_time: bool
     history: dict[str, list[float]]
+    total_seconds: float = 0.0
 
 
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:

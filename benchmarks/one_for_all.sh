@@ -3,8 +3,10 @@
 #
 # Trains one shared program on PARTS (joined with "+": one batch of every part a step) and,
 # for each part, a single-task program with the same recipe and the same number of steps, so
-# every part sees the same examples in both. Each run resumes where it stopped (rerun the
-# script after an interruption); finished runs are only re-read. One JSON line per run.
+# every part sees the same examples in both. The single-task runs read the shared run's recipe
+# from its saved program, so they keep its settings even if the `text` recipe changes. Each
+# run resumes where it stopped (rerun the script after an interruption); finished runs are
+# only re-read. One JSON line per run.
 #   bash benchmarks/one_for_all.sh [STEPS] [OUT]      (from the repository root)
 # Data: the archives of ../shared/data unpacked into $DATA (default ~/.cache/arnn-data).
 set -euo pipefail
@@ -21,14 +23,14 @@ parts=(
   "folder:$data/cifar10"
 )
 joined=$(IFS=+; echo "${parts[*]}")
-run() {  # NAME TASK: train (or resume) the text recipe on TASK, then print its metrics
-  $arnn train --recipe text --task "$2" --steps "$steps" --out "$out/$1" > "$out/$1.log" 2>&1
+run() {  # NAME TASK RECIPE: train (or resume) RECIPE on TASK, then print its metrics
+  $arnn train --recipe "$3" --task "$2" --steps "$steps" --out "$out/$1" > "$out/$1.log" 2>&1
   python3 -c "import json,sys; m=json.load(open(sys.argv[1])); print(json.dumps({'run': sys.argv[2],
     'test_accuracy': m['test_accuracy'], 'per_part': m.get('test_accuracy_per_task'),
     'steps': m['steps'], 'seconds': m['seconds']}))" "$out/$1/metrics.json" "$1"
 }
 mkdir -p "$out"
-run shared "$joined"
-for i in "${!parts[@]}"; do
-  run "alone-$i" "${parts[$i]}"
+run shared "$joined" text
+for i in "${!parts[@]}"; do  # each part alone, with exactly the shared run's recipe
+  run "alone-$i" "${parts[$i]}" "$out/shared/program"
 done

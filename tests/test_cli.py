@@ -277,6 +277,8 @@ def test_rerunning_a_finished_run_completes_and_keeps_its_outputs(image_folder, 
     assert "resumed from step 3" in capsys.readouterr().out
     assert again["steps"] == 3 and again["resumed_from"] == 3 and again["train_accuracy"] is None
     assert again["test_accuracy"] == first["test_accuracy"]
+    # the training time is the checkpoint's (kept across processes), not this rerun's zero
+    assert again["seconds"] == 0 and 0 < again["total_seconds"] <= first["total_seconds"]
 
 
 def test_a_run_killed_in_its_final_evaluation_completes_when_rerun(image_folder, tmp_path, monkeypatch):

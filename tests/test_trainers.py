@@ -54,6 +54,8 @@ def test_another_trainer_gets_steps_checkpoints_and_resume(tmp_path, capsys):
     assert (again.steps, again.resumed_from) == (6, 4)
     assert "resumed from step 4" in capsys.readouterr().out
     assert int(resumed.optimizer.iterations.numpy()) == 6
+    assert first.total_seconds == first.seconds
+    assert again.total_seconds > again.seconds  # the first process's time, from its checkpoint
 
 
 class HookRecorder(keras.callbacks.Callback):
