@@ -52,6 +52,13 @@ def test_text_encoder_layer(tmp_path):
     run_layer_serialization_test(layer, ids, tmp_path)
 
 
+def test_text_encoder_blended_into_a_photo(tmp_path):
+    ids = RNG.integers(0, 50, (3, 7)).astype("int32")
+    host = RNG.integers(0, 256, (32, 32, 3)).astype("float32")
+    layer = TokenPatchEncoder(50, frame_size=32, patch_size=8, blend=0.2, host_image=host)
+    run_layer_serialization_test(layer, ids, tmp_path, init_extras={"host_image": host})
+
+
 @pytest.mark.parametrize("options", [{}, {"image_size": (20, 20), "border_width": 4}])
 def test_image_placement_encoder(options, tmp_path):
     run_layer_serialization_test(ImagePlacement(48, (10, 10, 3), **options), IMAGES, tmp_path)
@@ -63,14 +70,16 @@ def test_frame_program_layer(tmp_path):
     run_layer_serialization_test(layer, canvas, tmp_path)
 
 
-def test_text_model(tmp_path):
+@pytest.mark.parametrize("blended", [False, True])
+def test_text_model(blended, tmp_path):
     import keras
 
     vectorizer = keras.layers.TextVectorization(output_sequence_length=9)
     vectorizer.adapt(["good film", "bad film", "a very good plot"])
     texts = np.array(["good plot", "bad", ""])
+    host = {"host_image": RNG.integers(0, 256, (48, 48, 3)), "blend": 0.3} if blended else {}
     model = build_text_model(build_backbone("tiny_cnn", None, seed=4),
-                             vectorizer.vocabulary_size(), 2, patch_size=8)
+                             vectorizer.vocabulary_size(), 2, patch_size=8, **host)
     model.program.weight.assign(RNG.normal(size=(48, 48, 3)))
     ids = keras.ops.convert_to_numpy(vectorizer(texts)).astype("int32")
     run_program_round_trip_test(model, ids, tmp_path, served_inputs={"text": texts},

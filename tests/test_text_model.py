@@ -244,3 +244,25 @@ def test_a_smaller_frame_trains_saves_and_reloads_at_its_size(tmp_path: Path) ->
     assert model.encoder.program_mask.shape == (32, 32, 3)  # 16 slots of 8 x 8
     with pytest.raises(RecipeError, match="frame_size"):
         recipe.replace(frame_size=0)
+
+
+def test_text_blended_into_a_photo_stays_near_it_and_trains(tmp_path: Path) -> None:
+    from PIL import Image
+
+    toy_sentiment(tmp_path / "data")
+    host = np.random.default_rng(1).integers(0, 256, (48, 48, 3)).astype("uint8")
+    Image.fromarray(host).save(tmp_path / "host.png")
+    recipe = RECIPES["text"].replace(
+        task=f"text:{tmp_path / 'data'}", backbone="tiny_cnn", weights="none", steps=5,
+        patch_size=8, conceal=str(tmp_path / "host.png"), conceal_scale=0.1,
+    )
+    train(recipe, tmp_path / "run", verbose=False)
+    model = SavedProgram.load(tmp_path / "run" / "program").build_model()
+    assert model.encoder.blend == 0.1 and model.program.linf_bound == 0.1
+    ids = tf.constant([[2, 3, 4], [5, 0, 0]], tf.int32)
+    frames = keras.ops.convert_to_numpy(model.adversarial_inputs(ids))
+    photo = host.astype("float32") / 127.5 - 1.0
+    assert np.abs(frames - photo).max() <= 0.2 + 1e-6  # patches and program: 0.1 each at most
+    assert np.abs(frames - photo).max() > 0
+    with pytest.raises(RecipeError, match="conceal"):
+        recipe.replace(linf_bound=0.5)

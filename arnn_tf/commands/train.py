@@ -166,7 +166,8 @@ def _add_placement_fields(field: Any) -> None:
         "--conceal",
         metavar="HOST_IMAGE",
         help="hide the task image, tiled and pixel-shuffled, and the program in this photo (the "
-        "paper's concealment ablation); rerunning to resume needs the same photo",
+        "paper's concealment ablation; a text task's token patches are blended into it); "
+        "rerunning to resume needs the same photo",
     )
     field(
         "--conceal-scale",

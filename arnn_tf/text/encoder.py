@@ -2,8 +2,11 @@
 
 Each token id owns a learned p x p x 3 patch, ``tanh(table[id])``; a sequence of ids becomes an
 n x n frame in [-1, 1] by laying its tokens' patches on the frame's (n/p) x (n/p) grid in
-row-major order. Like `arnn_tf.layers`, the layer uses `keras.ops` only, so it runs on any
-Keras backend, and round-trips through `get_config`.
+row-major order. Optionally the patches are blended into a host photo with a small weight, as
+the paper's concealment ablation hides images: ``X = host + blend * patches`` (the frame
+program then adds ``blend * tanh(W)``, so the photo changes by at most ``2 * blend``). Like
+`arnn_tf.layers`, the layer uses `keras.ops` only, so it runs on any Keras backend, and
+round-trips through `get_config`.
 """
 
 from __future__ import annotations
@@ -40,6 +43,10 @@ class TokenPatchEncoder(keras.layers.Layer):
         embeddings_initializer: the table's initializer (on tanh's linear part by default, so
             patches start as small, distinct values around grey).
         repeat_last: fill the slots past the text's end with its last token, not padding.
+        blend: if set, alpha in (0, 1]: the frame is ``host + alpha * patches``, the host photo
+            (n x n x 3 pixels in [0, 255], ``host_image``) in a non-trainable weight that is
+            saved with the layer's weights, not its config (black until they are loaded).
+        host_image: that photo; None for black.
     """
 
     def __init__(
@@ -51,6 +58,8 @@ class TokenPatchEncoder(keras.layers.Layer):
             "random_uniform"
         ),
         repeat_last: bool = False,
+        blend: float | None = None,
+        host_image: np.ndarray | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("name", "token_patch_encoder")
@@ -76,6 +85,26 @@ class TokenPatchEncoder(keras.layers.Layer):
             shape=(self.vocabulary_size, self.patch_size * self.patch_size * 3),
             initializer=self.embeddings_initializer,
             trainable=True,
+        )
+        self.blend = None if blend is None else float(blend)
+        self.host_image = None if blend is None else self._host_weight(host_image)
+
+    def _host_weight(self, host_image: np.ndarray | None) -> Any:
+        """The host photo's non-trainable weight, checked: n x n x 3 pixels in [0, 255]."""
+        if not 0 < self.blend <= 1:
+            raise ValueError(f"blend must be in (0, 1], got {self.blend}")
+        n = self.frame_size
+        pixels = np.zeros((n, n, 3), "float32") if host_image is None else host_image
+        pixels = np.asarray(pixels, "float32")
+        if pixels.shape != (n, n, 3) or not (pixels.min() >= 0 and pixels.max() <= 255):
+            raise ValueError(
+                f"the host photo must be {n}x{n}x3 pixels in [0, 255], got shape {pixels.shape}"
+            )
+        return self.add_weight(
+            name="host_image",
+            shape=(n, n, 3),
+            initializer=keras.initializers.Constant(pixels),
+            trainable=False,
         )
 
     @property
@@ -115,7 +144,11 @@ class TokenPatchEncoder(keras.layers.Layer):
         patches = ops.tanh(ops.take(self.table, self.slot_ids(ids), axis=0))
         patches = ops.reshape(patches, (-1, g, g, p, p, 3))
         rows = ops.transpose(patches, (0, 1, 3, 2, 4, 5))  # grid row, pixel row, grid col, ...
-        return ops.cast(ops.reshape(rows, (-1, n, n, 3)), self.compute_dtype)
+        frame = ops.cast(ops.reshape(rows, (-1, n, n, 3)), self.compute_dtype)
+        if self.host_image is None:
+            return frame
+        host = ops.cast(self.host_image, self.compute_dtype) / 127.5 - 1.0
+        return host + self.blend * frame
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
         return (input_shape[0], self.frame_size, self.frame_size, 3)
@@ -128,5 +161,6 @@ class TokenPatchEncoder(keras.layers.Layer):
             patch_size=self.patch_size,
             embeddings_initializer=keras.initializers.serialize(self.embeddings_initializer),
             repeat_last=self.repeat_last,
+            blend=self.blend,
         )
         return config

@@ -9,7 +9,9 @@ import keras
 import numpy as np
 
 from arnn_tf.frame_program import FrameProgram
+from arnn_tf.images import read_image
 from arnn_tf.model import ReprogrammedModel, build_label_map
+from arnn_tf.settings import DEFAULT_CONCEAL_SCALE
 from arnn_tf.text.encoder import TokenPatchEncoder
 
 TABLE_INIT_RANGE = 0.1
@@ -26,12 +28,21 @@ def build_text_model(
     seed: int = 0,
     linf_bound: float | None = None,
     l2: float = 0.0,
+    host_image: np.ndarray | None = None,
+    blend: float = DEFAULT_CONCEAL_SCALE,
 ) -> ReprogrammedModel:
     """A fresh text model on ``backbone``: a `TokenPatchEncoder` of ``vocabulary_size`` ids and
     ``patch_size`` patches, a zero `FrameProgram` over the whole frame, and the label map the
-    spec ``label_map`` names. Trainable: the patch table, W and a learned map."""
+    spec ``label_map`` names. Trainable: the patch table, W and a learned map. With
+    ``host_image`` (n x n x 3 pixels) the patches are blended into it with weight ``blend``
+    and the program is bounded by ``blend`` too (concealment: no ``linf_bound`` then)."""
     frame_size = int(backbone.input_shape[1])
-    encoder = token_patch_encoder(vocabulary_size, frame_size, patch_size, seed)
+    hidden = {} if host_image is None else {"blend": blend, "host_image": host_image}
+    encoder = token_patch_encoder(vocabulary_size, frame_size, patch_size, seed, **hidden)
+    if host_image is not None:
+        if linf_bound is not None:
+            raise ValueError("a text blended into a photo has its program bounded by the blend")
+        linf_bound = blend
     program = FrameProgram(frame_size, encoder.program_mask, linf_bound=linf_bound, l2=l2)
     mapping = build_label_map(label_map, num_classes, seed, int(backbone.output_shape[-1]))
     return ReprogrammedModel(program, backbone, mapping, encoder=encoder)
@@ -60,11 +71,10 @@ IMAGE_ONLY_FIELDS = (
     "border_width",
     "full_program",
     "flip_average",
-    "conceal",
-    "conceal_scale",
     "augment",
 )
-"""Recipe fields that place, hide, mirror or augment images: a text task has none to act on."""
+"""Recipe fields that place, mirror or augment images: a text task has none to act on
+(``conceal`` blends a text's patches into the host photo instead)."""
 
 
 def text_model_for(recipe: Any, task: Any, backbone: keras.Model) -> ReprogrammedModel:
@@ -76,6 +86,8 @@ def text_model_for(recipe: Any, task: Any, backbone: keras.Model) -> Reprogramme
             f"task {task.name!r} is text, but recipe fields {', '.join(image_only)} act on "
             "images; clear them (the 'text' recipe sets none)"
         )
+    frame = int(backbone.input_shape[1])
+    host_image = None if recipe.conceal is None else read_image(recipe.conceal, (frame, frame), 3)
     return build_text_model(
         backbone,
         task.vocabulary_size,
@@ -85,6 +97,8 @@ def text_model_for(recipe: Any, task: Any, backbone: keras.Model) -> Reprogramme
         seed=recipe.seed,
         linf_bound=recipe.linf_bound,
         l2=recipe.l2,
+        host_image=host_image,
+        blend=recipe.conceal_scale or DEFAULT_CONCEAL_SCALE,
     )
 
 
