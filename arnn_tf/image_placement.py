@@ -3,8 +3,9 @@
 The paper's ``X~``: task pixels ([0, 255], 1 or 3 channels) as RGB in [-1, 1], optionally
 resized, zero-padded and centred in the n x n frame; and the mask M of where a program may act
 (outside the image, or only in a band at the frame's edge, or everywhere for the "full"
-program). `arnn_tf.layers.AdversarialProgram` adds its program to this canvas; a
-`arnn_tf.frame_program.FrameProgram` can too. `keras.ops` only, any backend.
+program). A `arnn_tf.frame_program.FrameProgram` adds the program to this canvas where the
+mask lets it (`arnn_tf.layers.AdversarialProgram`, the older single layer, does both).
+`keras.ops` only, any backend.
 """
 
 from __future__ import annotations

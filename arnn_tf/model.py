@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from arnn_tf.frame_program import FrameProgram
+from arnn_tf.image_placement import ImagePlacement
 from arnn_tf.label_maps import learned_map_start, parse_label_map
 from arnn_tf.layers import AdversarialProgram, ConcealedProgram, LabelMapping, LinearLabelMap
 from arnn_tf.settings import DEFAULT_CONCEAL_SCALE, DEFAULT_LEARNING_RATE
@@ -43,11 +44,11 @@ class DefaultCompile:
 class ReprogrammedModel(DefaultCompile, keras.Model):
     """Reprograms ``backbone`` for a task with ``label_map.num_classes`` classes.
 
-    Inputs are task images, pixels in [0, 255], shaped ``program.task_image_shape``, which an
-    `AdversarialProgram` places and programs in one layer; or, with an ``encoder`` (a layer
-    with a ``model_input()`` method, such as `arnn_tf.text.TokenPatchEncoder`), whatever that
-    encoder takes, turned into a frame it then hands to a `FrameProgram`. Outputs are the
-    task-class probabilities.
+    Inputs are whatever the ``encoder`` takes (a layer with a ``model_input()`` method and a
+    ``program_mask``: task images for an `arnn_tf.image_placement.ImagePlacement`, token ids
+    for an `arnn_tf.text.TokenPatchEncoder`), turned into a frame it hands to a
+    `FrameProgram`; or, without an encoder, task images that a `ConcealedProgram` hides and
+    programs in one layer. Outputs are the task-class probabilities.
 
     With ``flip_average`` the model answers at inference (``training`` false: `evaluate`,
     `predict`, a SavedModel's signatures) with the mean of its probabilities for each image
@@ -76,13 +77,14 @@ class ReprogrammedModel(DefaultCompile, keras.Model):
                 "an input encoder needs a FrameProgram after it, and a FrameProgram an encoder "
                 f"before it; got {type(program).__name__} with encoder {encoder!r}"
             )
-        if encoder is not None and flip_average:
-            raise ValueError("flip_average mirrors images; an encoded input has no mirror image")
+        if flip_average and encoder is not None and not isinstance(encoder, ImagePlacement):
+            raise ValueError("flip_average mirrors images; this model's input is not images")
         backbone.trainable = False
         if encoder is None:
             inputs = keras.Input(program.task_image_shape, name="images")
             frames = program(inputs)
         else:
+            program.set_masks([encoder.program_mask])  # the encoder's; a config does not keep it
             inputs = encoder.model_input()
             frames = program(encoder(inputs))
         probabilities = label_map(backbone(frames, training=False))
@@ -187,8 +189,11 @@ def build_reprogrammed_model(
     `ReprogrammedModel`'s.
     """
     frame_size = int(backbone.input_shape[1])
+    encoder = None
     if host_image is None:
-        program = AdversarialProgram(frame_size, task_image_shape, **program_options)
+        encoder, program = image_placement_and_program(
+            frame_size, task_image_shape, **program_options
+        )
     else:
         placement = {
             key: value
@@ -210,7 +215,28 @@ def build_reprogrammed_model(
             l2=program_options.get("l2", 0.0),
         )
     mapping = build_label_map(label_map, num_classes, seed, int(backbone.output_shape[-1]))
-    return ReprogrammedModel(program, backbone, mapping, flip_average=flip_average)
+    return ReprogrammedModel(
+        program, backbone, mapping, flip_average=flip_average, encoder=encoder
+    )
+
+
+def image_placement_and_program(
+    frame_size: int,
+    task_image_shape: Sequence[int],
+    image_size: Sequence[int] | None = None,
+    border_width: int | None = None,
+    linf_bound: float | None = None,
+    program_covers_image: bool = False,
+    l2: float = 0.0,
+) -> tuple[ImagePlacement, FrameProgram]:
+    """An image task's input encoder (the placement in the frame) and its frame program, the
+    paper's ``X_adv = X~ + P`` in two layers: the program acts where the placement's mask
+    lets it."""
+    placement = ImagePlacement(
+        frame_size, task_image_shape, image_size, border_width, program_covers_image
+    )
+    program = FrameProgram(frame_size, placement.program_mask, linf_bound=linf_bound, l2=l2)
+    return placement, program
 
 
 def build_label_map(

@@ -14,11 +14,16 @@ many megabytes that every user can rebuild. A saved program is a folder with
   host photo's pixels, read back the same way;
 - ``label_map.npz``, for a learned label map (`arnn_tf.layers.LinearLabelMap`) only: its
   ``kernel`` and ``bias``, read back the same way;
-- for a program behind an input encoder (format 4: text, `arnn_tf.text`), the encoder as
-  Keras serialises it in ``program.json``, its weights in ``encoder.npz`` (the patch table),
-  and the task's input preprocessing in ``input.json`` (the `TextVectorization`'s settings
-  and vocabulary, so the same texts give the same token ids); ``W`` is then a
-  `arnn_tf.frame_program.FrameProgram`'s.
+- for a program behind an input encoder (format 4: an image task's placement,
+  `arnn_tf.image_placement.ImagePlacement`, or text's token patches, `arnn_tf.text`), the
+  encoder as Keras serialises it in ``program.json``, its weights, if it has any, in
+  ``encoder.npz`` (the patch table), and the task's input preprocessing in ``input.json``
+  (the `TextVectorization`'s settings and vocabulary, so the same texts give the same token
+  ids); ``W`` is then a `arnn_tf.frame_program.FrameProgram`'s.
+
+Image programs of formats 1 and 3 (an `arnn_tf.layers.AdversarialProgram`, placement and
+program in one layer) are read as the placement and frame program that give the same
+``X_adv``, and saved again in format 4; a concealed program (format 2) keeps its layer.
 
 Nothing is pickled. Loading rebuilds the backbone from the registry and refuses to attach
 the program to a network whose weights differ from the one it was trained on.
@@ -39,8 +44,8 @@ import numpy as np
 from arnn_tf import __version__
 from arnn_tf.backbones import build_backbone, weights_fingerprint
 from arnn_tf.frame_program import FrameProgram
-from arnn_tf.layers import AdversarialProgram, ConcealedProgram, LabelMapping, LinearLabelMap
-from arnn_tf.model import ReprogrammedModel
+from arnn_tf.layers import ConcealedProgram, LabelMapping, LinearLabelMap
+from arnn_tf.model import ReprogrammedModel, image_placement_and_program
 from arnn_tf.program_parts import SavedPart, read_parts, write_parts
 from arnn_tf.shared_model import SharedProgramModel
 from arnn_tf.tasks import TaskPart
@@ -208,12 +213,13 @@ class SavedProgram:
     @property
     def task_image_shape(self) -> tuple[int, int, int]:
         """(height, width, channels) of the images an image program takes."""
-        if self.encoder is not None or self.members:
+        config = self.program_config if self.encoder is None else self.encoder["config"]
+        if self.members or "task_image_shape" not in config:
             raise ValueError(
                 f"program for task {self.task_name!r} reads its inputs through input encoders "
                 "(text, or parts of their own), not images of one shape"
             )
-        height, width, channels = self.program_config["task_image_shape"]
+        height, width, channels = config["task_image_shape"]
         return int(height), int(width), int(channels)
 
     def part_class_names(self, part: TaskPart) -> list[str]:
@@ -240,7 +246,7 @@ class SavedProgram:
             arrays = {"kernel": kernel.astype("float32"), "bias": bias.astype("float32")}
         _write_or_remove(path / LEARNED_MAP_FILE, arrays, lambda f, a: np.savez(f, **a))
         arrays = None
-        if self.encoder_weights is not None:
+        if self.encoder_weights:  # an image placement has none: no file
             arrays = {str(i): np.asarray(w) for i, w in enumerate(self.encoder_weights)}
         _write_or_remove(path / ENCODER_FILE, arrays, lambda f, a: np.savez(f, **a))
         _write_or_remove(
@@ -262,7 +268,7 @@ class SavedProgram:
         version = 5 if self.members else version
         layer = "FrameProgram" if self.encoder or self.members else "AdversarialProgram"
         task: dict[str, Any] = {"name": self.task_name}
-        if not (self.encoder or self.members):
+        if not self.members and self.input_state is None:
             task["image_shape"] = list(self.task_image_shape)
         task.update(class_names=self.class_names, parts=[dataclasses.asdict(p) for p in self.parts])
         document = {
@@ -308,19 +314,7 @@ class SavedProgram:
         layer = document.get("program_layer", "AdversarialProgram")
         if layer not in ("AdversarialProgram", "ConcealedProgram", "FrameProgram"):
             raise ValueError(f"{path / 'program.json'}: unknown program layer {layer!r}")
-        host_image = None
-        if layer == "ConcealedProgram":
-            try:
-                host_image = np.load(path / HOST_IMAGE_FILE, allow_pickle=False)
-            except FileNotFoundError:
-                raise FileNotFoundError(
-                    f"{path} holds a concealed program but no {HOST_IMAGE_FILE} "
-                    "(the host photo it is hidden in)"
-                ) from None
-            if host_image.shape != expected:
-                raise ValueError(
-                    f"{path / HOST_IMAGE_FILE} has shape {host_image.shape}, expected {expected}"
-                )
+        host_image = _load_host_image(path, expected) if layer == "ConcealedProgram" else None
         task = document["task"]
         flip_average = document.get("inference", {}).get("flip_average", False)
         if not isinstance(flip_average, bool):
@@ -328,9 +322,12 @@ class SavedProgram:
                 f"{path / 'program.json'}: inference.flip_average must be true or false, "
                 f"not {flip_average!r}"
             )
+        program_config, encoder = document["program"], None
+        if layer == "AdversarialProgram":  # formats 1 and 3: read as placement + frame program
+            program_config, encoder = _placement_and_program_configs(program_config)
         return cls(
             weight,
-            document["program"],
+            program_config,
             document["label_map"]["groups"],
             BackboneRef(**document["backbone"]),
             task["name"],
@@ -343,7 +340,7 @@ class SavedProgram:
             flip_average,
             _load_learned_map(path) if _learned(document) else None,
             document.get("recipe"),
-            *_load_encoder(path, document),
+            *(_load_encoder(path, document) if encoder is None else (encoder, [], None)),
             read_parts(path, document.get("members", [])),
         )
 
@@ -362,8 +359,6 @@ class SavedProgram:
             encoder = keras.saving.deserialize_keras_object(self.encoder)
             encoder.set_weights(self.encoder_weights)
             program = FrameProgram(**self.program_config, mask=encoder.program_mask)
-        elif self.host_image is None:
-            program = AdversarialProgram(**self.program_config)
         else:
             program = ConcealedProgram(**self.program_config, host_image=self.host_image)
         model = ReprogrammedModel(
@@ -545,8 +540,10 @@ def _load_encoder(
     if "encoder" not in document:
         return None, None, None
     try:
-        with np.load(path / ENCODER_FILE, allow_pickle=False) as arrays:
-            weights = [arrays[str(i)] for i in range(len(arrays.files))]
+        weights = []
+        if _has(path, ENCODER_FILE) or _encoder_has_weights(document["encoder"]):
+            with np.load(path / ENCODER_FILE, allow_pickle=False) as arrays:
+                weights = [arrays[str(i)] for i in range(len(arrays.files))]
         state = json.loads((path / INPUT_FILE).read_text()) if _has(path, INPUT_FILE) else None
     except FileNotFoundError as error:
         raise FileNotFoundError(
@@ -555,6 +552,27 @@ def _load_encoder(
     except (KeyError, ValueError, OSError) as error:
         raise ValueError(f"{path}: the input encoder's files are unreadable: {error}") from None
     return document["encoder"], weights, state
+
+
+def _load_host_image(path: Path, expected: tuple[int, ...]) -> np.ndarray:
+    """A concealed program's host photo, checked to be ``expected``'s shape."""
+    try:
+        host_image = np.load(path / HOST_IMAGE_FILE, allow_pickle=False)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{path} holds a concealed program but no {HOST_IMAGE_FILE} "
+            "(the host photo it is hidden in)"
+        ) from None
+    if host_image.shape != expected:
+        raise ValueError(
+            f"{path / HOST_IMAGE_FILE} has shape {host_image.shape}, expected {expected}"
+        )
+    return host_image
+
+
+def _encoder_has_weights(encoder: dict[str, Any]) -> bool:
+    """Whether the serialised input encoder has weights to read (an image placement has none)."""
+    return bool(keras.saving.deserialize_keras_object(encoder).weights)
 
 
 def _load_learned_map(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -576,7 +594,17 @@ def _load_learned_map(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return kernel, bias
 
 
-def _comparable_config(program: AdversarialProgram) -> dict[str, Any]:
+def _placement_and_program_configs(
+    config: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An `AdversarialProgram`'s saved settings (formats 1 and 3) as the frame program's
+    settings and its image placement (the input encoder) as Keras serialises it: the same
+    ``X_adv`` in the two layers every image program is now built from."""
+    placement, program = image_placement_and_program(**config)
+    return _comparable_config(program), keras.saving.serialize_keras_object(placement)
+
+
+def _comparable_config(program: keras.layers.Layer) -> dict[str, Any]:
     """The program layer's settings as saved (without Keras' own name, trainable, dtype)."""
     config = program.get_config()
     for key in ("name", "trainable", "dtype"):

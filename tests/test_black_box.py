@@ -106,7 +106,7 @@ def test_a_held_program_costs_one_frame_per_image_and_keeps_w():
 
 
 def task_loss(model, query):
-    logits = query(keras.ops.convert_to_numpy(model.program(IMAGES)))
+    logits = query(keras.ops.convert_to_numpy(model.adversarial_inputs(IMAGES)))
     return float(keras.ops.mean(keras.losses.sparse_categorical_crossentropy(
         LABELS, model.label_map(logits))))
 
@@ -207,7 +207,7 @@ def test_data_driven_maps_are_counted_from_the_query_functions_answers(label_map
         raise AssertionError("the model's own backbone was called")
     model.backbone.call = refuse
     backbone = build_backbone("tiny_cnn", None, seed=1)
-    logits = keras.ops.convert_to_numpy(backbone(model.program(IMAGES)))  # W = 0
+    logits = keras.ops.convert_to_numpy(backbone(model.adversarial_inputs(IMAGES)))  # W = 0
     expected = frequency_map(logits.argmax(axis=1), LABELS, 2,
                              probabilities=keras.ops.convert_to_numpy(keras.ops.softmax(logits)))
     query = CountingCalls(LocalQuery(backbone))

@@ -58,7 +58,7 @@ def test_only_the_program_and_the_map_train_and_the_backbone_is_unchanged():
     kernel_before, _ = model.label_map.parameters()
     fit_program(model, toy_task(), steps=6, batch_size=8, lr_schedule="cosine", verbose=0)
     assert {v.path for v in model.trainable_variables} == {
-        "adversarial_program/W", "label_mapping/stored_kernel", "label_mapping/stored_bias"}
+        "frame_program/W", "label_mapping/stored_kernel", "label_mapping/stored_bias"}
     assert weights_fingerprint(model.backbone) == before
     assert np.any(keras.ops.convert_to_numpy(model.program.weight.value))
     assert not np.allclose(model.label_map.parameters()[0], kernel_before)
@@ -90,7 +90,7 @@ def test_a_learned_map_is_saved_reloaded_kept_by_keras_and_exported(tmp_path):
     expected = model.predict(images(), verbose=0)
     path = SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=1, task_name="toy",
                                    class_names=list("abcd"), label_map_spec="linear").save(tmp_path / "p")
-    assert json.loads((path / "program.json").read_text())["format_version"] == 3
+    assert json.loads((path / "program.json").read_text())["format_version"] == 4
     loaded = SavedProgram.load(path)
     np.testing.assert_allclose(loaded.build_model().predict(images(), verbose=0), expected, atol=1e-6)
     model.save(tmp_path / "m.keras")

@@ -22,7 +22,7 @@ def batch(n=16, seed=0):
 
 def test_only_the_program_weight_is_trainable():
     model = tiny_model()
-    assert [w.path for w in model.trainable_weights] == ["adversarial_program/W"]
+    assert [w.path for w in model.trainable_weights] == ["frame_program/W"]
     assert not model.backbone.trainable and len(model.backbone.weights) > 0
 
 

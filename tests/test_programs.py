@@ -178,10 +178,14 @@ def test_concealed_program_round_trips_with_its_host_image(concealed):
     np.testing.assert_array_equal(rebuilt.predict(images, verbose=0), model.predict(images, verbose=0))
 
 
-def test_plain_programs_keep_format_1_and_no_host_image(saved, concealed):
+def test_plain_programs_are_a_placement_and_a_frame_program_and_keep_no_host_image(
+    saved, concealed
+):
     _, path = saved
     document = json.loads((path / "program.json").read_text())
-    assert document["format_version"] == 1 and document["program_layer"] == "AdversarialProgram"
+    assert document["format_version"] == 4 and document["program_layer"] == "FrameProgram"
+    assert document["encoder"]["class_name"] == "ImagePlacement"
+    assert document["task"]["image_shape"] == [10, 10, 3]
     _, _, concealed_path = concealed
     SavedProgram.load(path).save(concealed_path)  # a plain program saved over a concealed one
     assert not (concealed_path / "host_image.npy").exists()

@@ -212,7 +212,7 @@ def test_black_box_training_refuses_a_text_task_at_once(tmp_path: Path) -> None:
         task=f"text:{tmp_path}", backbone="tiny_cnn", weights="none", patch_size=8,
         trainer="black_box",
     )  # fmt: skip
-    with pytest.raises(ValueError, match="image tasks only: an input encoder such as a text"):
+    with pytest.raises(ValueError, match="an input encoder that learns, such as a text"):
         train(recipe, tmp_path / "run", verbose=False)
     assert not (tmp_path / "run" / "checkpoint").exists()
 

@@ -166,7 +166,7 @@ def test_mixed_bfloat16_keeps_the_program_and_loss_in_float32(restore_float32):
     assert model.program.compute_dtype == "bfloat16"
     assert model.backbone.layers[-1].compute_dtype == "bfloat16"
     images = np.zeros((2, 12, 12, 1), "uint8")
-    assert keras.ops.convert_to_numpy(model.program(images)).dtype.name == "bfloat16"
+    assert keras.ops.convert_to_numpy(model.adversarial_inputs(images)).dtype.name == "bfloat16"
     assert model(images).dtype == "float32"
     result = fit_program(model, toy_task(), steps=3, batch_size=8, verbose=0)
     assert result.steps == 3 and np.isfinite(result.history["loss"][-1])

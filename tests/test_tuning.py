@@ -162,7 +162,7 @@ def test_hypermodel_applies_sampled_values():
     hp.values.update(learning_rate=0.123, l2=2e-5, label_map="random:2", image_size=24,
                      batch_size=8, lr_schedule="paper")
     model = hypermodel.build(hp)
-    assert model.program.l2 == pytest.approx(2e-5) and model.program.image_size == (24, 24)
+    assert model.program.l2 == pytest.approx(2e-5) and model.encoder.image_size == (24, 24)
     assert model.label_map.groups == parse_label_map("random:2", 2, seed=3)
     schedule = model.optimizer.get_config()["learning_rate"]["config"]
     assert schedule["initial_learning_rate"] == pytest.approx(0.123)
@@ -186,7 +186,7 @@ def test_hypermodel_trains_the_searched_recipe_fields():
     assert recipe == TINY.replace(name="paper-tuned", lr_schedule="cosine", warmup_steps=2,
                                   full_program=True, image_size=48, augment=("flip", "crop"),
                                   ema=0.9, label_map="linear", batch_size=4, steps=6)
-    assert model.program.program_covers_image and model.program.image_size == (48, 48)
+    assert model.encoder.program_covers_image and model.encoder.image_size == (48, 48)
     schedule = model.optimizer.get_config()["learning_rate"]
     assert schedule["class_name"] == "CosineDecay"
     assert (schedule["config"]["warmup_steps"], schedule["config"]["decay_steps"]) == (2, 6 - 2)

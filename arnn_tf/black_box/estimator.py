@@ -111,7 +111,8 @@ class ZerothOrderEstimator:
 
 
 def program_frames(program: keras.layers.Layer, images: Any, weights: np.ndarray) -> np.ndarray:
-    """The frames ``X_adv`` of ``images`` under each program weight in ``weights`` ``[k, ...]``,
+    """The frames ``X_adv`` of ``images`` (what the program layer takes: task images, or an
+    input encoder's canvases) under each program weight in ``weights`` ``[k, ...]``,
     ``[k * batch, n, n, 3]``; the program's own W is left as it is (`Layer.stateless_call`)."""
 
     def values(variables: list[Any], weight: np.ndarray) -> list[Any]:

@@ -75,10 +75,10 @@ class BlackBoxTrainer(Trainer):
         schedule: keras.optimizers.schedules.LearningRateSchedule,
         recipe: Recipe,
     ) -> None:
-        if model.encoders:
+        if any(encoder.trainable_weights for encoder in model.encoders):
             raise ValueError(
-                "black-box training estimates W's gradient for image tasks only: an input "
-                "encoder such as a text task's patch table would need the backbone's own "
+                "black-box training estimates W's gradient only: an input encoder that "
+                "learns, such as a text task's patch table, would need the backbone's own "
                 "gradients; train this task white-box (trainer 'white_box')"
             )
         try:
@@ -159,7 +159,8 @@ class BlackBoxTrainer(Trainer):
     def _ask(self, model: ReprogrammedModel, images: tf.Tensor, points: np.ndarray) -> np.ndarray:
         """The logits ``[len(points) * batch, classes]`` of the batch under each program
         weight in ``points``, from one query, checked."""
-        frames = program_frames(model.program, images, points)
+        canvas = model.encoder(images) if model.encoder is not None else images
+        frames = program_frames(model.program, canvas, points)
         answer = self.query(frames)
         self.queries += len(frames)
         return checked_answer(answer, len(frames), model.label_map.num_source_classes)
