@@ -30,6 +30,9 @@ class FrameProgram(keras.layers.Layer):
         linf_bound: if set, an L-infinity bound on P in units of the [-1, 1] range.
         l2: lambda, the weight of ``||W||_F^2`` in the loss.
         masks: one mask per part instead of ``mask``.
+        clip: clip the sum to [-1, 1]. An encoder whose canvas is 0 wherever the mask opens
+            (the paper's padded image, with ``|P| <= 1``) never leaves the range, and skipping
+            the clip saves its gradient's selects over every frame pixel in each step.
     """
 
     def __init__(
@@ -39,6 +42,7 @@ class FrameProgram(keras.layers.Layer):
         linf_bound: float | None = None,
         l2: float = 0.0,
         masks: Sequence[np.ndarray] | None = None,
+        clip: bool = True,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("name", "frame_program")
@@ -55,6 +59,7 @@ class FrameProgram(keras.layers.Layer):
         self.set_masks(masks if masks is not None else [mask])
         self.linf_bound = linf_bound
         self.l2 = float(l2)
+        self.clip = bool(clip)
         self.weight = self.add_weight(
             name="W",
             shape=(self.frame_size, self.frame_size, 3),
@@ -89,13 +94,17 @@ class FrameProgram(keras.layers.Layer):
         return p if self.linf_bound is None else self.linf_bound * p
 
     def call(self, canvas: Any, part: int = 0) -> Any:
-        program = ops.cast(self.program(part), self.compute_dtype)
-        return ops.clip(ops.cast(canvas, self.compute_dtype) + program, -1.0, 1.0)
+        x_adv = ops.cast(canvas, self.compute_dtype) + ops.cast(
+            self.program(part), self.compute_dtype
+        )
+        return ops.clip(x_adv, -1.0, 1.0) if self.clip else x_adv
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
         return (input_shape[0], self.frame_size, self.frame_size, 3)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(frame_size=self.frame_size, linf_bound=self.linf_bound, l2=self.l2)
+        config.update(
+            frame_size=self.frame_size, linf_bound=self.linf_bound, l2=self.l2, clip=self.clip
+        )
         return config

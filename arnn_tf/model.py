@@ -215,9 +215,7 @@ def build_reprogrammed_model(
             l2=program_options.get("l2", 0.0),
         )
     mapping = build_label_map(label_map, num_classes, seed, int(backbone.output_shape[-1]))
-    return ReprogrammedModel(
-        program, backbone, mapping, flip_average=flip_average, encoder=encoder
-    )
+    return ReprogrammedModel(program, backbone, mapping, flip_average=flip_average, encoder=encoder)
 
 
 def image_placement_and_program(
@@ -235,7 +233,10 @@ def image_placement_and_program(
     placement = ImagePlacement(
         frame_size, task_image_shape, image_size, border_width, program_covers_image
     )
-    program = FrameProgram(frame_size, placement.program_mask, linf_bound=linf_bound, l2=l2)
+    in_range = not program_covers_image and (linf_bound is None or linf_bound <= 1)
+    program = FrameProgram(
+        frame_size, placement.program_mask, linf_bound=linf_bound, l2=l2, clip=not in_range
+    )
     return placement, program
 
 

@@ -325,6 +325,8 @@ class SavedProgram:
         program_config, encoder = document["program"], None
         if layer == "AdversarialProgram":  # formats 1 and 3: read as placement + frame program
             program_config, encoder = _placement_and_program_configs(program_config)
+        elif layer == "FrameProgram":  # saved before the frame program could skip its clip
+            program_config = {"clip": True, **program_config}
         return cls(
             weight,
             program_config,

@@ -204,3 +204,21 @@ def test_flip_average_survives_config_and_keras_save(tmp_path):
     images, _ = batch()
     assert loaded.flip_average
     np.testing.assert_allclose(loaded.predict(images, verbose=0), averaging.predict(images, verbose=0), atol=1e-6)
+
+
+def test_an_image_programs_placement_and_frame_program_clip_only_where_the_range_can_be_left():
+    from arnn_tf.layers import AdversarialProgram
+    from arnn_tf.model import image_placement_and_program
+
+    images = np.random.default_rng(3).integers(0, 256, (4, 12, 12, 1)).astype("uint8")
+    weight = np.random.default_rng(4).normal(0, 3, (48, 48, 3)).astype("float32")
+    for options, clips in (({}, False), ({"border_width": 6}, False),
+                           ({"image_size": (48, 48), "program_covers_image": True}, True),
+                           ({"linf_bound": 2.0}, True), ({"linf_bound": 0.5}, False)):
+        placement, program = image_placement_and_program(48, (12, 12, 1), **options)
+        assert program.clip is clips
+        single = AdversarialProgram(48, (12, 12, 1), **options)
+        program.weight.assign(weight)
+        single.weight.assign(weight)
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(program(placement(images))),
+                                   keras.ops.convert_to_numpy(single(images)), atol=1e-6)
