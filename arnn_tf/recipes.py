@@ -29,7 +29,8 @@ EfficientNet-Lite0 ImageNet backbone, 2-core CPU, `EXPERIMENTS.md` has the runs)
 
 ``frame_size`` (None: the backbone's own input size) sets the frame, n x n, that the program,
 the task's input and the backbone share: the EfficientNets end in global pooling, so they take
-any size, and a smaller frame costs about (n / native)^2 as much per step.
+any size, and a smaller frame is cheaper (a text step at 112: a third of one at 224 on 2 CPU
+cores, `benchmarks/frame_speed.py`).
 
 Any recipe trains through queries alone with ``trainer="black_box"`` (`arnn_tf.black_box`):
 W's gradient is BAR's zeroth-order estimate from ``directions`` random directions of
