@@ -52,11 +52,9 @@ def fit_with_strategy_run(
         train_step(iterator)
         return {"loss": float(loss_sum.result()), "accuracy": float(accuracy.result())}
 
-    def start_epoch() -> None:
-        loss_sum.reset_state()
-        accuracy.reset_state()
-
-    return run_callback_loop(model, steps, steps_per_epoch, callbacks, one_step, start_epoch)
+    return run_callback_loop(
+        model, steps, steps_per_epoch, callbacks, one_step, running=(loss_sum, accuracy)
+    )
 
 
 def _distributed_step(

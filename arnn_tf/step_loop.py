@@ -23,16 +23,17 @@ def run_callback_loop(
     steps_per_epoch: int,
     callbacks: Sequence[keras.callbacks.Callback],
     train_step: Callable[[], StepLogs],
-    start_epoch: Callable[[], None],
+    running: Sequence[keras.metrics.Metric] = (),
 ) -> dict[str, list[float]]:
     """Runs ``train_step`` ``steps`` times in epochs of ``steps_per_epoch``, calling
     ``callbacks`` around each; returns a `fit`-style history (each log's value at the end of
     every epoch).
 
     ``train_step`` trains one batch and returns the logs after it (running means over the
-    epoch, as `model.fit` reports them); it may set ``model.stop_training``. ``start_epoch``
-    resets those running means. When a step raises, the callbacks still see the end of
-    training (a checkpoint keeps the steps before it) and the error goes on.
+    epoch, as `model.fit` reports them); it may set ``model.stop_training``. The metrics
+    ``running`` (those means) are reset as each epoch begins. When a step raises, the
+    callbacks still see the end of training (a checkpoint keeps the steps before it) and the
+    error goes on.
     """
     callback_list = keras.callbacks.CallbackList(list(callbacks), model=model)
     history: dict[str, list[float]] = {}
@@ -44,7 +45,8 @@ def run_callback_loop(
         if model.stop_training:
             break
         callback_list.on_epoch_begin(epoch)
-        start_epoch()
+        for metric in running:
+            metric.reset_state()
         for batch in range(min(steps_per_epoch, steps - done)):
             callback_list.on_train_batch_begin(batch)
             try:

@@ -87,7 +87,7 @@ def test_the_shared_callback_loop_calls_hooks_as_fit_does_and_stops_when_asked()
 
     model, recorder, counter = _loop_model(), HookRecorder(), iter(range(100))
     history = run_callback_loop(
-        model, 7, 3, [recorder], lambda: {"loss": float(next(counter))}, lambda: None
+        model, 7, 3, [recorder], lambda: {"loss": float(next(counter))}
     )
     assert history == {"loss": [2.0, 4.0]}  # epoch 0: steps 0-2; epoch 1 stopped after 2 steps
     assert [h[1] for h in recorder.hooks if h[0] == "batch_end"] == [0, 1, 2, 0, 1]
@@ -106,5 +106,5 @@ def test_a_failing_step_still_ends_training_for_the_callbacks():
         return {"loss": 1.0}
 
     with pytest.raises(ConnectionError, match="went away"):
-        run_callback_loop(model, 5, 5, [recorder], step, lambda: None)
+        run_callback_loop(model, 5, 5, [recorder], step)
     assert recorder.hooks[-1] == ("train_end", {"loss": 1.0})

@@ -117,11 +117,9 @@ class BlackBoxTrainer(Trainer):
                 "queries": self.queries,
             }
 
-        def start_epoch() -> None:
-            loss.reset_state()
-            accuracy.reset_state()
-
-        return run_callback_loop(model, steps, steps_per_epoch, callbacks, one_step, start_epoch)
+        return run_callback_loop(
+            model, steps, steps_per_epoch, callbacks, one_step, running=(loss, accuracy)
+        )
 
     def _step(
         self, model: ReprogrammedModel, images: tf.Tensor, labels: tf.Tensor, seed: int
