@@ -4,8 +4,8 @@ The paper's ``X~``: task pixels ([0, 255], 1 or 3 channels) as RGB in [-1, 1], o
 resized, zero-padded and centred in the n x n frame; and the mask M of where a program may act
 (outside the image, or only in a band at the frame's edge, or everywhere for the "full"
 program). A `arnn_tf.frame_program.FrameProgram` adds the program to this canvas where the
-mask lets it (`arnn_tf.layers.AdversarialProgram`, the older single layer, does both).
-`keras.ops` only, any backend.
+mask lets it. `ConcealedPlacement` is the other image encoder: the task image hidden in a host
+photo (the paper's concealment ablation). `keras.ops` only, any backend.
 """
 
 from __future__ import annotations
@@ -16,19 +16,44 @@ import keras
 import numpy as np
 from keras import ops
 
+from arnn_tf.host_photo import add_host_photo, check_blend, host_frame
 
-PLACEMENT_FIELDS = (
-    "frame_size",
-    "task_image_shape",
-    "image_size",
-    "border_width",
-    "program_covers_image",
-)
-"""`ImagePlacement`'s own config fields (an `AdversarialProgram` repeats them in its own)."""
+
+class ImageEncoder(keras.layers.Layer):
+    """What the image input encoders share: task images [batch, h, w, c] (pixel values in
+    [0, 255], 1 or 3 channels) in, frames [batch, n, n, 3] out. Any of them can answer for
+    an image and its mirror image (`arnn_tf.model.ReprogrammedModel`'s ``flip_average``)."""
+
+    def __init__(self, frame_size: int, task_image_shape: Sequence[int], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        height, width, channels = (int(v) for v in task_image_shape)
+        if channels not in (1, 3) or min(height, width) < 1:
+            raise ValueError(
+                f"task images need 1 or 3 channels, got shape {tuple(task_image_shape)}"
+            )
+        self.frame_size = int(frame_size)
+        self.task_image_shape = (height, width, channels)
+
+    def model_input(self) -> Any:
+        """The model input this encoder reads: uint8-range images of the task's shape."""
+        return keras.Input(self.task_image_shape, name="images")
+
+    def task_pixels(self, images: Any) -> Any:
+        """Task images, [0, 255] with 1 or 3 channels, as RGB in [-1, 1] in the compute dtype."""
+        x = ops.cast(images, self.compute_dtype) / 127.5 - 1.0
+        return ops.repeat(x, 3, axis=-1) if self.task_image_shape[2] == 1 else x
+
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
+        return (input_shape[0], self.frame_size, self.frame_size, 3)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(frame_size=self.frame_size, task_image_shape=list(self.task_image_shape))
+        return config
 
 
 @keras.saving.register_keras_serializable(package="arnn_tf")
-class ImagePlacement(keras.layers.Layer):
+class ImagePlacement(ImageEncoder):
     """Task images [batch, h, w, c] to canvases [batch, n, n, 3] in [-1, 1], and a program mask.
 
     Args:
@@ -50,12 +75,8 @@ class ImagePlacement(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("name", "image_placement")
-        super().__init__(**kwargs)
-        height, width, channels = (int(v) for v in task_image_shape)
-        if channels not in (1, 3):
-            raise ValueError(
-                f"task images need 1 or 3 channels, got shape {tuple(task_image_shape)}"
-            )
+        super().__init__(frame_size, task_image_shape, **kwargs)
+        height, width, _ = self.task_image_shape
         window = (height, width) if image_size is None else tuple(int(v) for v in image_size)
         if len(window) != 2 or min(window) < 1:
             raise ValueError(f"image_size must be (height, width), got {image_size!r}")
@@ -66,8 +87,6 @@ class ImagePlacement(keras.layers.Layer):
             )
         if border_width is not None and not 0 < border_width <= frame_size // 2:
             raise ValueError(f"border_width must be in 1..{frame_size // 2}, got {border_width}")
-        self.frame_size = int(frame_size)
-        self.task_image_shape = (height, width, channels)
         self.image_size = None if image_size is None else window
         self.window = window
         self.border_width = border_width
@@ -89,29 +108,15 @@ class ImagePlacement(keras.layers.Layer):
             mask[b : n - b, b : n - b] = 0.0
         return mask
 
-    def model_input(self) -> Any:
-        """The model input this encoder reads: uint8-range images of the task's shape."""
-        return keras.Input(self.task_image_shape, name="images")
-
-    def task_pixels(self, images: Any) -> Any:
-        """Task images, [0, 255] with 1 or 3 channels, as RGB in [-1, 1] in the compute dtype."""
-        x = ops.cast(images, self.compute_dtype) / 127.5 - 1.0
-        return ops.repeat(x, 3, axis=-1) if self.task_image_shape[2] == 1 else x
-
     def call(self, images: Any) -> Any:
         x = self.task_pixels(images)
         if self.image_size is not None:
             x = ops.image.resize(x, self.image_size, interpolation="bilinear")
         return ops.pad(x, ((0, 0), *self.padding, (0, 0)))
 
-    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
-        return (input_shape[0], self.frame_size, self.frame_size, 3)
-
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
-            frame_size=self.frame_size,
-            task_image_shape=list(self.task_image_shape),
             image_size=None if self.image_size is None else list(self.image_size),
             border_width=self.border_width,
             program_covers_image=self.program_covers_image,
@@ -131,3 +136,69 @@ def image_encoder_for(recipe: Any, task: Any, frame_size: int, name: str) -> Ima
         program_covers_image=recipe.full_program,
         name=name,
     )
+
+
+@keras.saving.register_keras_serializable(package="arnn_tf")
+class ConcealedPlacement(ImageEncoder):
+    """Task images hidden in a natural photo, the host: ``host + scale * shuffle(tile(X~))``.
+
+    After Elsayed et al. (2019), "Concealing adversarial programs": the task image is tiled over
+    the whole n x n frame (cropped at the right and bottom edges) and the frame's pixel
+    positions are shuffled by one fixed permutation, the same for every image and channel,
+    drawn with ``np.random.default_rng(permutation_seed)`` as the `shuffled:TASK` ablation
+    draws its. The program mask is the whole frame: a `arnn_tf.frame_program.FrameProgram`
+    with ``linf_bound=scale`` then gives the paper's
+    ``X_adv = clip(host + scale * (tanh(W) + shuffle(tile(X~))), -1, 1)``, which changes the
+    photo by at most ``2 * scale`` (``scale`` 0.1: at most 25.5 of 255 grey levels).
+
+    The photo is a non-trainable weight (`arnn_tf.host_photo`), saved with the weights.
+
+    Args:
+        frame_size: n, the backbone's input width and height.
+        task_image_shape: (height, width, channels) of the task images, channels 1 or 3, at
+            most n x n.
+        scale: alpha, in (0, 1]; the paper kept it small (0.1).
+        permutation_seed: seed of the pixel permutation.
+        host_image: the host photo, (n, n, 3) pixel values in [0, 255]; None for black.
+    """
+
+    def __init__(
+        self,
+        frame_size: int,
+        task_image_shape: Sequence[int],
+        scale: float,
+        permutation_seed: int = 0,
+        host_image: np.ndarray | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("name", "concealed_placement")
+        super().__init__(frame_size, task_image_shape, **kwargs)
+        height, width, _ = self.task_image_shape
+        n = self.frame_size
+        if max(height, width) > n:
+            raise ValueError(
+                f"the task image ({height}x{width}) does not fit in the backbone's {n}x{n} input"
+            )
+        self.scale = check_blend(scale)
+        self.permutation_seed = int(permutation_seed)
+        self.permutation = np.random.default_rng(self.permutation_seed).permutation(n * n)
+        self.permutation = self.permutation.astype("int32")
+        self.tiles = (-(-n // height), -(-n // width))
+        self.host_image = add_host_photo(self, n, host_image)
+        self.program_mask = np.ones((n, n, 3), dtype="float32")
+
+    def hidden_task_image(self, images: Any) -> Any:
+        """``shuffle(tile(X~))``: the task images tiled over the frame, pixels permuted."""
+        n = self.frame_size
+        tiled = ops.tile(self.task_pixels(images), (1, *self.tiles, 1))[:, :n, :n, :]
+        shuffled = ops.take(ops.reshape(tiled, (-1, n * n, 3)), self.permutation, axis=1)
+        return ops.reshape(shuffled, (-1, n, n, 3))
+
+    def call(self, images: Any) -> Any:
+        host = host_frame(self.host_image, self.compute_dtype)
+        return host + self.scale * self.hidden_task_image(images)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(scale=self.scale, permutation_seed=self.permutation_seed)
+        return config

@@ -1,4 +1,4 @@
-"""`ReprogrammedModel`: task input -> [input encoder] -> program -> frozen backbone -> label map.
+"""`ReprogrammedModel`: task input -> input encoder -> frame program -> backbone -> label map.
 
 A functional Keras model (the keras-hub pattern: a `keras.Model` subclass that builds its own
 graph), so `compile`, `fit`, `evaluate`, `predict`, `save` and `keras.saving.load_model` work
@@ -14,9 +14,9 @@ import keras
 import numpy as np
 
 from arnn_tf.frame_program import FrameProgram
-from arnn_tf.image_placement import ImagePlacement
+from arnn_tf.image_placement import ConcealedPlacement, ImageEncoder, ImagePlacement
 from arnn_tf.label_maps import learned_map_start, parse_label_map
-from arnn_tf.layers import AdversarialProgram, ConcealedProgram, LabelMapping, LinearLabelMap
+from arnn_tf.layers import LabelMapping, LinearLabelMap
 from arnn_tf.settings import DEFAULT_CONCEAL_SCALE, DEFAULT_LEARNING_RATE
 
 
@@ -45,10 +45,9 @@ class ReprogrammedModel(DefaultCompile, keras.Model):
     """Reprograms ``backbone`` for a task with ``label_map.num_classes`` classes.
 
     Inputs are whatever the ``encoder`` takes (a layer with a ``model_input()`` method and a
-    ``program_mask``: task images for an `arnn_tf.image_placement.ImagePlacement`, token ids
-    for an `arnn_tf.text.TokenPatchEncoder`), turned into a frame it hands to a
-    `FrameProgram`; or, without an encoder, task images that a `ConcealedProgram` hides and
-    programs in one layer. Outputs are the task-class probabilities.
+    ``program_mask``: task images for an `arnn_tf.image_placement.ImagePlacement` or a
+    `ConcealedPlacement`, token ids for an `arnn_tf.text.TokenPatchEncoder`), turned into a
+    frame it hands to the `FrameProgram`. Outputs are the task-class probabilities.
 
     With ``flip_average`` the model answers at inference (``training`` false: `evaluate`,
     `predict`, a SavedModel's signatures) with the mean of its probabilities for each image
@@ -59,11 +58,11 @@ class ReprogrammedModel(DefaultCompile, keras.Model):
 
     def __init__(
         self,
-        program: AdversarialProgram | FrameProgram,
+        program: FrameProgram,
         backbone: keras.Model,
         label_map: LabelMapping | LinearLabelMap,
+        encoder: keras.layers.Layer,
         flip_average: bool = False,
-        encoder: keras.layers.Layer | None = None,
         **kwargs: Any,
     ) -> None:
         frame = tuple(backbone.input_shape[1:])
@@ -72,21 +71,12 @@ class ReprogrammedModel(DefaultCompile, keras.Model):
                 f"the program is made for {program.frame_size}x{program.frame_size} inputs "
                 f"but backbone {backbone.name!r} takes {frame}"
             )
-        if (encoder is None) != isinstance(program, AdversarialProgram):
-            raise ValueError(
-                "an input encoder needs a FrameProgram after it, and a FrameProgram an encoder "
-                f"before it; got {type(program).__name__} with encoder {encoder!r}"
-            )
-        if flip_average and encoder is not None and not isinstance(encoder, ImagePlacement):
+        if flip_average and not isinstance(encoder, ImageEncoder):
             raise ValueError("flip_average mirrors images; this model's input is not images")
         backbone.trainable = False
-        if encoder is None:
-            inputs = keras.Input(program.task_image_shape, name="images")
-            frames = program(inputs)
-        else:
-            program.set_masks([encoder.program_mask])  # the encoder's; a config does not keep it
-            inputs = encoder.model_input()
-            frames = program(encoder(inputs))
+        program.set_masks([encoder.program_mask])  # the encoder's; a config does not keep it
+        inputs = encoder.model_input()
+        frames = program(encoder(inputs))
         probabilities = label_map(backbone(frames, training=False))
         super().__init__(inputs=inputs, outputs=probabilities, **kwargs)
         self.program = program
@@ -97,9 +87,8 @@ class ReprogrammedModel(DefaultCompile, keras.Model):
 
     @property
     def encoders(self) -> list[keras.layers.Layer]:
-        """The model's input encoders: its one, if any (a shared-program model has one per
-        part)."""
-        return [] if self.encoder is None else [self.encoder]
+        """The model's input encoders: its one (a shared-program model has one per part)."""
+        return [self.encoder]
 
     @property
     def label_maps(self) -> list[LabelMapping | LinearLabelMap]:
@@ -108,8 +97,6 @@ class ReprogrammedModel(DefaultCompile, keras.Model):
 
     def adversarial_inputs(self, inputs: Any) -> Any:
         """``X_adv``, the frames the backbone sees for ``inputs``: encoded, then programmed."""
-        if self.encoder is None:
-            return self.program(inputs)
         return self.program(self.encoder(inputs))
 
     def call(self, inputs: Any, training: Any = None, mask: Any = None, **kwargs: Any) -> Any:
@@ -132,8 +119,8 @@ class ReprogrammedModel(DefaultCompile, keras.Model):
             "program": keras.saving.serialize_keras_object(self.program),
             "backbone": keras.saving.serialize_keras_object(self.backbone),
             "label_map": keras.saving.serialize_keras_object(self.label_map),
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
             "flip_average": self.flip_average,
-            "encoder": self.encoder and keras.saving.serialize_keras_object(self.encoder),
         }
 
     @classmethod
@@ -141,10 +128,8 @@ class ReprogrammedModel(DefaultCompile, keras.Model):
         config = dict(config)
         parts = {
             key: keras.saving.deserialize_keras_object(config.pop(key))
-            for key in ("program", "backbone", "label_map")
+            for key in ("program", "backbone", "label_map", "encoder")
         }
-        encoder = config.pop("encoder", None)
-        parts["encoder"] = encoder and keras.saving.deserialize_keras_object(encoder)
         return cls(**parts, **config)
 
 
@@ -181,41 +166,24 @@ def build_reprogrammed_model(
     """A fresh (zero) program for ``num_classes`` classes on ``backbone``.
 
     ``label_map`` is a spec understood by `arnn_tf.label_maps.parse_label_map`;
-    ``program_options`` are `AdversarialProgram`'s (image_size, border_width, linf_bound,
-    program_covers_image, l2). With ``host_image`` (the backbone's n x n x 3 pixels in
-    [0, 255]) the program is a `ConcealedProgram` hidden in that photo with scale
-    ``conceal_scale``; of the program options it then takes only l2. ``seed`` draws the
-    random label maps and the concealed program's pixel permutation. ``flip_average`` is
+    ``program_options`` are `image_placement_and_program`'s (image_size, border_width,
+    linf_bound, program_covers_image, l2). With ``host_image`` (the backbone's n x n x 3 pixels
+    in [0, 255]) the task image is hidden in that photo with scale ``conceal_scale`` (a
+    `ConcealedPlacement`); of the program options it then takes only l2. ``seed`` draws the
+    random label maps and the concealment's pixel permutation. ``flip_average`` is
     `ReprogrammedModel`'s.
     """
     frame_size = int(backbone.input_shape[1])
-    encoder = None
     if host_image is None:
         encoder, program = image_placement_and_program(
             frame_size, task_image_shape, **program_options
         )
     else:
-        placement = {
-            key: value
-            for key, value in program_options.items()
-            if key != "l2" and value not in (None, False)
-        }
-        if placement:
-            raise ValueError(
-                f"a concealed program tiles the task image over the whole frame, so it takes no "
-                f"placement options (image size, border width, L-infinity bound, full program); "
-                f"got {placement}"
-            )
-        program = ConcealedProgram(
-            frame_size,
-            task_image_shape,
-            host_image=host_image,
-            scale=conceal_scale,
-            permutation_seed=seed,
-            l2=program_options.get("l2", 0.0),
+        encoder, program = concealment_and_program(
+            frame_size, task_image_shape, host_image, conceal_scale, seed, **program_options
         )
     mapping = build_label_map(label_map, num_classes, seed, int(backbone.output_shape[-1]))
-    return ReprogrammedModel(program, backbone, mapping, flip_average=flip_average, encoder=encoder)
+    return ReprogrammedModel(program, backbone, mapping, encoder, flip_average=flip_average)
 
 
 def image_placement_and_program(
@@ -228,8 +196,9 @@ def image_placement_and_program(
     l2: float = 0.0,
 ) -> tuple[ImagePlacement, FrameProgram]:
     """An image task's input encoder (the placement in the frame) and its frame program, the
-    paper's ``X_adv = X~ + P`` in two layers: the program acts where the placement's mask
-    lets it."""
+    paper's ``X_adv = X~ + P``: the program acts where the placement's mask lets it.
+
+    The arguments are the settings image programs of formats 1 and 3 were saved with."""
     placement = ImagePlacement(
         frame_size, task_image_shape, image_size, border_width, program_covers_image
     )
@@ -238,6 +207,33 @@ def image_placement_and_program(
         frame_size, placement.program_mask, linf_bound=linf_bound, l2=l2, clip=not in_range
     )
     return placement, program
+
+
+def concealment_and_program(
+    frame_size: int,
+    task_image_shape: Sequence[int],
+    host_image: np.ndarray | None,
+    scale: float,
+    permutation_seed: int = 0,
+    l2: float = 0.0,
+    **placement: Any,
+) -> tuple[ConcealedPlacement, FrameProgram]:
+    """The task image hidden in the host photo and a frame program bounded by ``scale``:
+    ``clip(host + scale * (tanh(W) + shuffle(tile(X~))), -1, 1)``, the paper's concealment.
+
+    The task image is tiled over the whole frame, so placement settings are refused."""
+    placement = {key: value for key, value in placement.items() if value not in (None, False)}
+    if placement:
+        raise ValueError(
+            f"a concealed program tiles the task image over the whole frame, so it takes no "
+            f"placement options (image size, border width, L-infinity bound, full program); "
+            f"got {placement}"
+        )
+    encoder = ConcealedPlacement(
+        frame_size, task_image_shape, scale, permutation_seed, host_image=host_image
+    )
+    program = FrameProgram(frame_size, encoder.program_mask, linf_bound=encoder.scale, l2=l2)
+    return encoder, program
 
 
 def build_label_map(

@@ -10,20 +10,19 @@ many megabytes that every user can rebuild. A saved program is a folder with
   inference (``flip_average``: averaged with each image's mirror image, see
   `arnn_tf.model.ReprogrammedModel`), and the run's metrics;
 - ``W.npy``: the program weight, read back with ``allow_pickle=False``;
-- ``host_image.npy``, for a concealed program (`arnn_tf.layers.ConcealedProgram`) only: the
-  host photo's pixels, read back the same way;
 - ``label_map.npz``, for a learned label map (`arnn_tf.layers.LinearLabelMap`) only: its
   ``kernel`` and ``bias``, read back the same way;
-- for a program behind an input encoder (format 4: an image task's placement,
-  `arnn_tf.image_placement.ImagePlacement`, or text's token patches, `arnn_tf.text`), the
-  encoder as Keras serialises it in ``program.json``, its weights, if it has any, in
-  ``encoder.npz`` (the patch table), and the task's input preprocessing in ``input.json``
-  (the `TextVectorization`'s settings and vocabulary, so the same texts give the same token
-  ids); ``W`` is then a `arnn_tf.frame_program.FrameProgram`'s.
+- the input encoder (format 4: an image task's placement,
+  `arnn_tf.image_placement.ImagePlacement`, its concealment in a host photo,
+  `ConcealedPlacement`, or text's token patches, `arnn_tf.text`) as Keras serialises it in
+  ``program.json``, its weights, if it has any, in ``encoder.npz`` (the host photo, the patch
+  table), and the task's input preprocessing in ``input.json`` (the `TextVectorization`'s
+  settings and vocabulary, so the same texts give the same token ids); ``W`` is a
+  `arnn_tf.frame_program.FrameProgram`'s.
 
-Image programs of formats 1 and 3 (an `arnn_tf.layers.AdversarialProgram`, placement and
-program in one layer) are read as the placement and frame program that give the same
-``X_adv``, and saved again in format 4; a concealed program (format 2) keeps its layer.
+Image programs of formats 1 to 3 (placement, or concealment, and program in one layer, with
+a concealed program's host photo in ``host_image.npy``) are read as the encoder and frame
+program that give the same ``X_adv``, and saved again in format 4.
 
 Nothing is pickled. Loading rebuilds the backbone from the registry and refuses to attach
 the program to a network whose weights differ from the one it was trained on.
@@ -44,8 +43,12 @@ import numpy as np
 from arnn_tf import __version__
 from arnn_tf.backbones import build_backbone, weights_fingerprint
 from arnn_tf.frame_program import FrameProgram
-from arnn_tf.layers import ConcealedProgram, LabelMapping, LinearLabelMap
-from arnn_tf.model import ReprogrammedModel, image_placement_and_program
+from arnn_tf.layers import LabelMapping, LinearLabelMap
+from arnn_tf.model import (
+    ReprogrammedModel,
+    concealment_and_program,
+    image_placement_and_program,
+)
 from arnn_tf.program_parts import SavedPart, read_parts, write_parts
 from arnn_tf.shared_model import SharedProgramModel
 from arnn_tf.tasks import TaskPart
@@ -54,10 +57,8 @@ from arnn_tf.text.task import input_vectorizer
 FORMAT = "arnn-tf-program"
 FORMAT_VERSION = 5
 """The newest format this arnn-tf reads. A program is written in the oldest format that holds
-it, so that older releases still read every program they can run: 1, 2 for a concealed
-program (a release that reads only 1 would rebuild it as a plain program), 3 for a learned
-label map, 4 for a program behind an input encoder (text), 5 for a program shared by parts
-with encoders of their own (a mixed task: `arnn_tf.program_parts`)."""
+it: 4 for a program behind its input encoder, 5 for a program shared by parts with encoders of
+their own (a mixed task: `arnn_tf.program_parts`). Formats 1 to 3 are read, not written."""
 
 HOST_IMAGE_FILE = "host_image.npy"
 LEARNED_MAP_FILE = "label_map.npz"
@@ -98,8 +99,6 @@ class SavedProgram:
     arnn_tf_version: str = __version__
     parts: tuple[TaskPart, ...] = ()
     """For a program trained on combined tasks (`arnn_tf.tasks.multi`), its data sets; else ()."""
-    host_image: np.ndarray | None = None
-    """For a concealed program, the host photo's pixels (n x n x 3, [0, 255]); None otherwise."""
     flip_average: bool = False
     """Whether the rebuilt model averages each image's probabilities with its mirror image's."""
     learned_map: tuple[np.ndarray, np.ndarray] | None = None
@@ -107,9 +106,9 @@ class SavedProgram:
     recipe: dict[str, Any] | None = None
     """The `arnn_tf.recipes.Recipe` it was trained with, as a dict (None before recipes)."""
     encoder: dict[str, Any] | None = None
-    """For a program behind an input encoder, the encoder as Keras serialises it; else None."""
+    """The input encoder as Keras serialises it; None for a shared-program (mixed) program."""
     encoder_weights: list[np.ndarray] | None = None
-    """That encoder's weights, in ``get_weights`` order (a text encoder's patch table)."""
+    """That encoder's weights, in ``get_weights`` order (a host photo, a patch table)."""
     input_state: dict[str, Any] | None = None
     """The task's input preprocessing, as the task's ``input_state`` gives it (a text task's
     vectorizer); None for image tasks."""
@@ -143,11 +142,6 @@ class SavedProgram:
         """
         config = _comparable_config(model.program)
         ref = BackboneRef(backbone_name, weights, seed, weights_fingerprint(model.backbone))
-        host_image = (
-            keras.ops.convert_to_numpy(model.program.host_image.value)
-            if isinstance(model.program, ConcealedProgram)
-            else None
-        )
         learned = isinstance(model.label_map, LinearLabelMap)
         encoder = model.encoder
         return cls(
@@ -160,12 +154,11 @@ class SavedProgram:
             label_map_spec,
             dict(metrics or {}),
             parts=tuple(parts),
-            host_image=host_image,
             flip_average=model.flip_average,
             learned_map=model.label_map.parameters() if learned else None,
             recipe=recipe,
-            encoder=encoder and keras.saving.serialize_keras_object(encoder),
-            encoder_weights=encoder and encoder.get_weights(),
+            encoder=keras.saving.serialize_keras_object(encoder),
+            encoder_weights=encoder.get_weights(),
             input_state=input_state,
         )
 
@@ -213,8 +206,8 @@ class SavedProgram:
     @property
     def task_image_shape(self) -> tuple[int, int, int]:
         """(height, width, channels) of the images an image program takes."""
-        config = self.program_config if self.encoder is None else self.encoder["config"]
-        if self.members or "task_image_shape" not in config:
+        config = {} if self.members else self.encoder["config"]
+        if "task_image_shape" not in config:
             raise ValueError(
                 f"program for task {self.task_name!r} reads its inputs through input encoders "
                 "(text, or parts of their own), not images of one shape"
@@ -235,18 +228,14 @@ class SavedProgram:
         _atomic_write(
             path / "W.npy", lambda f: np.save(f, self.weight.astype("float32"), allow_pickle=False)
         )
-        _write_or_remove(
-            path / HOST_IMAGE_FILE,
-            self.host_image,
-            lambda f, a: np.save(f, a.astype("float32"), allow_pickle=False),
-        )
+        (path / HOST_IMAGE_FILE).unlink(missing_ok=True)  # a format-2 program's, now the encoder's
         arrays = None
         if self.learned_map is not None:
             kernel, bias = self.learned_map
             arrays = {"kernel": kernel.astype("float32"), "bias": bias.astype("float32")}
         _write_or_remove(path / LEARNED_MAP_FILE, arrays, lambda f, a: np.savez(f, **a))
         arrays = None
-        if self.encoder_weights:  # an image placement has none: no file
+        if self.encoder_weights:  # a plain image placement has none: no file
             arrays = {str(i): np.asarray(w) for i, w in enumerate(self.encoder_weights)}
         _write_or_remove(path / ENCODER_FILE, arrays, lambda f, a: np.savez(f, **a))
         _write_or_remove(
@@ -261,22 +250,16 @@ class SavedProgram:
 
     def _document(self) -> dict[str, Any]:
         """What ``program.json`` holds."""
-        concealed = self.host_image is not None
-        version = (
-            4 if self.encoder else 3 if self.learned_map is not None else 2 if concealed else 1
-        )
-        version = 5 if self.members else version
-        layer = "FrameProgram" if self.encoder or self.members else "AdversarialProgram"
         task: dict[str, Any] = {"name": self.task_name}
         if not self.members and self.input_state is None:
             task["image_shape"] = list(self.task_image_shape)
         task.update(class_names=self.class_names, parts=[dataclasses.asdict(p) for p in self.parts])
         document = {
             "format": FORMAT,
-            "format_version": version,
+            "format_version": 5 if self.members else 4,
             "arnn_tf_version": self.arnn_tf_version,
             "backbone": dataclasses.asdict(self.backbone),
-            "program_layer": "ConcealedProgram" if concealed else layer,
+            "program_layer": "FrameProgram",
             "program": self.program_config,
             "label_map": {"spec": self.label_map_spec, "groups": self.label_groups},
             "inference": {"flip_average": self.flip_average},
@@ -311,10 +294,6 @@ class SavedProgram:
         expected = (document["program"]["frame_size"],) * 2 + (3,)
         if weight.shape != expected:
             raise ValueError(f"{path / 'W.npy'} has shape {weight.shape}, expected {expected}")
-        layer = document.get("program_layer", "AdversarialProgram")
-        if layer not in ("AdversarialProgram", "ConcealedProgram", "FrameProgram"):
-            raise ValueError(f"{path / 'program.json'}: unknown program layer {layer!r}")
-        host_image = _load_host_image(path, expected) if layer == "ConcealedProgram" else None
         task = document["task"]
         flip_average = document.get("inference", {}).get("flip_average", False)
         if not isinstance(flip_average, bool):
@@ -322,11 +301,7 @@ class SavedProgram:
                 f"{path / 'program.json'}: inference.flip_average must be true or false, "
                 f"not {flip_average!r}"
             )
-        program_config, encoder = document["program"], None
-        if layer == "AdversarialProgram":  # formats 1 and 3: read as placement + frame program
-            program_config, encoder = _placement_and_program_configs(program_config)
-        elif layer == "FrameProgram":  # saved before the frame program could skip its clip
-            program_config = {"clip": True, **program_config}
+        program_config, encoder = _program_and_encoder(path, document)
         return cls(
             weight,
             program_config,
@@ -338,11 +313,10 @@ class SavedProgram:
             document.get("metrics", {}),
             document.get("arnn_tf_version", "unknown"),
             tuple(TaskPart(**part) for part in task.get("parts", [])),
-            host_image,
             flip_average,
             _load_learned_map(path) if _learned(document) else None,
             document.get("recipe"),
-            *(_load_encoder(path, document) if encoder is None else (encoder, [], None)),
+            *encoder,
             read_parts(path, document.get("members", [])),
         )
 
@@ -356,19 +330,11 @@ class SavedProgram:
         self._check_backbone(backbone)
         if self.members:
             return self._shared_model(backbone)
-        encoder = None
-        if self.encoder is not None:
-            encoder = keras.saving.deserialize_keras_object(self.encoder)
-            encoder.set_weights(self.encoder_weights)
-            program = FrameProgram(**self.program_config, mask=encoder.program_mask)
-        else:
-            program = ConcealedProgram(**self.program_config, host_image=self.host_image)
+        encoder = keras.saving.deserialize_keras_object(self.encoder)
+        encoder.set_weights(self.encoder_weights)
+        program = FrameProgram(**self.program_config, mask=encoder.program_mask)
         model = ReprogrammedModel(
-            program,
-            backbone,
-            self._label_map(backbone),
-            flip_average=self.flip_average,
-            encoder=encoder,
+            program, backbone, self._label_map(backbone), encoder, flip_average=self.flip_average
         )
         program.weight.assign(self.weight)
         return model
@@ -436,10 +402,6 @@ class SavedProgram:
                     for key in differing
                 )
             )
-        if self.host_image is not None and not np.array_equal(
-            self.host_image, keras.ops.convert_to_numpy(model.program.host_image.value)
-        ):
-            raise ProgramMismatchError("the program to start from is hidden in another host photo")
         if model.label_map.num_classes != len(self.class_names):
             raise ProgramMismatchError(
                 f"the program to start from has {len(self.class_names)} task "
@@ -460,22 +422,29 @@ class SavedProgram:
 
     def _warm_start_encoder(self, model: ReprogrammedModel) -> None:
         """Gives ``model``'s input encoder this program's weights (a text program's table);
-        the encoders must be alike, tables of the same size: same vocabulary size."""
-        if (self.encoder is None) != (model.encoder is None):
+        the encoders must be alike, tables of the same size (same vocabulary size), and their
+        fixed weights (a host photo) equal."""
+        here = keras.saving.serialize_keras_object(model.encoder)
+        saved = self.encoder
+        if here["class_name"] != saved["class_name"]:
             raise ProgramMismatchError(
-                "the program to start from and this model take different inputs (one through "
-                "an input encoder such as text's, the other images)"
+                f"the program to start from reads its inputs through {saved['class_name']}, "
+                f"this model through {here['class_name']}"
             )
-        if model.encoder is None:
-            return
-        here = keras.saving.serialize_keras_object(model.encoder)["config"]
-        saved = dict(self.encoder["config"])
+        here, saved = here["config"], saved["config"]
         differing = sorted(k for k in set(here) | set(saved) if here.get(k) != saved.get(k))
         if differing:
             raise ProgramMismatchError(
                 "the program to start from has another input encoder: "
                 + ", ".join(f"{k} {saved.get(k)!r} (here {here.get(k)!r})" for k in differing)
             )
+        for variable, value in zip(model.encoder.weights, self.encoder_weights):
+            fixed = keras.ops.convert_to_numpy(variable.value)
+            if not variable.trainable and not np.array_equal(fixed, value):
+                raise ProgramMismatchError(
+                    f"the program to start from has another {variable.name} in its input "
+                    "encoder (a host photo is fixed, not trained)"
+                )
         model.encoder.set_weights(self.encoder_weights)
 
     def _check_backbone(self, backbone: keras.Model) -> None:
@@ -535,10 +504,38 @@ def _learned(document: dict[str, Any]) -> bool:
     return version >= 3 and not document["label_map"]["groups"] and "members" not in document
 
 
+def _program_and_encoder(
+    path: Path, document: dict[str, Any]
+) -> tuple[dict[str, Any], tuple[Any, ...]]:
+    """The frame program's settings and (encoder config, its weights, the input state) of a
+    program; formats 1 to 3 converted to the encoder and frame program of the same X_adv."""
+    layer = document.get("program_layer", "AdversarialProgram")
+    config = document["program"]
+    if layer == "AdversarialProgram":  # formats 1 and 3
+        encoder, program = image_placement_and_program(**config)
+    elif layer == "ConcealedProgram":  # format 2
+        expected = (config["frame_size"],) * 2 + (3,)
+        encoder, program = concealment_and_program(
+            config["frame_size"],
+            config["task_image_shape"],
+            _load_host_image(path, expected),
+            config["scale"],
+            config["permutation_seed"],
+            config.get("l2", 0.0),
+        )
+    elif layer == "FrameProgram":  # saved before the frame program could skip its clip
+        return {"clip": True, **config}, _load_encoder(path, document)
+    else:
+        raise ValueError(f"{path / 'program.json'}: unknown program layer {layer!r}")
+    serialized = keras.saving.serialize_keras_object(encoder)
+    return _comparable_config(program), (serialized, encoder.get_weights(), None)
+
+
 def _load_encoder(
     path: Path, document: dict[str, Any]
 ) -> tuple[dict[str, Any] | None, list[np.ndarray] | None, dict[str, Any] | None]:
-    """(encoder config, its weights, the input state) of a format-4 program; Nones before."""
+    """(encoder config, its weights, the input state) of a format-4 program; Nones for a
+    mixed program (format 5), whose parts keep theirs."""
     if "encoder" not in document:
         return None, None, None
     try:
@@ -557,7 +554,7 @@ def _load_encoder(
 
 
 def _load_host_image(path: Path, expected: tuple[int, ...]) -> np.ndarray:
-    """A concealed program's host photo, checked to be ``expected``'s shape."""
+    """A format-2 (concealed) program's host photo, checked to be ``expected``'s shape."""
     try:
         host_image = np.load(path / HOST_IMAGE_FILE, allow_pickle=False)
     except FileNotFoundError:
@@ -594,16 +591,6 @@ def _load_learned_map(path: Path) -> tuple[np.ndarray, np.ndarray]:
             "do not fit together"
         )
     return kernel, bias
-
-
-def _placement_and_program_configs(
-    config: dict[str, Any],
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """An `AdversarialProgram`'s saved settings (formats 1 and 3) as the frame program's
-    settings and its image placement (the input encoder) as Keras serialises it: the same
-    ``X_adv`` in the two layers every image program is now built from."""
-    placement, program = image_placement_and_program(**config)
-    return _comparable_config(program), keras.saving.serialize_keras_object(placement)
 
 
 def _comparable_config(program: keras.layers.Layer) -> dict[str, Any]:

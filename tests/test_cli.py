@@ -204,7 +204,7 @@ def test_train_concealed_in_a_host_photo(image_folder, tmp_path, capsys):
     import keras
 
     from arnn_tf.images import read_image
-    from arnn_tf.layers import ConcealedProgram
+    from arnn_tf.image_placement import ConcealedPlacement
     from arnn_tf.programs import SavedProgram
 
     host = tmp_path / "host.png"
@@ -217,11 +217,11 @@ def test_train_concealed_in_a_host_photo(image_folder, tmp_path, capsys):
     assert metrics["conceal"] == str(host) and metrics["conceal_scale"] == 0.05
     saved = SavedProgram.load(out / "program")
     photo = read_image(host, (48, 48), 3)
-    np.testing.assert_array_equal(saved.host_image, photo)
+    np.testing.assert_array_equal(saved.encoder_weights[0], photo)
     model = saved.build_model()
-    assert isinstance(model.program, ConcealedProgram) and model.program.scale == 0.05
+    assert isinstance(model.encoder, ConcealedPlacement) and model.encoder.scale == 0.05
     images = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(image_folder.glob("test/*/*.png"))])
-    x_adv = keras.ops.convert_to_numpy(model.program(images))
+    x_adv = keras.ops.convert_to_numpy(model.adversarial_inputs(images))
     assert np.abs(x_adv - (photo / 127.5 - 1.0)).max() <= 0.1 + 1e-6
     capsys.readouterr()
     assert main(["evaluate", "--program", str(out / "program"), "--json"]) == 0

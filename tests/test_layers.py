@@ -1,15 +1,43 @@
-"""The program and label-map layers: placement, bounds, masks, aggregation, configs."""
+"""The image encoders with their frame program, and the label maps: placement, bounds, masks,
+concealment, aggregation, configs."""
 
 import keras
 import numpy as np
 import pytest
 
 from arnn_tf.label_maps import first_k, parse_label_map, random_choice
-from arnn_tf.layers import AdversarialProgram, ConcealedProgram, LabelMapping
+from arnn_tf.frame_program import FrameProgram
+from arnn_tf.image_placement import ConcealedPlacement, ImagePlacement
+from arnn_tf.layers import LabelMapping
+from arnn_tf.model import concealment_and_program, image_placement_and_program
 
 
 def random_images(shape, seed=0):
     return np.random.default_rng(seed).integers(0, 256, size=shape).astype("uint8")
+
+
+class Programmed:
+    """An image encoder and its frame program called as one, ``X_adv = program(encoder(x))``."""
+
+    def __init__(self, encoder, program):
+        self.encoder, self.layer = encoder, program
+        self.weight, self.mask = program.weight, program.mask
+        self.padding = getattr(encoder, "padding", None)
+
+    def __call__(self, images):
+        return self.layer(self.encoder(images))
+
+    def program(self):
+        return self.layer.program()
+
+
+def placed(frame_size, task_image_shape, **options):
+    return Programmed(*image_placement_and_program(frame_size, task_image_shape, **options))
+
+
+def concealed(frame_size, task_image_shape, host_image=None, scale=0.1, permutation_seed=0, l2=0.0):
+    return Programmed(*concealment_and_program(frame_size, task_image_shape, host_image, scale,
+                                               permutation_seed, l2))
 
 
 def with_random_program(layer, seed=1, scale=3.0):
@@ -19,7 +47,7 @@ def with_random_program(layer, seed=1, scale=3.0):
 
 @pytest.mark.parametrize("task_shape", [(12, 12, 3), (11, 7, 1), (32, 32, 3)])
 def test_task_window_holds_the_task_image_untouched(task_shape):
-    layer = with_random_program(AdversarialProgram(32, task_shape))
+    layer = with_random_program(placed(32, task_shape))
     images = random_images((4, *task_shape))
     x_adv = keras.ops.convert_to_numpy(layer(images))
     (top, _), (left, _) = layer.padding
@@ -31,7 +59,7 @@ def test_task_window_holds_the_task_image_untouched(task_shape):
 
 
 def test_outside_the_window_the_input_is_the_program():
-    layer = with_random_program(AdversarialProgram(32, (8, 8, 3)))
+    layer = with_random_program(placed(32, (8, 8, 3)))
     x_adv = keras.ops.convert_to_numpy(layer(random_images((2, 8, 8, 3))))
     program = keras.ops.convert_to_numpy(layer.program())
     outside = layer.mask.astype(bool)
@@ -41,7 +69,7 @@ def test_outside_the_window_the_input_is_the_program():
 
 
 def test_program_and_output_stay_in_range():
-    layer = with_random_program(AdversarialProgram(32, (8, 8, 3)), scale=50.0)
+    layer = with_random_program(placed(32, (8, 8, 3)), scale=50.0)
     x_adv = keras.ops.convert_to_numpy(layer(random_images((3, 8, 8, 3))))
     assert x_adv.min() >= -1.0 and x_adv.max() <= 1.0
     assert np.abs(keras.ops.convert_to_numpy(layer.program())).max() <= 1.0
@@ -50,22 +78,22 @@ def test_program_and_output_stay_in_range():
 @pytest.mark.parametrize("options", [dict(), dict(image_size=(20, 20)), dict(linf_bound=3.0),
                                      dict(image_size=(32, 32), program_covers_image=True)])
 def test_output_stays_in_range_with_or_without_the_clip(options):
-    layer = with_random_program(AdversarialProgram(32, (8, 8, 3), **options), scale=50.0)
-    assert layer.may_leave_range == ("linf_bound" in options or "program_covers_image" in options)
+    layer = with_random_program(placed(32, (8, 8, 3), **options), scale=50.0)
+    assert layer.layer.clip == ("linf_bound" in options or "program_covers_image" in options)
     x_adv = keras.ops.convert_to_numpy(layer(random_images((3, 8, 8, 3))))
     assert x_adv.min() >= -1.0 and x_adv.max() <= 1.0
     assert x_adv.min() < -0.99 and x_adv.max() > 0.99  # the program reaches both ends of the range
 
 
 def test_linf_bound_limits_the_program():
-    layer = with_random_program(AdversarialProgram(32, (8, 8, 3), linf_bound=0.1), scale=50.0)
+    layer = with_random_program(placed(32, (8, 8, 3), linf_bound=0.1), scale=50.0)
     program = keras.ops.convert_to_numpy(layer.program())
     assert np.abs(program).max() <= 0.1 + 1e-6
     assert np.abs(program).max() > 0.099
 
 
 def test_border_width_confines_the_program_to_a_band():
-    layer = with_random_program(AdversarialProgram(32, (8, 8, 1), border_width=4))
+    layer = with_random_program(placed(32, (8, 8, 1), border_width=4))
     program = keras.ops.convert_to_numpy(layer.program())
     assert np.all(program[4:28, 4:28] == 0)
     assert np.all(program[:4] != 0) and np.all(program[:, -4:] != 0)
@@ -73,7 +101,7 @@ def test_border_width_confines_the_program_to_a_band():
 
 
 def test_image_size_scales_the_task_image_before_placing_it():
-    layer = AdversarialProgram(32, (8, 8, 1), image_size=(16, 16))
+    layer = placed(32, (8, 8, 1), image_size=(16, 16))
     images = np.full((1, 8, 8, 1), 255, dtype="uint8")
     x_adv = keras.ops.convert_to_numpy(layer(images))
     assert layer.padding == ((8, 8), (8, 8))
@@ -83,7 +111,7 @@ def test_image_size_scales_the_task_image_before_placing_it():
 
 
 def test_grayscale_is_repeated_to_three_channels():
-    layer = AdversarialProgram(16, (4, 4, 1))
+    layer = placed(16, (4, 4, 1))
     x_adv = keras.ops.convert_to_numpy(layer(random_images((1, 4, 4, 1))))
     np.testing.assert_array_equal(x_adv[..., 0], x_adv[..., 1])
     np.testing.assert_array_equal(x_adv[..., 0], x_adv[..., 2])
@@ -98,22 +126,24 @@ def test_grayscale_is_repeated_to_three_channels():
 ])
 def test_impossible_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        AdversarialProgram(32, **kwargs)
+        placed(32, **kwargs)
 
 
 def test_l2_regulariser_is_lambda_times_squared_frobenius_norm():
-    layer = with_random_program(AdversarialProgram(16, (4, 4, 3), l2=1e-3))
+    layer = with_random_program(placed(16, (4, 4, 3), l2=1e-3))
     weight = keras.ops.convert_to_numpy(layer.weight.value)
     loss = float(keras.ops.convert_to_numpy(layer.weight.regularizer(layer.weight.value)))
     assert loss == pytest.approx(1e-3 * np.sum(weight**2), rel=1e-5)
 
 
-def test_program_layer_config_round_trip():
-    layer = AdversarialProgram(32, (8, 8, 1), image_size=(12, 12), border_width=5, linf_bound=0.3, l2=2e-6,
-                               program_covers_image=True)
-    clone = AdversarialProgram.from_config(layer.get_config())
-    assert clone.get_config() == layer.get_config()
-    np.testing.assert_array_equal(clone.mask, layer.mask)
+def test_encoder_and_program_configs_round_trip():
+    layer = placed(32, (8, 8, 1), image_size=(12, 12), border_width=5, linf_bound=0.3, l2=2e-6,
+                   program_covers_image=True)
+    placement = ImagePlacement.from_config(layer.encoder.get_config())
+    program = FrameProgram.from_config(layer.layer.get_config())
+    assert placement.get_config() == layer.encoder.get_config()
+    assert program.get_config() == layer.layer.get_config()
+    np.testing.assert_array_equal(placement.program_mask, layer.mask)
 
 
 def test_label_mapping_picks_the_mapped_outputs():
@@ -200,7 +230,7 @@ def test_label_map_kinds():
 
 
 def test_full_program_is_added_over_the_resized_image():
-    layer = with_random_program(AdversarialProgram(32, (8, 8, 3), image_size=(32, 32), program_covers_image=True))
+    layer = with_random_program(placed(32, (8, 8, 3), image_size=(32, 32), program_covers_image=True))
     assert layer.mask.all()
     images = random_images((2, 8, 8, 3))
     x_adv = keras.ops.convert_to_numpy(layer(images))
@@ -216,7 +246,7 @@ def host_pixels(size=32, seed=5):
 @pytest.mark.parametrize("scale", [0.1, 0.03])
 def test_concealed_program_changes_the_host_by_at_most_scale_times_the_range(scale):
     host = host_pixels()
-    layer = with_random_program(ConcealedProgram(32, (12, 10, 1), host_image=host, scale=scale), scale=50.0)
+    layer = with_random_program(concealed(32, (12, 10, 1), host_image=host, scale=scale), scale=50.0)
     x_adv = keras.ops.convert_to_numpy(layer(random_images((4, 12, 10, 1))))
     change = np.abs(x_adv - (host / 127.5 - 1.0))
     assert change.max() <= 2 * scale + 1e-6  # the [-1, 1] range is 2 wide
@@ -227,37 +257,37 @@ def test_concealed_program_changes_the_host_by_at_most_scale_times_the_range(sca
 def test_concealed_task_image_is_tiled_then_shuffled_by_a_fixed_seeded_permutation():
     images = random_images((3, 12, 10, 3))
     grey = np.full((32, 32, 3), 127.5, "float32")  # 0 in [-1, 1]: with W = 0, X_adv = scale * hidden image
-    layer = ConcealedProgram(32, (12, 10, 3), host_image=grey, scale=0.5, permutation_seed=7)
-    np.testing.assert_array_equal(layer.permutation, np.random.default_rng(7).permutation(32 * 32))
+    layer = concealed(32, (12, 10, 3), host_image=grey, scale=0.5, permutation_seed=7)
+    np.testing.assert_array_equal(layer.encoder.permutation, np.random.default_rng(7).permutation(32 * 32))
     x_adv = keras.ops.convert_to_numpy(layer(images)) / 0.5
     unshuffled = np.empty((3, 32 * 32, 3), "float32")
-    unshuffled[:, layer.permutation] = x_adv.reshape(3, 32 * 32, 3)
+    unshuffled[:, layer.encoder.permutation] = x_adv.reshape(3, 32 * 32, 3)
     tiled = np.tile(images.astype("float32") / 127.5 - 1.0, (1, 3, 4, 1))[:, :32, :32]
     np.testing.assert_allclose(unshuffled.reshape(3, 32, 32, 3), tiled, atol=1e-5)
-    same = ConcealedProgram(32, (12, 10, 3), host_image=grey, scale=0.5, permutation_seed=7)
+    same = concealed(32, (12, 10, 3), host_image=grey, scale=0.5, permutation_seed=7)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(same(images)), x_adv * 0.5)
-    other = ConcealedProgram(32, (12, 10, 3), host_image=grey, scale=0.5, permutation_seed=8)
-    assert not np.array_equal(other.permutation, layer.permutation)
+    other = concealed(32, (12, 10, 3), host_image=grey, scale=0.5, permutation_seed=8)
+    assert not np.array_equal(other.encoder.permutation, layer.encoder.permutation)
 
 
-def test_concealed_program_config_round_trip_keeps_the_host_out_of_the_config():
-    layer = ConcealedProgram(32, (8, 8, 1), host_image=host_pixels(), scale=0.2, permutation_seed=4, l2=1e-6)
-    config = layer.get_config()
-    clone = ConcealedProgram.from_config(config)
+def test_concealment_config_round_trip_keeps_the_host_out_of_the_config():
+    layer = concealed(32, (8, 8, 1), host_image=host_pixels(), scale=0.2, permutation_seed=4, l2=1e-6)
+    config = layer.encoder.get_config()
+    clone = ConcealedPlacement.from_config(config)
     assert clone.get_config() == config
     assert config["scale"] == 0.2 and config["permutation_seed"] == 4 and "host_image" not in config
-    assert "border_width" not in config and "image_size" not in config
-    np.testing.assert_array_equal(clone.permutation, layer.permutation)
-    assert [w.path for w in layer.trainable_weights] == ["concealed_program/W"]
-    assert [w.path for w in layer.non_trainable_weights] == ["concealed_program/host_image"]
+    np.testing.assert_array_equal(clone.permutation, layer.encoder.permutation)
+    assert layer.layer.linf_bound == 0.2 and layer.layer.l2 == 1e-6 and layer.mask.all()
+    assert [w.path for w in layer.encoder.weights] == ["concealed_placement/host_image"]
+    assert not layer.encoder.trainable_weights
 
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(host_image=np.zeros((16, 16, 3))), "must be 32x32x3"),
     (dict(host_image=np.full((32, 32, 3), 300.0)), r"\[0, 255\]"),
-    (dict(scale=0.0), "scale"),
-    (dict(scale=1.5), "scale"),
+    (dict(scale=0.0), r"blend into the host photo must be in \(0, 1\]"),
+    (dict(scale=1.5), r"\(0, 1\]"),
 ])
 def test_concealed_program_refuses_bad_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        ConcealedProgram(32, (8, 8, 3), **kwargs)
+        concealed(32, (8, 8, 3), **kwargs)

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from arnn_tf.backbones import build_backbone, get_backbone_spec, weights_fingerprint
-from arnn_tf.layers import ConcealedProgram
+from arnn_tf.image_placement import ConcealedPlacement
 from arnn_tf.model import ReprogrammedModel, build_reprogrammed_model
 
 
@@ -104,9 +104,11 @@ def test_config_round_trip():
 
 
 def test_program_for_other_frame_size_is_refused():
-    from arnn_tf.layers import AdversarialProgram, LabelMapping
+    from arnn_tf.layers import LabelMapping
+    from arnn_tf.model import image_placement_and_program
+    placement, program = image_placement_and_program(64, (8, 8, 1))
     with pytest.raises(ValueError, match="64x64 inputs"):
-        ReprogrammedModel(AdversarialProgram(64, (8, 8, 1)), build_backbone("tiny_cnn", None), LabelMapping([[0]]))
+        ReprogrammedModel(program, build_backbone("tiny_cnn", None), LabelMapping([[0]]), placement)
 
 
 def test_unknown_backbone_lists_known_names():
@@ -131,21 +133,22 @@ def host_photo(seed=0):
 
 def test_concealed_program_trains_only_w():
     model = tiny_model(host_image=host_photo(), conceal_scale=0.1)
-    assert isinstance(model.program, ConcealedProgram) and model.program.scale == 0.1
-    assert [w.path for w in model.trainable_weights] == ["concealed_program/W"]
+    assert isinstance(model.encoder, ConcealedPlacement) and model.encoder.scale == 0.1
+    assert model.program.linf_bound == 0.1
+    assert [w.path for w in model.trainable_weights] == ["frame_program/W"]
     images, labels = batch()
     with tf.GradientTape() as tape:
         loss = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(labels, model(images)))
     (grad,) = tape.gradient(loss, [w.value for w in model.trainable_weights])
     assert np.count_nonzero(grad.numpy()) > 0.9 * grad.numpy().size  # the program covers the whole frame
-    host = keras.ops.convert_to_numpy(model.program.host_image.value).copy()
+    host = keras.ops.convert_to_numpy(model.encoder.host_image.value).copy()
     before = {w.path: keras.ops.convert_to_numpy(w.value).copy() for w in model.weights}
     model.compile()
     model.fit(images, labels, epochs=2, batch_size=8, verbose=0)
     for weight in model.weights:
         changed = not np.array_equal(before[weight.path], keras.ops.convert_to_numpy(weight.value))
         assert changed == (weight is model.program.weight), weight.path
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.program.host_image.value), host)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.encoder.host_image.value), host)
 
 
 def test_concealed_model_keras_save_and_load_give_equal_outputs(tmp_path):
@@ -154,8 +157,8 @@ def test_concealed_model_keras_save_and_load_give_equal_outputs(tmp_path):
     model.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras")
     images, _ = batch()
-    assert isinstance(loaded.program, ConcealedProgram) and loaded.program.permutation_seed == 4
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded.program.host_image.value), host_photo())
+    assert isinstance(loaded.encoder, ConcealedPlacement) and loaded.encoder.permutation_seed == 4
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded.encoder.host_image.value), host_photo())
     np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
 
 
@@ -207,7 +210,6 @@ def test_flip_average_survives_config_and_keras_save(tmp_path):
 
 
 def test_an_image_programs_placement_and_frame_program_clip_only_where_the_range_can_be_left():
-    from arnn_tf.layers import AdversarialProgram
     from arnn_tf.model import image_placement_and_program
 
     images = np.random.default_rng(3).integers(0, 256, (4, 12, 12, 1)).astype("uint8")
@@ -217,8 +219,7 @@ def test_an_image_programs_placement_and_frame_program_clip_only_where_the_range
                            ({"linf_bound": 2.0}, True), ({"linf_bound": 0.5}, False)):
         placement, program = image_placement_and_program(48, (12, 12, 1), **options)
         assert program.clip is clips
-        single = AdversarialProgram(48, (12, 12, 1), **options)
         program.weight.assign(weight)
-        single.weight.assign(weight)
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(program(placement(images))),
-                                   keras.ops.convert_to_numpy(single(images)), atol=1e-6)
+        canvas = keras.ops.convert_to_numpy(placement(images))
+        clipped = np.clip(canvas + keras.ops.convert_to_numpy(program.program()), -1.0, 1.0)
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(program(canvas)), clipped, atol=1e-6)

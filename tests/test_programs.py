@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from arnn_tf.backbones import build_backbone
-from arnn_tf.layers import ConcealedProgram
+from arnn_tf.image_placement import ConcealedPlacement, ImagePlacement
 from arnn_tf.model import build_reprogrammed_model
 from arnn_tf.programs import ProgramMismatchError, SavedProgram
 from arnn_tf.tasks import TaskPart
@@ -167,15 +167,66 @@ def concealed(tmp_path):
 
 def test_concealed_program_round_trips_with_its_host_image(concealed):
     model, host, path = concealed
-    assert sorted(p.name for p in path.iterdir()) == ["W.npy", "host_image.npy", "program.json"]
-    np.testing.assert_array_equal(np.load(path / "host_image.npy", allow_pickle=False), host)
+    assert sorted(p.name for p in path.iterdir()) == ["W.npy", "encoder.npz", "program.json"]
+    with np.load(path / "encoder.npz", allow_pickle=False) as arrays:
+        np.testing.assert_array_equal(arrays["0"], host)
     document = json.loads((path / "program.json").read_text())
-    assert document["format_version"] == 2 and document["program_layer"] == "ConcealedProgram"
-    assert document["program"]["scale"] == 0.05 and document["program"]["permutation_seed"] == 6
+    assert document["format_version"] == 4 and document["program_layer"] == "FrameProgram"
+    config = document["encoder"]["config"]
+    assert document["encoder"]["class_name"] == "ConcealedPlacement"
+    assert config["scale"] == 0.05 and config["permutation_seed"] == 6
+    assert document["program"]["linf_bound"] == 0.05
     rebuilt = SavedProgram.load(path).build_model()
-    assert isinstance(rebuilt.program, ConcealedProgram)
+    assert isinstance(rebuilt.encoder, ConcealedPlacement)
     images = np.random.default_rng(1).integers(0, 256, (4, 10, 10, 1)).astype("uint8")
     np.testing.assert_array_equal(rebuilt.predict(images, verbose=0), model.predict(images, verbose=0))
+
+
+def test_warm_start_of_a_concealed_program_needs_the_same_host_photo_and_encoder(concealed, saved):
+    model, host, path = concealed
+    program = SavedProgram.load(path)
+    backbone = build_backbone("tiny_cnn", None, seed=3)
+    same = build_reprogrammed_model(backbone, (10, 10, 1), 3, seed=6, host_image=host, conceal_scale=0.05)
+    program.warm_start(same)
+    np.testing.assert_array_equal(same.program.weight.numpy(), model.program.weight.numpy())
+    other = build_reprogrammed_model(backbone, (10, 10, 1), 3, seed=6, host_image=255 - host,
+                                     conceal_scale=0.05)
+    with pytest.raises(ProgramMismatchError, match="another host_image"):
+        program.warm_start(other)
+    plain = build_reprogrammed_model(backbone, (10, 10, 1), 3, seed=6, linf_bound=0.05,
+                                     image_size=(48, 48), program_covers_image=True)
+    with pytest.raises(ProgramMismatchError, match="through ConcealedPlacement, this model "
+                                                   "through ImagePlacement"):
+        program.warm_start(plain)
+
+
+def as_format_2(path):
+    """Rewrites a concealed program's folder as releases before the concealment encoder wrote
+    it: one ConcealedProgram layer, its host photo in host_image.npy."""
+    document = json.loads((path / "program.json").read_text())
+    encoder = document.pop("encoder")["config"]
+    with np.load(path / "encoder.npz", allow_pickle=False) as arrays:
+        np.save(path / "host_image.npy", arrays["0"], allow_pickle=False)
+    (path / "encoder.npz").unlink()
+    document.update(format_version=2, program_layer="ConcealedProgram", program={
+        "frame_size": encoder["frame_size"], "task_image_shape": encoder["task_image_shape"],
+        "l2": document["program"]["l2"], "scale": encoder["scale"],
+        "permutation_seed": encoder["permutation_seed"]})
+    (path / "program.json").write_text(json.dumps(document))
+    return path
+
+
+def test_format_2_concealed_programs_load_with_equal_answers_and_save_as_format_4(concealed, tmp_path):
+    model, host, path = concealed
+    old = SavedProgram.load(as_format_2(path))
+    rebuilt = old.build_model()
+    assert isinstance(rebuilt.encoder, ConcealedPlacement) and rebuilt.encoder.scale == 0.05
+    np.testing.assert_array_equal(old.encoder_weights[0], host)
+    images = np.random.default_rng(1).integers(0, 256, (4, 10, 10, 1)).astype("uint8")
+    np.testing.assert_array_equal(rebuilt.predict(images, verbose=0), model.predict(images, verbose=0))
+    again = old.save(path)
+    assert sorted(p.name for p in again.iterdir()) == ["W.npy", "encoder.npz", "program.json"]
+    assert json.loads((again / "program.json").read_text())["format_version"] == 4
 
 
 def test_plain_programs_are_a_placement_and_a_frame_program_and_keep_no_host_image(
@@ -187,13 +238,27 @@ def test_plain_programs_are_a_placement_and_a_frame_program_and_keep_no_host_ima
     assert document["encoder"]["class_name"] == "ImagePlacement"
     assert document["task"]["image_shape"] == [10, 10, 3]
     _, _, concealed_path = concealed
+    as_format_2(concealed_path)
     SavedProgram.load(path).save(concealed_path)  # a plain program saved over a concealed one
     assert not (concealed_path / "host_image.npy").exists()
-    assert not isinstance(SavedProgram.load(concealed_path).build_model().program, ConcealedProgram)
+    assert not (concealed_path / "encoder.npz").exists()
+    assert isinstance(SavedProgram.load(concealed_path).build_model().encoder, ImagePlacement)
 
 
 def test_concealed_program_without_a_readable_host_image_is_refused(concealed):
     _, _, path = concealed
+    with open(path / "encoder.npz", "wb") as f:
+        np.savez(f, **{"0": np.array([{"a": 1}], dtype=object)})
+    with pytest.raises(ValueError, match="unreadable.*pickle"):
+        SavedProgram.load(path)
+    (path / "encoder.npz").unlink()
+    with pytest.raises(FileNotFoundError, match="no encoder.npz"):
+        SavedProgram.load(path)
+
+
+def test_format_2_program_without_a_readable_host_image_is_refused(concealed):
+    _, _, path = concealed
+    as_format_2(path)
     np.save(path / "host_image.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError, match="pickle"):
         SavedProgram.load(path)

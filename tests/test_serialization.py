@@ -5,8 +5,8 @@ import pytest
 
 from arnn_tf.backbones import build_backbone
 from arnn_tf.frame_program import FrameProgram
-from arnn_tf.image_placement import ImagePlacement
-from arnn_tf.layers import AdversarialProgram, ConcealedProgram, LabelMapping, LinearLabelMap
+from arnn_tf.image_placement import ConcealedPlacement, ImagePlacement
+from arnn_tf.layers import LabelMapping, LinearLabelMap
 from arnn_tf.model import build_reprogrammed_model
 from arnn_tf.text import TokenPatchEncoder, vectorizer_state
 from arnn_tf.text.model import build_text_model
@@ -24,19 +24,8 @@ def with_weights(layer, inputs):
     return layer
 
 
-@pytest.mark.parametrize("options", [
-    {}, {"image_size": (20, 20), "program_covers_image": True}, {"border_width": 6},
-    {"linf_bound": 0.3, "l2": 1e-3},
-], ids=["padded", "full", "border", "bounded"])
-def test_program_layers(options, tmp_path):
-    layer = with_weights(AdversarialProgram(48, (10, 10, 3), **options), IMAGES)
-    run_layer_serialization_test(layer, IMAGES, tmp_path)
-
-
-def test_concealed_program_layer(tmp_path):
-    layer = ConcealedProgram(48, (10, 10, 3), host_image=HOST, scale=0.2, permutation_seed=3)
-    layer(IMAGES)
-    layer.weight.assign(RNG.normal(size=(48, 48, 3)))
+def test_concealed_placement(tmp_path):
+    layer = ConcealedPlacement(48, (10, 10, 3), scale=0.2, permutation_seed=3, host_image=HOST)
     run_layer_serialization_test(layer, IMAGES, tmp_path, init_extras={"host_image": HOST})
 
 
@@ -59,7 +48,10 @@ def test_text_encoder_blended_into_a_photo(tmp_path):
     run_layer_serialization_test(layer, ids, tmp_path, init_extras={"host_image": host})
 
 
-@pytest.mark.parametrize("options", [{}, {"image_size": (20, 20), "border_width": 4}])
+@pytest.mark.parametrize("options", [
+    {}, {"image_size": (20, 20), "border_width": 4},
+    {"image_size": (20, 20), "program_covers_image": True},
+], ids=["padded", "border", "full"])
 def test_image_placement_encoder(options, tmp_path):
     run_layer_serialization_test(ImagePlacement(48, (10, 10, 3), **options), IMAGES, tmp_path)
 

@@ -157,8 +157,7 @@ class BlackBoxTrainer(Trainer):
     def _ask(self, model: ReprogrammedModel, images: tf.Tensor, points: np.ndarray) -> np.ndarray:
         """The logits ``[len(points) * batch, classes]`` of the batch under each program
         weight in ``points``, from one query, checked."""
-        canvas = model.encoder(images) if model.encoder is not None else images
-        frames = program_frames(model.program, canvas, points)
+        frames = program_frames(model.program, model.encoder(images), points)
         answer = self.query(frames)
         self.queries += len(frames)
         return checked_answer(answer, len(frames), model.label_map.num_source_classes)

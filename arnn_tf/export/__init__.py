@@ -4,7 +4,7 @@ The model server loads the export with no arnn-tf code, so everything a request 
 the graph: decoding and resizing encoded images, refusing bad input with a readable
 ``InvalidArgumentError`` (the server keeps serving), and the class names. Several programs
 on the same backbone share one copy of its variables; each adds only its program ``W`` (a
-concealed program also its host photo) and its label map's index vector.
+concealed program's encoder also its host photo) and its label map's index vector.
 
 Layout written (TF Serving's): ``BASE/N/saved_model.pb``, ``BASE/N/variables/`` and
 ``BASE/N/assets.extra/tf_serving_warmup_requests``.

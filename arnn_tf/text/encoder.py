@@ -17,6 +17,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from arnn_tf.host_photo import add_host_photo, check_blend, host_frame
+
 PADDING_ID = 0
 """The padding token id, the one `keras.layers.TextVectorization` fills short sequences with."""
 
@@ -86,26 +88,8 @@ class TokenPatchEncoder(keras.layers.Layer):
             initializer=self.embeddings_initializer,
             trainable=True,
         )
-        self.blend = None if blend is None else float(blend)
-        self.host_image = None if blend is None else self._host_weight(host_image)
-
-    def _host_weight(self, host_image: np.ndarray | None) -> Any:
-        """The host photo's non-trainable weight, checked: n x n x 3 pixels in [0, 255]."""
-        if not 0 < self.blend <= 1:
-            raise ValueError(f"blend must be in (0, 1], got {self.blend}")
-        n = self.frame_size
-        pixels = np.zeros((n, n, 3), "float32") if host_image is None else host_image
-        pixels = np.asarray(pixels, "float32")
-        if pixels.shape != (n, n, 3) or not (pixels.min() >= 0 and pixels.max() <= 255):
-            raise ValueError(
-                f"the host photo must be {n}x{n}x3 pixels in [0, 255], got shape {pixels.shape}"
-            )
-        return self.add_weight(
-            name="host_image",
-            shape=(n, n, 3),
-            initializer=keras.initializers.Constant(pixels),
-            trainable=False,
-        )
+        self.blend = None if blend is None else check_blend(blend)
+        self.host_image = None if blend is None else add_host_photo(self, frame_size, host_image)
 
     @property
     def slots(self) -> int:
@@ -147,8 +131,7 @@ class TokenPatchEncoder(keras.layers.Layer):
         frame = ops.cast(ops.reshape(rows, (-1, n, n, 3)), self.compute_dtype)
         if self.host_image is None:
             return frame
-        host = ops.cast(self.host_image, self.compute_dtype) / 127.5 - 1.0
-        return host + self.blend * frame
+        return host_frame(self.host_image, self.compute_dtype) + self.blend * frame
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
         return (input_shape[0], self.frame_size, self.frame_size, 3)
