@@ -16,7 +16,8 @@ import tensorflow as tf
 
 from arnn_tf.backbones import build_backbone
 from arnn_tf.distribute import set_precision
-from arnn_tf.model import ReprogrammedModel, build_reprogrammed_model
+from arnn_tf.image_model import build_reprogrammed_model
+from arnn_tf.model import ReprogrammedModel
 
 
 class _StepClock(keras.callbacks.Callback):

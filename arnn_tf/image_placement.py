@@ -43,6 +43,11 @@ class ImageEncoder(keras.layers.Layer):
         x = ops.cast(images, self.compute_dtype) / 127.5 - 1.0
         return ops.repeat(x, 3, axis=-1) if self.task_image_shape[2] == 1 else x
 
+    def mirror(self, images: Any) -> Any:
+        """The images mirrored left to right: inputs of the same task and class for photos
+        (not digits or text), for a model that averages its answers over both."""
+        return ops.flip(images, axis=2)
+
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
         return (input_shape[0], self.frame_size, self.frame_size, 3)
 

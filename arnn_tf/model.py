@@ -8,16 +8,14 @@ encoder's patch table) and a learned label map are trainable.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import keras
-import numpy as np
 
 from arnn_tf.frame_program import FrameProgram
-from arnn_tf.image_placement import ConcealedPlacement, ImageEncoder, ImagePlacement
 from arnn_tf.label_maps import learned_map_start, parse_label_map
 from arnn_tf.layers import LabelMapping, LinearLabelMap
-from arnn_tf.settings import DEFAULT_CONCEAL_SCALE, DEFAULT_LEARNING_RATE
+from arnn_tf.settings import DEFAULT_LEARNING_RATE
 
 
 class DefaultCompile:
@@ -71,8 +69,11 @@ class ReprogrammedModel(DefaultCompile, keras.Model):
                 f"the program is made for {program.frame_size}x{program.frame_size} inputs "
                 f"but backbone {backbone.name!r} takes {frame}"
             )
-        if flip_average and not isinstance(encoder, ImageEncoder):
-            raise ValueError("flip_average mirrors images; this model's input is not images")
+        if flip_average and not hasattr(encoder, "mirror"):
+            raise ValueError(
+                f"flip_average averages each input with its mirror image; the input encoder "
+                f"{type(encoder).__name__} has none (images have)"
+            )
         backbone.trainable = False
         program.set_masks([encoder.program_mask])  # the encoder's; a config does not keep it
         inputs = encoder.model_input()
@@ -110,7 +111,7 @@ class ReprogrammedModel(DefaultCompile, keras.Model):
             return super(ReprogrammedModel, self).call(images, training=False, mask=mask, **kwargs)
 
         if self.flip_average and not training:
-            return average_with_mirror(probabilities_of, inputs)
+            return average_with_mirror(probabilities_of, self.encoder, inputs)
         return probabilities_of(inputs)
 
     def get_config(self) -> dict[str, Any]:
@@ -145,95 +146,12 @@ def compile_defaults(optimizer: Any, loss: Any, metrics: Any) -> dict[str, Any]:
     return {"optimizer": optimizer, "loss": loss, "metrics": metrics}
 
 
-def average_with_mirror(probabilities_of: Callable[[Any], Any], images: Any) -> Any:
-    """The mean of ``probabilities_of`` the images ([batch, height, width, channels]) and of
-    their left-right mirror images: `ReprogrammedModel`'s ``flip_average``."""
-    return (probabilities_of(images) + probabilities_of(keras.ops.flip(images, axis=2))) / 2
-
-
-def build_reprogrammed_model(
-    backbone: keras.Model,
-    task_image_shape: Sequence[int],
-    num_classes: int,
-    *,
-    label_map: str = "first",
-    seed: int = 0,
-    host_image: np.ndarray | None = None,
-    conceal_scale: float = DEFAULT_CONCEAL_SCALE,
-    flip_average: bool = False,
-    **program_options: Any,
-) -> ReprogrammedModel:
-    """A fresh (zero) program for ``num_classes`` classes on ``backbone``.
-
-    ``label_map`` is a spec understood by `arnn_tf.label_maps.parse_label_map`;
-    ``program_options`` are `image_placement_and_program`'s (image_size, border_width,
-    linf_bound, program_covers_image, l2). With ``host_image`` (the backbone's n x n x 3 pixels
-    in [0, 255]) the task image is hidden in that photo with scale ``conceal_scale`` (a
-    `ConcealedPlacement`); of the program options it then takes only l2. ``seed`` draws the
-    random label maps and the concealment's pixel permutation. ``flip_average`` is
-    `ReprogrammedModel`'s.
-    """
-    frame_size = int(backbone.input_shape[1])
-    if host_image is None:
-        encoder, program = image_placement_and_program(
-            frame_size, task_image_shape, **program_options
-        )
-    else:
-        encoder, program = concealment_and_program(
-            frame_size, task_image_shape, host_image, conceal_scale, seed, **program_options
-        )
-    mapping = build_label_map(label_map, num_classes, seed, int(backbone.output_shape[-1]))
-    return ReprogrammedModel(program, backbone, mapping, encoder, flip_average=flip_average)
-
-
-def image_placement_and_program(
-    frame_size: int,
-    task_image_shape: Sequence[int],
-    image_size: Sequence[int] | None = None,
-    border_width: int | None = None,
-    linf_bound: float | None = None,
-    program_covers_image: bool = False,
-    l2: float = 0.0,
-) -> tuple[ImagePlacement, FrameProgram]:
-    """An image task's input encoder (the placement in the frame) and its frame program, the
-    paper's ``X_adv = X~ + P``: the program acts where the placement's mask lets it.
-
-    The arguments are the settings image programs of formats 1 and 3 were saved with."""
-    placement = ImagePlacement(
-        frame_size, task_image_shape, image_size, border_width, program_covers_image
-    )
-    in_range = not program_covers_image and (linf_bound is None or linf_bound <= 1)
-    program = FrameProgram(
-        frame_size, placement.program_mask, linf_bound=linf_bound, l2=l2, clip=not in_range
-    )
-    return placement, program
-
-
-def concealment_and_program(
-    frame_size: int,
-    task_image_shape: Sequence[int],
-    host_image: np.ndarray | None,
-    scale: float,
-    permutation_seed: int = 0,
-    l2: float = 0.0,
-    **placement: Any,
-) -> tuple[ConcealedPlacement, FrameProgram]:
-    """The task image hidden in the host photo and a frame program bounded by ``scale``:
-    ``clip(host + scale * (tanh(W) + shuffle(tile(X~))), -1, 1)``, the paper's concealment.
-
-    The task image is tiled over the whole frame, so placement settings are refused."""
-    placement = {key: value for key, value in placement.items() if value not in (None, False)}
-    if placement:
-        raise ValueError(
-            f"a concealed program tiles the task image over the whole frame, so it takes no "
-            f"placement options (image size, border width, L-infinity bound, full program); "
-            f"got {placement}"
-        )
-    encoder = ConcealedPlacement(
-        frame_size, task_image_shape, scale, permutation_seed, host_image=host_image
-    )
-    program = FrameProgram(frame_size, encoder.program_mask, linf_bound=encoder.scale, l2=l2)
-    return encoder, program
+def average_with_mirror(
+    probabilities_of: Callable[[Any], Any], encoder: keras.layers.Layer, inputs: Any
+) -> Any:
+    """The mean of ``probabilities_of`` the inputs and of their mirror images, as the input
+    ``encoder`` mirrors them: `ReprogrammedModel`'s ``flip_average``."""
+    return (probabilities_of(inputs) + probabilities_of(encoder.mirror(inputs))) / 2
 
 
 def build_label_map(

@@ -44,11 +44,8 @@ from arnn_tf import __version__
 from arnn_tf.backbones import build_backbone, weights_fingerprint
 from arnn_tf.frame_program import FrameProgram
 from arnn_tf.layers import LabelMapping, LinearLabelMap
-from arnn_tf.model import (
-    ReprogrammedModel,
-    concealment_and_program,
-    image_placement_and_program,
-)
+from arnn_tf.image_model import concealment_and_program, image_placement_and_program
+from arnn_tf.model import ReprogrammedModel
 from arnn_tf.program_parts import SavedPart, read_parts, write_parts
 from arnn_tf.shared_model import SharedProgramModel
 from arnn_tf.tasks import TaskPart

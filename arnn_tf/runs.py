@@ -25,7 +25,8 @@ from arnn_tf.black_box.trainer import BlackBoxTrainer
 from arnn_tf.distribute import is_chief, make_strategy, set_precision
 from arnn_tf.images import read_image
 from arnn_tf.label_maps import data_driven_kind
-from arnn_tf.model import ReprogrammedModel, build_label_map, build_reprogrammed_model
+from arnn_tf.image_model import build_reprogrammed_model
+from arnn_tf.model import ReprogrammedModel, build_label_map
 from arnn_tf.program_parts import saved_parts
 from arnn_tf.programs import SavedProgram
 from arnn_tf.recipes import Recipe, program_rate_scale, require_task

@@ -8,9 +8,12 @@
 # run resumes where it stopped (rerun the script after an interruption); finished runs are
 # only re-read. One JSON line per run.
 #   bash benchmarks/one_for_all.sh [STEPS] [OUT]      (from the repository root)
+# The frame is FRAME (default 224, the frame of the results in EXPERIMENTS.md; the `text`
+# recipe's own is 112).
 # Data: the archives of ../shared/data unpacked into $DATA (default ~/.cache/arnn-data).
 set -euo pipefail
 steps=${1:-600}
+frame=${FRAME:-224}
 out=${2:-runs/one_for_all}
 data=${DATA:-$HOME/.cache/arnn-data}
 arnn=${ARNN:-.venv/bin/arnn}
@@ -23,14 +26,15 @@ parts=(
   "folder:$data/cifar10"
 )
 joined=$(IFS=+; echo "${parts[*]}")
-run() {  # NAME TASK RECIPE: train (or resume) RECIPE on TASK, then print its metrics
-  $arnn train --recipe "$3" --task "$2" --steps "$steps" --out "$out/$1" > "$out/$1.log" 2>&1
+run() {  # NAME TASK RECIPE [OPTION...]: train (or resume) RECIPE on TASK, print its metrics
+  $arnn train --recipe "$3" --task "$2" --steps "$steps" "${@:4}" --out "$out/$1" \
+    > "$out/$1.log" 2>&1
   python3 -c "import json,sys; m=json.load(open(sys.argv[1])); print(json.dumps({'run': sys.argv[2],
     'test_accuracy': m['test_accuracy'], 'per_part': m.get('test_accuracy_per_task'),
     'steps': m['steps'], 'seconds': m['seconds']}))" "$out/$1/metrics.json" "$1"
 }
 mkdir -p "$out"
-run shared "$joined" text
+run shared "$joined" text --frame-size "$frame"
 for i in "${!parts[@]}"; do  # each part alone, with exactly the shared run's recipe
   run "alone-$i" "${parts[$i]}" "$out/shared/program"
 done

@@ -15,7 +15,7 @@ import time
 import keras
 
 from arnn_tf.backbones import build_backbone
-from arnn_tf.model import build_reprogrammed_model
+from arnn_tf.image_model import build_reprogrammed_model
 from arnn_tf.tasks import get_task
 from arnn_tf.training import evaluate_program, fit_program
 

@@ -14,7 +14,7 @@ from arnn_tf.black_box import (BlackBoxTrainer, LocalQuery, QueryError, RestQuer
                                ZerothOrderEstimator, log_probabilities)
 from arnn_tf.checkpoints import restore_checkpoint
 from arnn_tf.label_maps import frequency_map
-from arnn_tf.model import build_reprogrammed_model
+from arnn_tf.image_model import build_reprogrammed_model
 from arnn_tf.recipes import RECIPES
 from arnn_tf.tasks import Task
 

@@ -18,7 +18,7 @@ from arnn_tf.cli import build_parser, main as arnn_main
 from arnn_tf.commands.export import run as export_command
 from arnn_tf.export import (ExportError, WARMUP_FILE, export_programs,
                             prediction_log_bytes, program_names, sanitize_name, signature_names)
-from arnn_tf.model import build_reprogrammed_model
+from arnn_tf.image_model import build_reprogrammed_model
 from arnn_tf.programs import SavedProgram
 from arnn_tf.tasks import TaskPart
 from bad_images import BAD_FILES, png_bomb

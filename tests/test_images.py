@@ -14,7 +14,7 @@ from arnn_tf import images
 from arnn_tf.backbones import build_backbone
 from arnn_tf.cli import main
 from arnn_tf.images import ImageReadError, image_read_error_in, open_image, read_image, read_images
-from arnn_tf.model import build_reprogrammed_model
+from arnn_tf.image_model import build_reprogrammed_model
 from arnn_tf.programs import SavedProgram
 from bad_images import BAD_FILES, GARBAGE, encoded, noise, png_bomb
 

@@ -6,7 +6,7 @@ import tensorflow as tf
 from arnn_tf.backbones import build_backbone
 from arnn_tf.label_maps import (FrequencyLabelMapping, describe_label_map, frequency_map, parse_label_map, source_network,
                                 source_probabilities, source_predictions)
-from arnn_tf.model import build_reprogrammed_model
+from arnn_tf.image_model import build_reprogrammed_model
 from arnn_tf.tasks import Task
 from arnn_tf.training import fit_program
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 from arnn_tf.backbones import build_backbone
 from arnn_tf.black_box import BlackBoxTrainer, LocalQuery
 from arnn_tf.losses import FocalCrossentropy, task_loss
-from arnn_tf.model import build_reprogrammed_model
+from arnn_tf.image_model import build_reprogrammed_model
 from arnn_tf.recipes import RECIPES
 from arnn_tf.tasks import Task
 from arnn_tf.trainers import ScaledRateAdam, WhiteBoxTrainer

@@ -20,9 +20,11 @@ from arnn_tf.tasks import MixedTask, get_task
 from arnn_tf.text import TokenPatchEncoder
 from arnn_tf.training import evaluate_parts, evaluate_program
 
+TEXT = RECIPES["text"].replace(frame_size=None)  # the tiny backbone's own 48 x 48 frame
+
 
 def mixed_recipe(data: Path, **fields):
-    return RECIPES["text"].replace(
+    return TEXT.replace(
         task=f"text:{data}+counting", backbone="tiny_cnn", weights="none", patch_size=8, **fields
     )
 

@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from arnn_tf.backbones import build_backbone
-from arnn_tf.model import build_reprogrammed_model
+from arnn_tf.image_model import build_reprogrammed_model
 from arnn_tf.tasks import Task
 from arnn_tf.tasks.multi import combine_tasks
 from arnn_tf.training import evaluate_parts, fit_program

@@ -9,7 +9,7 @@ import pytest
 
 from arnn_tf.backbones import build_backbone
 from arnn_tf.image_placement import ConcealedPlacement, ImagePlacement
-from arnn_tf.model import build_reprogrammed_model
+from arnn_tf.image_model import build_reprogrammed_model
 from arnn_tf.programs import ProgramMismatchError, SavedProgram
 from arnn_tf.tasks import TaskPart
 

@@ -179,7 +179,7 @@ def test_the_paper_recipe_trains_what_the_library_calls_train_with_the_paper_set
     import numpy as np
 
     from arnn_tf.backbones import build_backbone
-    from arnn_tf.model import build_reprogrammed_model
+    from arnn_tf.image_model import build_reprogrammed_model
     from arnn_tf.tasks import get_task
     from arnn_tf.training import fit_program
 

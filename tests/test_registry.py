@@ -6,7 +6,7 @@ import pytest
 
 from arnn_tf.backbones import BACKBONES, build_backbone, weights_fingerprint
 from arnn_tf.backbones.registry import with_input_size
-from arnn_tf.model import build_reprogrammed_model
+from arnn_tf.image_model import build_reprogrammed_model
 from arnn_tf.programs import ProgramMismatchError, SavedProgram
 
 

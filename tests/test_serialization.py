@@ -7,7 +7,7 @@ from arnn_tf.backbones import build_backbone
 from arnn_tf.frame_program import FrameProgram
 from arnn_tf.image_placement import ConcealedPlacement, ImagePlacement
 from arnn_tf.layers import LabelMapping, LinearLabelMap
-from arnn_tf.model import build_reprogrammed_model
+from arnn_tf.image_model import build_reprogrammed_model
 from arnn_tf.text import TokenPatchEncoder, vectorizer_state
 from arnn_tf.text.model import build_text_model
 from serialization import run_layer_serialization_test, run_program_round_trip_test

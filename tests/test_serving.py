@@ -14,7 +14,7 @@ from PIL import Image
 
 from arnn_tf.backbones import build_backbone
 from arnn_tf.export import export_programs
-from arnn_tf.model import build_reprogrammed_model
+from arnn_tf.image_model import build_reprogrammed_model
 from arnn_tf.cli import build_parser
 from arnn_tf.commands.query import run as query_command
 from arnn_tf.programs import SavedProgram

@@ -22,6 +22,7 @@ from arnn_tf.tasks import get_task
 from arnn_tf.text import TokenPatchEncoder, restored_vectorizer, text_task
 from arnn_tf.trainers import WhiteBoxTrainer
 
+TEXT = RECIPES["text"].replace(frame_size=None)  # the tiny backbone's own 48 x 48 frame
 TEXTS = ["the film was great", "awful plot and acting", "", "a great great film", "zzz unknown"]
 
 
@@ -31,7 +32,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, Path]
     root = tmp_path_factory.mktemp("text")
     data, out = root / "data", root / "run"
     toy_sentiment(data)
-    recipe = RECIPES["text"].replace(
+    recipe = TEXT.replace(
         task=f"text:{data}", backbone="tiny_cnn", weights="none", steps=40, patch_size=8
     )
     return data, train(recipe, out, verbose=False), out
@@ -48,7 +49,7 @@ def test_a_text_recipe_learns_the_toy_task(trained: tuple[Path, dict, Path]) -> 
 def test_only_the_table_the_program_and_the_map_train(tmp_path: Path) -> None:
     toy_sentiment(tmp_path)
     task = get_task(f"text:{tmp_path}")
-    recipe = RECIPES["text"].replace(backbone="tiny_cnn", weights="none", patch_size=8)
+    recipe = TEXT.replace(backbone="tiny_cnn", weights="none", patch_size=8)
     model = build_model(recipe, task)
     assert isinstance(model.program, FrameProgram)
     assert isinstance(model.encoder, TokenPatchEncoder)
@@ -68,7 +69,7 @@ def test_only_the_table_the_program_and_the_map_train(tmp_path: Path) -> None:
 def test_a_token_patch_lands_in_its_slot_of_the_frame_the_backbone_sees(tmp_path: Path) -> None:
     toy_sentiment(tmp_path)
     task = get_task(f"text:{tmp_path}")
-    recipe = RECIPES["text"].replace(backbone="tiny_cnn", weights="none", patch_size=8)
+    recipe = TEXT.replace(backbone="tiny_cnn", weights="none", patch_size=8)
     model = build_model(recipe, task)
     ids = tf.cast(task.vectorizer(tf.constant(["great film"])), tf.int32)
     frame = keras.ops.convert_to_numpy(model.adversarial_inputs(ids))[0]
@@ -125,15 +126,15 @@ def test_evaluation_uses_the_programs_vectorizer(
 
 def test_text_refusals(tmp_path: Path) -> None:
     toy_sentiment(tmp_path)
-    recipe = RECIPES["text"].replace(
+    recipe = TEXT.replace(
         task=f"text:{tmp_path}", backbone="tiny_cnn", weights="none", image_size=32
     )
     with pytest.raises(ValueError, match="is text, but recipe fields image_size act on images"):
         build_model(recipe, get_task(recipe.task))
     with pytest.raises(RecipeError, match="needs its task: a folder of your text files"):
-        require_task(RECIPES["text"])
+        require_task(TEXT)
     with pytest.raises(RecipeError, match="text_level"):
-        RECIPES["text"].replace(text_level="sentence")
+        TEXT.replace(text_level="sentence")
     assert default_recipe(f"text:{tmp_path}") == "text" and default_recipe(None) == "counting"
 
 
@@ -155,7 +156,7 @@ def test_text_model_round_trips_through_keras_files(tmp_path: Path) -> None:
     toy_sentiment(tmp_path / "data")
     task = get_task(f"text:{tmp_path / 'data'}")
     backbone = build_backbone("tiny_cnn", "none")
-    recipe = RECIPES["text"].replace(backbone="tiny_cnn", weights="none", patch_size=8)
+    recipe = TEXT.replace(backbone="tiny_cnn", weights="none", patch_size=8)
     model = build_model(recipe, task, backbone=backbone)
     model.program.weight.assign(np.random.default_rng(0).normal(0, 1, (48, 48, 3)))
     ids = tf.cast(task.vectorizer(tf.constant(TEXTS)), tf.int32).numpy()
@@ -172,7 +173,8 @@ def test_the_command_line_trains_evaluates_predicts_and_exports_text(
 
     toy_sentiment(tmp_path / "data")
     run = tmp_path / "run"
-    options = ["--backbone", "tiny_cnn", "--weights", "none", "--steps", "30", "--patch-size", "8"]
+    options = ["--backbone", "tiny_cnn", "--weights", "none", "--steps", "30", "--patch-size", "8",
+               "--frame-size", "48"]
     assert main(["train", "--task", f"text:{tmp_path / 'data'}", *options, "--out", str(run)]) == 0
     assert json.loads((run / "metrics.json").read_text())["recipe"] == "text"
     assert main(["evaluate", "--program", str(run / "program"), "--json"]) == 0
@@ -192,7 +194,7 @@ def test_the_command_line_trains_evaluates_predicts_and_exports_text(
 
 def test_the_control_holds_the_program_and_the_patch_table(tmp_path: Path) -> None:
     toy_sentiment(tmp_path / "data")
-    recipe = RECIPES["text"].replace(
+    recipe = TEXT.replace(
         task=f"text:{tmp_path / 'data'}", backbone="tiny_cnn", weights="none", steps=5,
         patch_size=8, freeze_program=True,
     )  # fmt: skip
@@ -208,7 +210,7 @@ def test_the_control_holds_the_program_and_the_patch_table(tmp_path: Path) -> No
 
 def test_black_box_training_refuses_a_text_task_at_once(tmp_path: Path) -> None:
     toy_sentiment(tmp_path)
-    recipe = RECIPES["text"].replace(
+    recipe = TEXT.replace(
         task=f"text:{tmp_path}", backbone="tiny_cnn", weights="none", patch_size=8,
         trainer="black_box",
     )  # fmt: skip
@@ -231,7 +233,7 @@ def test_a_text_task_can_be_held_out_for_tuning(tmp_path: Path) -> None:
 
 def test_a_smaller_frame_trains_saves_and_reloads_at_its_size(tmp_path: Path) -> None:
     toy_sentiment(tmp_path / "data")
-    recipe = RECIPES["text"].replace(
+    recipe = TEXT.replace(
         task=f"text:{tmp_path / 'data'}", backbone="efficientnet_lite0", weights="none",
         steps=3, patch_size=8, frame_size=32,
     )
@@ -252,7 +254,7 @@ def test_text_blended_into_a_photo_stays_near_it_and_trains(tmp_path: Path) -> N
     toy_sentiment(tmp_path / "data")
     host = np.random.default_rng(1).integers(0, 256, (48, 48, 3)).astype("uint8")
     Image.fromarray(host).save(tmp_path / "host.png")
-    recipe = RECIPES["text"].replace(
+    recipe = TEXT.replace(
         task=f"text:{tmp_path / 'data'}", backbone="tiny_cnn", weights="none", steps=5,
         patch_size=8, conceal=str(tmp_path / "host.png"), conceal_scale=0.1,
     )

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from arnn_tf.backbones import build_backbone
-from arnn_tf.model import build_reprogrammed_model
+from arnn_tf.image_model import build_reprogrammed_model
 from arnn_tf.recipes import RECIPES
 from arnn_tf.tasks import Task
 from arnn_tf.trainers import Trainer

@@ -16,7 +16,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from arnn_tf.backbones import build_backbone
 from arnn_tf.checkpoints import CHECKPOINT_FILE
 from arnn_tf.distribute import set_precision
-from arnn_tf.model import build_reprogrammed_model
+from arnn_tf.image_model import build_reprogrammed_model
 from arnn_tf.summaries import ProgramSummaries
 from arnn_tf.tasks import Task
 from arnn_tf.progress import StepProgress

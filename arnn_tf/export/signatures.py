@@ -148,7 +148,7 @@ def part_probabilities(
         return model.label_map.probabilities(logits, first_class, num_classes)
 
     if model.flip_average:
-        return lambda images: average_with_mirror(one_view, images)
+        return lambda images: average_with_mirror(one_view, model.encoder, images)
     return one_view
 
 

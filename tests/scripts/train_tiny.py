@@ -23,7 +23,7 @@ if args.logical_cpus > 1:
 
 from arnn_tf.backbones import build_backbone  # noqa: E402
 from arnn_tf.distribute import is_chief, make_strategy  # noqa: E402
-from arnn_tf.model import build_reprogrammed_model  # noqa: E402
+from arnn_tf.image_model import build_reprogrammed_model  # noqa: E402
 from arnn_tf.tasks import Task  # noqa: E402
 from arnn_tf.training import fit_program  # noqa: E402
 
