@@ -4,10 +4,14 @@ import numpy as np
 import pytest
 
 from arnn_tf.backbones import build_backbone
+from arnn_tf.export import program_names, signature_names
 from arnn_tf.frame_program import FrameProgram
+from arnn_tf.image_model import build_reprogrammed_model
 from arnn_tf.image_placement import ConcealedPlacement, ImagePlacement
 from arnn_tf.layers import LabelMapping, LinearLabelMap
-from arnn_tf.image_model import build_reprogrammed_model
+from arnn_tf.program_parts import saved_parts
+from arnn_tf.programs import SavedProgram
+from arnn_tf.shared_model import PartAnswers, SharedProgramModel, shared_frame_program
 from arnn_tf.text import TokenPatchEncoder, vectorizer_state
 from arnn_tf.text.model import build_text_model
 from serialization import run_layer_serialization_test, run_program_round_trip_test
@@ -74,11 +78,12 @@ def test_text_model(blended, tmp_path):
                              vectorizer.vocabulary_size(), 2, patch_size=8, **host)
     model.program.weight.assign(RNG.normal(size=(48, 48, 3)))
     ids = keras.ops.convert_to_numpy(vectorizer(texts)).astype("int32")
-    run_program_round_trip_test(model, ids, tmp_path, served_inputs={"text": texts},
-                                backbone_name="tiny_cnn", weights=None, seed=4,
-                                task_name="text:toy", class_names=["neg", "pos"],
-                                label_map_spec="linear",
-                                input_state={"vectorizer": vectorizer_state(vectorizer)})
+    program = SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=4,
+                                      task_name="text:toy", class_names=["neg", "pos"],
+                                      label_map_spec="linear",
+                                      input_state={"vectorizer": vectorizer_state(vectorizer)})
+    run_program_round_trip_test(model, ids, tmp_path, program,
+                                served=[("serving_default", {"text": texts}, ids)])
 
 
 @pytest.mark.parametrize("kind", ["first", "linear", "concealed"])
@@ -87,6 +92,36 @@ def test_reprogrammed_models(kind, tmp_path):
     model = build_reprogrammed_model(build_backbone("tiny_cnn", None, seed=4), (10, 10, 3), 3,
                                      label_map="first" if kind == "concealed" else kind, **options)
     model.program.weight.assign(RNG.normal(size=(48, 48, 3)))
-    run_program_round_trip_test(model, IMAGES, tmp_path, backbone_name="tiny_cnn", weights=None,
-                                seed=4, task_name="toy", class_names=["a", "b", "c"],
-                                label_map_spec="first" if kind == "concealed" else kind)
+    program = SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=4,
+                                      task_name="toy", class_names=["a", "b", "c"],
+                                      label_map_spec="first" if kind == "concealed" else kind)
+    run_program_round_trip_test(model, IMAGES, tmp_path, program)
+
+
+def test_part_answers_layer(tmp_path):
+    parts = [RNG.uniform(size=(3, 3)).astype("float32"), RNG.uniform(size=(3, 2)).astype("float32")]
+    run_layer_serialization_test(PartAnswers([3, 2]), parts, tmp_path)
+
+
+def test_shared_program_model(tmp_path):
+    import keras
+
+    vectorizer = keras.layers.TextVectorization(output_sequence_length=9)
+    vectorizer.adapt(["good film", "bad film", "a very good plot"])
+    texts = np.array(["good plot", "bad", ""])
+    ids = keras.ops.convert_to_numpy(vectorizer(texts)).astype("int32")
+    encoders = [TokenPatchEncoder(vectorizer.vocabulary_size(), 48, 8, name="part0_encoder"),
+                ImagePlacement(48, (10, 10, 3), name="part1_encoder")]
+    maps = [LinearLabelMap(2, name="part0_map"), LabelMapping([[1], [5], [9]], name="part1_map")]
+    model = SharedProgramModel(shared_frame_program(encoders, linf_bound=0.5),
+                               encoders, build_backbone("tiny_cnn", None, seed=4), maps)
+    model.program.weight.assign(RNG.normal(size=(48, 48, 3)))
+    state = {"vectorizer": vectorizer_state(vectorizer)}
+    members = saved_parts(model, ["text:words", "counts"], [["neg", "pos"], ["a", "b", "c"]],
+                          [state, None])
+    program = SavedProgram.from_shared_model(model, members, backbone_name="tiny_cnn",
+                                             weights=None, seed=4, task_name="text:words+counts",
+                                             label_map_spec="linear")
+    names = signature_names(program_names([program], None), [program])
+    run_program_round_trip_test(model, [ids, IMAGES], tmp_path, program, served=[
+        (names[0], {"text": texts}, ids), (names[1], {"images": IMAGES}, IMAGES)])
