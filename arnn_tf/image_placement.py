@@ -24,6 +24,14 @@ class ImageEncoder(keras.layers.Layer):
     [0, 255], 1 or 3 channels) in, frames [batch, n, n, 3] out. Any of them can answer for
     an image and its mirror image (`arnn_tf.model.ReprogrammedModel`'s ``flip_average``)."""
 
+    modality = "image"
+    """What the encoder reads; saved programs and exports dispatch on it."""
+
+    @staticmethod
+    def input_description(config: dict[str, Any]) -> str:
+        """What an encoder of this ``config`` reads, as a task describes its input."""
+        return images_description(config["task_image_shape"])
+
     def __init__(self, frame_size: int, task_image_shape: Sequence[int], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         height, width, channels = (int(v) for v in task_image_shape)
@@ -207,3 +215,9 @@ class ConcealedPlacement(ImageEncoder):
         config = super().get_config()
         config.update(scale=self.scale, permutation_seed=self.permutation_seed)
         return config
+
+
+def images_description(shape: Sequence[int]) -> str:
+    """Task images of ``shape`` (height, width, channels), as programs and tasks name them."""
+    height, width, channels = (int(v) for v in shape)
+    return f"{height}x{width}x{channels} images"

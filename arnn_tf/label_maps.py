@@ -143,7 +143,7 @@ def source_network(model: Any) -> keras.Model:
     probabilities) under the model's current program (it shares the program's variable, so it
     follows it)."""
     inputs = model.inputs[0]
-    return keras.Model(inputs, model.backbone(model.adversarial_inputs(inputs), training=False))
+    return keras.Model(inputs, model.logits(inputs))
 
 
 def source_probabilities(

@@ -77,8 +77,7 @@ class ReprogrammedModel(DefaultCompile, keras.Model):
         backbone.trainable = False
         program.set_masks([encoder.program_mask])  # the encoder's; a config does not keep it
         inputs = encoder.model_input()
-        frames = program(encoder(inputs))
-        probabilities = label_map(backbone(frames, training=False))
+        probabilities = label_map(part_logits(encoder, program, backbone, inputs))
         super().__init__(inputs=inputs, outputs=probabilities, **kwargs)
         self.program = program
         self.encoder = encoder
@@ -99,6 +98,11 @@ class ReprogrammedModel(DefaultCompile, keras.Model):
     def adversarial_inputs(self, inputs: Any) -> Any:
         """``X_adv``, the frames the backbone sees for ``inputs``: encoded, then programmed."""
         return self.program(self.encoder(inputs))
+
+    def logits(self, inputs: Any) -> Any:
+        """The frozen backbone's outputs for ``inputs`` under the current program, before the
+        label map (what data-driven maps and part signatures read)."""
+        return part_logits(self.encoder, self.program, self.backbone, inputs)
 
     def call(self, inputs: Any, training: Any = None, mask: Any = None, **kwargs: Any) -> Any:
         """Runs the graph in inference mode whatever ``training`` says: the backbone is frozen,
@@ -132,6 +136,18 @@ class ReprogrammedModel(DefaultCompile, keras.Model):
             for key in ("program", "backbone", "label_map", "encoder")
         }
         return cls(**parts, **config)
+
+
+def part_logits(
+    encoder: keras.layers.Layer,
+    program: FrameProgram,
+    backbone: keras.Model,
+    inputs: Any,
+    part: int = 0,
+) -> Any:
+    """encoder -> frame program (mask ``part``) -> frozen backbone: the one composition every
+    model and signature uses; a label map reads the task classes off what it returns."""
+    return backbone(program(encoder(inputs), part=part), training=False)
 
 
 def compile_defaults(optimizer: Any, loss: Any, metrics: Any) -> dict[str, Any]:

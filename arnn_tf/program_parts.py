@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 import keras
 import numpy as np
 
+from arnn_tf.encoders import encoder_class
 from arnn_tf.layers import LabelMapping, LinearLabelMap
 
 PARTS_FOLDER = "parts"
@@ -32,6 +33,11 @@ class SavedPart:
     label_groups: list[list[int]]
     learned_map: tuple[np.ndarray, np.ndarray] | None
     input_state: dict[str, Any] | None
+
+    @property
+    def modality(self) -> str:
+        """What the part reads ("image", "text"): its encoder's."""
+        return encoder_class(self.encoder).modality
 
     def build_label_map(self, num_source: int, name: str) -> LabelMapping | LinearLabelMap:
         """The part's label map layer, called ``name``, with its saved groups or parameters."""

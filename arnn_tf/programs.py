@@ -5,8 +5,9 @@ many megabytes that every user can rebuild. A saved program is a folder with
 
 - ``program.json``: format version, arnn-tf version, the backbone's name, weights source,
   seed and a sha256 fingerprint of its weights, the program layer's settings, the label
-  map, the task's name, image shape and class names (and, for a multi-task program, its
-  parts: each data set's name, first class and number of classes), how it answers at
+  map, the task's name, modality (what it reads: "image", "text", "mixed") and class
+  names (and, for a multi-task program, its parts: each data set's name, first class and
+  number of classes), how it answers at
   inference (``flip_average``: averaged with each image's mirror image, see
   `arnn_tf.model.ReprogrammedModel`), and the run's metrics;
 - ``W.npy``: the program weight, read back with ``allow_pickle=False``;
@@ -42,6 +43,7 @@ import numpy as np
 
 from arnn_tf import __version__
 from arnn_tf.backbones import build_backbone, weights_fingerprint
+from arnn_tf.encoders import encoder_class
 from arnn_tf.frame_program import FrameProgram
 from arnn_tf.layers import LabelMapping, LinearLabelMap
 from arnn_tf.image_model import concealment_and_program, image_placement_and_program
@@ -49,7 +51,6 @@ from arnn_tf.model import ReprogrammedModel
 from arnn_tf.program_parts import SavedPart, read_parts, write_parts
 from arnn_tf.shared_model import SharedProgramModel
 from arnn_tf.tasks import TaskPart
-from arnn_tf.text.task import input_vectorizer
 
 FORMAT = "arnn-tf-program"
 FORMAT_VERSION = 5
@@ -201,6 +202,12 @@ class SavedProgram:
         return self.backbone.build(input_size=self.frame_size)
 
     @property
+    def modality(self) -> str:
+        """What the program reads: its encoder's modality ("image", "text"), or "mixed" for a
+        program whose parts read inputs of their own."""
+        return "mixed" if self.members else encoder_class(self.encoder).modality
+
+    @property
     def task_image_shape(self) -> tuple[int, int, int]:
         """(height, width, channels) of the images an image program takes."""
         config = {} if self.members else self.encoder["config"]
@@ -247,9 +254,7 @@ class SavedProgram:
 
     def _document(self) -> dict[str, Any]:
         """What ``program.json`` holds."""
-        task: dict[str, Any] = {"name": self.task_name}
-        if not self.members and self.input_state is None:
-            task["image_shape"] = list(self.task_image_shape)
+        task: dict[str, Any] = {"name": self.task_name, "modality": self.modality}
         task.update(class_names=self.class_names, parts=[dataclasses.asdict(p) for p in self.parts])
         document = {
             "format": FORMAT,
@@ -347,24 +352,22 @@ class SavedProgram:
         return model
 
     def matching_task(self, task: Any) -> Any:
-        """``task`` as this program reads it, after checking it is a task of the same kind:
-        images of the program's shape, or text; and the same classes. A text task comes back
+        """``task`` as this program reads it, after checking it reads the same inputs (images
+        of the program's shape, or text) and has the same classes. A text task comes back
         tokenised by the vectorizer the program was trained with (its patch table is indexed
         by those ids), not by one adapted afresh; a mixed task, each member so."""
         if not self.members:
-            shape = None if self.input_state is not None else self.task_image_shape
-            return _matching(task, self.task_name, self.input_state, shape, self.class_names)
+            return _matching(task, self.task_name, self.encoder, self.input_state, self.class_names)
         members = getattr(task, "members", ())
         if len(members) != len(self.members):
             raise ProgramMismatchError(
                 f"task {task.name!r} has {len(members) or 'no'} parts with inputs of their own; "
                 f"the program of task {self.task_name!r} has {len(self.members)}"
             )
-        matched = []
-        for part, member in zip(self.members, members):
-            config = part.encoder["config"]
-            shape = None if part.input_state else tuple(config["task_image_shape"])
-            matched.append(_matching(member, part.name, part.input_state, shape, part.class_names))
+        matched = [
+            _matching(member, part.name, part.encoder, part.input_state, part.class_names)
+            for part, member in zip(self.members, members)
+        ]
         return dataclasses.replace(task, members=tuple(matched))
 
     def _label_map(self, backbone: keras.Model) -> LabelMapping | LinearLabelMap:
@@ -466,29 +469,21 @@ class SavedProgram:
 def _matching(
     task: Any,
     name: str,
+    encoder: dict[str, Any],
     input_state: dict[str, Any] | None,
-    image_shape: tuple[int, ...] | None,
     class_names: list[str],
 ) -> Any:
-    """``task`` checked against a program (or part) trained on task ``name`` with these input
-    state, image shape (None: text) and classes; a text task tokenised by its vectorizer."""
-    reads_text = input_state is not None
-    if reads_text != (getattr(task, "modality", "image") == "text"):
-        kinds = ("images", "text") if reads_text else ("text", "images")
+    """``task`` checked against a program (or part) trained on task ``name`` through the
+    serialised input ``encoder``, with ``input_state`` and these classes; then as the program
+    reads it (`with_input_state`: a text task tokenised by the program's vectorizer)."""
+    wanted = encoder_class(encoder).input_description(encoder["config"])
+    given = task.input_description
+    if given != wanted or list(task.class_names) != list(class_names):
         raise ProgramMismatchError(
-            f"task {task.name!r} is {kinds[0]}, but the program of task {name!r} reads {kinds[1]}"
+            f"task {task.name!r} ({given}, {task.num_classes} classes) does not match "
+            f"the program's task {name!r} ({wanted}, {len(class_names)} classes)"
         )
-    if reads_text:
-        task = task.with_vectorizer(input_vectorizer(input_state))
-        shape = saved_shape = "text"
-    else:
-        shape, saved_shape = tuple(task.image_shape), tuple(image_shape)
-    if shape != saved_shape or list(task.class_names) != list(class_names):
-        raise ProgramMismatchError(
-            f"task {task.name!r} ({shape}, {task.num_classes} classes) does not match "
-            f"the program's task {name!r} ({saved_shape}, {len(class_names)} classes)"
-        )
-    return task
+    return task.with_input_state(input_state)
 
 
 def _has(path: Path, name: str) -> bool:

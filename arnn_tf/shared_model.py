@@ -19,7 +19,7 @@ import numpy as np
 from keras import ops
 
 from arnn_tf.frame_program import FrameProgram
-from arnn_tf.model import DefaultCompile
+from arnn_tf.model import DefaultCompile, part_logits
 
 
 @keras.saving.register_keras_serializable(package="arnn_tf")
@@ -70,7 +70,7 @@ class SharedProgramModel(DefaultCompile, keras.Model):
         backbone.trainable = False
         inputs = [_part_input(encoder, i) for i, encoder in enumerate(encoders)]
         answers = [
-            label_map(backbone(program(encoder(x), part=i), training=False))
+            label_map(part_logits(encoder, program, backbone, x, part=i))
             for i, (x, encoder, label_map) in enumerate(zip(inputs, encoders, label_maps))
         ]
         counts = [label_map.num_classes for label_map in label_maps]

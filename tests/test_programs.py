@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ from arnn_tf.backbones import build_backbone
 from arnn_tf.image_placement import ConcealedPlacement, ImagePlacement
 from arnn_tf.image_model import build_reprogrammed_model
 from arnn_tf.programs import ProgramMismatchError, SavedProgram
-from arnn_tf.tasks import TaskPart
+from arnn_tf.tasks import Task, TaskPart
 
 
 def fresh_model(backbone_seed=3, label_map="random", **options):
@@ -49,7 +48,8 @@ def test_saved_program_is_small_and_pickle_free(saved):
     assert np.load(path / "W.npy", allow_pickle=False).shape == (48, 48, 3)
     document = json.loads((path / "program.json").read_text())
     assert document["backbone"]["name"] == "tiny_cnn" and len(document["backbone"]["fingerprint"]) == 64
-    assert document["task"]["image_shape"] == [10, 10, 3]
+    assert document["task"]["modality"] == "image"
+    assert document["encoder"]["config"]["task_image_shape"] == [10, 10, 3]
 
 
 def test_other_weights_are_refused(saved):
@@ -69,11 +69,11 @@ def test_other_backbone_is_refused(saved, tmp_path):
 
 def test_a_task_with_other_images_or_classes_is_refused(saved):
     program = SavedProgram.load(saved[1])
-    task = SimpleNamespace(name="toy", image_shape=(10, 10, 3), num_classes=3, class_names=["a", "b", "c"])
+    task = Task(name="toy", image_shape=(10, 10, 3), class_names=("a", "b", "c"), _load=None)
     assert program.matching_task(task) is task
-    for other in ({"image_shape": (10, 10, 1)}, {"num_classes": 2, "class_names": ["a", "b"]}):
+    for other in ({"image_shape": (10, 10, 1)}, {"class_names": ("a", "b")}):
         with pytest.raises(ProgramMismatchError, match="does not match the program's task 'toy'"):
-            program.matching_task(SimpleNamespace(**{**vars(task), **other}))
+            program.matching_task(dataclasses.replace(task, **other))
 
 
 def test_warm_start_continues_from_the_saved_weight(saved):
@@ -236,7 +236,7 @@ def test_plain_programs_are_a_placement_and_a_frame_program_and_keep_no_host_ima
     document = json.loads((path / "program.json").read_text())
     assert document["format_version"] == 4 and document["program_layer"] == "FrameProgram"
     assert document["encoder"]["class_name"] == "ImagePlacement"
-    assert document["task"]["image_shape"] == [10, 10, 3]
+    assert document["task"]["modality"] == "image"
     _, _, concealed_path = concealed
     as_format_2(concealed_path)
     SavedProgram.load(path).save(concealed_path)  # a plain program saved over a concealed one

@@ -43,7 +43,7 @@ def test_a_text_recipe_learns_the_toy_task(trained: tuple[Path, dict, Path]) -> 
     assert metrics["steps"] == 40 and metrics["test_accuracy"] >= 0.8
     document = json.loads((out / "program" / "program.json").read_text())
     assert document["format_version"] == 4 and document["program_layer"] == "FrameProgram"
-    assert document["recipe"]["name"] == "text" and "image_shape" not in document["task"]
+    assert document["recipe"]["name"] == "text" and document["task"]["modality"] == "text"
 
 
 def test_only_the_table_the_program_and_the_map_train(tmp_path: Path) -> None:
@@ -120,7 +120,7 @@ def test_evaluation_uses_the_programs_vectorizer(
     _, accuracy = model.evaluate(task.dataset("test", 16), verbose=0)
     assert accuracy == pytest.approx(metrics["test_accuracy"])
     image_task = get_task("counting")
-    with pytest.raises(ValueError, match="is images, but the program .* reads text"):
+    with pytest.raises(ValueError, match=r"\(36x36x3 images, 10 classes\) does not match .*\(text"):
         saved.matching_task(image_task)
 
 
@@ -188,6 +188,8 @@ def test_the_command_line_trains_evaluates_predicts_and_exports_text(
     assert [r["class_name"] for r in records] == ["pos", "pos", "neg"]
     assert main(["predict", *program]) == 2
     assert "give image files, or --text" in capsys.readouterr().err
+    assert main(["predict", *program, str(tmp_path / "lines.txt")]) == 2
+    assert "is a program for text inputs, not image" in capsys.readouterr().err
     assert main(["export", *program, "--out", str(tmp_path / "export")]) == 0
     assert "signatures: serving_default, data" in capsys.readouterr().out
 

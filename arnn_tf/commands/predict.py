@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     from arnn_tf.programs import SavedProgram
 
     saved = with_flip_average(SavedProgram.load(args.program), args.flip_average)
-    if saved.members:
+    if saved.modality not in _PREDICTIONS:
         raise ValueError(
             f"the program of task {saved.task_name!r} has parts with inputs of their own; "
             "export it and ask each part's signature (arnn export)"
@@ -43,21 +43,26 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         texts += read_lines(args.text_file)
     if bool(texts) == bool(args.images):
         raise ValueError("give image files, or --text/--text-file, not both")
-    predictions = _text_predictions(saved, texts) if texts else _image_predictions(saved, args)
+    given = "text" if texts else "image"
+    if given != saved.modality:
+        raise ValueError(
+            f"{saved.task_name!r} is a program for {saved.modality} inputs, not {given}"
+        )
+    predictions = _PREDICTIONS[saved.modality](saved, texts or args.images)
     print_predictions(predictions, args.json)
     return predictions
 
 
-def _image_predictions(saved: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
+def _image_predictions(saved: Any, paths: list[str]) -> list[dict[str, Any]]:
     from arnn_tf.images import read_images
     from arnn_tf.predictions import prediction_record
 
     height, width, channels = saved.task_image_shape
-    images = read_images(args.images, (height, width), channels)
+    images = read_images(paths, (height, width), channels)
     probabilities = saved.build_model().predict(images, verbose=0)
     return [
         prediction_record(path, int(row.argmax()), saved.class_names[int(row.argmax())], row)
-        for path, row in zip(args.images, probabilities)
+        for path, row in zip(paths, probabilities)
     ]
 
 
@@ -66,8 +71,6 @@ def _text_predictions(saved: Any, texts: list[str]) -> list[dict[str, Any]]:
     from arnn_tf.text.task import input_vectorizer
     from arnn_tf.text.model import text_probabilities
 
-    if saved.input_state is None:
-        raise ValueError(f"{saved.task_name!r} is an image program: give image files")
     vectorizer = input_vectorizer(saved.input_state)
     probabilities = text_probabilities(saved.build_model(), vectorizer, texts)
     return [
@@ -76,3 +79,7 @@ def _text_predictions(saved: Any, texts: list[str]) -> list[dict[str, Any]]:
         )
         for text, row in zip(texts, probabilities)
     ]
+
+
+_PREDICTIONS = {"image": _image_predictions, "text": _text_predictions}
+"""How a program of each modality classifies what the command line gives it."""

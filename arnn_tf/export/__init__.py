@@ -23,9 +23,11 @@ answering with that part's classes only (ids from 0 within the part, names witho
 `export_backbone` writes the frozen backbone alone (``frames`` in, ``logits`` out), the model
 a black-box run queries.
 
-Modules: `writer` (the SavedModel and its version folder), `backbone`, `names`, `signatures`,
-`decoding` (images inside the graph) and `warmup` (the PredictionLog file); the ``arnn export``
-command is `arnn_tf.commands.export`.
+Modules: `writer` (the SavedModel and its version folder), `backbone`, `names` (and what
+answers for each: `answerers`), `signatures` (made by what each answerer reads:
+`image_signatures`, `text_signatures`; `signature_types`), `decoding` (images inside the
+graph) and `warmup` (the PredictionLog file); the ``arnn export`` command is
+`arnn_tf.commands.export`.
 """
 
 from arnn_tf.export.backbone import export_backbone

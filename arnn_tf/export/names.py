@@ -7,11 +7,11 @@ would waste the trace and leave a half-written staging folder to clean up.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from arnn_tf.export.errors import ExportError
 from arnn_tf.programs import SavedProgram
-from arnn_tf.tasks import short_task_name
+from arnn_tf.tasks import TaskPart, short_task_name
 
 SINGLE_PROGRAM_SIGNATURES = ("serving_default", "predict_bytes")
 """The extra names a one-program export answers to, so clients need no signature name."""
@@ -33,21 +33,44 @@ def part_signature_name(program_name: str, part_name: str) -> str:
     return sanitize_name(f"{program_name}_{short_task_name(part_name)}")
 
 
+SIGNATURE_SUFFIXES = {"image": ("", "_bytes"), "text": ("",)}
+"""The signatures of one answering input, by what it reads: images have a pixel and a bytes
+signature (``BASE``, ``BASE_bytes``), text one taking strings (``BASE``)."""
+
+
+class Answerer(NamedTuple):
+    """One input an export answers for: a program, a part of a combined (image) task, or a
+    part of a mixed program (``member``: its index), with what it reads."""
+
+    base: str
+    modality: str
+    member: int | None = None
+    part: TaskPart | None = None
+
+
+def answerers(name: str, program: SavedProgram) -> list[Answerer]:
+    """What an export of ``program`` called ``name`` answers for, in signature order."""
+    if program.members:  # a mixed program: each part on its own input
+        return [
+            Answerer(part_signature_name(name, member.name), member.modality, member=i)
+            for i, member in enumerate(program.members)
+        ]
+    parts = [
+        Answerer(part_signature_name(name, part.name), program.modality, part=part)
+        for part in program.parts
+    ]
+    return [Answerer(name, program.modality), *parts]
+
+
 def signature_names(names: Sequence[str], programs: Sequence[SavedProgram]) -> list[str]:
-    """The signatures an export of ``programs`` called ``names`` has, in order: a pixel and a
-    bytes signature per image program and part, one string signature per text program."""
-    signatures = []
-    for name, program in zip(names, programs):
-        if program.input_state is not None:  # text: one signature taking strings
-            signatures.append(name)
-            continue
-        if program.members:  # a mixed program: each part on its own input
-            for member in program.members:
-                base = part_signature_name(name, member.name)
-                signatures += [base] if member.input_state else [base, f"{base}_bytes"]
-            continue
-        for base in (name, *(part_signature_name(name, part.name) for part in program.parts)):
-            signatures += [base, f"{base}_bytes"]
+    """The signatures an export of ``programs`` called ``names`` has, in order: each
+    answerer's (`SIGNATURE_SUFFIXES`)."""
+    signatures = [
+        answerer.base + suffix
+        for name, program in zip(names, programs)
+        for answerer in answerers(name, program)
+        for suffix in SIGNATURE_SUFFIXES[answerer.modality]
+    ]
     if len(names) != 1 or names[0] not in signatures:
         return signatures
     single = (

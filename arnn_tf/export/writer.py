@@ -16,7 +16,8 @@ import tensorflow as tf
 
 from arnn_tf.export.errors import ExportError
 from arnn_tf.export.names import program_names
-from arnn_tf.export.signatures import Signature, build_signatures
+from arnn_tf.export.signature_types import Signature
+from arnn_tf.export.signatures import build_signatures
 from arnn_tf.export.warmup import WARMUP_FILE, write_warmup
 from arnn_tf.model import ReprogrammedModel
 from arnn_tf.programs import SavedProgram

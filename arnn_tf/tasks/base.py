@@ -7,6 +7,7 @@ from typing import Callable
 
 import tensorflow as tf
 
+from arnn_tf.image_placement import images_description
 from arnn_tf.settings import CROP_PADDING, checked_augmentations
 
 SPLITS: tuple[str, ...] = ("train", "test")
@@ -48,6 +49,15 @@ class Task:
     def input_state(self) -> None:
         """Image tasks need no input preprocessing saved with a program (text tasks do)."""
         return None
+
+    def with_input_state(self, input_state: None) -> "Task":
+        """The task as a program saved with ``input_state`` reads it: unchanged for images."""
+        return self
+
+    @property
+    def input_description(self) -> str:
+        """What the task's examples are, as a program's input encoder names what it reads."""
+        return images_description(self.image_shape)
 
     @property
     def num_classes(self) -> int:

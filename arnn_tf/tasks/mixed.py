@@ -45,6 +45,11 @@ class MixedTask:
         return tuple(f"{m.name}/{name}" for m in self.members for name in m.class_names)
 
     @property
+    def input_description(self) -> str:
+        """What the members' examples are, one after the other."""
+        return "parts of " + " and ".join(m.input_description for m in self.members)
+
+    @property
     def num_classes(self) -> int:
         return len(self.class_names)
 

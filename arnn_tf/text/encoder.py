@@ -22,6 +22,9 @@ from arnn_tf.host_photo import add_host_photo, check_blend, host_frame
 PADDING_ID = 0
 """The padding token id, the one `keras.layers.TextVectorization` fills short sequences with."""
 
+TEXT_DESCRIPTION = "text"
+"""A text task's input, as programs and tasks name it."""
+
 
 @keras.saving.register_keras_serializable(package="arnn_tf")
 class TokenPatchEncoder(keras.layers.Layer):
@@ -50,6 +53,14 @@ class TokenPatchEncoder(keras.layers.Layer):
             saved with the layer's weights, not its config (black until they are loaded).
         host_image: that photo; None for black.
     """
+
+    modality = "text"
+    """What the encoder reads; saved programs and exports dispatch on it."""
+
+    @staticmethod
+    def input_description(config: dict[str, Any]) -> str:
+        """What an encoder of this ``config`` reads, as a task describes its input."""
+        return TEXT_DESCRIPTION
 
     def __init__(
         self,

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from arnn_tf.tasks.base import SPLITS
+from arnn_tf.text.encoder import TEXT_DESCRIPTION
 
 Level = Literal["word", "character"]
 _TEST_SPLITS = ("test", "val", "validation")
@@ -72,6 +73,17 @@ class TextTask:
     def input_state(self) -> dict[str, Any]:
         """What a saved program keeps to read this task's texts again: the vectorizer."""
         return {"vectorizer": vectorizer_state(self.vectorizer)}
+
+    def with_input_state(self, input_state: dict[str, Any]) -> "TextTask":
+        """The task as a program saved with ``input_state`` reads it: tokenised by that
+        program's vectorizer (its patch table is indexed by those ids), not one adapted
+        afresh."""
+        return self.with_vectorizer(input_vectorizer(input_state))
+
+    @property
+    def input_description(self) -> str:
+        """What the task's examples are, as a program's input encoder names what it reads."""
+        return TEXT_DESCRIPTION
 
     @property
     def vocabulary_size(self) -> int:
