@@ -125,3 +125,14 @@ def test_shared_program_model(tmp_path):
     names = signature_names(program_names([program], None), [program])
     run_program_round_trip_test(model, [ids, IMAGES], tmp_path, program, served=[
         (names[0], {"text": texts}, ids), (names[1], {"images": IMAGES}, IMAGES)])
+
+
+def test_backbone_folding_layers(tmp_path):
+    from arnn_tf.backbones.folding import FoldedLayer, ScaledNormalization
+
+    x = RNG.normal(size=(3, 4, 4, 3)).astype("float32")
+    run_layer_serialization_test(FoldedLayer(name="folded"), x, tmp_path)
+    norm = ScaledNormalization(input_scale=2.0, input_offset=-1.0, output_scale=[1.0, 2.0, 3.0],
+                               output_offset=0.5, mean=[0.1, 0.2, 0.3], variance=[1.0, 4.0, 9.0],
+                               name="scaled_normalization")
+    run_layer_serialization_test(norm, x, tmp_path)
