@@ -101,7 +101,6 @@ class ImagePlacement(ImageEncoder):
         if border_width is not None and not 0 < border_width <= frame_size // 2:
             raise ValueError(f"border_width must be in 1..{frame_size // 2}, got {border_width}")
         self.image_size = None if image_size is None else window
-        self.window = window
         self.border_width = border_width
         self.program_covers_image = bool(program_covers_image)
         top = (frame_size - window[0]) // 2

@@ -1,7 +1,7 @@
 """Ways to choose which ImageNet classes stand for each task class (the output map h_g).
 
 A label map is a list of groups: ``groups[k]`` holds the ImageNet class indices whose
-probabilities add up to task class k. `LabelMapping` in `arnn_tf.layers` applies one.
+probabilities add up to task class k. `LabelMapping` in `arnn_tf.label_map_layers` applies one.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import keras
 
 from arnn_tf.frame_program import FrameProgram
 from arnn_tf.label_maps import learned_map_start, parse_label_map
-from arnn_tf.layers import LabelMapping, LinearLabelMap
+from arnn_tf.label_map_layers import LabelMapping, LinearLabelMap
 from arnn_tf.settings import DEFAULT_LEARNING_RATE
 
 

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 from arnn_tf.encoders import encoder_class
-from arnn_tf.layers import LabelMapping, LinearLabelMap
+from arnn_tf.label_map_layers import LabelMapping, LinearLabelMap
 
 PARTS_FOLDER = "parts"
 

@@ -11,7 +11,7 @@ many megabytes that every user can rebuild. A saved program is a folder with
   inference (``flip_average``: averaged with each image's mirror image, see
   `arnn_tf.model.ReprogrammedModel`), and the run's metrics;
 - ``W.npy``: the program weight, read back with ``allow_pickle=False``;
-- ``label_map.npz``, for a learned label map (`arnn_tf.layers.LinearLabelMap`) only: its
+- ``label_map.npz``, for a learned label map (`arnn_tf.label_map_layers.LinearLabelMap`) only: its
   ``kernel`` and ``bias``, read back the same way;
 - the input encoder (format 4: an image task's placement,
   `arnn_tf.image_placement.ImagePlacement`, its concealment in a host photo,
@@ -45,7 +45,7 @@ from arnn_tf import __version__
 from arnn_tf.backbones import build_backbone, weights_fingerprint
 from arnn_tf.encoders import encoder_class
 from arnn_tf.frame_program import FrameProgram
-from arnn_tf.layers import LabelMapping, LinearLabelMap
+from arnn_tf.label_map_layers import LabelMapping, LinearLabelMap
 from arnn_tf.image_model import concealment_and_program, image_placement_and_program
 from arnn_tf.model import ReprogrammedModel
 from arnn_tf.program_parts import SavedPart, read_parts, write_parts

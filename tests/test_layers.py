@@ -8,7 +8,7 @@ import pytest
 from arnn_tf.label_maps import first_k, parse_label_map, random_choice
 from arnn_tf.frame_program import FrameProgram
 from arnn_tf.image_placement import ConcealedPlacement, ImagePlacement
-from arnn_tf.layers import LabelMapping
+from arnn_tf.label_map_layers import LabelMapping
 from arnn_tf.image_model import concealment_and_program, image_placement_and_program
 
 

@@ -10,7 +10,7 @@ import tensorflow as tf
 from arnn_tf.backbones import build_backbone, weights_fingerprint
 from arnn_tf.cli import main
 from arnn_tf.export import export_programs
-from arnn_tf.layers import LinearLabelMap
+from arnn_tf.label_map_layers import LinearLabelMap
 from arnn_tf.image_model import build_reprogrammed_model
 from arnn_tf.programs import SavedProgram
 from arnn_tf.tasks import Task

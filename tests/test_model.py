@@ -105,7 +105,7 @@ def test_config_round_trip():
 
 
 def test_program_for_other_frame_size_is_refused():
-    from arnn_tf.layers import LabelMapping
+    from arnn_tf.label_map_layers import LabelMapping
     from arnn_tf.image_model import image_placement_and_program
     placement, program = image_placement_and_program(64, (8, 8, 1))
     with pytest.raises(ValueError, match="64x64 inputs"):
@@ -228,7 +228,7 @@ def test_an_image_programs_placement_and_frame_program_clip_only_where_the_range
 
 def test_flip_average_needs_an_encoder_that_mirrors_its_inputs():
     from arnn_tf.frame_program import FrameProgram
-    from arnn_tf.layers import LabelMapping
+    from arnn_tf.label_map_layers import LabelMapping
     from arnn_tf.text import TokenPatchEncoder
 
     encoder = TokenPatchEncoder(20, frame_size=48, patch_size=8)

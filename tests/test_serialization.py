@@ -8,7 +8,7 @@ from arnn_tf.export import program_names, signature_names
 from arnn_tf.frame_program import FrameProgram
 from arnn_tf.image_model import build_reprogrammed_model
 from arnn_tf.image_placement import ConcealedPlacement, ImagePlacement
-from arnn_tf.layers import LabelMapping, LinearLabelMap
+from arnn_tf.label_map_layers import LabelMapping, LinearLabelMap
 from arnn_tf.program_parts import saved_parts
 from arnn_tf.programs import SavedProgram
 from arnn_tf.shared_model import PartAnswers, SharedProgramModel, shared_frame_program

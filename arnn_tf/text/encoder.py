@@ -5,7 +5,7 @@ n x n frame in [-1, 1] by laying its tokens' patches on the frame's (n/p) x (n/p
 row-major order. Optionally the patches are blended into a host photo with a small weight, as
 the paper's concealment ablation hides images: ``X = host + blend * patches`` (the frame
 program then adds ``blend * tanh(W)``, so the photo changes by at most ``2 * blend``). Like
-`arnn_tf.layers`, the layer uses `keras.ops` only, so it runs on any Keras backend, and
+`arnn_tf.label_map_layers`, the layer uses `keras.ops` only, so it runs on any Keras backend, and
 round-trips through `get_config`.
 """
 
