@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 from arnn_tf.label_maps import SAMPLE_IMAGES, frequency_map, source_network
-from arnn_tf.layers import LabelMapping
+from arnn_tf.label_map_layers import LabelMapping
 from arnn_tf.programs import SavedProgram
 from arnn_tf.tasks import get_task
 
