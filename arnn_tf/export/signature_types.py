@@ -19,4 +19,5 @@ class Signature(NamedTuple):
 
 
 Probabilities = Callable[[tf.Tensor], tf.Tensor]
-"""uint8 images [batch, h, w, c] -> class probabilities [batch, classes]."""
+"""A model's inputs (uint8 images [batch, h, w, c], or token ids [batch, length]) -> class
+probabilities [batch, classes]."""
