@@ -96,7 +96,7 @@ class ImagePlacement(ImageEncoder):
         if max(window) > frame_size:
             raise ValueError(
                 f"the task image ({window[0]}x{window[1]}) does not fit in the backbone's "
-                f"{frame_size}x{frame_size} input; use a smaller image_size or a larger backbone"
+                f"{frame_size}x{frame_size} input; use a smaller image_size or a larger frame_size"
             )
         if border_width is not None and not 0 < border_width <= frame_size // 2:
             raise ValueError(f"border_width must be in 1..{frame_size // 2}, got {border_width}")
