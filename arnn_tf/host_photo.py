@@ -15,6 +15,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from arnn_tf.images import read_image
+from arnn_tf.settings import DEFAULT_CONCEAL_SCALE
+
 
 def add_host_photo(layer: keras.layers.Layer, frame_size: int, pixels: Any) -> Any:
     """Adds ``layer``'s weight ``host_image`` holding ``pixels`` (None: black), checked to be
@@ -45,3 +48,12 @@ def check_blend(blend: float) -> float:
     if not 0 < blend <= 1:
         raise ValueError(f"the blend into the host photo must be in (0, 1], got {blend}")
     return float(blend)
+
+
+def recipe_host_photo(recipe: Any, frame_size: int) -> tuple[np.ndarray | None, float]:
+    """A `arnn_tf.recipes.Recipe`'s concealment: its photo (``conceal``, a path) read as
+    ``frame_size`` x ``frame_size`` RGB pixels, None when it conceals nothing; and its blend
+    (``conceal_scale``, `DEFAULT_CONCEAL_SCALE` when unset)."""
+    size = (frame_size, frame_size)
+    pixels = None if recipe.conceal is None else read_image(recipe.conceal, size, 3)
+    return pixels, recipe.conceal_scale or DEFAULT_CONCEAL_SCALE

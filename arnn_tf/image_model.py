@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from arnn_tf.frame_program import FrameProgram
+from arnn_tf.host_photo import recipe_host_photo
 from arnn_tf.image_placement import ConcealedPlacement, ImagePlacement
 from arnn_tf.model import ReprogrammedModel, build_label_map
 from arnn_tf.settings import DEFAULT_CONCEAL_SCALE
@@ -47,6 +48,28 @@ def build_reprogrammed_model(
         )
     mapping = build_label_map(label_map, num_classes, seed, int(backbone.output_shape[-1]))
     return ReprogrammedModel(program, backbone, mapping, encoder, flip_average=flip_average)
+
+
+def image_model_for(recipe: Any, task: Any, backbone: keras.Model) -> ReprogrammedModel:
+    """An image task's model from a `arnn_tf.recipes.Recipe`: its placement, concealment and
+    map."""
+    host_image, blend = recipe_host_photo(recipe, int(backbone.input_shape[1]))
+    image_size = None if recipe.image_size is None else (recipe.image_size, recipe.image_size)
+    return build_reprogrammed_model(
+        backbone,
+        task.image_shape,
+        task.num_classes,
+        label_map=recipe.label_map,
+        seed=recipe.seed,
+        host_image=host_image,
+        conceal_scale=blend,
+        image_size=image_size,
+        border_width=recipe.border_width,
+        linf_bound=recipe.linf_bound,
+        program_covers_image=recipe.full_program,
+        l2=recipe.l2,
+        flip_average=recipe.flip_average,
+    )
 
 
 def image_placement_and_program(

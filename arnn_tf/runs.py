@@ -23,9 +23,8 @@ from arnn_tf.backbones import build_backbone
 from arnn_tf.black_box.queries import LocalQuery, QueryFunction
 from arnn_tf.black_box.trainer import BlackBoxTrainer
 from arnn_tf.distribute import is_chief, make_strategy, set_precision
-from arnn_tf.images import read_image
 from arnn_tf.label_maps import data_driven_kind
-from arnn_tf.image_model import build_reprogrammed_model
+from arnn_tf.image_model import image_model_for
 from arnn_tf.model import ReprogrammedModel, build_label_map
 from arnn_tf.program_parts import saved_parts
 from arnn_tf.programs import SavedProgram
@@ -194,28 +193,6 @@ def build_model(
     return model
 
 
-def _image_model(recipe: Recipe, task: Task, backbone: keras.Model) -> ReprogrammedModel:
-    """An image task's model: the recipe's placement, concealment and map."""
-    frame = int(backbone.input_shape[1])
-    host_image = None if recipe.conceal is None else read_image(recipe.conceal, (frame, frame), 3)
-    image_size = None if recipe.image_size is None else (recipe.image_size, recipe.image_size)
-    return build_reprogrammed_model(
-        backbone,
-        task.image_shape,
-        task.num_classes,
-        label_map=recipe.label_map,
-        seed=recipe.seed,
-        host_image=host_image,
-        conceal_scale=recipe.conceal_scale or DEFAULT_CONCEAL_SCALE,
-        image_size=image_size,
-        border_width=recipe.border_width,
-        linf_bound=recipe.linf_bound,
-        program_covers_image=recipe.full_program,
-        l2=recipe.l2,
-        flip_average=recipe.flip_average,
-    )
-
-
 _ENCODER_BUILDERS = {"image": image_encoder_for, "text": text_encoder_for}
 """How a part of each modality gets its input encoder from a recipe, in a mixed task."""
 
@@ -243,7 +220,7 @@ def _mixed_model(recipe: Recipe, task: Any, backbone: keras.Model) -> SharedProg
     return SharedProgramModel(program, encoders, backbone, maps)
 
 
-_MODEL_BUILDERS = {"image": _image_model, "text": text_model_for, "mixed": _mixed_model}
+_MODEL_BUILDERS = {"image": image_model_for, "text": text_model_for, "mixed": _mixed_model}
 """How each modality's task (``task.modality``) gets its model from a recipe."""
 
 

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from arnn_tf.frame_program import FrameProgram
-from arnn_tf.images import read_image
+from arnn_tf.host_photo import recipe_host_photo
 from arnn_tf.model import ReprogrammedModel, build_label_map
 from arnn_tf.settings import DEFAULT_CONCEAL_SCALE
 from arnn_tf.text.encoder import TokenPatchEncoder
@@ -86,8 +86,7 @@ def text_model_for(recipe: Any, task: Any, backbone: keras.Model) -> Reprogramme
             f"task {task.name!r} is text, but recipe fields {', '.join(image_only)} act on "
             "images; clear them (the 'text' recipe sets none)"
         )
-    frame = int(backbone.input_shape[1])
-    host_image = None if recipe.conceal is None else read_image(recipe.conceal, (frame, frame), 3)
+    host_image, blend = recipe_host_photo(recipe, int(backbone.input_shape[1]))
     return build_text_model(
         backbone,
         task.vocabulary_size,
@@ -98,7 +97,7 @@ def text_model_for(recipe: Any, task: Any, backbone: keras.Model) -> Reprogramme
         linf_bound=recipe.linf_bound,
         l2=recipe.l2,
         host_image=host_image,
-        blend=recipe.conceal_scale or DEFAULT_CONCEAL_SCALE,
+        blend=blend,
     )
 
 
