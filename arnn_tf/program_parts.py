@@ -109,6 +109,7 @@ def read_parts(path: Path, descriptions: Sequence[dict[str, Any]]) -> tuple[Save
     for i, description in enumerate(descriptions):
         folder = path / PARTS_FOLDER / str(i)
         try:
+            encoder_class(description["encoder"])
             with np.load(folder / "encoder.npz", allow_pickle=False) as arrays:
                 weights = [arrays[str(j)] for j in range(len(arrays.files))]
             learned = None

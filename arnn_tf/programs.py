@@ -531,6 +531,10 @@ def _load_encoder(
     if "encoder" not in document:
         return None, None, None
     try:
+        encoder_class(document["encoder"])
+    except ValueError as error:
+        raise ValueError(f"{path / 'program.json'}: {error}") from None
+    try:
         weights = []
         if _has(path, ENCODER_FILE) or _encoder_has_weights(document["encoder"]):
             with np.load(path / ENCODER_FILE, allow_pickle=False) as arrays:

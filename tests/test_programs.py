@@ -285,3 +285,13 @@ def test_flip_average_round_trips_and_old_programs_load_without_it(saved, tmp_pa
     (path / "program.json").write_text(json.dumps(document))
     with pytest.raises(ValueError, match="flip_average must be true or false"):
         SavedProgram.load(path)
+
+
+def test_a_program_naming_an_unknown_input_encoder_is_refused_clearly(saved, tmp_path):
+    _, path = saved
+    document = json.loads((path / "program.json").read_text())
+    document["encoder"]["class_name"] = "AudioSpectrogram"
+    (path / "program.json").write_text(json.dumps(document))
+    with pytest.raises(ValueError, match="program.json: unknown input encoder 'AudioSpectrogram'; "
+                                         "this arnn-tf reads .*ImagePlacement"):
+        SavedProgram.load(path)
