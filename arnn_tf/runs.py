@@ -78,6 +78,9 @@ def train(
     settings.update(strategy=strategy, init_program=init_program and str(init_program))
     with distribution.scope():
         model = build_model(recipe, task, init_program)
+        if verbose and chief:
+            for note in task.input_notes(model.encoders):
+                print(f"note: {note}")
         trainer = trainer or make_trainer(recipe, model, query)
         summaries = _summaries(task, logdir or out / "logs", settings) if chief else None
         result = trainer.fit(

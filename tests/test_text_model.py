@@ -270,3 +270,21 @@ def test_text_blended_into_a_photo_stays_near_it_and_trains(tmp_path: Path) -> N
     assert np.abs(frames - photo).max() > 0
     with pytest.raises(RecipeError, match="conceal"):
         recipe.replace(linf_bound=0.5)
+
+
+def test_a_run_says_how_many_texts_its_frame_cuts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    toy_sentiment(tmp_path / "data")
+    recipe = TEXT.replace(task=f"text:{tmp_path / 'data'}", backbone="tiny_cnn", weights="none",
+                          steps=2, patch_size=16)  # 9 slots on the 48 frame; toy texts have 3-6 words
+    train(recipe, tmp_path / "short", verbose=True)
+    assert "note:" not in capsys.readouterr().out
+    long = tmp_path / "long"
+    for split in ("train", "test"):
+        for name, word in (("neg", "awful"), ("pos", "great")):
+            (long / split).mkdir(parents=True, exist_ok=True)
+            (long / split / f"{name}.txt").write_text(
+                "\n".join(f"{word} " + " ".join(["film"] * (5 + i % 10)) for i in range(20)) + "\n")
+    train(recipe.replace(task=f"text:{long}"), tmp_path / "run", verbose=True)
+    out = capsys.readouterr().out
+    assert f"note: 60% of the training texts of task 'text:{long}' (40 sampled) are longer than " \
+           "the 9 tokens its frame holds" in out

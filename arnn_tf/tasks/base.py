@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 import tensorflow as tf
 
@@ -58,6 +58,11 @@ class Task:
     def input_description(self) -> str:
         """What the task's examples are, as a program's input encoder names what it reads."""
         return images_description(self.image_shape)
+
+    def input_notes(self, encoders: Sequence[Any]) -> list[str]:
+        """What a run should know about how ``encoders`` read the task: nothing for images
+        (a placement that cannot hold them refuses them when it is built)."""
+        return []
 
     @property
     def num_classes(self) -> int:

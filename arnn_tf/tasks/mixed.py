@@ -11,7 +11,7 @@ vector; each member is evaluated on its own test split.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Sequence
 
 import tensorflow as tf
 
@@ -48,6 +48,10 @@ class MixedTask:
     def input_description(self) -> str:
         """What the members' examples are, one after the other."""
         return "parts of " + " and ".join(m.input_description for m in self.members)
+
+    def input_notes(self, encoders: Sequence[Any]) -> list[str]:
+        """Each member's notes on how its encoder (``encoders``, in member order) reads it."""
+        return [n for m, e in zip(self.members, encoders) for n in m.input_notes([e])]
 
     @property
     def num_classes(self) -> int:

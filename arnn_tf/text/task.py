@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from arnn_tf.tasks.base import SPLITS
-from arnn_tf.text.encoder import TEXT_DESCRIPTION
+from arnn_tf.text.encoder import PADDING_ID, TEXT_DESCRIPTION
 
 Level = Literal["word", "character"]
 _TEST_SPLITS = ("test", "val", "validation")
@@ -38,6 +38,11 @@ digits and symbols stay tokens of their own."""
 _SPLIT: dict[str, str] = {"word": "whitespace", "character": "character"}
 DEFAULT_MAX_TOKENS = 20_000
 """Vocabulary cap, padding and out-of-vocabulary ids included (the prototype's)."""
+NOTE_SAMPLE = 2000
+"""Training texts sampled to tell how many a frame cuts."""
+NOTE_CUT_SHARE = 0.05
+"""From this share of cut texts on, a run says so."""
+
 DEFAULT_SEQUENCE_LENGTH = 196
 """Token ids per example: the slots of a 224 x 224 frame of 16 x 16 patches, the default
 `TokenPatchEncoder`, so the ids fill the frame exactly."""
@@ -84,6 +89,20 @@ class TextTask:
     def input_description(self) -> str:
         """What the task's examples are, as a program's input encoder names what it reads."""
         return TEXT_DESCRIPTION
+
+    def input_notes(self, encoders: Sequence[Any]) -> list[str]:
+        """What a run should know about how ``encoders`` (this task's one) read its texts:
+        the share of training texts longer than the frame's slots, whose ends are cut."""
+        (encoder,) = encoders
+        ids = np.concatenate([x.numpy() for x, _ in self.sample("train", NOTE_SAMPLE, 500)])
+        cut = float(np.mean(np.count_nonzero(ids != PADDING_ID, axis=1) > encoder.slots))
+        if cut < NOTE_CUT_SHARE:
+            return []
+        return [
+            f"{cut:.0%} of the training texts of task {self.name!r} ({len(ids)} sampled) are "
+            f"longer than the {encoder.slots} tokens its frame holds, and their ends are cut; "
+            "a larger frame_size or a smaller patch_size holds more"
+        ]
 
     @property
     def vocabulary_size(self) -> int:
