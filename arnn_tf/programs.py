@@ -7,9 +7,8 @@ many megabytes that every user can rebuild. A saved program is a folder with
   seed and a sha256 fingerprint of its weights, the program layer's settings, the label
   map, the task's name, modality (what it reads: "image", "text", "mixed") and class
   names (and, for a multi-task program, its parts: each data set's name, first class and
-  number of classes), how it answers at
-  inference (``flip_average``: averaged with each image's mirror image, see
-  `arnn_tf.model.ReprogrammedModel`), and the run's metrics;
+  number of classes), how it answers at inference (``flip_average``: averaged with each
+  image's mirror image, see `arnn_tf.model.ReprogrammedModel`), and the run's metrics;
 - ``W.npy``: the program weight, read back with ``allow_pickle=False``;
 - ``label_map.npz``, for a learned label map (`arnn_tf.label_map_layers.LinearLabelMap`) only: its
   ``kernel`` and ``bias``, read back the same way;
@@ -439,8 +438,8 @@ class SavedProgram:
                 + ", ".join(f"{k} {saved.get(k)!r} (here {here.get(k)!r})" for k in differing)
             )
         for variable, value in zip(model.encoder.weights, self.encoder_weights):
-            fixed = keras.ops.convert_to_numpy(variable.value)
-            if not variable.trainable and not np.array_equal(fixed, value):
+            fixed = not variable.trainable  # only fixed weights are compared, not the table
+            if fixed and not np.array_equal(keras.ops.convert_to_numpy(variable.value), value):
                 raise ProgramMismatchError(
                     f"the program to start from has another {variable.name} in its input "
                     "encoder (a host photo is fixed, not trained)"

@@ -11,6 +11,9 @@ import tensorflow as tf
 from arnn_tf.export.decoding import decode_image
 from arnn_tf.export.signature_types import Probabilities, Signature
 
+SUFFIXES = ("", "_bytes")
+"""The names of an image answerer's signatures after its base: pixels, then image files."""
+
 
 def image_signatures(
     base: str,
@@ -24,9 +27,10 @@ def image_signatures(
     serialised ``encoder`` reads."""
     shape = tuple(int(v) for v in encoder["config"]["task_image_shape"])
     pixels = pixels_function(probabilities_of, class_names, shape)
+    pixels_name, bytes_name = (base + suffix for suffix in SUFFIXES)
     return {
-        base: Signature(pixels, "images", np.zeros((1, *shape), "uint8")),
-        f"{base}_bytes": Signature(
+        pixels_name: Signature(pixels, "images", np.zeros((1, *shape), "uint8")),
+        bytes_name: Signature(
             bytes_function(pixels, shape, max_pixels), "image_bytes", blank_png(shape)
         ),
     }

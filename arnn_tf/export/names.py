@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple, Sequence
 
+from arnn_tf.export import image_signatures, text_signatures
 from arnn_tf.export.errors import ExportError
 from arnn_tf.programs import SavedProgram
 from arnn_tf.tasks import TaskPart, short_task_name
@@ -33,9 +34,9 @@ def part_signature_name(program_name: str, part_name: str) -> str:
     return sanitize_name(f"{program_name}_{short_task_name(part_name)}")
 
 
-SIGNATURE_SUFFIXES = {"image": ("", "_bytes"), "text": ("",)}
-"""The signatures of one answering input, by what it reads: images have a pixel and a bytes
-signature (``BASE``, ``BASE_bytes``), text one taking strings (``BASE``)."""
+SIGNATURE_SUFFIXES = {"image": image_signatures.SUFFIXES, "text": text_signatures.SUFFIXES}
+"""The signatures of one answering input after its base, by what it reads (each modality's
+signature module names them): images a pixel and a bytes one, text one taking strings."""
 
 
 class Answerer(NamedTuple):

@@ -11,6 +11,9 @@ import tensorflow as tf
 from arnn_tf.export.signature_types import Probabilities, Signature
 from arnn_tf.text.task import input_vectorizer
 
+SUFFIXES = ("",)
+"""The names of a text answerer's signatures after its base: the one taking strings."""
+
 
 def text_signatures(
     base: str,
@@ -21,7 +24,8 @@ def text_signatures(
     max_pixels: int,
 ) -> dict[str, Signature]:
     """``base``, the string signature (``encoder`` and ``max_pixels`` play no part)."""
-    return {base: text_signature(probabilities_of, input_state, class_names)}
+    (name,) = (base + suffix for suffix in SUFFIXES)
+    return {name: text_signature(probabilities_of, input_state, class_names)}
 
 
 def text_signature(
