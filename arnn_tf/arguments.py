@@ -38,6 +38,7 @@ non_negative_int = _checked(int, lambda value: value >= 0, "an integer >= 0")
 positive_float = _checked(float, lambda value: value > 0, "a number > 0")
 non_negative_float = _checked(float, lambda value: value >= 0, "a number >= 0")
 unit_fraction = _checked(float, lambda value: 0 < value <= 1, "a number in (0, 1]")
+momentum = _checked(float, lambda value: 0 <= value < 1, "a number in [0, 1)")
 open_unit_fraction = _checked(
     float, lambda value: 0 < value < 1, "a number strictly between 0 and 1"
 )

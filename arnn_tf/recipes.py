@@ -43,7 +43,8 @@ W's gradient is BAR's zeroth-order estimate from ``directions`` random direction
 ``zo_resolution`` (None: the frame's) scaled by ``beta``, ``antithetic`` pairs doubling them,
 and each step costs ``batch_size * (1 + directions)`` frames (twice the directions when
 antithetic), at most ``max_queries`` frames per process; W learns at ``program_lr_scale``
-times the learning rate, by default a hundredth (`program_rate_scale`); a frequency or
+times the learning rate, by default a hundredth (`program_rate_scale`), its Adam first moment
+decaying at ``program_momentum`` (`program_first_moment`); a frequency or
 iterative label map is computed from the answers too, one frame per sample image and remap.
 """
 
@@ -59,6 +60,7 @@ from arnn_tf.black_box.defaults import (
     DEFAULT_BETA,
     DEFAULT_DIRECTIONS,
     DEFAULT_PROGRAM_LR_SCALE,
+    DEFAULT_PROGRAM_MOMENTUM,
     DEFAULT_RESOLUTION,
 )
 from arnn_tf.settings import (
@@ -80,6 +82,8 @@ TEXT_TASK_TO_SET = "text:PATH"
 """The ``text`` recipe's task, a placeholder for the user's own folder of text files."""
 TEXT_LEVELS = ("word", "character")
 """How a text task is tokenised (`arnn_tf.text.text_task`'s levels)."""
+ADAM_BETA_1 = 0.9
+"""Adam's first-moment decay, keras' default, which the map (and a white-box W) keeps."""
 TRAINERS = ("white_box", "black_box")
 """How a program learns: backpropagation through the backbone, or queries alone."""
 
@@ -121,6 +125,7 @@ class Recipe:
     loss: str = "cross_entropy"
     focal_gamma: float = DEFAULT_FOCAL_GAMMA
     program_lr_scale: float | None = None
+    program_momentum: float | None = None
     label_map: str = "first"
     augment: tuple[str, ...] = ()
     image_size: int | None = None
@@ -200,6 +205,7 @@ def _check(recipe: Recipe) -> None:
         ("l2", lambda v: v >= 0, "a number >= 0"),
         ("focal_gamma", lambda v: v >= 0, "a number >= 0"),
         ("program_lr_scale", lambda v: v > 0, "a number > 0"),
+        ("program_momentum", lambda v: 0 <= v < 1, "a number in [0, 1)"),
     ):
         value = getattr(recipe, field)
         if (value is not None or field in _REQUIRED_NUMBERS) and not (
@@ -304,6 +310,16 @@ def program_rate_scale(recipe: Recipe) -> float:
     if recipe.program_lr_scale is not None:
         return recipe.program_lr_scale
     return DEFAULT_PROGRAM_LR_SCALE if recipe.trainer == "black_box" else 1.0
+
+
+def program_first_moment(recipe: Recipe) -> float:
+    """W's Adam first-moment decay (beta_1): its ``program_momentum``, by default Adam's 0.9
+    for white-box training and `DEFAULT_PROGRAM_MOMENTUM` for black-box training, where a
+    longer memory averages the noisy estimates of a gradient that changes little from step
+    to step."""
+    if recipe.program_momentum is not None:
+        return recipe.program_momentum
+    return DEFAULT_PROGRAM_MOMENTUM if recipe.trainer == "black_box" else ADAM_BETA_1
 
 
 def require_task(recipe: Recipe) -> str:

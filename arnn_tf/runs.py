@@ -28,7 +28,7 @@ from arnn_tf.image_model import image_model_for
 from arnn_tf.model import ReprogrammedModel, build_label_map
 from arnn_tf.program_parts import saved_parts
 from arnn_tf.programs import SavedProgram
-from arnn_tf.recipes import Recipe, program_rate_scale, require_task
+from arnn_tf.recipes import Recipe, program_first_moment, program_rate_scale, require_task
 from arnn_tf.settings import DEFAULT_CONCEAL_SCALE
 from arnn_tf.summaries import ProgramSummaries
 from arnn_tf.tasks import Task, get_task
@@ -245,6 +245,7 @@ def _hparams(recipe: Recipe) -> dict[str, Any]:
     if recipe.loss != "focal":
         del values["focal_gamma"]
     values["program_lr_scale"] = program_rate_scale(recipe)
+    values["program_momentum"] = program_first_moment(recipe)
     if recipe.conceal is not None and recipe.conceal_scale is None:
         values["conceal_scale"] = DEFAULT_CONCEAL_SCALE
     return values

@@ -33,7 +33,7 @@ from arnn_tf.label_maps import SAMPLE_IMAGES, FrequencyLabelMapping, data_driven
 from arnn_tf.losses import task_loss
 from arnn_tf.model import ReprogrammedModel
 from arnn_tf.progress import StepProgress
-from arnn_tf.recipes import Recipe, program_rate_scale
+from arnn_tf.recipes import ADAM_BETA_1, Recipe, program_first_moment, program_rate_scale
 from arnn_tf.tasks import Task
 from arnn_tf.training import (
     StepAndTimeBudget,
@@ -143,36 +143,57 @@ def adam(
     model: ReprogrammedModel,
 ) -> keras.optimizers.Adam:
     """Adam on ``schedule``, keeping the recipe's moving average of the weights if it has one,
-    and stepping ``model``'s program weight at `program_rate_scale` times the rate."""
+    and stepping ``model``'s program weight at `program_rate_scale` times the rate with the
+    first-moment decay `program_first_moment`."""
     options = {"use_ema": recipe.ema is not None, "ema_momentum": recipe.ema or 0.99}
-    scale = program_rate_scale(recipe)
-    if scale == 1:
-        return keras.optimizers.Adam(schedule, **options)
-    return ScaledRateAdam(schedule, {model.program.weight.path: scale}, **options)
+    scale, momentum = program_rate_scale(recipe), program_first_moment(recipe)
+    if scale == 1 and momentum == ADAM_BETA_1:
+        return keras.optimizers.Adam(schedule, beta_1=ADAM_BETA_1, **options)
+    path = model.program.weight.path
+    return ScaledRateAdam(schedule, {path: scale}, first_moments={path: momentum}, **options)
 
 
 @keras.saving.register_keras_serializable(package="arnn_tf")
 class ScaledRateAdam(keras.optimizers.Adam):
-    """Adam with the learning rate of some variables, named by path, scaled.
+    """Adam with the learning rate of some variables, named by path, scaled, and their first
+    moment decaying at its own rate (``first_moments``: path -> beta_1).
 
     Adam's step does not depend on the gradient's scale, so a slower W (whose gradient, when
-    estimated from queries, is mostly noise) needs a smaller rate, not a smaller gradient.
+    estimated from queries, is mostly noise) needs a smaller rate, not a smaller gradient;
+    a longer first-moment memory averages more of those estimates into each step.
     """
 
-    def __init__(self, learning_rate: Any, rate_scales: dict[str, float], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        learning_rate: Any,
+        rate_scales: dict[str, float],
+        first_moments: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(learning_rate, **kwargs)
         self.rate_scales = dict(rate_scales)
+        self.first_moments = dict(first_moments or {})
 
     def build(self, variables: Sequence[Any]) -> None:
         super().build(variables)
         self._scales = [self.rate_scales.get(v.path, 1.0) for v in variables]
+        self._beta_1s = [self.first_moments.get(v.path, self.beta_1) for v in variables]
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
-        scale = self._scales[self._get_variable_index(variable)]
-        super().update_step(gradient, variable, learning_rate * scale)
+        index = self._get_variable_index(variable)
+        shared_beta_1 = self.beta_1
+        self.beta_1 = self._beta_1s[index]  # read by Adam's step (and its bias correction)
+        try:
+            super().update_step(gradient, variable, learning_rate * self._scales[index])
+        finally:
+            self.beta_1 = shared_beta_1
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "rate_scales": self.rate_scales}
+        return {
+            **super().get_config(),
+            "rate_scales": self.rate_scales,
+            "first_moments": self.first_moments,
+        }
 
 
 class WhiteBoxTrainer(Trainer):

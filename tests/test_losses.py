@@ -86,6 +86,24 @@ def test_the_program_can_learn_slower_than_the_map():
     assert full[weight] > 0
 
 
+def test_a_variables_own_first_moment_decay_is_adams_with_that_beta_1():
+    """Two steps with opposite gradients: the first moments differ only through beta_1."""
+    start = np.array([1.0, -2.0, 0.5], "float32")
+    fast, slow = keras.Variable(start, name="fast"), keras.Variable(start, name="slow")
+    both = ScaledRateAdam(0.1, {fast.path: 0.5}, first_moments={fast.path: 0.0})
+    references = [(keras.Variable(start), keras.optimizers.Adam(0.05, beta_1=0.0)),
+                  (keras.Variable(start), keras.optimizers.Adam(0.1))]
+    for gradient in (np.array([1.0, 2.0, -1.0], "float32"), np.array([-3.0, 1.0, 2.0], "float32")):
+        both.apply_gradients([(gradient, fast), (gradient, slow)])
+        for variable, optimizer in references:
+            optimizer.apply_gradients([(gradient, variable)])
+    for variable, (reference, _) in zip((fast, slow), references):
+        np.testing.assert_allclose(variable.numpy(), reference.numpy(), rtol=1e-6)
+    assert both.beta_1 == 0.9
+    again = ScaledRateAdam.from_config(both.get_config())
+    assert (again.rate_scales, again.first_moments) == ({fast.path: 0.5}, {fast.path: 0.0})
+
+
 def test_a_black_box_recipe_steps_w_at_a_hundredth_of_the_rate_by_default():
     schedule = keras.optimizers.schedules.CosineDecay(0.05, 4)
     model = toy_model()

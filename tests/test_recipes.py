@@ -1,6 +1,7 @@
 """Recipes: the one definition of a run, checked, named, stored and rerun."""
 
 import json
+import re
 
 import pytest
 
@@ -45,9 +46,10 @@ def test_the_paper_recipe_is_the_papers_settings():
     ({"focal_gamma": -1.0}, "'focal_gamma' must be a number >= 0, got -1.0"),
     ({"focal_gamma": None}, "'focal_gamma' must be a number >= 0, got None"),
     ({"program_lr_scale": 0}, "'program_lr_scale' must be a number > 0, got 0"),
+    ({"program_momentum": 1.0}, "'program_momentum' must be a number in [0, 1), got 1.0"),
 ])
 def test_bad_fields_are_refused_by_name(changes, message):
-    with pytest.raises(RecipeError, match=message.replace("(", r"\(")):
+    with pytest.raises(RecipeError, match=re.escape(message)):
         RECIPES["paper"].replace(**changes)
 
 
@@ -72,9 +74,11 @@ def test_the_loss_and_the_programs_rate_round_trip_and_come_from_the_command_lin
     from arnn_tf.cli import build_parser
     from arnn_tf.commands.train import recipe_overrides
 
-    flags = ["train", "--loss", "focal", "--focal-gamma", "4", "--program-lr-scale", "0.1"]
+    flags = ["train", "--loss", "focal", "--focal-gamma", "4", "--program-lr-scale", "0.1",
+             "--program-momentum", "0.99"]
     overrides = recipe_overrides(build_parser().parse_args(flags))
-    assert overrides == {"loss": "focal", "focal_gamma": 4.0, "program_lr_scale": 0.1}
+    assert overrides == {"loss": "focal", "focal_gamma": 4.0, "program_lr_scale": 0.1,
+                         "program_momentum": 0.99}
     recipe = RECIPES["counting"].replace(**overrides)
     assert load_recipe(str(save_recipe(recipe, tmp_path / "focal.json"))) == recipe
     old = {k: v for k, v in RECIPES["paper"].to_dict().items() if k not in overrides}
@@ -90,6 +94,13 @@ def test_w_learns_slower_by_default_only_in_black_box_training():
     white, black = RECIPES["counting"], RECIPES["counting"].replace(trainer="black_box")
     assert (program_rate_scale(white), program_rate_scale(black)) == (1.0, 0.01)
     assert program_rate_scale(black.replace(program_lr_scale=1)) == 1
+
+
+def test_ws_first_moment_is_adams_unless_set():
+    from arnn_tf.recipes import ADAM_BETA_1, program_first_moment
+
+    assert program_first_moment(RECIPES["counting"]) == ADAM_BETA_1 == 0.9
+    assert program_first_moment(RECIPES["counting"].replace(program_momentum=0.0)) == 0.0
 
 
 @pytest.mark.parametrize("label_map", ["first", "random:3", "9,3", "1+2,5+6", "linear", "linear:first",

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from arnn_tf.arguments import (
+    momentum,
     non_negative_float,
     non_negative_int,
     open_unit_fraction,
@@ -18,7 +19,7 @@ from arnn_tf.arguments import (
     positive_int,
     unit_fraction,
 )
-from arnn_tf.black_box.defaults import DEFAULT_PROGRAM_LR_SCALE
+from arnn_tf.black_box.defaults import DEFAULT_PROGRAM_LR_SCALE, DEFAULT_PROGRAM_MOMENTUM
 from arnn_tf.commands.options import add_data_dir_argument
 from arnn_tf.recipes import DEFAULT_RECIPE, FIELDS as RECIPE_FIELDS, RECIPES, TEXT_LEVELS
 from arnn_tf.settings import (
@@ -105,6 +106,14 @@ def _add_schedule_fields(field: Any) -> None:
         help="step W at S times the learning rate (a learned map keeps its own, a fifth of "
         "it); below 1 steadies a noisy gradient; none: the default, 1, or "
         f"{DEFAULT_PROGRAM_LR_SCALE} with --black-box",
+    )
+    field(
+        "--program-momentum",
+        type=_or_none(momentum),
+        metavar="B|none",
+        help="W's Adam first-moment decay, beta_1 in [0, 1); a longer memory (0.99) averages "
+        "noisy estimates; none: the default, Adam's 0.9, or "
+        f"{DEFAULT_PROGRAM_MOMENTUM} with --black-box",
     )
     field(
         "--ema",
