@@ -17,8 +17,8 @@ EfficientNet-Lite0 ImageNet backbone, 2-core CPU, `EXPERIMENTS.md` has the runs)
   over 600 steps, otherwise the paper's: 0.9960 (444 s); its control, the map alone with W
   held at zero, 0.7320.
 - ``mnist``: the digit resized to the frame with the program over it (the "full" program),
-  the learned map, cosine decay over 600 steps: 0.9761 (its control, the map alone with W at
-  zero, 0.9485).
+  the learned map, cosine decay over one epoch (1,875 steps): 0.9860 (944 s); its control,
+  the map alone with W at zero, 0.9623. Over 600 steps: 0.9761 (control 0.9485).
 - ``cifar10``, ``folder`` (photos): the photo resized to 160 x 160 in the centre of the
   frame, the program in the 32-pixel border around it, the learned map, cosine decay, random
   flips in training, each test image averaged with its mirror image; ``cifar10`` trains one
@@ -276,14 +276,15 @@ def _is_number(value: Any) -> bool:
 
 
 _LEARNED_MAP = {"label_map": "linear", "lr_schedule": "cosine", "steps": 600}
+_ONE_EPOCH = {"steps": None, "epochs": 1}
 _FULL_FRAME = {"image_size": 224, "full_program": True, **_LEARNED_MAP}
 _PHOTOS = {"image_size": 160, "augment": ("flip",), "flip_average": True, **_LEARNED_MAP}
 
 RECIPES: dict[str, Recipe] = {
     "paper": Recipe(name="paper"),
     "counting": Recipe(name="counting", label_map="linear", lr_schedule="cosine", steps=600),
-    "mnist": Recipe(name="mnist", task="mnist", **_FULL_FRAME),
-    "cifar10": Recipe(name="cifar10", task="cifar10", **{**_PHOTOS, "steps": None, "epochs": 1}),
+    "mnist": Recipe(name="mnist", task="mnist", **{**_FULL_FRAME, **_ONE_EPOCH}),
+    "cifar10": Recipe(name="cifar10", task="cifar10", **{**_PHOTOS, **_ONE_EPOCH}),
     "folder": Recipe(name="folder", task=TASK_TO_SET, **_PHOTOS),
     "text": Recipe(
         name="text",
