@@ -430,7 +430,7 @@ class SavedProgram:
                 f"the program to start from reads its inputs through {saved['class_name']}, "
                 f"this model through {here['class_name']}"
             )
-        here, saved = here["config"], saved["config"]
+        here, saved = _settings(here["config"]), _settings(saved["config"])
         differing = sorted(k for k in set(here) | set(saved) if here.get(k) != saved.get(k))
         if differing:
             raise ProgramMismatchError(
@@ -590,10 +590,13 @@ def _load_learned_map(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _comparable_config(program: keras.layers.Layer) -> dict[str, Any]:
     """The program layer's settings as saved (without Keras' own name, trainable, dtype)."""
-    config = program.get_config()
-    for key in ("name", "trainable", "dtype"):
-        config.pop(key, None)
-    return json.loads(json.dumps(config))  # as program.json reads back: tuples become lists
+    return json.loads(json.dumps(_settings(program.get_config())))  # tuples become lists
+
+
+def _settings(config: dict[str, Any]) -> dict[str, Any]:
+    """A layer config without Keras' own name, trainable and dtype: what a warm start compares
+    (a run with W frozen saves its layers untrainable, and the next run may train them)."""
+    return {k: v for k, v in config.items() if k not in ("name", "trainable", "dtype")}
 
 
 def _check_parts(parts: tuple[TaskPart, ...], num_classes: int) -> None:

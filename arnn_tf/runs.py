@@ -79,8 +79,7 @@ def train(
     with distribution.scope():
         model = build_model(recipe, task, init_program)
         if verbose and chief:
-            for note in task.input_notes(model.encoders):
-                print(f"note: {note}")
+            _say_input_notes(task, model)
         trainer = trainer or make_trainer(recipe, model, query)
         summaries = _summaries(task, logdir or out / "logs", settings) if chief else None
         result = trainer.fit(
@@ -93,6 +92,7 @@ def train(
             save_checkpoints=chief,
             max_minutes=max_minutes,
             verbose=verbose and chief,
+            map_trained=_has_learned_map(init_program),
         )
         if verbose and chief:
             _say_why_stopped(result, trainer, recipe, max_minutes)
@@ -173,6 +173,17 @@ def _query_metrics(trainer: Trainer) -> dict[str, Any]:
         "queries": int(queries),
         "stopped_by_queries": bool(getattr(trainer, "stopped_by_queries", False)),
     }
+
+
+def _say_input_notes(task: Task, model: keras.Model) -> None:
+    """Prints what the task says of its inputs under the model's encoders (cut texts)."""
+    for note in task.input_notes(model.encoders):
+        print(f"note: {note}")
+
+
+def _has_learned_map(init_program: str | Path | None) -> bool:
+    """Whether a run started from ``init_program`` starts with a trained learned map."""
+    return init_program is not None and SavedProgram.load(init_program).learned_map is not None
 
 
 def build_model(

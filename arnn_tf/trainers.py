@@ -29,7 +29,12 @@ import tensorflow as tf
 
 from arnn_tf.checkpoints import ProgramCheckpoint, checkpoint_seconds, restore_checkpoint
 from arnn_tf.custom_loop import fit_with_strategy_run, needs_custom_loop
-from arnn_tf.label_maps import SAMPLE_IMAGES, FrequencyLabelMapping, data_driven_kind
+from arnn_tf.label_maps import (
+    SAMPLE_IMAGES,
+    FrequencyLabelMapping,
+    data_driven_kind,
+    learned_map_start,
+)
 from arnn_tf.losses import task_loss
 from arnn_tf.model import ReprogrammedModel
 from arnn_tf.progress import StepProgress
@@ -60,14 +65,16 @@ class Trainer(abc.ABC):
         max_minutes: float | None = None,
         shuffle: bool = True,
         verbose: bool = True,
+        map_trained: bool = False,
     ) -> TrainingResult:
         """Trains ``model`` on ``task``'s train split for the recipe's steps or epochs.
 
         With ``checkpoint_dir``, the trainable state is saved every ``checkpoint_every`` steps
-        (only if ``save_checkpoints``: a multi-worker run's chief) and a later call resumes from
-        it, with the same data order and schedule, up to the same total. ``max_minutes`` stops
-        early. Raises TrainingDivergedError when the loss stops being finite.
-        """
+        (only if ``save_checkpoints``: a multi-worker run's chief) and a later call resumes
+        from it, with the same data order and schedule, up to the same total. ``max_minutes``
+        stops early. ``map_trained``: the learned map holds trained weights (a warm start), so
+        the fixed map it would start from is not computed. Raises TrainingDivergedError when
+        the loss stops being finite."""
         _check_trainable(model, recipe, max_minutes)
         train_examples = task.num_examples("train")  # counted once: tf.data may iterate to count
         per_epoch = steps_per_epoch(train_examples, recipe.batch_size)
@@ -76,16 +83,14 @@ class Trainer(abc.ABC):
             recipe.lr_schedule, recipe.learning_rate, per_epoch, steps, recipe.warmup_steps
         )
         self.compile(model, schedule, recipe)
-        callbacks = list(callbacks)
-        resumed_from, seconds_before = 0, 0.0
-        if checkpoint_dir is not None:
-            resumed_from, seconds_before = _resume(model, checkpoint_dir, verbose)
-            if save_checkpoints:
-                saver = ProgramCheckpoint(checkpoint_dir, checkpoint_every, seconds_before)
-                callbacks.append(saver)
+        resumed_from, seconds_before, savers = _resume_and_save(
+            model, checkpoint_dir, checkpoint_every, save_checkpoints, verbose
+        )
+        callbacks = [*callbacks, *savers]
+        first_step = None if map_trained else resumed_from
         source = self.label_map_source(model)
         mapping = _label_mapping(
-            task, recipe, train_examples, per_epoch, resumed_from, verbose, source
+            task, recipe, train_examples, per_epoch, first_step, verbose, source
         )
         if resumed_from >= steps:
             return TrainingResult(
@@ -263,20 +268,39 @@ def _resume(
     return resumed_from, checkpoint_seconds(checkpoint_dir)
 
 
+def _resume_and_save(
+    model: ReprogrammedModel,
+    checkpoint_dir: str | os.PathLike[str] | None,
+    every: int,
+    save: bool,
+    verbose: bool,
+) -> tuple[int, float, list[keras.callbacks.Callback]]:
+    """Resumes ``model`` from the checkpoint in ``checkpoint_dir``, if there is one: the step
+    and the training seconds it resumed from, and (if ``save``) the callback that saves the
+    next checkpoints there."""
+    if checkpoint_dir is None:
+        return 0, 0.0, []
+    resumed_from, seconds_before = _resume(model, checkpoint_dir, verbose)
+    savers = [ProgramCheckpoint(checkpoint_dir, every, seconds_before)] if save else []
+    return resumed_from, seconds_before, savers
+
+
 def _label_mapping(
     task: Task,
     recipe: Recipe,
     train_examples: int,
     per_epoch: int,
-    first_step: int,
+    first_step: int | None,
     verbose: bool,
     source: Callable[[Any], Any] | None,
 ) -> list[keras.callbacks.Callback]:
     """The callback that computes a frequency or iterative label map, if the recipe has one,
-    from ``source``'s logits (`Trainer.label_map_source`)."""
+    from ``source``'s logits (`Trainer.label_map_source`), from ``first_step`` on; None: the
+    model's learned map is trained already, so the fixed map it starts from is not needed."""
     data_driven = data_driven_kind(recipe.label_map)
-    if data_driven is None:
+    if data_driven is None or first_step is None and learned_map_start(recipe.label_map):
         return []
+    first_step = first_step or 0
     kind, per_class = data_driven
     sample_size = min(SAMPLE_IMAGES, train_examples)
     sample = task.sample("train", sample_size, 100, seed=recipe.seed)

@@ -141,3 +141,11 @@ def test_train_with_a_learned_map_and_its_control_then_rerun(tmp_path, capsys):
     evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     trained = json.loads((tmp_path / "program" / "metrics.json").read_text())
     assert evaluated["accuracy"] == pytest.approx(trained["test_accuracy"])
+    # the map first, then W: the control's program (saved with W frozen) starts a run that trains W
+    control_map = np.load(tmp_path / "control" / "program" / "label_map.npz")
+    assert main([*common, "--lr", "1e-12", "--init-program", str(tmp_path / "control" / "program"),
+                 "--out", str(tmp_path / "then")]) == 0
+    then_map = np.load(tmp_path / "then" / "program" / "label_map.npz")
+    for key in control_map.files:
+        np.testing.assert_allclose(then_map[key], control_map[key], atol=1e-6)
+    assert np.any(np.load(tmp_path / "then" / "program" / "W.npy"))
