@@ -216,7 +216,7 @@ def test_train_concealed_in_a_host_photo(image_folder, tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["conceal"] == str(host) and metrics["conceal_scale"] == 0.05
     saved = SavedProgram.load(out / "program")
-    photo = read_image(host, (48, 48), 3)
+    photo = read_image(host, (saved.frame_size,) * 2, 3)
     np.testing.assert_array_equal(saved.encoder_weights[0], photo)
     model = saved.build_model()
     assert isinstance(model.encoder, ConcealedPlacement) and model.encoder.scale == 0.05
@@ -326,15 +326,16 @@ def test_train_on_a_folder_with_a_truncated_test_image_is_a_one_line_error(image
 
 
 def test_show_draws_the_program_and_what_the_network_sees(trained, tmp_path, capsys):
+    from arnn_tf.programs import SavedProgram
+
     out = tmp_path / "picture.png"
     assert main(["show", "--program", str(trained / "program"), "--examples", "2", "--out", str(out)]) == 0
     assert str(out) in capsys.readouterr().out
     with Image.open(out) as picture:
         pixels = np.asarray(picture.convert("RGB"))
-    frame = 48  # tiny_cnn's input
+    frame = SavedProgram.load(trained / "program").frame_size
     assert picture.size == (3 * frame + 2 * 8, frame + 18)
     from arnn_tf.pictures import to_pixels
-    from arnn_tf.programs import SavedProgram
 
     program = SavedProgram.load(trained / "program").build_model().program.program()
     np.testing.assert_array_equal(pixels[:frame, :frame], to_pixels(np.asarray(program)))

@@ -35,8 +35,14 @@ def test_build_backbone_takes_an_input_size():
 
 
 def test_a_network_that_cannot_take_the_size_is_a_clear_error():
+    inputs = keras.Input((48, 48, 3))
+    flat = keras.Model(inputs, keras.layers.Dense(1000)(keras.layers.Flatten()(inputs)), name="flat")
     with pytest.raises(ValueError, match="cannot take 64x64 images"):
-        build_backbone("tiny_cnn", None, input_size=64)
+        with_input_size(flat, 64)
+
+
+def test_tiny_cnn_takes_any_frame():
+    assert tuple(build_backbone("tiny_cnn", None, input_size=64).input_shape) == (None, 64, 64, 3)
 
 
 def test_a_program_on_a_resized_backbone_reloads_at_its_frame_size(tmp_path):

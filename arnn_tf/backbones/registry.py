@@ -86,13 +86,16 @@ def _efficientnet_lite(variant_name: str) -> Callable[[str | None], keras.Model]
 def _tiny_cnn(weights: str | None) -> keras.Model:
     """A 48x48 network with 1000 outputs and batch norm: fast enough for tests and smoke runs.
 
-    The convolution's biases start random: with zero biases every ReLU over the blank frame
-    around the task image is at 0, so a zero program would get no gradient and never train.
+    It resizes any frame to 48 x 48 first, so recipes with another frame size run on it as on
+    the ImageNet networks. The convolution's biases start random: with zero biases every ReLU
+    over the blank frame around the task image is at 0, so a zero program would get no
+    gradient and never train.
     """
     if weights == "imagenet":
         raise ValueError("tiny_cnn has no ImageNet weights; use weights='none' or a weights file")
     inputs = keras.Input((48, 48, 3))
-    x = keras.layers.Conv2D(8, 4, strides=4, bias_initializer="random_normal", name="conv")(inputs)
+    x = keras.layers.Resizing(48, 48, name="to_48")(inputs)
+    x = keras.layers.Conv2D(8, 4, strides=4, bias_initializer="random_normal", name="conv")(x)
     x = keras.layers.BatchNormalization(name="bn")(x)
     x = keras.layers.ReLU()(x)
     x = keras.layers.Flatten()(x)
