@@ -45,7 +45,8 @@ W's gradient is BAR's zeroth-order estimate from ``directions`` random direction
 and each step costs ``batch_size * (1 + directions)`` frames (twice the directions when
 antithetic), at most ``max_queries`` frames per process; W learns at ``program_lr_scale``
 times the learning rate, by default a hundredth (`program_rate_scale`), its Adam first moment
-decaying at ``program_momentum`` (`program_first_moment`); a frequency or
+decaying at ``program_momentum`` (`program_first_moment`), held for the first
+``map_warmup_steps`` while a learned map learns alone (one frame an image); a frequency or
 iterative label map is computed from the answers too, one frame per sample image and remap.
 """
 
@@ -134,6 +135,7 @@ class Recipe:
     linf_bound: float | None = None
     full_program: bool = False
     freeze_program: bool = False
+    map_warmup_steps: int = 0
     flip_average: bool = False
     conceal: str | None = None
     conceal_scale: float | None = None
@@ -194,7 +196,7 @@ def _check(recipe: Recipe) -> None:
             isinstance(value, bool) or not isinstance(value, int) or value < 1
         ):
             _refuse(recipe, field, "a positive integer")
-    for field in ("warmup_steps", "seed"):
+    for field in ("warmup_steps", "seed", "map_warmup_steps"):
         value = getattr(recipe, field)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             _refuse(recipe, field, "an integer >= 0")
@@ -224,11 +226,12 @@ def _check(recipe: Recipe) -> None:
             "recipe field 'warmup_steps' needs the cosine schedule "
             f"(lr_schedule 'cosine'), not {recipe.lr_schedule!r}"
         )
-    if recipe.freeze_program and not recipe.label_map.startswith("linear"):
-        raise RecipeError(
-            "recipe field 'freeze_program' holds W fixed, so it needs a learned "
-            f"label map ('linear...') to train, not {recipe.label_map!r}"
-        )
+    for field in ("freeze_program", "map_warmup_steps"):
+        if getattr(recipe, field) and not recipe.label_map.startswith("linear"):
+            raise RecipeError(
+                f"recipe field {field!r} holds W fixed, so it needs a learned "
+                f"label map ('linear...') to train, not {recipe.label_map!r}"
+            )
     _check_concealment(recipe)
     _check_black_box(recipe)
     try:

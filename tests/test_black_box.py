@@ -105,6 +105,21 @@ def test_a_held_program_costs_one_frame_per_image_and_keeps_w():
     assert not keras.ops.convert_to_numpy(model.program.weight.value).any()
 
 
+def test_the_maps_warmup_holds_w_and_asks_one_frame_an_image_then_w_learns():
+    model = toy_model(label_map="linear")
+    query = LocalQuery(model.backbone)
+    recipe = RECIPE.replace(steps=2, label_map="linear", map_warmup_steps=2)
+    trainer = BlackBoxTrainer(query, directions=3)
+    trainer.fit(model, toy_task(), recipe, verbose=False)
+    assert query.queries == 8 * 2
+    assert not keras.ops.convert_to_numpy(model.program.weight.value).any()
+    model, query = toy_model(label_map="linear"), LocalQuery(model.backbone)
+    BlackBoxTrainer(query, directions=3).fit(model, toy_task(), recipe.replace(steps=3),
+                                             verbose=False)
+    assert query.queries == 8 * 2 + 8 * (3 + 1)
+    assert keras.ops.convert_to_numpy(model.program.weight.value).any()
+
+
 def task_loss(model, query):
     logits = query(keras.ops.convert_to_numpy(model.adversarial_inputs(IMAGES)))
     return float(keras.ops.mean(keras.losses.sparse_categorical_crossentropy(

@@ -104,6 +104,15 @@ def test_a_variables_own_first_moment_decay_is_adams_with_that_beta_1():
     assert (again.rate_scales, again.first_moments) == ({fast.path: 0.5}, {fast.path: 0.0})
 
 
+def test_the_maps_warmup_holds_w_and_moves_the_map():
+    model, held = moves(RECIPE.replace(map_warmup_steps=1))
+    weight = [v is model.program.weight for v in model.trainable_variables].index(True)
+    assert held[weight] == 0 and max(held) > 0
+    assert model.optimizer.start_steps == {model.program.weight.path: 1}
+    model, started = moves(RECIPE.replace(map_warmup_steps=1, steps=2))
+    assert started[weight] > 0
+
+
 def test_a_black_box_recipe_steps_w_at_a_hundredth_of_the_rate_by_default():
     schedule = keras.optimizers.schedules.CosineDecay(0.05, 4)
     model = toy_model()

@@ -47,6 +47,8 @@ def test_the_paper_recipe_is_the_papers_settings():
     ({"focal_gamma": None}, "'focal_gamma' must be a number >= 0, got None"),
     ({"program_lr_scale": 0}, "'program_lr_scale' must be a number > 0, got 0"),
     ({"program_momentum": 1.0}, "'program_momentum' must be a number in [0, 1), got 1.0"),
+    ({"map_warmup_steps": -1}, "'map_warmup_steps' must be an integer >= 0, got -1"),
+    ({"map_warmup_steps": 5}, "'map_warmup_steps' holds W fixed, so it needs a learned"),
 ])
 def test_bad_fields_are_refused_by_name(changes, message):
     with pytest.raises(RecipeError, match=re.escape(message)):
@@ -75,10 +77,10 @@ def test_the_loss_and_the_programs_rate_round_trip_and_come_from_the_command_lin
     from arnn_tf.commands.train import recipe_overrides
 
     flags = ["train", "--loss", "focal", "--focal-gamma", "4", "--program-lr-scale", "0.1",
-             "--program-momentum", "0.99"]
+             "--program-momentum", "0.99", "--map-warmup-steps", "50"]
     overrides = recipe_overrides(build_parser().parse_args(flags))
     assert overrides == {"loss": "focal", "focal_gamma": 4.0, "program_lr_scale": 0.1,
-                         "program_momentum": 0.99}
+                         "program_momentum": 0.99, "map_warmup_steps": 50}
     recipe = RECIPES["counting"].replace(**overrides)
     assert load_recipe(str(save_recipe(recipe, tmp_path / "focal.json"))) == recipe
     old = {k: v for k, v in RECIPES["paper"].to_dict().items() if k not in overrides}

@@ -46,9 +46,9 @@ class BlackBoxTrainer(Trainer):
     object, that is, in this process: a resumed run starts again from 0 (its earlier steps
     cost ``batch * points_per_step`` frames each), and ``max_queries`` bounds this process's
     queries (like a time limit, a rerun continues with a fresh budget); ``stopped_by_queries``
-    says whether it stopped training short. The callbacks' logs and the history carry
-    "loss", "accuracy" (running means over the epoch, as `model.fit` reports them) and
-    "queries".
+    says whether it stopped training short. During the recipe's ``map_warmup_steps`` W is held
+    and a step asks for one frame an image. The callbacks' logs and the history carry "loss",
+    "accuracy" (running means over the epoch, as `model.fit` reports them) and "queries".
     """
 
     def __init__(
@@ -68,6 +68,7 @@ class BlackBoxTrainer(Trainer):
         self.max_queries = max_queries
         self.queries = 0
         self.stopped_by_queries = False
+        self.program_from = 0
 
     def compile(
         self,
@@ -85,6 +86,7 @@ class BlackBoxTrainer(Trainer):
             self.estimator.check_fits(model.program.mask.shape)
         except ValueError as error:
             raise ValueError(f"zo_resolution (the directions' resolution): {error}") from None
+        self.program_from = recipe.map_warmup_steps
         model.compile(optimizer=adam(schedule, recipe, model), loss=task_loss(recipe))
 
     def run(
@@ -133,7 +135,7 @@ class BlackBoxTrainer(Trainer):
         mask = program.mask
         weight = keras.ops.convert_to_numpy(program.weight.value)
         directions = None
-        if program.trainable:
+        if self._estimates(model):
             rng = np.random.default_rng((seed, int(model.optimizer.iterations)))
             directions = self.estimator.sample(mask, rng)
         points = weight[None] if directions is None else self.estimator.points(weight, directions)
@@ -162,6 +164,11 @@ class BlackBoxTrainer(Trainer):
         self.queries += len(frames)
         return checked_answer(answer, len(frames), model.label_map.num_source_classes)
 
+    def _estimates(self, model: ReprogrammedModel) -> bool:
+        """Whether the next step estimates W's gradient: W trains and the map's warmup (W
+        held, one frame an image) is over."""
+        return model.program.trainable and int(model.optimizer.iterations) >= self.program_from
+
     def label_map_source(self, model: ReprogrammedModel) -> Callable[[Any], Any]:
         """The logits of task images under W, asked of the query function (and counted)."""
 
@@ -175,7 +182,7 @@ class BlackBoxTrainer(Trainer):
         self, model: ReprogrammedModel, batch_size: int, mapping: FrequencyLabelMapping | None
     ) -> tuple[int, int]:
         """The frames the next step queries, and those of the label map's remap before it."""
-        per_step = batch_size * (self.estimator.points_per_step if model.program.trainable else 1)
+        per_step = batch_size * (self.estimator.points_per_step if self._estimates(model) else 1)
         return per_step, 0 if mapping is None else mapping.images_before_next_step()
 
     def _affordable(

@@ -108,6 +108,13 @@ def _add_schedule_fields(field: Any) -> None:
         f"{DEFAULT_PROGRAM_LR_SCALE} with --black-box",
     )
     field(
+        "--map-warmup-steps",
+        type=non_negative_int,
+        metavar="N",
+        help="hold W (and a text task's patch table) for the first N steps while a learned "
+        "map learns alone (with --black-box those steps ask one frame an image)",
+    )
+    field(
         "--program-momentum",
         type=_or_none(momentum),
         metavar="B|none",
