@@ -45,8 +45,9 @@ W's gradient is BAR's zeroth-order estimate from ``directions`` random direction
 and each step costs ``batch_size * (1 + directions)`` frames (twice the directions when
 antithetic), at most ``max_queries`` frames per process; W learns at ``program_lr_scale``
 times the learning rate, by default a hundredth (`program_rate_scale`), its Adam first moment
-decaying at ``program_momentum`` (`program_first_moment`), held for the first
-``map_warmup_steps`` while a learned map learns alone (one frame an image); a frequency or
+decaying at ``program_momentum`` (`program_first_moment`), held while a learned map learns
+alone for the first ``map_warmup_steps`` (one frame an image; by default half the run,
+`map_warmup`); a frequency or
 iterative label map is computed from the answers too, one frame per sample image and remap.
 """
 
@@ -62,7 +63,7 @@ from arnn_tf.black_box.defaults import (
     DEFAULT_BETA,
     DEFAULT_DIRECTIONS,
     DEFAULT_PROGRAM_LR_SCALE,
-    DEFAULT_PROGRAM_MOMENTUM,
+    DEFAULT_MAP_WARMUP_SHARE,
     DEFAULT_RESOLUTION,
 )
 from arnn_tf.settings import (
@@ -135,7 +136,7 @@ class Recipe:
     linf_bound: float | None = None
     full_program: bool = False
     freeze_program: bool = False
-    map_warmup_steps: int = 0
+    map_warmup_steps: int | None = None
     flip_average: bool = False
     conceal: str | None = None
     conceal_scale: float | None = None
@@ -196,7 +197,7 @@ def _check(recipe: Recipe) -> None:
             isinstance(value, bool) or not isinstance(value, int) or value < 1
         ):
             _refuse(recipe, field, "a positive integer")
-    for field in ("warmup_steps", "seed", "map_warmup_steps"):
+    for field in ("warmup_steps", "seed"):
         value = getattr(recipe, field)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             _refuse(recipe, field, "an integer >= 0")
@@ -226,6 +227,8 @@ def _check(recipe: Recipe) -> None:
             "recipe field 'warmup_steps' needs the cosine schedule "
             f"(lr_schedule 'cosine'), not {recipe.lr_schedule!r}"
         )
+    if recipe.map_warmup_steps is not None and not _is_int_at_least(recipe.map_warmup_steps, 0):
+        _refuse(recipe, "map_warmup_steps", "an integer >= 0 or None")
     for field in ("freeze_program", "map_warmup_steps"):
         if getattr(recipe, field) and not recipe.label_map.startswith("linear"):
             raise RecipeError(
@@ -272,7 +275,11 @@ def _check_black_box(recipe: Recipe) -> None:
 
 
 def _is_positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return _is_int_at_least(value, 1)
+
+
+def _is_int_at_least(value: Any, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
 def _is_number(value: Any) -> bool:
@@ -321,12 +328,20 @@ def program_rate_scale(recipe: Recipe) -> float:
 
 def program_first_moment(recipe: Recipe) -> float:
     """W's Adam first-moment decay (beta_1): its ``program_momentum``, by default Adam's 0.9
-    for white-box training and `DEFAULT_PROGRAM_MOMENTUM` for black-box training, where a
-    longer memory averages the noisy estimates of a gradient that changes little from step
-    to step."""
-    if recipe.program_momentum is not None:
-        return recipe.program_momentum
-    return DEFAULT_PROGRAM_MOMENTUM if recipe.trainer == "black_box" else ADAM_BETA_1
+    (a longer memory, 0.99, did not help black-box training: `EXPERIMENTS.md`)."""
+    return ADAM_BETA_1 if recipe.program_momentum is None else recipe.program_momentum
+
+
+def map_warmup(recipe: Recipe, steps: int) -> int:
+    """The first steps of a run of ``steps`` in which W is held while a learned map learns
+    alone: ``map_warmup_steps``, by default `DEFAULT_MAP_WARMUP_SHARE` of them for black-box
+    training with a learned map that trains W, else none."""
+    if recipe.map_warmup_steps is not None:
+        return recipe.map_warmup_steps
+    learns_both = recipe.label_map.startswith("linear") and not recipe.freeze_program
+    if recipe.trainer != "black_box" or not learns_both:
+        return 0
+    return int(steps * DEFAULT_MAP_WARMUP_SHARE)
 
 
 def require_task(recipe: Recipe) -> str:

@@ -164,14 +164,16 @@ def _say_why_stopped(
 
 
 def _query_metrics(trainer: Trainer) -> dict[str, Any]:
-    """A query-only trainer's cost: the frames this process sent, and whether the budget
-    stopped it; nothing for a white-box trainer."""
+    """A query-only trainer's cost: the frames this process sent, whether the budget stopped
+    it, and the steps W was held while the map learned alone; nothing for a white-box
+    trainer."""
     queries = getattr(trainer, "queries", None)
     if queries is None:
         return {}
     return {
         "queries": int(queries),
         "stopped_by_queries": bool(getattr(trainer, "stopped_by_queries", False)),
+        "map_warmup_steps": int(getattr(trainer, "program_from", 0)),
     }
 
 
@@ -257,6 +259,7 @@ def _hparams(recipe: Recipe) -> dict[str, Any]:
         del values["focal_gamma"]
     values["program_lr_scale"] = program_rate_scale(recipe)
     values["program_momentum"] = program_first_moment(recipe)
+    values["map_warmup_steps"] = recipe.map_warmup_steps or 0  # a black-box run says its own
     if recipe.conceal is not None and recipe.conceal_scale is None:
         values["conceal_scale"] = DEFAULT_CONCEAL_SCALE
     return values

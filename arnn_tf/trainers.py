@@ -38,7 +38,13 @@ from arnn_tf.label_maps import (
 from arnn_tf.losses import task_loss
 from arnn_tf.model import ReprogrammedModel
 from arnn_tf.progress import StepProgress
-from arnn_tf.recipes import ADAM_BETA_1, Recipe, program_first_moment, program_rate_scale
+from arnn_tf.recipes import (
+    ADAM_BETA_1,
+    Recipe,
+    map_warmup,
+    program_first_moment,
+    program_rate_scale,
+)
 from arnn_tf.tasks import Task
 from arnn_tf.training import (
     StepAndTimeBudget,
@@ -82,7 +88,7 @@ class Trainer(abc.ABC):
         schedule = learning_rate_schedule(
             recipe.lr_schedule, recipe.learning_rate, per_epoch, steps, recipe.warmup_steps
         )
-        self.compile(model, schedule, recipe)
+        self.compile(model, schedule, recipe.replace(map_warmup_steps=map_warmup(recipe, steps)))
         resumed_from, seconds_before, savers = _resume_and_save(
             model, checkpoint_dir, checkpoint_every, save_checkpoints, verbose
         )

@@ -457,8 +457,10 @@ def test_arnn_train_queries_a_served_backbone(serving, tmp_path, capsys):
                  "--batch-size", "4", "--query-url", url, "--query-model", "tiny",
                  "--out", str(tmp_path / "run")]) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["queries"] == 2 * 4 * 3 == sum(len(b["instances"]) for b in serving.bodies)
-    assert "after 24 queries" in capsys.readouterr().out
+    # the default map warmup: W held for the first of the two steps, one frame an image
+    assert metrics["queries"] == 4 + 4 * 3 == sum(len(b["instances"]) for b in serving.bodies)
+    assert metrics["map_warmup_steps"] == 1
+    assert "after 16 queries" in capsys.readouterr().out
 
 
 def test_tensorboard_shows_accuracy_against_the_queries_spent_resumed_steps_included(tmp_path):

@@ -47,7 +47,7 @@ def test_the_paper_recipe_is_the_papers_settings():
     ({"focal_gamma": None}, "'focal_gamma' must be a number >= 0, got None"),
     ({"program_lr_scale": 0}, "'program_lr_scale' must be a number > 0, got 0"),
     ({"program_momentum": 1.0}, "'program_momentum' must be a number in [0, 1), got 1.0"),
-    ({"map_warmup_steps": -1}, "'map_warmup_steps' must be an integer >= 0, got -1"),
+    ({"map_warmup_steps": -1}, "'map_warmup_steps' must be an integer >= 0 or None, got -1"),
     ({"map_warmup_steps": 5}, "'map_warmup_steps' holds W fixed, so it needs a learned"),
 ])
 def test_bad_fields_are_refused_by_name(changes, message):
@@ -217,3 +217,13 @@ def test_the_frame_size_comes_from_the_command_line_and_old_recipes_keep_the_nat
     assert Recipe.from_dict(old).frame_size is None
     with pytest.raises(RecipeError, match="'frame_size' must be a positive integer"):
         RECIPES["text"].replace(frame_size=-4)
+
+
+def test_a_black_box_run_with_a_learned_map_holds_w_for_half_its_steps_by_default():
+    from arnn_tf.recipes import map_warmup
+
+    black = RECIPES["counting"].replace(trainer="black_box")
+    assert (map_warmup(black, 400), map_warmup(RECIPES["counting"], 400)) == (200, 0)
+    assert map_warmup(black.replace(map_warmup_steps=10), 400) == 10
+    assert map_warmup(black.replace(freeze_program=True), 400) == 0
+    assert map_warmup(RECIPES["paper"].replace(trainer="black_box"), 400) == 0  # a fixed map

@@ -14,6 +14,7 @@ read) comes without Keras or TensorFlow.
 from arnn_tf.black_box.defaults import (
     DEFAULT_BETA,
     DEFAULT_DIRECTIONS,
+    DEFAULT_MAP_WARMUP_SHARE,
     DEFAULT_PROGRAM_LR_SCALE,
     DEFAULT_RESOLUTION,
 )
@@ -35,6 +36,7 @@ _MODULES = {
 __all__ = [
     "DEFAULT_BETA",
     "DEFAULT_DIRECTIONS",
+    "DEFAULT_MAP_WARMUP_SHARE",
     "DEFAULT_PROGRAM_LR_SCALE",
     "DEFAULT_RESOLUTION",
     *sorted(_MODULES),

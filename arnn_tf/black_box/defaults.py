@@ -12,4 +12,7 @@ DEFAULT_DIRECTIONS = 10
 DEFAULT_BETA = 0.05
 DEFAULT_RESOLUTION = 16
 DEFAULT_PROGRAM_LR_SCALE = 0.01
-DEFAULT_PROGRAM_MOMENTUM = 0.9
+DEFAULT_MAP_WARMUP_SHARE = 0.5
+"""Of a black-box run's steps with a learned map, the share in which W is held while the map
+learns alone: W's gradient read through a half-trained map turns as the map learns. Counting,
+400 steps at 112: 0.7445 against 0.7065 for the map alone over the same steps."""

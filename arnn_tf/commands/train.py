@@ -19,7 +19,7 @@ from arnn_tf.arguments import (
     positive_int,
     unit_fraction,
 )
-from arnn_tf.black_box.defaults import DEFAULT_PROGRAM_LR_SCALE, DEFAULT_PROGRAM_MOMENTUM
+from arnn_tf.black_box.defaults import DEFAULT_PROGRAM_LR_SCALE
 from arnn_tf.commands.options import add_data_dir_argument
 from arnn_tf.recipes import DEFAULT_RECIPE, FIELDS as RECIPE_FIELDS, RECIPES, TEXT_LEVELS
 from arnn_tf.settings import (
@@ -109,18 +109,18 @@ def _add_schedule_fields(field: Any) -> None:
     )
     field(
         "--map-warmup-steps",
-        type=non_negative_int,
-        metavar="N",
+        type=_or_none(non_negative_int),
+        metavar="N|none",
         help="hold W (and a text task's patch table) for the first N steps while a learned "
-        "map learns alone (with --black-box those steps ask one frame an image)",
+        "map learns alone (with --black-box those steps ask one frame an image); none: the "
+        "default, 0, or half the steps with --black-box and a learned map",
     )
     field(
         "--program-momentum",
         type=_or_none(momentum),
         metavar="B|none",
         help="W's Adam first-moment decay, beta_1 in [0, 1); a longer memory (0.99) averages "
-        "noisy estimates; none: the default, Adam's 0.9, or "
-        f"{DEFAULT_PROGRAM_MOMENTUM} with --black-box",
+        "more steps; none: the default, Adam's 0.9",
     )
     field(
         "--ema",
