@@ -76,10 +76,10 @@ def train(
     set_precision(precision)
     settings = {**_hparams(recipe), "task": task.name, "precision": precision}
     settings.update(strategy=strategy, init_program=init_program and str(init_program))
+    start = None if init_program is None else SavedProgram.load(init_program)
     with distribution.scope():
-        model = build_model(recipe, task, init_program)
-        if verbose and chief:
-            _say_input_notes(task, model)
+        model = build_model(recipe, task, start)
+        _say_input_notes(task, model, verbose and chief)
         trainer = trainer or make_trainer(recipe, model, query)
         summaries = _summaries(task, logdir or out / "logs", settings) if chief else None
         result = trainer.fit(
@@ -92,7 +92,7 @@ def train(
             save_checkpoints=chief,
             max_minutes=max_minutes,
             verbose=verbose and chief,
-            map_trained=_has_learned_map(init_program),
+            map_trained=start is not None and start.learned_map is not None,
         )
         if verbose and chief:
             _say_why_stopped(result, trainer, recipe, max_minutes)
@@ -177,35 +177,31 @@ def _query_metrics(trainer: Trainer) -> dict[str, Any]:
     }
 
 
-def _say_input_notes(task: Task, model: keras.Model) -> None:
-    """Prints what the task says of its inputs under the model's encoders (cut texts)."""
-    for note in task.input_notes(model.encoders):
+def _say_input_notes(task: Task, model: keras.Model, verbose: bool) -> None:
+    """Prints, if ``verbose``, what the task says of its inputs under the model's encoders
+    (cut texts)."""
+    for note in task.input_notes(model.encoders) if verbose else ():
         print(f"note: {note}")
-
-
-def _has_learned_map(init_program: str | Path | None) -> bool:
-    """Whether a run started from ``init_program`` starts with a trained learned map."""
-    return init_program is not None and SavedProgram.load(init_program).learned_map is not None
 
 
 def build_model(
     recipe: Recipe,
     task: Task,
-    init_program: str | Path | None = None,
+    init_program: str | Path | SavedProgram | None = None,
     backbone: keras.Model | None = None,
 ) -> ReprogrammedModel:
-    """The untrained model ``recipe`` describes for ``task`` (or started from ``init_program``),
-    on ``backbone`` when given (models that share one frozen network, as tuning trials do),
-    else on the recipe's backbone, built here."""
+    """The untrained model ``recipe`` describes for ``task`` (or started from ``init_program``,
+    a saved program or its folder), on ``backbone`` when given (models that share one frozen
+    network, as tuning trials do), else on the recipe's backbone, built here."""
     if backbone is None:
         backbone = build_backbone(
             recipe.backbone, recipe.weights, seed=recipe.seed, input_size=recipe.frame_size
         )
     model = _MODEL_BUILDERS[task.modality](recipe, task, backbone)
     if init_program is not None:
-        SavedProgram.load(init_program).warm_start(
-            model, relabel=data_driven_kind(recipe.label_map) is not None
-        )
+        if not isinstance(init_program, SavedProgram):
+            init_program = SavedProgram.load(init_program)
+        init_program.warm_start(model, relabel=data_driven_kind(recipe.label_map) is not None)
     return model
 
 

@@ -167,7 +167,7 @@ def adam(
         schedule,
         {path: scale},
         first_moments={path: momentum},
-        start_steps={p: recipe.map_warmup_steps for p in held if recipe.map_warmup_steps},
+        start_steps=dict.fromkeys(held, recipe.map_warmup_steps) if recipe.map_warmup_steps else {},
         **options,
     )
 
