@@ -15,9 +15,9 @@ import numpy as np
 import tensorflow as tf
 
 from arnn_tf.backbones import build_backbone
-from arnn_tf.distribute import set_precision
-from arnn_tf.image_model import build_reprogrammed_model
-from arnn_tf.model import ReprogrammedModel
+from arnn_tf.modalities.image.model import build_reprogrammed_model
+from arnn_tf.models.reprogrammed import ReprogrammedModel
+from arnn_tf.training.distribute import set_precision
 
 
 class _StepClock(keras.callbacks.Callback):

@@ -15,7 +15,6 @@ from typing import Any
 import keras
 import numpy as np
 
-
 COUNTS = frozenset({"queries"})
 """Logs that count something, shown as integers: Keras hands every log value to callbacks as
 a float (a black-box run's "queries": frames sent)."""

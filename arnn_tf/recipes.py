@@ -30,8 +30,8 @@ EfficientNet-Lite0 ImageNet backbone, 2-core CPU, `EXPERIMENTS.md` has the runs)
 
 - ``text``: a text task (``--task text:PATH``, and the default recipe for one): word tokens,
   patches of 16 x 16 pixels on a 112 x 112 frame (49 slots), a frame program over them, the
-  learned map, cosine decay over 2,400 steps, no L2 (`arnn_tf.text`): SST-2 0.8028 (517 s),
-  TREC 0.8700 (428 s). On the backbone's 224 frame with 600 steps (the same time): SST-2
+  learned map, cosine decay over 2,400 steps, no L2 (`arnn_tf.modalities.text`): SST-2 0.8028
+  (517 s), TREC 0.8700 (428 s). On the backbone's 224 frame with 600 steps (the same time): SST-2
   0.7420, TREC 0.8760.
 
 ``frame_size`` (None: the backbone's own input size) sets the frame, n x n, that the program,
@@ -62,8 +62,8 @@ from typing import Any, NoReturn
 from arnn_tf.black_box.defaults import (
     DEFAULT_BETA,
     DEFAULT_DIRECTIONS,
-    DEFAULT_PROGRAM_LR_SCALE,
     DEFAULT_MAP_WARMUP_SHARE,
+    DEFAULT_PROGRAM_LR_SCALE,
     DEFAULT_RESOLUTION,
 )
 from arnn_tf.settings import (
@@ -84,7 +84,7 @@ TASK_TO_SET = "folder:PATH"
 TEXT_TASK_TO_SET = "text:PATH"
 """The ``text`` recipe's task, a placeholder for the user's own folder of text files."""
 TEXT_LEVELS = ("word", "character")
-"""How a text task is tokenised (`arnn_tf.text.text_task`'s levels)."""
+"""How a text task is tokenised (`arnn_tf.modalities.text.text_task`'s levels)."""
 ADAM_BETA_1 = 0.9
 """Adam's first-moment decay, keras' default, which the map (and a white-box W) keeps."""
 TRAINERS = ("white_box", "black_box")

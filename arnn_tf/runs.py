@@ -22,21 +22,24 @@ import tensorflow as tf
 from arnn_tf.backbones import build_backbone
 from arnn_tf.black_box.queries import LocalQuery, QueryFunction
 from arnn_tf.black_box.trainer import BlackBoxTrainer
-from arnn_tf.distribute import is_chief, make_strategy, set_precision
-from arnn_tf.label_maps import data_driven_kind
-from arnn_tf.image_model import image_model_for
-from arnn_tf.model import ReprogrammedModel, build_label_map
-from arnn_tf.program_parts import saved_parts
-from arnn_tf.programs import SavedProgram
+from arnn_tf.label_maps.specs import data_driven_kind
+from arnn_tf.modalities.image.model import image_model_for
+from arnn_tf.modalities.image.placement import image_encoder_for
+from arnn_tf.modalities.text.model import text_encoder_for, text_model_for
+from arnn_tf.models.reprogrammed import ReprogrammedModel, build_label_map
+from arnn_tf.models.shared import SharedProgramModel, shared_frame_program
+from arnn_tf.programs.parts import saved_parts
+from arnn_tf.programs.saved import SavedProgram
 from arnn_tf.recipes import Recipe, program_first_moment, program_rate_scale, require_task
 from arnn_tf.settings import DEFAULT_CONCEAL_SCALE
-from arnn_tf.summaries import ProgramSummaries
-from arnn_tf.tasks import Task, get_task
-from arnn_tf.image_placement import image_encoder_for
-from arnn_tf.shared_model import SharedProgramModel, shared_frame_program
-from arnn_tf.text.model import text_encoder_for, text_model_for
-from arnn_tf.trainers import Trainer, WhiteBoxTrainer
-from arnn_tf.training import TrainingResult, evaluate_parts, evaluate_program
+from arnn_tf.tasks.base import Task
+from arnn_tf.tasks.specs import get_task
+from arnn_tf.training.distribute import is_chief, make_strategy, set_precision
+from arnn_tf.training.evaluation import evaluate_parts, evaluate_program
+from arnn_tf.training.results import TrainingResult
+from arnn_tf.training.summaries import ProgramSummaries
+from arnn_tf.training.trainer import Trainer
+from arnn_tf.training.white_box import WhiteBoxTrainer
 
 
 def default_out(recipe: Recipe) -> Path:
@@ -63,7 +66,7 @@ def train(
 
     ``init_program`` starts W (and a learned map) from a saved program; ``max_minutes`` stops
     training early, then evaluates and saves as usual; ``strategy`` and ``precision`` are
-    `arnn_tf.distribute`'s; checkpoints go to ``OUT/checkpoint`` every ``checkpoint_every``
+    `arnn_tf.training.distribute`'s; checkpoints go to ``OUT/checkpoint`` every ``checkpoint_every``
     steps; ``trainer`` (default `make_trainer`'s, the recipe's) is how the program learns, or
     ``query`` what the recipe's black-box trainer asks. Only a multi-worker chief writes.
     """

@@ -20,8 +20,8 @@ import numpy as np
 import tensorflow as tf
 
 from arnn_tf.black_box import LocalQuery, ZerothOrderEstimator, program_frames
-from arnn_tf.programs import SavedProgram
-from arnn_tf.tasks import get_task
+from arnn_tf.programs.saved import SavedProgram
+from arnn_tf.tasks.specs import get_task
 
 
 def batch_losses(model, labels, logits, points):

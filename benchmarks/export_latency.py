@@ -28,8 +28,8 @@ import tensorflow as tf  # noqa: E402
 
 from arnn_tf.backbones import build_backbone  # noqa: E402
 from arnn_tf.export import export_programs  # noqa: E402
-from arnn_tf.image_model import build_reprogrammed_model  # noqa: E402
-from arnn_tf.programs import SavedProgram  # noqa: E402
+from arnn_tf.modalities.image.model import build_reprogrammed_model  # noqa: E402
+from arnn_tf.programs.saved import SavedProgram  # noqa: E402
 
 SHAPE = (36, 36, 3)
 CLASSES = 10

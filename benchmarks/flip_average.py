@@ -14,8 +14,8 @@ import time
 
 import tensorflow as tf
 
-from arnn_tf.programs import SavedProgram
-from arnn_tf.tasks import get_task
+from arnn_tf.programs.saved import SavedProgram
+from arnn_tf.tasks.specs import get_task
 
 
 def main():

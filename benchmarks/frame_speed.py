@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from arnn_tf.backbones import build_backbone
-from arnn_tf.text.model import build_text_model
+from arnn_tf.modalities.text.model import build_text_model
 
 for size in [int(s) for s in sys.argv[1:]] or [224, 112]:
     backbone = build_backbone("efficientnet_lite0", "imagenet", input_size=size)

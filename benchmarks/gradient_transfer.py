@@ -21,10 +21,10 @@ import numpy as np
 import tensorflow as tf
 
 from arnn_tf.backbones import build_backbone
-from arnn_tf.image_model import image_model_for
-from arnn_tf.programs import SavedProgram
+from arnn_tf.modalities.image.model import image_model_for
+from arnn_tf.programs.saved import SavedProgram
 from arnn_tf.recipes import load_recipe
-from arnn_tf.tasks import get_task
+from arnn_tf.tasks.specs import get_task
 
 PROGRAM = "saved_programs/counting-efficientnet_lite0"
 

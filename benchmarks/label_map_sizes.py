@@ -15,10 +15,10 @@ import json
 import keras
 import numpy as np
 
-from arnn_tf.label_maps import SAMPLE_IMAGES, frequency_map, source_network
-from arnn_tf.label_map_layers import LabelMapping
-from arnn_tf.programs import SavedProgram
-from arnn_tf.tasks import get_task
+from arnn_tf.label_maps.frequency import SAMPLE_IMAGES, frequency_map, source_network
+from arnn_tf.layers.label_mapping import LabelMapping
+from arnn_tf.programs.saved import SavedProgram
+from arnn_tf.tasks.specs import get_task
 
 
 def logits_and_labels(network, batches):

@@ -1,6 +1,6 @@
 """Time-to-accuracy curve: test accuracy against training time and steps for a task.
 
-Trains with `arnn_tf.training.fit_program` (what `arnn train` runs) and every
+Trains with `arnn_tf.training.white_box.fit_program` (what `arnn train` runs) and every
 ``--eval-every`` steps measures accuracy on the first ``--eval-images`` test images; the
 final point is the full test split. Prints one JSON line per point.
 
@@ -15,9 +15,10 @@ import time
 import keras
 
 from arnn_tf.backbones import build_backbone
-from arnn_tf.image_model import build_reprogrammed_model
-from arnn_tf.tasks import get_task
-from arnn_tf.training import evaluate_program, fit_program
+from arnn_tf.modalities.image.model import build_reprogrammed_model
+from arnn_tf.tasks.specs import get_task
+from arnn_tf.training.evaluation import evaluate_program
+from arnn_tf.training.white_box import fit_program
 
 
 class AccuracyCurve(keras.callbacks.Callback):

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from arnn_tf.export import export_programs
-from arnn_tf.programs import SavedProgram
+from arnn_tf.programs.saved import SavedProgram
 
 
 def run_layer_serialization_test(layer: keras.layers.Layer, inputs: Any, tmp_path: Path,

@@ -155,7 +155,11 @@ def grpc_double(model: ExportedModel) -> Any:
     Returns an object with ``target`` ("127.0.0.1:PORT"), ``faults`` and ``close()``.
     """
     import grpc
-    from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
+    from tensorflow_serving.apis import (
+        get_model_metadata_pb2,
+        predict_pb2,
+        prediction_service_pb2_grpc,
+    )
 
     faults = _Faults()
 

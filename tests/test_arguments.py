@@ -4,9 +4,15 @@ import argparse
 
 import pytest
 
-from arnn_tf.arguments import (non_negative_float, non_negative_int, open_unit_fraction,
-                               positive_float, positive_int, unit_fraction)
-from arnn_tf.cli import main
+from arnn_tf.cli.arguments import (
+    non_negative_float,
+    non_negative_int,
+    open_unit_fraction,
+    positive_float,
+    positive_int,
+    unit_fraction,
+)
+from arnn_tf.cli.main import main
 
 
 @pytest.mark.parametrize("parse, good, bad", [

@@ -10,13 +10,19 @@ import pytest
 import tensorflow as tf
 
 from arnn_tf.backbones import build_backbone
-from arnn_tf.black_box import (BlackBoxTrainer, LocalQuery, QueryError, RestQuery,
-                               ZerothOrderEstimator, log_probabilities)
-from arnn_tf.checkpoints import restore_checkpoint
-from arnn_tf.label_maps import frequency_map
-from arnn_tf.image_model import build_reprogrammed_model
+from arnn_tf.black_box import (
+    BlackBoxTrainer,
+    LocalQuery,
+    QueryError,
+    RestQuery,
+    ZerothOrderEstimator,
+    log_probabilities,
+)
+from arnn_tf.label_maps.frequency import frequency_map
+from arnn_tf.modalities.image.model import build_reprogrammed_model
+from arnn_tf.modalities.image.task import ImageTask
 from arnn_tf.recipes import RECIPES
-from arnn_tf.tasks import Task
+from arnn_tf.training.checkpoints import restore_checkpoint
 
 RNG = np.random.default_rng(0)
 IMAGES = RNG.integers(0, 256, (40, 12, 12, 1)).astype("uint8")
@@ -25,7 +31,7 @@ RECIPE = RECIPES["paper"].replace(steps=4, batch_size=8)
 
 
 def toy_task():
-    return Task("toy", (12, 12, 1), ("a", "b"),
+    return ImageTask("toy", (12, 12, 1), ("a", "b"),
                 lambda split: tf.data.Dataset.from_tensor_slices((IMAGES, LABELS)))
 
 
@@ -264,7 +270,7 @@ def test_local_queries_refuse_bad_frames_and_answer_logits():
 
 def test_a_recipe_names_its_trainer_and_the_estimator_settings():
     from arnn_tf.runs import make_trainer
-    from arnn_tf.trainers import WhiteBoxTrainer
+    from arnn_tf.training.white_box import WhiteBoxTrainer
 
     model = toy_model()
     assert isinstance(make_trainer(RECIPE, model), WhiteBoxTrainer)
@@ -442,7 +448,7 @@ def test_an_unreachable_server_is_a_query_error():
 def test_arnn_train_queries_a_served_backbone(serving, tmp_path, capsys):
     from PIL import Image
 
-    from arnn_tf.cli import main
+    from arnn_tf.cli.main import main
 
     serving.mode, serving.bodies[:] = "ok", []
     for split, count in (("train", 8), ("test", 4)):
@@ -464,7 +470,7 @@ def test_arnn_train_queries_a_served_backbone(serving, tmp_path, capsys):
 
 
 def test_tensorboard_shows_accuracy_against_the_queries_spent_resumed_steps_included(tmp_path):
-    from arnn_tf.summaries import ProgramSummaries
+    from arnn_tf.training.summaries import ProgramSummaries
 
     def run(steps):
         model = toy_model()
@@ -516,7 +522,7 @@ def test_grpc_queries_a_served_backbone_export_and_refuses_a_failing_server(tmp_
     from serving_doubles import ExportedModel, grpc_double
 
     from arnn_tf.black_box import GrpcQuery
-    from arnn_tf.commands.train import served_query
+    from arnn_tf.cli.commands.train import served_query
     from arnn_tf.export import export_backbone
 
     server = grpc_double(ExportedModel("tiny", export_backbone("tiny_cnn", None, tmp_path, seed=1)))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from arnn_tf.cli import main
+from arnn_tf.cli.main import main
 
 
 def write_png(path, value, size=16):
@@ -69,7 +69,7 @@ def test_evaluate_reproduces_the_training_run_test_accuracy(trained, capsys):
 
 
 def test_predict_json_matches_the_model(trained, image_folder, capsys):
-    from arnn_tf.programs import SavedProgram
+    from arnn_tf.programs.saved import SavedProgram
 
     images = [str(image_folder / "test" / "bright" / "0.png"), str(image_folder / "test" / "dark" / "1.png")]
     capsys.readouterr()
@@ -142,7 +142,7 @@ def test_train_with_warmup_records_it_and_refuses_it_without_cosine(image_folder
 
 def test_console_script_lists_backbones_without_tensorflow_start_up_lines():
     environment = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
-    result = subprocess.run([sys.executable, "-m", "arnn_tf.cli", "backbones"], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "arnn_tf.cli.main", "backbones"], capture_output=True,
                             text=True, timeout=120, check=True, env=environment)
     assert "efficientnet_lite0" in result.stdout and "inception_v3" in result.stdout
     assert result.stdout.splitlines()[0].split() == ["name", "input", "offline", "description"]
@@ -151,7 +151,7 @@ def test_console_script_lists_backbones_without_tensorflow_start_up_lines():
 
 @pytest.mark.parametrize("flag", ["--help", "--version"])
 def test_help_and_version_answer_without_importing_tensorflow(flag):
-    script = ("import sys\nfrom arnn_tf.cli import main\n"
+    script = ("import sys\nfrom arnn_tf.cli.main import main\n"
               f"try:\n    main([{flag!r}])\nexcept SystemExit:\n    pass\n"
               "print(sorted({'tensorflow', 'keras'} & set(sys.modules)))")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
@@ -161,9 +161,9 @@ def test_help_and_version_answer_without_importing_tensorflow(flag):
 
 
 def test_every_command_help_answers_without_importing_tensorflow():
-    from arnn_tf.commands import COMMANDS
+    from arnn_tf.cli.commands import COMMANDS
 
-    script = ("import sys\nfrom arnn_tf.cli import main\nfrom arnn_tf.commands import COMMANDS\n"
+    script = ("import sys\nfrom arnn_tf.cli.main import main\nfrom arnn_tf.cli.commands import COMMANDS\n"
               "for name in COMMANDS:\n    try:\n        main([name, '--help'])\n"
               "    except SystemExit:\n        pass\n"
               "print(sorted({'tensorflow', 'keras'} & set(sys.modules)))")
@@ -183,8 +183,8 @@ def test_bench_reports_throughput_and_memory(capsys):
 
 
 def test_multi_task_training_saves_its_parts(image_folder, tmp_path):
-    from arnn_tf.programs import SavedProgram
-    from arnn_tf.tasks import TaskPart
+    from arnn_tf.programs.saved import SavedProgram
+    from arnn_tf.tasks.base import TaskPart
 
     other = tmp_path / "other"
     for split in ("train", "test"):
@@ -203,9 +203,9 @@ def test_multi_task_training_saves_its_parts(image_folder, tmp_path):
 def test_train_concealed_in_a_host_photo(image_folder, tmp_path, capsys):
     import keras
 
-    from arnn_tf.images import read_image
-    from arnn_tf.image_placement import ConcealedPlacement
-    from arnn_tf.programs import SavedProgram
+    from arnn_tf.modalities.image.files import read_image
+    from arnn_tf.modalities.image.placement import ConcealedPlacement
+    from arnn_tf.programs.saved import SavedProgram
 
     host = tmp_path / "host.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (60, 40, 3)).astype(np.uint8)).save(host)
@@ -243,7 +243,7 @@ def test_train_refuses_a_corrupt_host_photo_or_placement_options(tmp_path, capsy
 def test_flip_average_is_stored_by_train_and_overridden_by_evaluate_and_predict(image_folder, tmp_path, capsys):
     import dataclasses
 
-    from arnn_tf.programs import SavedProgram
+    from arnn_tf.programs.saved import SavedProgram
 
     out = tmp_path / "run"
     assert main(["train", "--task", f"folder:{image_folder}", "--backbone", "tiny_cnn", "--weights", "none",
@@ -301,7 +301,7 @@ def test_a_run_killed_in_its_final_evaluation_completes_when_rerun(image_folder,
 def test_evaluate_says_how_to_point_at_the_data_when_the_training_folder_is_gone(trained, tmp_path, capsys):
     import dataclasses
 
-    from arnn_tf.programs import SavedProgram
+    from arnn_tf.programs.saved import SavedProgram
 
     moved = dataclasses.replace(SavedProgram.load(trained / "program"), task_name="folder:/gone/data")
     moved.save(tmp_path / "program")
@@ -326,7 +326,7 @@ def test_train_on_a_folder_with_a_truncated_test_image_is_a_one_line_error(image
 
 
 def test_show_draws_the_program_and_what_the_network_sees(trained, tmp_path, capsys):
-    from arnn_tf.programs import SavedProgram
+    from arnn_tf.programs.saved import SavedProgram
 
     out = tmp_path / "picture.png"
     assert main(["show", "--program", str(trained / "program"), "--examples", "2", "--out", str(out)]) == 0
@@ -335,7 +335,7 @@ def test_show_draws_the_program_and_what_the_network_sees(trained, tmp_path, cap
         pixels = np.asarray(picture.convert("RGB"))
     frame = SavedProgram.load(trained / "program").frame_size
     assert picture.size == (3 * frame + 2 * 8, frame + 18)
-    from arnn_tf.pictures import to_pixels
+    from arnn_tf.models.pictures import to_pixels
 
     program = SavedProgram.load(trained / "program").build_model().program.program()
     np.testing.assert_array_equal(pixels[:frame, :frame], to_pixels(np.asarray(program)))

@@ -69,7 +69,7 @@ def test_multi_worker_with_two_local_workers_matches_one_device(single_device_pr
 def test_auto_strategy_is_mirrored_only_over_several_gpus():
     import tensorflow as tf
 
-    from arnn_tf.distribute import make_strategy
+    from arnn_tf.training.distribute import make_strategy
 
     strategy = make_strategy("auto")
     if len(tf.config.list_logical_devices("GPU")) > 1:

@@ -7,7 +7,6 @@ cache is never touched; that first build converts the .pth and writes the cache.
 from __future__ import annotations
 
 import dataclasses
-
 from pathlib import Path
 from typing import Iterator
 

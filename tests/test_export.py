@@ -11,17 +11,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from bad_images import BAD_FILES, png_bomb
 from PIL import Image
 
 from arnn_tf.backbones import build_backbone
-from arnn_tf.cli import build_parser, main as arnn_main
-from arnn_tf.commands.export import run as export_command
-from arnn_tf.export import (ExportError, WARMUP_FILE, export_programs,
-                            prediction_log_bytes, program_names, sanitize_name, signature_names)
-from arnn_tf.image_model import build_reprogrammed_model
-from arnn_tf.programs import SavedProgram
-from arnn_tf.tasks import TaskPart
-from bad_images import BAD_FILES, png_bomb
+from arnn_tf.cli.commands.export import run as export_command
+from arnn_tf.cli.main import build_parser
+from arnn_tf.cli.main import main as arnn_main
+from arnn_tf.export import (
+    WARMUP_FILE,
+    ExportError,
+    export_programs,
+    prediction_log_bytes,
+    program_names,
+    sanitize_name,
+    signature_names,
+)
+from arnn_tf.modalities.image.model import build_reprogrammed_model
+from arnn_tf.programs.saved import SavedProgram
+from arnn_tf.tasks.base import TaskPart
 
 LOADER = Path(__file__).with_name("model_server_loader.py")
 NO_SERVING_API = "tensorflow-serving-api (the serving extra) is not installed"

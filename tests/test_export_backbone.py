@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from arnn_tf.backbones import build_backbone
-from arnn_tf.cli import main
+from arnn_tf.cli.main import main
 from arnn_tf.export import export_backbone
 
 

@@ -5,8 +5,14 @@ import numpy as np
 
 from arnn_tf.backbones import build_backbone
 from arnn_tf.backbones.efficientnet_lite import efficientnet_lite0
-from arnn_tf.backbones.folding import (FoldedLayer, ScaledNormalization, apply_folds, batch_norm_fold,
-                                      input_scaling_fold, zero_padding_fold)
+from arnn_tf.backbones.folding import (
+    FoldedLayer,
+    ScaledNormalization,
+    apply_folds,
+    batch_norm_fold,
+    input_scaling_fold,
+    zero_padding_fold,
+)
 
 
 def randomize_batch_norms(model, seed=0):

@@ -9,14 +9,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from arnn_tf import images
-from arnn_tf.backbones import build_backbone
-from arnn_tf.cli import main
-from arnn_tf.images import ImageReadError, image_read_error_in, open_image, read_image, read_images
-from arnn_tf.image_model import build_reprogrammed_model
-from arnn_tf.programs import SavedProgram
 from bad_images import BAD_FILES, GARBAGE, encoded, noise, png_bomb
+
+from arnn_tf.backbones import build_backbone
+from arnn_tf.cli.main import main
+from arnn_tf.modalities.image import files as images
+from arnn_tf.modalities.image.files import (
+    ImageReadError,
+    image_read_error_in,
+    open_image,
+    read_image,
+    read_images,
+)
+from arnn_tf.modalities.image.model import build_reprogrammed_model
+from arnn_tf.programs.saved import SavedProgram
 
 MESSAGES = {
     "bomb.png": "bomb.png: the image claims 10000000000 pixels, more than the 67108864 allowed "

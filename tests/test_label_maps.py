@@ -4,11 +4,17 @@ import numpy as np
 import tensorflow as tf
 
 from arnn_tf.backbones import build_backbone
-from arnn_tf.label_maps import (FrequencyLabelMapping, describe_label_map, frequency_map, parse_label_map, source_network,
-                                source_probabilities, source_predictions)
-from arnn_tf.image_model import build_reprogrammed_model
-from arnn_tf.tasks import Task
-from arnn_tf.training import fit_program
+from arnn_tf.label_maps.frequency import (
+    FrequencyLabelMapping,
+    frequency_map,
+    source_network,
+    source_predictions,
+    source_probabilities,
+)
+from arnn_tf.label_maps.specs import describe_label_map, parse_label_map
+from arnn_tf.modalities.image.model import build_reprogrammed_model
+from arnn_tf.modalities.image.task import ImageTask
+from arnn_tf.training.white_box import fit_program
 
 
 def test_frequency_map_assigns_the_most_predicted_class_greedily():
@@ -54,7 +60,7 @@ def toy():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (48, 12, 12, 1)).astype("uint8")
     labels = np.arange(48, dtype="int32") % 3
-    task = Task("toy", (12, 12, 1), ("a", "b", "c"), lambda split: tf.data.Dataset.from_tensor_slices((images, labels)))
+    task = ImageTask("toy", (12, 12, 1), ("a", "b", "c"), lambda split: tf.data.Dataset.from_tensor_slices((images, labels)))
     return task
 
 

@@ -5,11 +5,11 @@ import keras
 import numpy as np
 import pytest
 
-from arnn_tf.label_maps import first_k, parse_label_map, random_choice
-from arnn_tf.frame_program import FrameProgram
-from arnn_tf.image_placement import ConcealedPlacement, ImagePlacement
-from arnn_tf.label_map_layers import LabelMapping
-from arnn_tf.image_model import concealment_and_program, image_placement_and_program
+from arnn_tf.label_maps.specs import first_k, parse_label_map, random_choice
+from arnn_tf.layers.frame_program import FrameProgram
+from arnn_tf.layers.label_mapping import LabelMapping
+from arnn_tf.modalities.image.model import concealment_and_program, image_placement_and_program
+from arnn_tf.modalities.image.placement import ConcealedPlacement, ImagePlacement
 
 
 def random_images(shape, seed=0):

@@ -8,20 +8,20 @@ import pytest
 import tensorflow as tf
 
 from arnn_tf.backbones import build_backbone, weights_fingerprint
-from arnn_tf.cli import main
+from arnn_tf.cli.main import main
 from arnn_tf.export import export_programs
-from arnn_tf.label_map_layers import LinearLabelMap
-from arnn_tf.image_model import build_reprogrammed_model
-from arnn_tf.programs import SavedProgram
-from arnn_tf.tasks import Task
-from arnn_tf.training import fit_program
+from arnn_tf.layers.label_mapping import LinearLabelMap
+from arnn_tf.modalities.image.model import build_reprogrammed_model
+from arnn_tf.modalities.image.task import ImageTask
+from arnn_tf.programs.saved import SavedProgram
+from arnn_tf.training.white_box import fit_program
 
 
 def toy_task(n=48):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (n, 12, 12, 3)).astype("uint8")
     labels = (images.mean(axis=(1, 2, 3)) > 127).astype("int32") + 2 * (images[:, 0, 0, 0] > 127)
-    return Task("toy", (12, 12, 3), ("a", "b", "c", "d"),
+    return ImageTask("toy", (12, 12, 3), ("a", "b", "c", "d"),
                 lambda split: tf.data.Dataset.from_tensor_slices((images, labels)))
 
 

@@ -7,11 +7,12 @@ import tensorflow as tf
 
 from arnn_tf.backbones import build_backbone
 from arnn_tf.black_box import BlackBoxTrainer, LocalQuery
-from arnn_tf.losses import FocalCrossentropy, task_loss
-from arnn_tf.image_model import build_reprogrammed_model
+from arnn_tf.modalities.image.model import build_reprogrammed_model
+from arnn_tf.modalities.image.task import ImageTask
 from arnn_tf.recipes import RECIPES
-from arnn_tf.tasks import Task
-from arnn_tf.trainers import ScaledRateAdam, WhiteBoxTrainer
+from arnn_tf.training.losses import FocalCrossentropy, task_loss
+from arnn_tf.training.optimizers import ScaledRateAdam
+from arnn_tf.training.white_box import WhiteBoxTrainer
 
 RNG = np.random.default_rng(0)
 IMAGES = RNG.integers(0, 256, (16, 12, 12, 1)).astype("uint8")
@@ -20,7 +21,7 @@ RECIPE = RECIPES["paper"].replace(steps=1, batch_size=8, label_map="linear")
 
 
 def toy_task():
-    return Task("toy", (12, 12, 1), ("a", "b"),
+    return ImageTask("toy", (12, 12, 1), ("a", "b"),
                 lambda split: tf.data.Dataset.from_tensor_slices((IMAGES, LABELS)))
 
 

@@ -11,14 +11,15 @@ import numpy as np
 import pytest
 from test_text import toy_sentiment
 
-from arnn_tf.image_placement import ImagePlacement
-from arnn_tf.programs import SavedProgram
+from arnn_tf.modalities.image.placement import ImagePlacement
+from arnn_tf.modalities.text import TokenPatchEncoder
+from arnn_tf.models.shared import SharedProgramModel
+from arnn_tf.programs.saved import SavedProgram
 from arnn_tf.recipes import RECIPES
 from arnn_tf.runs import build_model, train
-from arnn_tf.shared_model import SharedProgramModel
-from arnn_tf.tasks import MixedTask, get_task
-from arnn_tf.text import TokenPatchEncoder
-from arnn_tf.training import evaluate_parts, evaluate_program
+from arnn_tf.tasks.mixed import MixedTask
+from arnn_tf.tasks.specs import get_task
+from arnn_tf.training.evaluation import evaluate_parts, evaluate_program
 
 TEXT = RECIPES["text"].replace(frame_size=None)  # the tiny backbone's own 48 x 48 frame
 
@@ -116,7 +117,7 @@ def test_the_export_has_a_string_signature_for_text_and_image_ones_for_images(
     import tensorflow as tf
 
     from arnn_tf.export import export_programs, program_names, signature_names
-    from arnn_tf.text import restored_vectorizer
+    from arnn_tf.modalities.text import restored_vectorizer
 
     _, _, run = trained
     saved = SavedProgram.load(run / "program")
@@ -144,7 +145,7 @@ def test_the_export_has_a_string_signature_for_text_and_image_ones_for_images(
 def test_arnn_evaluate_reports_each_part(
     trained: tuple[Path, dict, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from arnn_tf.cli import main
+    from arnn_tf.cli.main import main
 
     _, metrics, run = trained
     assert main(["evaluate", "--program", str(run / "program"), "--json"]) == 0
@@ -158,7 +159,7 @@ def test_arnn_show_draws_every_parts_examples(
 ) -> None:
     from PIL import Image
 
-    from arnn_tf.cli import main
+    from arnn_tf.cli.main import main
 
     _, _, run = trained
     out = tmp_path / "mixed.png"

@@ -6,9 +6,9 @@ import pytest
 import tensorflow as tf
 
 from arnn_tf.backbones import build_backbone, get_backbone_spec, weights_fingerprint
-from arnn_tf.image_placement import ConcealedPlacement
-from arnn_tf.image_model import build_reprogrammed_model
-from arnn_tf.model import ReprogrammedModel
+from arnn_tf.modalities.image.model import build_reprogrammed_model
+from arnn_tf.modalities.image.placement import ConcealedPlacement
+from arnn_tf.models.reprogrammed import ReprogrammedModel
 
 
 def tiny_model(**options):
@@ -105,8 +105,8 @@ def test_config_round_trip():
 
 
 def test_program_for_other_frame_size_is_refused():
-    from arnn_tf.label_map_layers import LabelMapping
-    from arnn_tf.image_model import image_placement_and_program
+    from arnn_tf.layers.label_mapping import LabelMapping
+    from arnn_tf.modalities.image.model import image_placement_and_program
     placement, program = image_placement_and_program(64, (8, 8, 1))
     with pytest.raises(ValueError, match="64x64 inputs"):
         ReprogrammedModel(program, build_backbone("tiny_cnn", None), LabelMapping([[0]]), placement)
@@ -211,7 +211,7 @@ def test_flip_average_survives_config_and_keras_save(tmp_path):
 
 
 def test_an_image_programs_placement_and_frame_program_clip_only_where_the_range_can_be_left():
-    from arnn_tf.image_model import image_placement_and_program
+    from arnn_tf.modalities.image.model import image_placement_and_program
 
     images = np.random.default_rng(3).integers(0, 256, (4, 12, 12, 1)).astype("uint8")
     weight = np.random.default_rng(4).normal(0, 3, (48, 48, 3)).astype("float32")
@@ -227,9 +227,9 @@ def test_an_image_programs_placement_and_frame_program_clip_only_where_the_range
 
 
 def test_flip_average_needs_an_encoder_that_mirrors_its_inputs():
-    from arnn_tf.frame_program import FrameProgram
-    from arnn_tf.label_map_layers import LabelMapping
-    from arnn_tf.text import TokenPatchEncoder
+    from arnn_tf.layers.frame_program import FrameProgram
+    from arnn_tf.layers.label_mapping import LabelMapping
+    from arnn_tf.modalities.text import TokenPatchEncoder
 
     encoder = TokenPatchEncoder(20, frame_size=48, patch_size=8)
     program = FrameProgram(48, encoder.program_mask)

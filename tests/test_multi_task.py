@@ -4,16 +4,17 @@ import numpy as np
 import tensorflow as tf
 
 from arnn_tf.backbones import build_backbone
-from arnn_tf.image_model import build_reprogrammed_model
-from arnn_tf.tasks import Task
+from arnn_tf.modalities.image.model import build_reprogrammed_model
+from arnn_tf.modalities.image.task import ImageTask
 from arnn_tf.tasks.multi import combine_tasks
-from arnn_tf.training import evaluate_parts, fit_program
+from arnn_tf.training.evaluation import evaluate_parts
+from arnn_tf.training.white_box import fit_program
 
 
 def constant_task(name, shape, num_classes, value, n=30):
     images = np.full((n, *shape), value, dtype="uint8")
     labels = (np.arange(n) % num_classes).astype("int32")
-    return Task(name, shape, tuple(str(i) for i in range(num_classes)),
+    return ImageTask(name, shape, tuple(str(i) for i in range(num_classes)),
                 lambda split: tf.data.Dataset.from_tensor_slices((images, labels)))
 
 

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from arnn_tf.backbones import build_backbone
-from arnn_tf.image_placement import ConcealedPlacement, ImagePlacement
-from arnn_tf.image_model import build_reprogrammed_model
-from arnn_tf.programs import ProgramMismatchError, SavedProgram
-from arnn_tf.tasks import Task, TaskPart
+from arnn_tf.modalities.image.model import build_reprogrammed_model
+from arnn_tf.modalities.image.placement import ConcealedPlacement, ImagePlacement
+from arnn_tf.modalities.image.task import ImageTask
+from arnn_tf.programs.saved import ProgramMismatchError, SavedProgram
+from arnn_tf.tasks.base import TaskPart
 
 
 def fresh_model(backbone_seed=3, label_map="random", **options):
@@ -69,7 +70,7 @@ def test_other_backbone_is_refused(saved, tmp_path):
 
 def test_a_task_with_other_images_or_classes_is_refused(saved):
     program = SavedProgram.load(saved[1])
-    task = Task(name="toy", image_shape=(10, 10, 3), class_names=("a", "b", "c"), _load=None)
+    task = ImageTask(name="toy", image_shape=(10, 10, 3), class_names=("a", "b", "c"), _load=None)
     assert program.matching_task(task) is task
     for other in ({"image_shape": (10, 10, 1)}, {"class_names": ("a", "b")}):
         with pytest.raises(ProgramMismatchError, match="does not match the program's task 'toy'"):

@@ -6,7 +6,7 @@ import re
 import pytest
 
 import arnn_tf
-from arnn_tf.cli import main
+from arnn_tf.cli.main import main
 from arnn_tf.recipes import RECIPES, Recipe, RecipeError, load_recipe, save_recipe
 
 
@@ -73,8 +73,8 @@ def test_black_box_fields_round_trip_and_old_recipes_load_with_their_defaults(tm
 
 
 def test_the_loss_and_the_programs_rate_round_trip_and_come_from_the_command_line(tmp_path):
-    from arnn_tf.cli import build_parser
-    from arnn_tf.commands.train import recipe_overrides
+    from arnn_tf.cli.commands.train import recipe_overrides
+    from arnn_tf.cli.main import build_parser
 
     flags = ["train", "--loss", "focal", "--focal-gamma", "4", "--program-lr-scale", "0.1",
              "--program-momentum", "0.99", "--map-warmup-steps", "50"]
@@ -114,8 +114,8 @@ def test_black_box_takes_every_label_map(label_map):
 
 
 def test_the_command_line_sets_the_black_box_fields():
-    from arnn_tf.cli import build_parser
-    from arnn_tf.commands.train import recipe_overrides
+    from arnn_tf.cli.commands.train import recipe_overrides
+    from arnn_tf.cli.main import build_parser
 
     def overrides(*flags):
         return recipe_overrides(build_parser().parse_args(["train", *flags]))
@@ -192,9 +192,9 @@ def test_the_paper_recipe_trains_what_the_library_calls_train_with_the_paper_set
     import numpy as np
 
     from arnn_tf.backbones import build_backbone
-    from arnn_tf.image_model import build_reprogrammed_model
-    from arnn_tf.tasks import get_task
-    from arnn_tf.training import fit_program
+    from arnn_tf.modalities.image.model import build_reprogrammed_model
+    from arnn_tf.tasks.specs import get_task
+    from arnn_tf.training.white_box import fit_program
 
     assert main(["train", "--recipe", "paper", "--task", f"folder:{folder}", "--backbone", "tiny_cnn",
                  "--weights", "none", "--steps", "3", "--batch-size", "4", "--out", str(tmp_path / "run")]) == 0
@@ -208,8 +208,8 @@ def test_the_paper_recipe_trains_what_the_library_calls_train_with_the_paper_set
 
 
 def test_the_frame_size_comes_from_the_command_line_and_old_recipes_keep_the_native_frame():
-    from arnn_tf.cli import build_parser
-    from arnn_tf.commands.train import recipe_overrides
+    from arnn_tf.cli.commands.train import recipe_overrides
+    from arnn_tf.cli.main import build_parser
 
     args = build_parser().parse_args(["train", "--frame-size", "112"])
     assert recipe_overrides(args) == {"frame_size": 112}

@@ -6,8 +6,8 @@ import pytest
 
 from arnn_tf.backbones import BACKBONES, build_backbone, weights_fingerprint
 from arnn_tf.backbones.registry import with_input_size
-from arnn_tf.image_model import build_reprogrammed_model
-from arnn_tf.programs import ProgramMismatchError, SavedProgram
+from arnn_tf.modalities.image.model import build_reprogrammed_model
+from arnn_tf.programs.saved import ProgramMismatchError, SavedProgram
 
 
 @pytest.mark.parametrize("name", sorted(BACKBONES))

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from arnn_tf.programs import SavedProgram
-from arnn_tf.tasks import get_task
+from arnn_tf.programs.saved import SavedProgram
+from arnn_tf.tasks.specs import get_task
 
 ROOT = Path(__file__).resolve().parents[1] / "saved_programs"
 RECORD = Path(__file__).resolve().parent / "golden" / "saved_program_answers.json"

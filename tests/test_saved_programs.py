@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from arnn_tf.backbones import get_backbone_spec
-from arnn_tf.programs import SavedProgram
+from arnn_tf.programs.saved import SavedProgram
 
 ROOT = Path(__file__).resolve().parents[1] / "saved_programs"
 PROGRAMS = sorted(path for path in ROOT.iterdir() if (path / "program.json").exists())

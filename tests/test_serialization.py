@@ -2,19 +2,19 @@
 
 import numpy as np
 import pytest
+from serialization import run_layer_serialization_test, run_program_round_trip_test
 
 from arnn_tf.backbones import build_backbone
 from arnn_tf.export import program_names, signature_names
-from arnn_tf.frame_program import FrameProgram
-from arnn_tf.image_model import build_reprogrammed_model
-from arnn_tf.image_placement import ConcealedPlacement, ImagePlacement
-from arnn_tf.label_map_layers import LabelMapping, LinearLabelMap
-from arnn_tf.program_parts import saved_parts
-from arnn_tf.programs import SavedProgram
-from arnn_tf.shared_model import PartAnswers, SharedProgramModel, shared_frame_program
-from arnn_tf.text import TokenPatchEncoder, vectorizer_state
-from arnn_tf.text.model import build_text_model
-from serialization import run_layer_serialization_test, run_program_round_trip_test
+from arnn_tf.layers.frame_program import FrameProgram
+from arnn_tf.layers.label_mapping import LabelMapping, LinearLabelMap
+from arnn_tf.modalities.image.model import build_reprogrammed_model
+from arnn_tf.modalities.image.placement import ConcealedPlacement, ImagePlacement
+from arnn_tf.modalities.text import TokenPatchEncoder, vectorizer_state
+from arnn_tf.modalities.text.model import build_text_model
+from arnn_tf.models.shared import PartAnswers, SharedProgramModel, shared_frame_program
+from arnn_tf.programs.parts import saved_parts
+from arnn_tf.programs.saved import SavedProgram
 
 RNG = np.random.default_rng(0)
 IMAGES = RNG.integers(0, 256, (3, 10, 10, 3)).astype("uint8")

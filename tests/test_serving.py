@@ -11,17 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from serving_doubles import ExportedModel, RestDouble, grpc_double
 
 from arnn_tf.backbones import build_backbone
+from arnn_tf.cli.commands.query import run as query_command
+from arnn_tf.cli.main import build_parser
 from arnn_tf.export import export_programs
-from arnn_tf.image_model import build_reprogrammed_model
-from arnn_tf.cli import build_parser
-from arnn_tf.commands.query import run as query_command
-from arnn_tf.programs import SavedProgram
-from arnn_tf.serving import (GrpcClient, RestClient, ServingError, ServingTimeout,
-                             signature_input)
+from arnn_tf.modalities.image.model import build_reprogrammed_model
+from arnn_tf.programs.saved import SavedProgram
+from arnn_tf.serving import GrpcClient, RestClient, ServingError, ServingTimeout, signature_input
 from arnn_tf.serving.retries import with_retries
-from serving_doubles import ExportedModel, RestDouble, grpc_double
 
 
 def _has_serving_api():

@@ -9,15 +9,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from bad_images import BAD_FILES
 from PIL import Image
 
-from arnn_tf.images import image_read_error_in
-from arnn_tf.tasks import TASK_NAMES, Task, get_task, short_task_name
-from arnn_tf.tasks.base import CROP_PADDING
-from arnn_tf.tasks.counting import CELL, COUNTING_SPLIT_SIZES, GRID, SQUARE_VALUE
-from arnn_tf.tasks.shuffled import PERMUTATION_SEED
-from bad_images import BAD_FILES
-from arnn_tf.tasks import tfds_tasks
+from arnn_tf.modalities.image import datasets as tfds_tasks
+from arnn_tf.modalities.image.counting import CELL, COUNTING_SPLIT_SIZES, GRID, SQUARE_VALUE
+from arnn_tf.modalities.image.files import image_read_error_in
+from arnn_tf.modalities.image.shuffled import PERMUTATION_SEED
+from arnn_tf.settings import CROP_PADDING
+from arnn_tf.tasks.base import Task
+from arnn_tf.tasks.specs import TASK_NAMES, get_task, short_task_name
 
 PROBE_DOWNLOAD_HOST = tfds_tasks.unreachable_download_host
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from arnn_tf.text import (
+from arnn_tf.modalities.text import (
     TokenPatchEncoder,
     restored_vectorizer,
     text_task,

@@ -14,13 +14,13 @@ from test_text import toy_sentiment
 
 from arnn_tf.backbones import build_backbone
 from arnn_tf.export import export_programs
-from arnn_tf.frame_program import FrameProgram
-from arnn_tf.programs import SavedProgram
+from arnn_tf.layers.frame_program import FrameProgram
+from arnn_tf.modalities.text import TokenPatchEncoder, restored_vectorizer, text_task
+from arnn_tf.programs.saved import SavedProgram
 from arnn_tf.recipes import RECIPES, RecipeError, default_recipe, require_task
 from arnn_tf.runs import build_model, train
-from arnn_tf.tasks import get_task
-from arnn_tf.text import TokenPatchEncoder, restored_vectorizer, text_task
-from arnn_tf.trainers import WhiteBoxTrainer
+from arnn_tf.tasks.specs import get_task
+from arnn_tf.training.white_box import WhiteBoxTrainer
 
 TEXT = RECIPES["text"].replace(frame_size=None)  # the tiny backbone's own 48 x 48 frame
 TEXTS = ["the film was great", "awful plot and acting", "", "a great great film", "zzz unknown"]
@@ -169,7 +169,7 @@ def test_text_model_round_trips_through_keras_files(tmp_path: Path) -> None:
 def test_the_command_line_trains_evaluates_predicts_and_exports_text(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from arnn_tf.cli import main
+    from arnn_tf.cli.main import main
 
     toy_sentiment(tmp_path / "data")
     run = tmp_path / "run"

@@ -6,10 +6,10 @@ import pytest
 import tensorflow as tf
 
 from arnn_tf.backbones import build_backbone
-from arnn_tf.image_model import build_reprogrammed_model
+from arnn_tf.modalities.image.model import build_reprogrammed_model
+from arnn_tf.modalities.image.task import ImageTask
 from arnn_tf.recipes import RECIPES
-from arnn_tf.tasks import Task
-from arnn_tf.trainers import Trainer
+from arnn_tf.training.trainer import Trainer
 
 
 class BatchLoopTrainer(Trainer):
@@ -36,7 +36,7 @@ def toy_task(n=40):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (n, 12, 12, 1)).astype("uint8")
     labels = (images.mean(axis=(1, 2, 3)) > 127).astype("int32")
-    return Task("toy", (12, 12, 1), ("a", "b"),
+    return ImageTask("toy", (12, 12, 1), ("a", "b"),
                 lambda split: tf.data.Dataset.from_tensor_slices((images, labels)))
 
 
@@ -83,7 +83,7 @@ def _loop_model():
 
 
 def test_the_shared_callback_loop_calls_hooks_as_fit_does_and_stops_when_asked():
-    from arnn_tf.step_loop import run_callback_loop
+    from arnn_tf.training.callback_loop import run_callback_loop
 
     model, recorder, counter = _loop_model(), HookRecorder(), iter(range(100))
     history = run_callback_loop(
@@ -95,7 +95,7 @@ def test_the_shared_callback_loop_calls_hooks_as_fit_does_and_stops_when_asked()
 
 
 def test_a_failing_step_still_ends_training_for_the_callbacks():
-    from arnn_tf.step_loop import run_callback_loop
+    from arnn_tf.training.callback_loop import run_callback_loop
 
     model, recorder, calls = _loop_model(), HookRecorder(), []
 

@@ -14,20 +14,22 @@ import tensorflow as tf
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from arnn_tf.backbones import build_backbone
-from arnn_tf.checkpoints import CHECKPOINT_FILE
-from arnn_tf.distribute import set_precision
-from arnn_tf.image_model import build_reprogrammed_model
-from arnn_tf.summaries import ProgramSummaries
-from arnn_tf.tasks import Task
+from arnn_tf.modalities.image.model import build_reprogrammed_model
+from arnn_tf.modalities.image.task import ImageTask
 from arnn_tf.progress import StepProgress
-from arnn_tf.training import TrainingDivergedError, fit_program, learning_rate_schedule
+from arnn_tf.training.checkpoints import CHECKPOINT_FILE
+from arnn_tf.training.distribute import set_precision
+from arnn_tf.training.results import TrainingDivergedError
+from arnn_tf.training.schedules import learning_rate_schedule
+from arnn_tf.training.summaries import ProgramSummaries
+from arnn_tf.training.white_box import fit_program
 
 
 def toy_task(n=64):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (n, 12, 12, 1)).astype("uint8")
     labels = rng.integers(0, 4, n).astype("int32")
-    return Task("toy", (12, 12, 1), ("a", "b", "c", "d"), lambda split: tf.data.Dataset.from_tensor_slices((images, labels)))
+    return ImageTask("toy", (12, 12, 1), ("a", "b", "c", "d"), lambda split: tf.data.Dataset.from_tensor_slices((images, labels)))
 
 
 def toy_model(**options):
@@ -35,7 +37,7 @@ def toy_model(**options):
 
 
 def train_command(out, steps):
-    return [sys.executable, "-m", "arnn_tf.cli", "train", "--backbone", "tiny_cnn", "--weights", "none",
+    return [sys.executable, "-m", "arnn_tf.cli.main", "train", "--backbone", "tiny_cnn", "--weights", "none",
             "--steps", str(steps), "--checkpoint-every", "20", "--batch-size", "8", "--out", str(out)]
 
 
@@ -74,7 +76,7 @@ def test_train_command_leaves_no_half_filled_cache_behind(tmp_path):
     # A shuffle buffer of 8 makes the peek read part of the training split, as on a large data set.
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"}  # tf.data's warning is a C++ log line
     script = ("import sys, arnn_tf.tasks.base as base; base.MAX_SHUFFLE_BUFFER = 8; "
-              "from arnn_tf.cli import main; sys.exit(main(sys.argv[1:]))")
+              "from arnn_tf.cli.main import main; sys.exit(main(sys.argv[1:]))")
     command = [sys.executable, "-c", script, *train_command(tmp_path / "short", 5)[3:]]
     run = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -132,7 +134,7 @@ class RecordProgram(keras.callbacks.Callback):
 
 @pytest.mark.parametrize("loop", ["fit", "strategy_run"])
 def test_ema_keeps_the_moving_average_of_the_program(loop, monkeypatch):
-    monkeypatch.setattr("arnn_tf.trainers.needs_custom_loop", lambda strategy: loop == "strategy_run")
+    monkeypatch.setattr("arnn_tf.training.white_box.needs_custom_loop", lambda strategy: loop == "strategy_run")
     model, recorder = toy_model(), RecordProgram()
     fit_program(model, toy_task(), steps=6, batch_size=8, ema_momentum=0.5, callbacks=[recorder], verbose=0)
     expected = recorder.weights[0]

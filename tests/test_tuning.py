@@ -11,14 +11,15 @@ from PIL import Image
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from arnn_tf.backbones import build_backbone
-from arnn_tf.cli import build_parser, main
-from arnn_tf.commands.tune import run as tune_command
-from arnn_tf.label_maps import (frequency_map, parse_label_map, source_network,
-                                source_probabilities)
-from arnn_tf.programs import SavedProgram
+from arnn_tf.cli.commands.tune import run as tune_command
+from arnn_tf.cli.main import build_parser, main
+from arnn_tf.label_maps.frequency import frequency_map, source_network, source_probabilities
+from arnn_tf.label_maps.specs import parse_label_map
+from arnn_tf.modalities.image.task import ImageTask
+from arnn_tf.programs.saved import SavedProgram
 from arnn_tf.recipes import FIELDS, RECIPES, load_recipe
 from arnn_tf.settings import DEFAULT_SPACE_FILE
-from arnn_tf.tasks import Task, TaskPart
+from arnn_tf.tasks.base import TaskPart
 from arnn_tf.tuning import search as tuning_search
 from arnn_tf.tuning.holdout import holdout_split
 from arnn_tf.tuning.hypermodel import ReprogrammingHyperModel
@@ -72,7 +73,7 @@ def tune_args(folder, space, out, *extra):
 def toy_task(images):
     """A two-class task serving ``images`` (labels alternate) as both of its splits."""
     labels = np.arange(len(images), dtype=np.int32) % 2
-    return Task("toy", images.shape[1:], ("a", "b"),
+    return ImageTask("toy", images.shape[1:], ("a", "b"),
                 lambda split: tf.data.Dataset.from_tensor_slices((images, labels)))
 
 
@@ -219,7 +220,7 @@ def test_holdout_split_is_disjoint_and_leaves_test_out():
             (images if train else images[:0], np.zeros(len(images) if train else 0, np.int32)))
 
     parts = (TaskPart("one", 0, 1),)
-    split = holdout_split(Task("toy", (2, 2, 1), ("a",), load, parts=parts), 5, seed=1)
+    split = holdout_split(ImageTask("toy", (2, 2, 1), ("a",), load, parts=parts), 5, seed=1)
     train = [int(x[0, 0, 0]) for x, _ in split.dataset("train", 1).unbatch()]
     held = [int(x[0, 0, 0]) for x, _ in split.dataset("test", 1).unbatch()]
     assert len(held) == 5 and split.num_examples("train") == 25

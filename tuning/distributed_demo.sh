@@ -6,12 +6,12 @@
 #
 #   tuning/distributed_demo.sh [OUT]        # default OUT: /tmp/arnn-tune-distributed
 #
-# Environment: PYTHON (default .venv/bin/python), ARNN (default "$PYTHON -m arnn_tf.cli"),
+# Environment: PYTHON (default .venv/bin/python), ARNN (default "$PYTHON -m arnn_tf.cli.main"),
 # PORT (default 8470), TRIALS (default 6), STEPS (default 30).
 set -euo pipefail
 
 PYTHON=${PYTHON:-.venv/bin/python}
-ARNN=${ARNN:-"$PYTHON -m arnn_tf.cli"}
+ARNN=${ARNN:-"$PYTHON -m arnn_tf.cli.main"}
 OUT=${1:-/tmp/arnn-tune-distributed}
 export KERASTUNER_ORACLE_IP=127.0.0.1
 export KERASTUNER_ORACLE_PORT=${PORT:-8470}

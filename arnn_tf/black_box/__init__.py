@@ -5,7 +5,7 @@ in process (`LocalQuery`); `rest_query` and `grpc_query` ask a TF Serving model 
 (`RestQuery`, `GrpcQuery`);
 `estimator` turns losses at perturbed program weights into a gradient estimate
 (`ZerothOrderEstimator`, BAR's); `trainer` is the `BlackBoxTrainer`, a
-`arnn_tf.trainers.Trainer` that learns through one query per step.
+`arnn_tf.training.trainer.Trainer` that learns through one query per step.
 
 The names below are imported on first use, so `arnn_tf.black_box.defaults` (what recipes
 read) comes without Keras or TensorFlow.

@@ -14,7 +14,7 @@ backbone is never called.
 The model's Adam optimiser applies both gradients (W's at `arnn_tf.recipes.program_rate_scale`
 of the rate, by default a hundredth: Adam steps every entry by about its rate however noisy
 the estimate, and the loss is sharply curved in W), so checkpoints, resume, schedules and EMA
-work as in white-box training (`arnn_tf.trainers.Trainer.fit`). The directions of step s are
+work as in white-box training (`arnn_tf.training.trainer.Trainer.fit`). The directions of step s are
 drawn from ``(recipe.seed, s)``, so a resumed run draws what the uninterrupted run would.
 """
 
@@ -29,12 +29,13 @@ import tensorflow as tf
 from arnn_tf.black_box.defaults import DEFAULT_BETA, DEFAULT_DIRECTIONS, DEFAULT_RESOLUTION
 from arnn_tf.black_box.estimator import ZerothOrderEstimator, program_frames
 from arnn_tf.black_box.queries import QueryFunction, checked_answer
-from arnn_tf.label_maps import FrequencyLabelMapping
-from arnn_tf.losses import per_example_loss, task_loss
-from arnn_tf.model import ReprogrammedModel
+from arnn_tf.label_maps.frequency import FrequencyLabelMapping
+from arnn_tf.models.reprogrammed import ReprogrammedModel
 from arnn_tf.recipes import Recipe
-from arnn_tf.step_loop import run_callback_loop
-from arnn_tf.trainers import Trainer, adam
+from arnn_tf.training.callback_loop import run_callback_loop
+from arnn_tf.training.losses import per_example_loss, task_loss
+from arnn_tf.training.optimizers import adam
+from arnn_tf.training.trainer import Trainer
 
 
 class BlackBoxTrainer(Trainer):

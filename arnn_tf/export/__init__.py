@@ -27,7 +27,7 @@ Modules: `writer` (the SavedModel and its version folder), `backbone`, `names` (
 answers for each: `answerers`), `signatures` (made by what each answerer reads:
 `image_signatures`, `text_signatures`; `signature_types`), `decoding` (images inside the
 graph) and `warmup` (the PredictionLog file); the ``arnn export`` command is
-`arnn_tf.commands.export`.
+`arnn_tf.cli.commands.export`.
 """
 
 from arnn_tf.export.backbone import export_backbone

@@ -11,8 +11,9 @@ from typing import NamedTuple, Sequence
 
 from arnn_tf.export import image_signatures, text_signatures
 from arnn_tf.export.errors import ExportError
-from arnn_tf.programs import SavedProgram
-from arnn_tf.tasks import TaskPart, short_task_name
+from arnn_tf.programs.saved import SavedProgram
+from arnn_tf.tasks.base import TaskPart
+from arnn_tf.tasks.specs import short_task_name
 
 SINGLE_PROGRAM_SIGNATURES = ("serving_default", "predict_bytes")
 """The extra names a one-program export answers to, so clients need no signature name."""

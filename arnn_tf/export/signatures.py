@@ -19,8 +19,8 @@ from arnn_tf.export.image_signatures import image_signatures
 from arnn_tf.export.names import Answerer, answerers
 from arnn_tf.export.signature_types import Probabilities, Signature
 from arnn_tf.export.text_signatures import text_signatures
-from arnn_tf.model import ReprogrammedModel, average_with_mirror
-from arnn_tf.programs import SavedProgram
+from arnn_tf.models.reprogrammed import ReprogrammedModel, average_with_mirror
+from arnn_tf.programs.saved import SavedProgram
 
 SIGNATURE_MAKERS: dict[str, Callable[..., dict[str, Signature]]] = {
     "image": image_signatures,

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from arnn_tf.export.signature_types import Probabilities, Signature
-from arnn_tf.text.task import input_vectorizer
+from arnn_tf.modalities.text.task import input_vectorizer
 
 SUFFIXES = ("",)
 """The names of a text answerer's signatures after its base: the one taking strings."""

@@ -19,8 +19,8 @@ from arnn_tf.export.names import program_names
 from arnn_tf.export.signature_types import Signature
 from arnn_tf.export.signatures import build_signatures
 from arnn_tf.export.warmup import WARMUP_FILE, write_warmup
-from arnn_tf.model import ReprogrammedModel
-from arnn_tf.programs import SavedProgram
+from arnn_tf.models.reprogrammed import ReprogrammedModel
+from arnn_tf.programs.saved import SavedProgram
 from arnn_tf.settings import DEFAULT_MAX_PIXELS  # about 50 MB of RGB pixels
 
 

@@ -8,7 +8,7 @@ form of the model's signature map.
 
 Requests time out, and retry a bounded number of times with exponential backoff, only when a
 retry can help (`retries`). `inputs` turns image files into a signature's input; the
-``arnn query`` command is `arnn_tf.commands.query`.
+``arnn query`` command is `arnn_tf.cli.commands.query`.
 """
 
 from arnn_tf.serving.grpc_client import GrpcClient

@@ -44,6 +44,6 @@ def image_inputs(
         raise ValueError(
             f"cannot send image files to an input of type {dtype} and shape {list(shape)}"
         )
-    from arnn_tf.images import read_images
+    from arnn_tf.modalities.image.files import read_images
 
     return read_images(paths, (shape[1], shape[2]), shape[3])

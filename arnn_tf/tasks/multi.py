@@ -12,10 +12,11 @@ from typing import Sequence
 
 import tensorflow as tf
 
-from arnn_tf.tasks.base import Task, TaskPart
+from arnn_tf.modalities.image.task import ImageTask
+from arnn_tf.tasks.base import TaskPart
 
 
-def combine_tasks(tasks: Sequence[Task], seed: int = 0) -> Task:
+def combine_tasks(tasks: Sequence[ImageTask], seed: int = 0) -> ImageTask:
     """One task whose classes are the parts' classes, named "PART/CLASS", in part order."""
     if len(tasks) < 2:
         raise ValueError("combining tasks needs at least two")
@@ -23,7 +24,7 @@ def combine_tasks(tasks: Sequence[Task], seed: int = 0) -> Task:
     width = max(task.image_shape[1] for task in tasks)
     offsets = [sum(task.num_classes for task in tasks[:i]) for i in range(len(tasks))]
 
-    def common_form(task: Task, offset: int, split: str) -> tf.data.Dataset:
+    def common_form(task: ImageTask, offset: int, split: str) -> tf.data.Dataset:
         def convert(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             if task.image_shape[2] == 1:
                 image = tf.image.grayscale_to_rgb(image)
@@ -41,7 +42,7 @@ def combine_tasks(tasks: Sequence[Task], seed: int = 0) -> Task:
             combined = combined.concatenate(part)
         return combined
 
-    return Task(
+    return ImageTask(
         name="+".join(task.name for task in tasks),
         image_shape=(height, width, 3),
         class_names=tuple(f"{task.name}/{name}" for task in tasks for name in task.class_names),

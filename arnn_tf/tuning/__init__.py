@@ -15,7 +15,7 @@ One module per concern:
 - `dashboard`: TensorBoard's HParams experiment and each trial's values;
 - `report`: the leaderboard and the best trial's outputs;
 - `search`: `tune`, the whole search as one library call (the ``arnn tune`` command,
-  `arnn_tf.commands.tune`, makes it).
+  `arnn_tf.cli.commands.tune`, makes it).
 """
 
 from arnn_tf.tuning.holdout import holdout_split

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from arnn_tf.settings import MAX_VALIDATION_SIZE
-from arnn_tf.tasks import Task
+from arnn_tf.tasks.base import Task
 
 VALIDATION_FRACTION = 0.1
 

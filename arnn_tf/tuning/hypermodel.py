@@ -15,20 +15,15 @@ import keras
 import keras_tuner
 
 from arnn_tf.backbones import build_backbone
-from arnn_tf.label_maps import (
-    SAMPLE_IMAGES,
-    FrequencyLabelMapping,
-    data_driven_kind,
-    learned_map_start,
-    parse_label_map,
-)
-from arnn_tf.losses import task_loss
-from arnn_tf.model import ReprogrammedModel
+from arnn_tf.label_maps.frequency import SAMPLE_IMAGES, FrequencyLabelMapping
+from arnn_tf.label_maps.specs import data_driven_kind, learned_map_start, parse_label_map
+from arnn_tf.models.reprogrammed import ReprogrammedModel
 from arnn_tf.recipes import Recipe
 from arnn_tf.runs import build_model
-from arnn_tf.tasks import Task
-from arnn_tf.trainers import adam
-from arnn_tf.training import learning_rate_schedule, steps_per_epoch
+from arnn_tf.tasks.base import Task
+from arnn_tf.training.losses import task_loss
+from arnn_tf.training.optimizers import adam
+from arnn_tf.training.schedules import learning_rate_schedule, steps_per_epoch
 from arnn_tf.tuning.space import SearchSpace
 
 VALIDATION_BATCH_SIZE = 64
@@ -116,8 +111,8 @@ class ReprogrammingHyperModel(keras_tuner.HyperModel):
     def _optimizer(
         self, recipe: Recipe, values: dict[str, Any], model: ReprogrammedModel
     ) -> keras.optimizers.Adam:
-        """`arnn_tf.trainers.adam` on the recipe's schedule, spanning the steps this trial
-        trains (a continued Hyperband trial starts a fresh optimiser)."""
+        """`arnn_tf.training.optimizers.adam` on the recipe's schedule, spanning the steps this
+        trial trains (a continued Hyperband trial starts a fresh optimiser)."""
         rounds = values.get("tuner/epochs", self.epochs) - values.get("tuner/initial_epoch", 0)
         schedule = learning_rate_schedule(
             recipe.lr_schedule,

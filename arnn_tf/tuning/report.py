@@ -14,10 +14,10 @@ from typing import Any, Sequence
 
 import keras_tuner
 
-from arnn_tf.programs import SavedProgram
+from arnn_tf.programs.saved import SavedProgram
 from arnn_tf.recipes import save_recipe
-from arnn_tf.tasks import Task
-from arnn_tf.training import evaluate_program
+from arnn_tf.tasks.base import Task
+from arnn_tf.training.evaluation import evaluate_program
 from arnn_tf.tuning.space import SearchSpace
 from arnn_tf.tuning.tuner import ProgramTuner
 

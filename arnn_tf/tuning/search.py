@@ -18,7 +18,7 @@ from typing import Any
 from arnn_tf.backbones import get_backbone_spec
 from arnn_tf.recipes import Recipe, RecipeError, require_task
 from arnn_tf.settings import DEFAULT_TRIAL_STEPS
-from arnn_tf.tasks import get_task
+from arnn_tf.tasks.specs import get_task
 from arnn_tf.tuning.dashboard import write_hparams_config
 from arnn_tf.tuning.holdout import default_validation_size, holdout_split
 from arnn_tf.tuning.hypermodel import ReprogrammingHyperModel

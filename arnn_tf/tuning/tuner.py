@@ -15,8 +15,8 @@ from typing import Any
 import keras
 import keras_tuner
 
-from arnn_tf.model import ReprogrammedModel
-from arnn_tf.programs import SavedProgram
+from arnn_tf.models.reprogrammed import ReprogrammedModel
+from arnn_tf.programs.saved import SavedProgram
 from arnn_tf.recipes import Recipe
 from arnn_tf.runs import saved_program
 from arnn_tf.settings import TUNERS

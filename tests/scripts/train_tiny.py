@@ -22,15 +22,15 @@ if args.logical_cpus > 1:
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args.logical_cpus)
 
 from arnn_tf.backbones import build_backbone  # noqa: E402
-from arnn_tf.distribute import is_chief, make_strategy  # noqa: E402
-from arnn_tf.image_model import build_reprogrammed_model  # noqa: E402
-from arnn_tf.tasks import Task  # noqa: E402
-from arnn_tf.training import fit_program  # noqa: E402
+from arnn_tf.modalities.image.model import build_reprogrammed_model  # noqa: E402
+from arnn_tf.modalities.image.task import ImageTask
+from arnn_tf.training.distribute import is_chief, make_strategy  # noqa: E402
+from arnn_tf.training.white_box import fit_program  # noqa: E402
 
 rng = np.random.default_rng(0)
 images = rng.integers(0, 256, (64, 12, 12, 1)).astype("uint8")
 labels = rng.integers(0, 4, 64).astype("int32")
-task = Task("toy", (12, 12, 1), ("a", "b", "c", "d"),
+task = ImageTask("toy", (12, 12, 1), ("a", "b", "c", "d"),
             lambda split: tf.data.Dataset.from_tensor_slices((images, labels)))
 
 devices = [f"/cpu:{i}" for i in range(args.logical_cpus)] if args.strategy == "mirrored" else None

@@ -1,0 +1,110 @@
+"""`FrameProgram`: the learned program added to a frame an input encoder has already made.
+
+An input encoder turns a task input into a canvas the backbone's size (the token patches of
+`arnn_tf.modalities.text.TokenPatchEncoder`, say); the frame program adds ``P = tanh(W * M)``
+to it, where the encoder's mask M says where the program may act, and clips the sum to
+[-1, 1]. Because it knows nothing of the input, one frame program can serve several encoders
+(text and images on one program). It uses `keras.ops` only, so it runs on any Keras backend.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="arnn_tf")
+class FrameProgram(keras.layers.Layer):
+    """``X_adv = clip(canvas + P, -1, 1)`` with ``P = linf_bound * tanh(W * M)``.
+
+    A program shared by several encoders (`arnn_tf.models.shared`) has one mask per encoder,
+    ``masks``; ``call(canvas, part=i)`` and ``program(part=i)`` use mask i.
+
+    Args:
+        frame_size: n, the backbone's input width and height; W is n x n x 3.
+        mask: M (n x n x 3, values in [0, 1]), where the program acts; None: everywhere.
+            It is fixed by the encoder, so it is rebuilt from the encoder and not saved.
+        linf_bound: if set, an L-infinity bound on P in units of the [-1, 1] range.
+        l2: lambda, the weight of ``||W||_F^2`` in the loss.
+        masks: one mask per part instead of ``mask``.
+        clip: clip the sum to [-1, 1]. An encoder whose canvas is 0 wherever the mask opens
+            (the paper's padded image, with ``|P| <= 1``) never leaves the range, and skipping
+            the clip saves its gradient's selects over every frame pixel in each step.
+    """
+
+    def __init__(
+        self,
+        frame_size: int,
+        mask: np.ndarray | None = None,
+        linf_bound: float | None = None,
+        l2: float = 0.0,
+        masks: Sequence[np.ndarray] | None = None,
+        clip: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("name", "frame_program")
+        super().__init__(**kwargs)
+        if frame_size < 1:
+            raise ValueError(f"frame_size must be positive, got {frame_size}")
+        if linf_bound is not None and not linf_bound > 0:
+            raise ValueError(f"linf_bound must be positive, got {linf_bound}")
+        if l2 < 0:
+            raise ValueError(f"l2 must be >= 0, got {l2}")
+        if mask is not None and masks is not None:
+            raise ValueError("give the program one mask, or one mask per part, not both")
+        self.frame_size = int(frame_size)
+        self.set_masks(masks if masks is not None else [mask])
+        self.linf_bound = linf_bound
+        self.l2 = float(l2)
+        self.clip = bool(clip)
+        self.weight = self.add_weight(
+            name="W",
+            shape=(self.frame_size, self.frame_size, 3),
+            initializer="zeros",
+            regularizer=keras.regularizers.L2(self.l2) if self.l2 else None,
+            trainable=True,
+        )
+
+    def set_masks(self, masks: Sequence[np.ndarray | None]) -> None:
+        """The masks of the parts (None: everywhere); they are the encoders', so a program
+        rebuilt from its config gets them again from its encoders."""
+        n = self.frame_size
+        checked = []
+        for mask in masks:
+            mask = np.ones((n, n, 3), "float32") if mask is None else np.asarray(mask, "float32")
+            if mask.shape != (n, n, 3):
+                raise ValueError(f"the program mask must be {n}x{n}x3, got shape {mask.shape}")
+            checked.append(mask)
+        if not checked:
+            raise ValueError("the program needs at least one mask")
+        self.masks = checked
+
+    @property
+    def mask(self) -> np.ndarray:
+        """The first part's mask (a one-encoder program's only one)."""
+        return self.masks[0]
+
+    def program(self, part: int = 0) -> Any:
+        """P of part ``part``, in [-linf_bound, linf_bound] (or [-1, 1])."""
+        mask = ops.convert_to_tensor(self.masks[part], dtype=self.weight.dtype)
+        p = ops.tanh(self.weight * mask)
+        return p if self.linf_bound is None else self.linf_bound * p
+
+    def call(self, canvas: Any, part: int = 0) -> Any:
+        x_adv = ops.cast(canvas, self.compute_dtype) + ops.cast(
+            self.program(part), self.compute_dtype
+        )
+        return ops.clip(x_adv, -1.0, 1.0) if self.clip else x_adv
+
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
+        return (input_shape[0], self.frame_size, self.frame_size, 3)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            frame_size=self.frame_size, linf_bound=self.linf_bound, l2=self.l2, clip=self.clip
+        )
+        return config

@@ -1,0 +1,115 @@
+"""The reprogrammed model of a text task: token ids -> token patches -> frame program ->
+frozen backbone -> label map (Neekhara et al., "Cross-modal Adversarial Reprogramming")."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+
+from arnn_tf.layers.frame_program import FrameProgram
+from arnn_tf.modalities.host_photo import recipe_host_photo
+from arnn_tf.modalities.text.encoder import TokenPatchEncoder
+from arnn_tf.models.reprogrammed import ReprogrammedModel, build_label_map
+from arnn_tf.settings import DEFAULT_CONCEAL_SCALE
+
+TABLE_INIT_RANGE = 0.1
+"""Patch table entries start uniform in +-0.1: on tanh's linear part, distinct, near grey."""
+
+
+def build_text_model(
+    backbone: keras.Model,
+    vocabulary_size: int,
+    num_classes: int,
+    *,
+    patch_size: int = 16,
+    label_map: str = "linear",
+    seed: int = 0,
+    linf_bound: float | None = None,
+    l2: float = 0.0,
+    host_image: np.ndarray | None = None,
+    blend: float = DEFAULT_CONCEAL_SCALE,
+) -> ReprogrammedModel:
+    """A fresh text model on ``backbone``: a `TokenPatchEncoder` of ``vocabulary_size`` ids and
+    ``patch_size`` patches, a zero `FrameProgram` over the whole frame, and the label map the
+    spec ``label_map`` names. Trainable: the patch table, W and a learned map. With
+    ``host_image`` (n x n x 3 pixels) the patches are blended into it with weight ``blend``
+    and the program is bounded by ``blend`` too (concealment: no ``linf_bound`` then)."""
+    frame_size = int(backbone.input_shape[1])
+    hidden = {} if host_image is None else {"blend": blend, "host_image": host_image}
+    encoder = token_patch_encoder(vocabulary_size, frame_size, patch_size, seed, **hidden)
+    if host_image is not None:
+        if linf_bound is not None:
+            raise ValueError("a text blended into a photo has its program bounded by the blend")
+        linf_bound = blend
+    program = FrameProgram(frame_size, encoder.program_mask, linf_bound=linf_bound, l2=l2)
+    mapping = build_label_map(label_map, num_classes, seed, int(backbone.output_shape[-1]))
+    return ReprogrammedModel(program, backbone, mapping, encoder=encoder)
+
+
+def token_patch_encoder(
+    vocabulary_size: int, frame_size: int, patch_size: int, seed: int = 0, **kwargs: Any
+) -> TokenPatchEncoder:
+    """A fresh encoder whose patches start near grey (`TABLE_INIT_RANGE`), drawn from ``seed``;
+    ``kwargs`` are the layer's (its name)."""
+    initializer = keras.initializers.RandomUniform(-TABLE_INIT_RANGE, TABLE_INIT_RANGE, seed=seed)
+    return TokenPatchEncoder(
+        vocabulary_size, frame_size, patch_size, embeddings_initializer=initializer, **kwargs
+    )
+
+
+def text_encoder_for(recipe: Any, task: Any, frame_size: int, name: str) -> TokenPatchEncoder:
+    """A text task's encoder called ``name``, as a recipe sets it (its patch size and seed)."""
+    return token_patch_encoder(
+        task.vocabulary_size, frame_size, recipe.patch_size, recipe.seed, name=name
+    )
+
+
+IMAGE_ONLY_FIELDS = (
+    "image_size",
+    "border_width",
+    "full_program",
+    "flip_average",
+    "augment",
+)
+"""Recipe fields that place, mirror or augment images: a text task has none to act on
+(``conceal`` blends a text's patches into the host photo instead)."""
+
+
+def text_model_for(recipe: Any, task: Any, backbone: keras.Model) -> ReprogrammedModel:
+    """A text task's model from a `arnn_tf.recipes.Recipe`: its patch size, map, bound and
+    L2; a recipe that sets an image-only field is refused, naming it."""
+    image_only = [field for field in IMAGE_ONLY_FIELDS if getattr(recipe, field)]
+    if image_only:
+        raise ValueError(
+            f"task {task.name!r} is text, but recipe fields {', '.join(image_only)} act on "
+            "images; clear them (the 'text' recipe sets none)"
+        )
+    host_image, blend = recipe_host_photo(recipe, int(backbone.input_shape[1]))
+    return build_text_model(
+        backbone,
+        task.vocabulary_size,
+        task.num_classes,
+        patch_size=recipe.patch_size,
+        label_map=recipe.label_map,
+        seed=recipe.seed,
+        linf_bound=recipe.linf_bound,
+        l2=recipe.l2,
+        host_image=host_image,
+        blend=blend,
+    )
+
+
+def text_probabilities(
+    model: ReprogrammedModel,
+    vectorizer: keras.layers.TextVectorization,
+    texts: Sequence[str],
+    batch_size: int = 64,
+) -> np.ndarray:
+    """Task-class probabilities [len(texts), classes] of a text model for raw ``texts``,
+    tokenised by ``vectorizer`` (the program's own): the same answers its export gives."""
+    if not texts:
+        raise ValueError("no texts to classify")
+    ids = keras.ops.cast(vectorizer(list(texts)), "int32")
+    return np.asarray(model.predict(ids, batch_size=batch_size, verbose=0))

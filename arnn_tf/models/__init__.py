@@ -1,0 +1,2 @@
+"""The reprogrammed models (encoder -> frame program -> frozen backbone -> label map) and their
+pictures."""
