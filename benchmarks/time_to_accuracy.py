@@ -1,6 +1,6 @@
 """Time-to-accuracy curve: test accuracy against training time and steps for a task.
 
-Trains with `arnn_tf.training.white_box.fit_program` (what `arnn train` runs) and every
+Trains with `arnn_tf.training.white_box.WhiteBoxTrainer` (what `arnn train` runs) and every
 ``--eval-every`` steps measures accuracy on the first ``--eval-images`` test images; the
 final point is the full test split. Prints one JSON line per point.
 
@@ -18,7 +18,8 @@ from arnn_tf.backbones import build_backbone
 from arnn_tf.modalities.image.model import build_reprogrammed_model
 from arnn_tf.tasks.specs import get_task
 from arnn_tf.training.evaluation import evaluate_program
-from arnn_tf.training.white_box import fit_program
+from arnn_tf.recipes import Recipe
+from arnn_tf.training.white_box import WhiteBoxTrainer
 
 
 class AccuracyCurve(keras.callbacks.Callback):
@@ -65,8 +66,8 @@ model = build_reprogrammed_model(build_backbone(args.backbone), task.image_shape
                                  image_size=image_size, program_covers_image=args.full_program)
 subset = task.dataset("test", 100).unbatch().take(args.eval_images).batch(100).cache()
 curve = AccuracyCurve(subset, args.eval_every)
-result = fit_program(model, task, steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
-                     callbacks=[curve], verbose=0)
+recipe = Recipe(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr)
+result = WhiteBoxTrainer().fit(model, task, recipe, callbacks=[curve], verbose=False)
 final = evaluate_program(model, task, verbose=0)
 print(json.dumps({"steps": result.steps, "train_seconds": round(curve.train_seconds, 1),
                   "test_accuracy": round(final["accuracy"], 4), "test_examples": task.num_examples("test"),

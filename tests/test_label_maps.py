@@ -14,7 +14,7 @@ from arnn_tf.label_maps.frequency import (
 from arnn_tf.label_maps.specs import describe_label_map, parse_label_map
 from arnn_tf.modalities.image.model import build_reprogrammed_model
 from arnn_tf.modalities.image.task import ImageTask
-from arnn_tf.training.white_box import fit_program
+from fitting import fit
 
 
 def test_frequency_map_assigns_the_most_predicted_class_greedily():
@@ -91,11 +91,11 @@ def test_iterative_mapping_recomputes_every_epoch(monkeypatch):
     calls = []
     original = FrequencyLabelMapping.remap
     monkeypatch.setattr(FrequencyLabelMapping, "remap", lambda self: calls.append(1) or original(self))
-    fit_program(model, task, epochs=3, batch_size=16, label_map="iterative", verbose=0)
+    fit(model, task, epochs=3, batch_size=16, label_map="iterative")
     assert len(calls) == 3  # before training (epoch 1), then before epochs 2 and 3
     model_f = build_reprogrammed_model(build_backbone("tiny_cnn", None, seed=2), (12, 12, 1), 3)
     calls.clear()
-    fit_program(model_f, task, epochs=2, batch_size=16, label_map="frequency", verbose=0)
+    fit(model_f, task, epochs=2, batch_size=16, label_map="frequency")
     assert len(calls) == 1
 
 
@@ -109,8 +109,8 @@ def test_a_resumed_iterative_run_remaps_at_the_same_steps_as_an_uninterrupted_on
     def run(steps):
         model = build_reprogrammed_model(build_backbone("tiny_cnn", None, seed=2), (12, 12, 1), 3,
                                          label_map="iterative")
-        fit_program(model, task, steps=steps, batch_size=16, label_map="iterative", checkpoint_dir=tmp_path,
-                    checkpoint_every=1, verbose=0)
+        fit(model, task, steps=steps, batch_size=16, label_map="iterative", checkpoint_dir=tmp_path,
+            checkpoint_every=1)
 
     run(4)  # stopped one step into its second epoch
     assert steps_at_remap == [0, 3]
@@ -122,7 +122,7 @@ def test_a_resumed_iterative_run_remaps_at_the_same_steps_as_an_uninterrupted_on
 def test_a_verbose_remap_shows_progress_and_the_new_map(capsys):
     task = toy()
     model = build_reprogrammed_model(build_backbone("tiny_cnn", None, seed=2), (12, 12, 1), 3, label_map="frequency")
-    fit_program(model, task, steps=1, batch_size=16, label_map="frequency", verbose=1)
+    fit(model, task, steps=1, batch_size=16, label_map="frequency", verbose=True)
     out = capsys.readouterr().out
     assert "label map before step 0: the network's top-1 ImageNet class for 48 training images" in out
     assert "48/48" in out

@@ -14,7 +14,7 @@ from arnn_tf.layers.label_mapping import LinearLabelMap
 from arnn_tf.modalities.image.model import build_reprogrammed_model
 from arnn_tf.modalities.image.task import ImageTask
 from arnn_tf.programs.saved import SavedProgram
-from arnn_tf.training.white_box import fit_program
+from fitting import fit
 
 
 def toy_task(n=48):
@@ -36,7 +36,7 @@ def images(n=5):
 
 def test_a_map_started_from_a_fixed_one_answers_as_that_map():
     learned, fixed = toy_model("linear:first"), toy_model("first")
-    np.testing.assert_allclose(learned.predict(images(), verbose=0), fixed.predict(images(), verbose=0),
+    np.testing.assert_allclose(learned.predict(images()), fixed.predict(images()),
                                atol=1e-6)
 
 
@@ -56,7 +56,7 @@ def test_only_the_program_and_the_map_train_and_the_backbone_is_unchanged():
     model = toy_model()
     before = weights_fingerprint(model.backbone)
     kernel_before, _ = model.label_map.parameters()
-    fit_program(model, toy_task(), steps=6, batch_size=8, lr_schedule="cosine", verbose=0)
+    fit(model, toy_task(), steps=6, batch_size=8, lr_schedule="cosine")
     assert {v.path for v in model.trainable_variables} == {
         "frame_program/W", "label_mapping/stored_kernel", "label_mapping/stored_bias"}
     assert weights_fingerprint(model.backbone) == before
@@ -67,18 +67,17 @@ def test_only_the_program_and_the_map_train_and_the_backbone_is_unchanged():
 def test_the_control_holds_the_program_at_zero_and_trains_the_map():
     model = toy_model()
     kernel_before, _ = model.label_map.parameters()
-    fit_program(model, toy_task(), steps=6, batch_size=8, label_map="linear", train_program=False,
-                verbose=0)
+    fit(model, toy_task(), steps=6, batch_size=8, label_map="linear", freeze_program=True)
     assert not np.any(keras.ops.convert_to_numpy(model.program.weight.value))
     assert not np.allclose(model.label_map.parameters()[0], kernel_before)
     with pytest.raises(ValueError, match="needs a learned label map"):
-        fit_program(toy_model("first"), toy_task(), steps=1, batch_size=8, train_program=False)
+        fit(toy_model("first"), toy_task(), steps=1, batch_size=8, freeze_program=True)
 
 
 def test_the_map_learns_at_a_fifth_of_the_program_rate():
     model = toy_model()
     kernel_before, _ = model.label_map.parameters()
-    fit_program(model, toy_task(), steps=1, batch_size=8, learning_rate=0.05, verbose=0)
+    fit(model, toy_task(), steps=1, batch_size=8, learning_rate=0.05)
     step = np.abs(model.label_map.parameters()[0] - kernel_before)
     assert step.max() == pytest.approx(0.01, rel=1e-3)  # Adam's first step: the rate, per entry
     assert np.abs(keras.ops.convert_to_numpy(model.program.weight.value)).max() == pytest.approx(0.05, rel=1e-3)
@@ -86,16 +85,16 @@ def test_the_map_learns_at_a_fifth_of_the_program_rate():
 
 def test_a_learned_map_is_saved_reloaded_kept_by_keras_and_exported(tmp_path):
     model = toy_model()
-    fit_program(model, toy_task(), steps=4, batch_size=8, verbose=0)
-    expected = model.predict(images(), verbose=0)
+    fit(model, toy_task(), steps=4, batch_size=8)
+    expected = model.predict(images())
     path = SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=1, task_name="toy",
                                    class_names=list("abcd"), label_map_spec="linear").save(tmp_path / "p")
     assert json.loads((path / "program.json").read_text())["format_version"] == 4
     loaded = SavedProgram.load(path)
-    np.testing.assert_allclose(loaded.build_model().predict(images(), verbose=0), expected, atol=1e-6)
+    np.testing.assert_allclose(loaded.build_model().predict(images()), expected, atol=1e-6)
     model.save(tmp_path / "m.keras")
     restored = keras.saving.load_model(tmp_path / "m.keras")
-    np.testing.assert_allclose(restored.predict(images(), verbose=0), expected, atol=1e-6)
+    np.testing.assert_allclose(restored.predict(images()), expected, atol=1e-6)
     served = tf.saved_model.load(str(export_programs([path], tmp_path / "export")))
     outputs = served.signatures["serving_default"](images=tf.constant(images()))
     np.testing.assert_allclose(outputs["probabilities"].numpy(), expected, atol=1e-5)

@@ -8,7 +8,7 @@ from arnn_tf.modalities.image.model import build_reprogrammed_model
 from arnn_tf.modalities.image.task import ImageTask
 from arnn_tf.tasks.multi import combine_tasks
 from arnn_tf.training.evaluation import evaluate_parts
-from arnn_tf.training.white_box import fit_program
+from fitting import fit
 
 
 def constant_task(name, shape, num_classes, value, n=30):
@@ -47,7 +47,7 @@ def test_per_task_evaluation_uses_each_tasks_own_classes():
     combined = combine_tasks(tasks())
     model = build_reprogrammed_model(build_backbone("tiny_cnn", None, seed=0), combined.image_shape,
                                      combined.num_classes, label_map="random", seed=3)
-    fit_program(model, combined, steps=4, batch_size=10, verbose=0)
+    fit(model, combined, steps=4, batch_size=10)
     accuracy = evaluate_parts(model, combined)
     assert set(accuracy) == {"gray", "rgb"}
     # constant images: each part's prediction is one class, right for 1/3 and 1/2 of its images

@@ -194,15 +194,14 @@ def test_the_paper_recipe_trains_what_the_library_calls_train_with_the_paper_set
     from arnn_tf.backbones import build_backbone
     from arnn_tf.modalities.image.model import build_reprogrammed_model
     from arnn_tf.tasks.specs import get_task
-    from arnn_tf.training.white_box import fit_program
+    from fitting import fit
 
     assert main(["train", "--recipe", "paper", "--task", f"folder:{folder}", "--backbone", "tiny_cnn",
                  "--weights", "none", "--steps", "3", "--batch-size", "4", "--out", str(tmp_path / "run")]) == 0
     task = get_task(f"folder:{folder}")
     model = build_reprogrammed_model(build_backbone("tiny_cnn", None, seed=0), task.image_shape,
                                      task.num_classes, label_map="first", seed=0, l2=1e-6)
-    fit_program(model, task, steps=3, batch_size=4, learning_rate=0.05, lr_schedule="paper", seed=0,
-                verbose=0)
+    fit(model, task, steps=3, batch_size=4, learning_rate=0.05, lr_schedule="paper", seed=0)
     np.testing.assert_array_equal(np.load(tmp_path / "run" / "program" / "W.npy"),
                                   model.program.weight.numpy())
 

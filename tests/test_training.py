@@ -22,7 +22,7 @@ from arnn_tf.training.distribute import set_precision
 from arnn_tf.training.results import TrainingDivergedError
 from arnn_tf.training.schedules import learning_rate_schedule
 from arnn_tf.training.summaries import ProgramSummaries
-from arnn_tf.training.white_box import fit_program
+from fitting import fit
 
 
 def toy_task(n=64):
@@ -87,7 +87,7 @@ def test_train_command_leaves_no_half_filled_cache_behind(tmp_path):
 def test_the_same_seed_trains_the_same_program_and_another_seed_does_not():
     def train(seed):
         model = toy_model()
-        fit_program(model, toy_task(), steps=12, batch_size=8, seed=seed, verbose=0)
+        fit(model, toy_task(), steps=12, batch_size=8, seed=seed)
         return keras.ops.convert_to_numpy(model.program.weight.value)
 
     first, again, other = train(3), train(3), train(4)
@@ -116,7 +116,7 @@ def test_cosine_warmup_rises_to_the_peak_then_decays_to_zero_at_the_last_step():
 
 def test_cosine_schedule_reaches_zero_at_the_last_step():
     model = toy_model()
-    fit_program(model, toy_task(), steps=12, batch_size=8, lr_schedule="cosine", verbose=0)
+    fit(model, toy_task(), steps=12, batch_size=8, lr_schedule="cosine")
     assert int(model.optimizer.iterations.numpy()) == 12
     assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.0, abs=1e-7)
 
@@ -136,7 +136,7 @@ class RecordProgram(keras.callbacks.Callback):
 def test_ema_keeps_the_moving_average_of_the_program(loop, monkeypatch):
     monkeypatch.setattr("arnn_tf.training.white_box.needs_custom_loop", lambda strategy: loop == "strategy_run")
     model, recorder = toy_model(), RecordProgram()
-    fit_program(model, toy_task(), steps=6, batch_size=8, ema_momentum=0.5, callbacks=[recorder], verbose=0)
+    fit(model, toy_task(), steps=6, batch_size=8, ema=0.5, callbacks=[recorder])
     expected = recorder.weights[0]
     for weight in recorder.weights[1:]:
         expected = 0.5 * expected + 0.5 * weight
@@ -144,14 +144,14 @@ def test_ema_keeps_the_moving_average_of_the_program(loop, monkeypatch):
     assert np.abs(final - recorder.weights[-1]).max() > 1e-3  # the average, not the last step's W
     np.testing.assert_allclose(final, expected, rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
-        fit_program(toy_model(), toy_task(), steps=1, batch_size=8, ema_momentum=1.0, verbose=0)
+        fit(toy_model(), toy_task(), steps=1, batch_size=8, ema=1.0)
 
 
 def test_non_finite_loss_stops_training_and_keeps_no_bad_checkpoint(tmp_path):
     model = toy_model(l2=1e-6)
     model.program.weight.assign(np.full(model.program.weight.shape, 1e20, "float32"))  # ||W||^2 overflows: inf loss
     with pytest.raises(TrainingDivergedError, match="by step 1"):
-        fit_program(model, toy_task(), steps=50, batch_size=8, checkpoint_dir=tmp_path, verbose=0)
+        fit(model, toy_task(), steps=50, batch_size=8, checkpoint_dir=tmp_path)
     assert not (tmp_path / CHECKPOINT_FILE).exists()
 
 
@@ -170,14 +170,14 @@ def test_mixed_bfloat16_keeps_the_program_and_loss_in_float32(restore_float32):
     images = np.zeros((2, 12, 12, 1), "uint8")
     assert keras.ops.convert_to_numpy(model.adversarial_inputs(images)).dtype.name == "bfloat16"
     assert model(images).dtype == "float32"
-    result = fit_program(model, toy_task(), steps=3, batch_size=8, verbose=0)
+    result = fit(model, toy_task(), steps=3, batch_size=8)
     assert result.steps == 3 and np.isfinite(result.history["loss"][-1])
 
 
 def test_mixed_float16_uses_loss_scaling(restore_float32):
     set_precision("mixed_float16")
     model = toy_model()
-    fit_program(model, toy_task(), steps=2, batch_size=8, verbose=0)
+    fit(model, toy_task(), steps=2, batch_size=8)
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     assert model.program.weight.dtype == "float32"
 
@@ -203,7 +203,7 @@ def test_tensorboard_holds_scalars_images_and_hparams(tmp_path):
     task = toy_task()
     samples = next(iter(task.dataset("train", 3)))[0].numpy()
     summaries = ProgramSummaries(tmp_path, samples, hparams={"learning_rate": 0.05, "label_map": "first"}, every_steps=2)
-    fit_program(model, task, steps=16, batch_size=8, callbacks=[summaries], verbose=0)
+    fit(model, task, steps=16, batch_size=8, callbacks=[summaries])
     summaries.write_test_metrics({"accuracy": 0.25}, step=16)
     scalars, images, plugins = read_events(tmp_path)
     for tag in ("batch_loss", "batch_accuracy", "learning_rate", "program_norm", "epoch_loss", "epoch_accuracy"):
@@ -227,6 +227,6 @@ def test_progress_in_a_log_is_a_plain_line_every_n_steps_counted_from_the_resume
 
 def test_fit_refuses_numbers_no_run_can_use():
     with pytest.raises(ValueError, match="'batch_size' must be a positive integer, got 0"):
-        fit_program(toy_model(), toy_task(), steps=1, batch_size=0)
+        fit(toy_model(), toy_task(), steps=1, batch_size=0)
     with pytest.raises(ValueError, match="'learning_rate' must be a number > 0, got -1"):
-        fit_program(toy_model(), toy_task(), steps=1, learning_rate=-1.0)
+        fit(toy_model(), toy_task(), steps=1, learning_rate=-1.0)

@@ -4,8 +4,8 @@ Keras 3.15's `model.fit` fails under `MultiWorkerMirroredStrategy`: before train
 reduces a sample batch with ``strategy.reduce("MEAN", (images, labels))``, which the
 collective strategy cannot do for a nested structure ("Attempt to convert a value
 (PerReplica...) to a Tensor"). This loop does what `fit` does for a reprogrammed model
-(the same loss, regulariser, optimiser and callbacks), so `fit_program` uses it for
-multi-worker runs and `model.fit` everywhere else.
+(the same loss, regulariser, optimiser and callbacks), so `WhiteBoxTrainer` uses it
+for multi-worker runs and `model.fit` everywhere else.
 """
 
 from __future__ import annotations

@@ -23,9 +23,10 @@ if args.logical_cpus > 1:
 
 from arnn_tf.backbones import build_backbone  # noqa: E402
 from arnn_tf.modalities.image.model import build_reprogrammed_model  # noqa: E402
-from arnn_tf.modalities.image.task import ImageTask
+from arnn_tf.modalities.image.task import ImageTask  # noqa: E402
 from arnn_tf.training.distribute import is_chief, make_strategy  # noqa: E402
-from arnn_tf.training.white_box import fit_program  # noqa: E402
+from arnn_tf.recipes import Recipe  # noqa: E402
+from arnn_tf.training.white_box import WhiteBoxTrainer  # noqa: E402
 
 rng = np.random.default_rng(0)
 images = rng.integers(0, 256, (64, 12, 12, 1)).astype("uint8")
@@ -37,7 +38,8 @@ devices = [f"/cpu:{i}" for i in range(args.logical_cpus)] if args.strategy == "m
 strategy = make_strategy(args.strategy, devices=devices)
 with strategy.scope():
     model = build_reprogrammed_model(build_backbone("tiny_cnn", None, seed=1), (12, 12, 1), 4, l2=1e-3)
-    fit_program(model, task, steps=args.steps, batch_size=16, learning_rate=0.05, shuffle=False, verbose=0)
+    recipe = Recipe(steps=args.steps, batch_size=16, learning_rate=0.05)
+    WhiteBoxTrainer().fit(model, task, recipe, shuffle=False, verbose=False)
 if is_chief(strategy):
     np.save(args.out, model.program.weight.numpy())
 print("replicas", strategy.num_replicas_in_sync, file=sys.stderr)
