@@ -7,32 +7,23 @@ programs all read the same object: `arnn train --recipe NAME|FILE.json|PROGRAM` 
 one, single options override single fields, and the saved program keeps the recipe it was
 trained with, so rerunning it needs nothing else. Importable without TensorFlow.
 
-Named recipes (`RECIPES`; test accuracy measured with `arnn train --recipe NAME` on the
-EfficientNet-Lite0 ImageNet backbone, 2-core CPU, `EXPERIMENTS.md` has the runs):
+Named recipes (`RECIPES`; their measured accuracies, with controls, are in `EXPERIMENTS.md`):
 
 - ``paper``: the paper's settings exactly: counting, the task image padded and centred,
   the first-10 fixed map, Adam 0.05 decayed x0.96 every 2 epochs, lambda 1e-6, batch 32,
-  300 steps: 0.5695 (150 s).
+  300 steps.
 - ``counting``: the default. A learned linear map on the logits (`linear`), cosine decay
   over 1,200 steps on a 112 x 112 frame (the 36 x 36 image padded in it), otherwise the
-  paper's: 0.9970 (160 s); its control, the map alone with W held at zero, 0.7820. On the
-  backbone's 224 frame with 600 steps (the earlier default): 0.9960 (242 s), control 0.7320.
+  paper's.
 - ``mnist``: the digit resized to the frame with the program over it (the "full" program),
-  the learned map, cosine decay over one epoch (1,875 steps): 0.9860 (944 s); its control,
-  the map alone with W at zero, 0.9623. Over 600 steps: 0.9761 (control 0.9485).
+  the learned map, cosine decay over one epoch.
 - ``cifar10``, ``folder`` (photos): the photo resized to 160 x 160 in the centre of the
   frame, the program in the 32-pixel border around it, the learned map, cosine decay, random
   flips in training, each test image averaged with its mirror image; ``cifar10`` trains one
-  epoch (1,563 steps): 0.8313 (612 s), its control, the map alone with W at zero, 0.8227.
-  ``folder`` needs its task set (``--task folder:PATH``) and trains 600 steps, whatever the
-  folder's size: on CIFAR-10 0.8076, and there its control does as well (0.8071). The
-  full-frame program of ``mnist`` hurt on photos (0.6075 against its control's 0.7801).
-
+  epoch, ``folder`` (``--task folder:PATH``) 600 steps whatever the folder's size.
 - ``text``: a text task (``--task text:PATH``, and the default recipe for one): word tokens,
   patches of 16 x 16 pixels on a 112 x 112 frame (49 slots), a frame program over them, the
-  learned map, cosine decay over 2,400 steps, no L2 (`arnn_tf.modalities.text`): SST-2 0.8028
-  (517 s), TREC 0.8700 (428 s). On the backbone's 224 frame with 600 steps (the same time): SST-2
-  0.7420, TREC 0.8760.
+  learned map, cosine decay over 2,400 steps, no L2 (`arnn_tf.modalities.text`).
 
 ``frame_size`` (None: the backbone's own input size) sets the frame, n x n, that the program,
 the task's input and the backbone share: the EfficientNets end in global pooling, so they take
@@ -327,8 +318,7 @@ def program_rate_scale(recipe: Recipe) -> float:
 
 
 def program_first_moment(recipe: Recipe) -> float:
-    """W's Adam first-moment decay (beta_1): its ``program_momentum``, by default Adam's 0.9
-    (a longer memory, 0.99, did not help black-box training: `EXPERIMENTS.md`)."""
+    """W's Adam first-moment decay (beta_1): its ``program_momentum``, by default Adam's 0.9."""
     return ADAM_BETA_1 if recipe.program_momentum is None else recipe.program_momentum
 
 

@@ -26,8 +26,7 @@ from arnn_tf.label_maps.specs import data_driven_kind
 from arnn_tf.modalities.image.model import image_model_for
 from arnn_tf.modalities.image.placement import image_encoder_for
 from arnn_tf.modalities.text.model import text_encoder_for, text_model_for
-from arnn_tf.models.reprogrammed import ReprogrammedModel, build_label_map
-from arnn_tf.models.shared import SharedProgramModel, shared_frame_program
+from arnn_tf.models.reprogrammed import ReprogrammedModel, build_label_map, frame_program_for
 from arnn_tf.programs.parts import saved_parts
 from arnn_tf.programs.saved import SavedProgram
 from arnn_tf.recipes import Recipe, program_first_moment, program_rate_scale, require_task
@@ -176,7 +175,7 @@ def _query_metrics(trainer: Trainer) -> dict[str, Any]:
     return {
         "queries": int(queries),
         "stopped_by_queries": bool(getattr(trainer, "stopped_by_queries", False)),
-        "map_warmup_steps": int(getattr(trainer, "program_from", 0)),
+        "map_warmup_steps": int(getattr(trainer, "map_warmup_steps", 0)),
     }
 
 
@@ -212,7 +211,7 @@ _ENCODER_BUILDERS = {"image": image_encoder_for, "text": text_encoder_for}
 """How a part of each modality gets its input encoder from a recipe, in a mixed task."""
 
 
-def _mixed_model(recipe: Recipe, task: Any, backbone: keras.Model) -> SharedProgramModel:
+def _mixed_model(recipe: Recipe, task: Any, backbone: keras.Model) -> ReprogrammedModel:
     """A mixed task's model: each member's encoder and map, one frame program for all."""
     unshared = [f for f in ("conceal", "flip_average") if getattr(recipe, f)]
     if unshared or data_driven_kind(recipe.label_map) is not None:
@@ -226,13 +225,13 @@ def _mixed_model(recipe: Recipe, task: Any, backbone: keras.Model) -> SharedProg
     encoders = [
         _ENCODER_BUILDERS[m.modality](recipe, m, frame, f"part{i}_encoder") for i, m in members
     ]
-    program = shared_frame_program(encoders, recipe.linf_bound, recipe.l2)
+    program = frame_program_for(encoders, recipe.linf_bound, recipe.l2)
     outputs = int(backbone.output_shape[-1])
     maps = [
         build_label_map(recipe.label_map, m.num_classes, recipe.seed, outputs, f"part{i}_map")
         for i, m in members
     ]
-    return SharedProgramModel(program, encoders, backbone, maps)
+    return ReprogrammedModel(program, backbone, maps, encoders)
 
 
 _MODEL_BUILDERS = {"image": image_model_for, "text": text_model_for, "mixed": _mixed_model}

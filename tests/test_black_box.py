@@ -23,6 +23,7 @@ from arnn_tf.modalities.image.model import build_reprogrammed_model
 from arnn_tf.modalities.image.task import ImageTask
 from arnn_tf.recipes import RECIPES
 from arnn_tf.training.checkpoints import restore_checkpoint
+from arnn_tf.training.plan import TrainingPlan
 
 RNG = np.random.default_rng(0)
 IMAGES = RNG.integers(0, 256, (40, 12, 12, 1)).astype("uint8")
@@ -191,8 +192,7 @@ def test_a_bad_answer_is_refused_and_nothing_is_lost(tmp_path, bad, message):
     weight = keras.ops.convert_to_numpy(model.program.weight.value).copy()
     assert int(model.optimizer.iterations.numpy()) == 2
     restored = toy_model()
-    schedule = keras.optimizers.schedules.CosineDecay(0.05, 4)
-    BlackBoxTrainer(query).compile(restored, schedule, RECIPE)
+    BlackBoxTrainer(query).compile(restored, TrainingPlan.resolve(RECIPE, len(LABELS)))
     assert restore_checkpoint(restored, tmp_path) == 2  # saved as the failure stopped the run
     np.testing.assert_array_equal(restored.program.weight.numpy(), weight)
 

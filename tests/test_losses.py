@@ -12,6 +12,7 @@ from arnn_tf.modalities.image.task import ImageTask
 from arnn_tf.recipes import RECIPES
 from arnn_tf.training.losses import FocalCrossentropy, task_loss
 from arnn_tf.training.optimizers import ScaledRateAdam
+from arnn_tf.training.plan import TrainingPlan
 from arnn_tf.training.white_box import WhiteBoxTrainer
 
 RNG = np.random.default_rng(0)
@@ -115,11 +116,10 @@ def test_the_maps_warmup_holds_w_and_moves_the_map():
 
 
 def test_a_black_box_recipe_steps_w_at_a_hundredth_of_the_rate_by_default():
-    schedule = keras.optimizers.schedules.CosineDecay(0.05, 4)
     model = toy_model()
     BlackBoxTrainer(LocalQuery(model.backbone)).compile(
-        model, schedule, RECIPE.replace(trainer="black_box"))
+        model, TrainingPlan.resolve(RECIPE.replace(trainer="black_box", map_warmup_steps=0), 4))
     assert model.optimizer.rate_scales == {model.program.weight.path: 0.01}
-    BlackBoxTrainer(LocalQuery(model.backbone)).compile(
-        model, schedule, RECIPE.replace(trainer="black_box", program_lr_scale=1.0))
+    BlackBoxTrainer(LocalQuery(model.backbone)).compile(model, TrainingPlan.resolve(
+        RECIPE.replace(trainer="black_box", program_lr_scale=1.0, map_warmup_steps=0), 4))
     assert not isinstance(model.optimizer, ScaledRateAdam)

@@ -13,7 +13,7 @@ from test_text import toy_sentiment
 
 from arnn_tf.modalities.image.placement import ImagePlacement
 from arnn_tf.modalities.text import TokenPatchEncoder
-from arnn_tf.models.shared import SharedProgramModel
+from arnn_tf.models.reprogrammed import ReprogrammedModel
 from arnn_tf.programs.saved import SavedProgram
 from arnn_tf.recipes import RECIPES
 from arnn_tf.runs import build_model, train
@@ -55,7 +55,7 @@ def test_one_frame_program_is_shared_and_only_it_the_encoders_and_maps_train(
 ) -> None:
     toy_sentiment(tmp_path)
     model = build_model(mixed_recipe(tmp_path), get_task(f"text:{tmp_path}+counting"))
-    assert isinstance(model, SharedProgramModel)
+    assert isinstance(model, ReprogrammedModel) and len(model.encoders) == 2
     assert isinstance(model.encoders[0], TokenPatchEncoder)
     assert isinstance(model.encoders[1], ImagePlacement)
     assert {v.path for v in model.trainable_variables} == {

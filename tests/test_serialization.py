@@ -12,7 +12,8 @@ from arnn_tf.modalities.image.model import build_reprogrammed_model
 from arnn_tf.modalities.image.placement import ConcealedPlacement, ImagePlacement
 from arnn_tf.modalities.text import TokenPatchEncoder, vectorizer_state
 from arnn_tf.modalities.text.model import build_text_model
-from arnn_tf.models.shared import PartAnswers, SharedProgramModel, shared_frame_program
+from arnn_tf.layers.part_answers import PartAnswers
+from arnn_tf.models.reprogrammed import ReprogrammedModel, frame_program_for
 from arnn_tf.programs.parts import saved_parts
 from arnn_tf.programs.saved import SavedProgram
 
@@ -113,8 +114,8 @@ def test_shared_program_model(tmp_path):
     encoders = [TokenPatchEncoder(vectorizer.vocabulary_size(), 48, 8, name="part0_encoder"),
                 ImagePlacement(48, (10, 10, 3), name="part1_encoder")]
     maps = [LinearLabelMap(2, name="part0_map"), LabelMapping([[1], [5], [9]], name="part1_map")]
-    model = SharedProgramModel(shared_frame_program(encoders, linf_bound=0.5),
-                               encoders, build_backbone("tiny_cnn", None, seed=4), maps)
+    model = ReprogrammedModel(frame_program_for(encoders, linf_bound=0.5),
+                              build_backbone("tiny_cnn", None, seed=4), maps, encoders)
     model.program.weight.assign(RNG.normal(size=(48, 48, 3)))
     state = {"vectorizer": vectorizer_state(vectorizer)}
     members = saved_parts(model, ["text:words", "counts"], [["neg", "pos"], ["a", "b", "c"]],

@@ -15,10 +15,10 @@ from arnn_tf.training.trainer import Trainer
 class BatchLoopTrainer(Trainer):
     """A trainer with its own loop (`train_on_batch`), as a query-only trainer would have."""
 
-    def compile(self, model, schedule, recipe):
-        model.compile(optimizer=keras.optimizers.Adam(schedule))
+    def compile(self, model, plan):
+        model.compile(optimizer=keras.optimizers.Adam(plan.schedule()))
 
-    def run(self, model, data, steps, steps_per_epoch, callbacks, recipe):
+    def run(self, model, data, steps, steps_per_epoch, callbacks, plan):
         callbacks = keras.callbacks.CallbackList(list(callbacks), model=model)
         model.stop_training = False
         callbacks.on_train_begin()

@@ -11,7 +11,7 @@ projected onto that space. With ``antithetic`` pairs, ``[L(W + beta U_j) - L(W -
 at the cost of ``q`` more points. A full-resolution program has ``d`` in the hundreds of
 thousands, so ``q`` directions capture about ``sqrt(q / d)`` of the gradient's direction;
 with ``resolution`` c, directions are drawn from c x c x 3 grids upsampled (bilinearly) to
-the frame, as the project's prototype did: ``d = 3 c^2`` and the estimate is that of the
+the frame: ``d = 3 c^2`` and the estimate is that of the
 gradient of a smooth program, while ``W`` itself keeps the frame's resolution. Directions
 are masked to the entries the program uses (``M`` in ``tanh(W * M)``).
 

@@ -11,7 +11,7 @@ label map is computed from answers too: its sample's frames under W are queries,
 budgeted like the steps'. The backbone's gradient is never asked for; the model's own
 backbone is never called.
 
-The model's Adam optimiser applies both gradients (W's at `arnn_tf.recipes.program_rate_scale`
+The model's Adam optimiser applies both gradients (W's at the plan's ``program_lr_scale``
 of the rate, by default a hundredth: Adam steps every entry by about its rate however noisy
 the estimate, and the loss is sharply curved in W), so checkpoints, resume, schedules and EMA
 work as in white-box training (`arnn_tf.training.trainer.Trainer.fit`). The directions of step s are
@@ -31,10 +31,10 @@ from arnn_tf.black_box.estimator import ZerothOrderEstimator, program_frames
 from arnn_tf.black_box.queries import QueryFunction, checked_answer
 from arnn_tf.label_maps.frequency import FrequencyLabelMapping
 from arnn_tf.models.reprogrammed import ReprogrammedModel
-from arnn_tf.recipes import Recipe
 from arnn_tf.training.callback_loop import run_callback_loop
 from arnn_tf.training.losses import per_example_loss, task_loss
 from arnn_tf.training.optimizers import adam
+from arnn_tf.training.plan import TrainingPlan
 from arnn_tf.training.trainer import Trainer
 
 
@@ -69,13 +69,12 @@ class BlackBoxTrainer(Trainer):
         self.max_queries = max_queries
         self.queries = 0
         self.stopped_by_queries = False
-        self.program_from = 0
+        self.map_warmup_steps = 0
 
     def compile(
         self,
         model: ReprogrammedModel,
-        schedule: keras.optimizers.schedules.LearningRateSchedule,
-        recipe: Recipe,
+        plan: TrainingPlan,
     ) -> None:
         if any(encoder.trainable_weights for encoder in model.encoders):
             raise ValueError(
@@ -87,8 +86,8 @@ class BlackBoxTrainer(Trainer):
             self.estimator.check_fits(model.program.mask.shape)
         except ValueError as error:
             raise ValueError(f"zo_resolution (the directions' resolution): {error}") from None
-        self.program_from = recipe.map_warmup_steps
-        model.compile(optimizer=adam(schedule, recipe, model), loss=task_loss(recipe))
+        self.map_warmup_steps = plan.map_warmup_steps
+        model.compile(optimizer=adam(plan, model), loss=task_loss(plan.recipe))
 
     def run(
         self,
@@ -97,8 +96,9 @@ class BlackBoxTrainer(Trainer):
         steps: int,
         steps_per_epoch: int,
         callbacks: Sequence[keras.callbacks.Callback],
-        recipe: Recipe,
+        plan: TrainingPlan,
     ) -> dict[str, list[float]]:
+        recipe = plan.recipe
         mapping = next((c for c in callbacks if isinstance(c, FrequencyLabelMapping)), None)
         self._check_budget(model, recipe.batch_size, mapping)
         loss, accuracy = keras.metrics.Mean(), keras.metrics.SparseCategoricalAccuracy()
@@ -168,7 +168,7 @@ class BlackBoxTrainer(Trainer):
     def _estimates(self, model: ReprogrammedModel) -> bool:
         """Whether the next step estimates W's gradient: W trains and the map's warmup (W
         held, one frame an image) is over."""
-        return model.program.trainable and int(model.optimizer.iterations) >= self.program_from
+        return model.program.trainable and int(model.optimizer.iterations) >= self.map_warmup_steps
 
     def label_map_source(self, model: ReprogrammedModel) -> Callable[[Any], Any]:
         """The logits of task images under W, asked of the query function (and counted)."""

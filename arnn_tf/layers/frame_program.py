@@ -20,7 +20,7 @@ from keras import ops
 class FrameProgram(keras.layers.Layer):
     """``X_adv = clip(canvas + P, -1, 1)`` with ``P = linf_bound * tanh(W * M)``.
 
-    A program shared by several encoders (`arnn_tf.models.shared`) has one mask per encoder,
+    A program shared by several encoders (a many-part model) has one mask per encoder,
     ``masks``; ``call(canvas, part=i)`` and ``program(part=i)`` use mask i.
 
     Args:

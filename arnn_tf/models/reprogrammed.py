@@ -1,4 +1,4 @@
-"""`ReprogrammedModel`: task input -> input encoder -> frame program -> backbone -> label map.
+"""`ReprogrammedModel`: task inputs -> input encoders -> frame program -> backbone -> label maps.
 
 A functional Keras model (the keras-hub pattern: a `keras.Model` subclass that builds its own
 graph), so `compile`, `fit`, `evaluate`, `predict`, `save` and `keras.saving.load_model` work
@@ -8,13 +8,16 @@ encoder's patch table) and a learned label map are trainable.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import keras
+import numpy as np
+from keras import ops
 
 from arnn_tf.label_maps.specs import learned_map_start, parse_label_map
 from arnn_tf.layers.frame_program import FrameProgram
 from arnn_tf.layers.label_mapping import LabelMapping, LinearLabelMap
+from arnn_tf.layers.part_answers import PartAnswers
 from arnn_tf.settings import DEFAULT_LEARNING_RATE
 
 
@@ -40,75 +43,97 @@ class DefaultCompile:
 
 @keras.saving.register_keras_serializable(package="arnn_tf")
 class ReprogrammedModel(DefaultCompile, keras.Model):
-    """Reprograms ``backbone`` for a task with ``label_map.num_classes`` classes.
+    """Reprograms ``backbone`` for a task of one or more parts.
 
-    Inputs are whatever the ``encoder`` takes (a layer with a ``model_input()`` method and a
-    ``program_mask``: task images for an `arnn_tf.modalities.image.placement.ImagePlacement` or a
-    `ConcealedPlacement`, token ids for an `arnn_tf.modalities.text.TokenPatchEncoder`), turned
-    into a frame it hands to the `FrameProgram`. Outputs are the task-class probabilities.
+    A part is an input encoder (a layer with a ``model_input()`` method and a ``program_mask``:
+    task images for an `arnn_tf.modalities.image.placement.ImagePlacement` or a
+    `ConcealedPlacement`, token ids for an `arnn_tf.modalities.text.TokenPatchEncoder`) and
+    its label map; every part shares the one `FrameProgram` (each where its encoder's mask
+    lets it act) and the frozen backbone. A one-part model takes its encoder's input and
+    answers with the task-class probabilities. A model of several parts takes one batch of
+    every part and answers with one matrix (`arnn_tf.layers.part_answers.PartAnswers`: part
+    i's rows in the columns of its classes), so `compile`, `fit`, the cross-entropy and the
+    accuracy work the same; `part_model(i)` is part i alone.
 
-    With ``flip_average`` the model answers at inference (``training`` false: `evaluate`,
-    `predict`, a SavedModel's signatures) with the mean of its probabilities for each image
-    and for that image's left-right mirror image, at twice the cost; training steps still see
-    one view. This suits tasks whose classes do not change under a mirror (natural photos such
-    as CIFAR-10), not digits or text.
+    With ``flip_average`` a one-part model answers at inference (``training`` false:
+    `evaluate`, `predict`, a SavedModel's signatures) with the mean of its probabilities for
+    each image and for its left-right mirror image, at twice the cost; training steps still
+    see one view. This suits classes that do not change under a mirror (natural photos).
     """
 
     def __init__(
         self,
         program: FrameProgram,
         backbone: keras.Model,
-        label_map: LabelMapping | LinearLabelMap,
-        encoder: keras.layers.Layer,
+        label_maps: LabelMap | Sequence[LabelMap],
+        encoders: keras.layers.Layer | Sequence[keras.layers.Layer],
         flip_average: bool = False,
         **kwargs: Any,
     ) -> None:
-        frame = tuple(backbone.input_shape[1:])
-        if frame != (program.frame_size, program.frame_size, 3):
-            raise ValueError(
-                f"the program is made for {program.frame_size}x{program.frame_size} inputs "
-                f"but backbone {backbone.name!r} takes {frame}"
-            )
-        if flip_average and not hasattr(encoder, "mirror"):
-            raise ValueError(
-                f"flip_average averages each input with its mirror image; the input encoder "
-                f"{type(encoder).__name__} has none (images have)"
-            )
+        label_maps, encoders = _as_parts(label_maps), _as_parts(encoders)
+        _check_parts(program, backbone, label_maps, encoders, flip_average)
         backbone.trainable = False
-        program.set_masks([encoder.program_mask])  # the encoder's; a config does not keep it
-        inputs = encoder.model_input()
-        probabilities = label_map(part_logits(encoder, program, backbone, inputs))
-        super().__init__(inputs=inputs, outputs=probabilities, **kwargs)
+        program.set_masks([e.program_mask for e in encoders])  # a config does not keep them
+        if len(encoders) == 1:
+            inputs: Any = [encoders[0].model_input()]
+        else:
+            inputs = [_part_input(encoder, i) for i, encoder in enumerate(encoders)]
+        answers = [
+            label_map(part_logits(encoder, program, backbone, x, part=i))
+            for i, (x, encoder, label_map) in enumerate(zip(inputs, encoders, label_maps))
+        ]
+        if len(encoders) == 1:
+            super().__init__(inputs=inputs[0], outputs=answers[0], **kwargs)
+        else:
+            counts = [label_map.num_classes for label_map in label_maps]
+            super().__init__(inputs=inputs, outputs=PartAnswers(counts)(answers), **kwargs)
         self.program = program
-        self.encoder = encoder
         self.backbone = backbone
-        self.label_map = label_map
+        self.encoders = list(encoders)
+        self.label_maps = list(label_maps)
         self.flip_average = bool(flip_average)
+        self._part_inputs, self._part_answers = inputs, answers
 
     @property
-    def encoders(self) -> list[keras.layers.Layer]:
-        """The model's input encoders: its one (a shared-program model has one per part)."""
-        return [self.encoder]
+    def encoder(self) -> keras.layers.Layer:
+        """A one-part model's input encoder."""
+        return self._only(self.encoders, "encoder")
 
     @property
-    def label_maps(self) -> list[LabelMapping | LinearLabelMap]:
-        """The model's label maps: its one (a shared-program model has one per part)."""
-        return [self.label_map]
+    def label_map(self) -> LabelMap:
+        """A one-part model's label map."""
+        return self._only(self.label_maps, "label map")
+
+    def _only(self, layers: list[Any], what: str) -> Any:
+        if len(layers) != 1:
+            raise ValueError(f"a model of {len(layers)} parts has a {what} per part, not one")
+        return layers[0]
+
+    def part_model(self, part: int) -> keras.Model:
+        """Part ``part`` alone: its inputs to its own classes' probabilities (a one-part model
+        is its own part)."""
+        if len(self.encoders) == 1:
+            return self
+        return keras.Model(self._part_inputs[part], self._part_answers[part])
 
     def adversarial_inputs(self, inputs: Any) -> Any:
-        """``X_adv``, the frames the backbone sees for ``inputs``: encoded, then programmed."""
-        return self.program(self.encoder(inputs))
+        """``X_adv``, the frames the backbone sees for ``inputs`` (a one-part model's input, or
+        one batch of every part's, stacked in part order): encoded, then programmed."""
+        if len(self.encoders) == 1:
+            return self.program(self.encoder(inputs))
+        frames = [self.program(e(x), part=i) for i, (x, e) in enumerate(zip(inputs, self.encoders))]
+        return ops.concatenate(frames, axis=0)
 
-    def logits(self, inputs: Any) -> Any:
-        """The frozen backbone's outputs for ``inputs`` under the current program, before the
-        label map (what data-driven maps and part signatures read)."""
-        return part_logits(self.encoder, self.program, self.backbone, inputs)
+    def logits(self, inputs: Any, part: int = 0) -> Any:
+        """The frozen backbone's outputs for part ``part``'s ``inputs`` under the current
+        program, before the label map (what data-driven maps and part signatures read)."""
+        return part_logits(self.encoders[part], self.program, self.backbone, inputs, part=part)
 
     def call(self, inputs: Any, training: Any = None, mask: Any = None, **kwargs: Any) -> Any:
         """Runs the graph in inference mode whatever ``training`` says: the backbone is frozen,
         and Keras 3 hands the outer call's ``training`` to every layer of the graph (overriding
         the ``training=False`` it was built with), which would switch on the backbone's dropout
-        and stochastic depth while the program trains. The program and label map have no
+        and stochastic depth while the program trains. The program and label maps have no
         training-only behaviour. ``training`` decides only whether ``flip_average`` applies."""
 
         def probabilities_of(images: Any) -> Any:
@@ -123,19 +148,76 @@ class ReprogrammedModel(DefaultCompile, keras.Model):
             "name": self.name,
             "program": keras.saving.serialize_keras_object(self.program),
             "backbone": keras.saving.serialize_keras_object(self.backbone),
-            "label_map": keras.saving.serialize_keras_object(self.label_map),
-            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "label_maps": [keras.saving.serialize_keras_object(m) for m in self.label_maps],
+            "encoders": [keras.saving.serialize_keras_object(e) for e in self.encoders],
             "flip_average": self.flip_average,
         }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "ReprogrammedModel":
         config = dict(config)
+        for one, many in (("label_map", "label_maps"), ("encoder", "encoders")):
+            if one in config:  # a one-part model's config before parts
+                config[many] = [config.pop(one)]
         parts = {
             key: keras.saving.deserialize_keras_object(config.pop(key))
-            for key in ("program", "backbone", "label_map", "encoder")
+            for key in ("program", "backbone")
         }
+        for key in ("label_maps", "encoders"):
+            parts[key] = [keras.saving.deserialize_keras_object(c) for c in config.pop(key)]
         return cls(**parts, **config)
+
+
+LabelMap = LabelMapping | LinearLabelMap
+"""A label-map layer: fixed or learned."""
+
+
+def _as_parts(layers: Any) -> list[Any]:
+    """``layers`` as a list of parts: a single layer is one part."""
+    return list(layers) if isinstance(layers, (list, tuple)) else [layers]
+
+
+def _check_parts(
+    program: FrameProgram,
+    backbone: keras.Model,
+    label_maps: list[Any],
+    encoders: list[Any],
+    flip_average: bool,
+) -> None:
+    """Raises ValueError when the program, backbone and parts cannot make one model."""
+    frame = tuple(backbone.input_shape[1:])
+    if frame != (program.frame_size, program.frame_size, 3):
+        raise ValueError(
+            f"the program is made for {program.frame_size}x{program.frame_size} inputs "
+            f"but backbone {backbone.name!r} takes {frame}"
+        )
+    if not encoders or len(encoders) != len(label_maps):
+        raise ValueError(
+            f"a model needs one input encoder and label map per part, at least one part; "
+            f"got {len(encoders)} encoders and {len(label_maps)} label maps"
+        )
+    if flip_average and len(encoders) > 1:
+        raise ValueError(f"flip_average is for a model of one part; this one has {len(encoders)}")
+    if flip_average and not hasattr(encoders[0], "mirror"):
+        raise ValueError(
+            f"flip_average averages each input with its mirror image; the input encoder "
+            f"{type(encoders[0]).__name__} has none (images have)"
+        )
+
+
+def _part_input(encoder: keras.layers.Layer, part: int) -> Any:
+    """The encoder's model input, named after its part (input names must differ)."""
+    spec = encoder.model_input()
+    return keras.Input(spec.shape[1:], dtype=spec.dtype, name=f"part{part}_{spec.name}")
+
+
+def frame_program_for(
+    encoders: Sequence[keras.layers.Layer], linf_bound: float | None = None, l2: float = 0.0
+) -> FrameProgram:
+    """A zero frame program for ``encoders``, one mask per part: each encoder's own."""
+    frame = int(encoders[0].frame_size)
+    masks = [np.asarray(encoder.program_mask, "float32") for encoder in encoders]
+    return FrameProgram(frame, masks=masks, linf_bound=linf_bound, l2=l2)
 
 
 def part_logits(

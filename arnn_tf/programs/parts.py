@@ -66,8 +66,8 @@ class SavedPart:
 def saved_parts(
     model: Any, names: Sequence[str], class_names: Sequence[Sequence[str]], inputs: Sequence[Any]
 ) -> tuple[SavedPart, ...]:
-    """The parts of a trained `arnn_tf.models.shared.SharedProgramModel`, named ``names``, with
-    their class names and input states (``task.input_state`` of each member)."""
+    """The parts of a trained many-part `arnn_tf.models.reprogrammed.ReprogrammedModel`, named
+    ``names``, with their class names and input states (``task.input_state`` of each member)."""
     parts = []
     for i, (encoder, label_map) in enumerate(zip(model.encoders, model.label_maps)):
         learned = isinstance(label_map, LinearLabelMap)

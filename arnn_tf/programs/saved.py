@@ -47,7 +47,6 @@ from arnn_tf.layers.label_mapping import LabelMapping, LinearLabelMap
 from arnn_tf.modalities.encoders import encoder_class
 from arnn_tf.modalities.image.model import concealment_and_program, image_placement_and_program
 from arnn_tf.models.reprogrammed import ReprogrammedModel
-from arnn_tf.models.shared import SharedProgramModel
 from arnn_tf.programs.parts import SavedPart, read_parts, write_parts
 from arnn_tf.tasks.base import TaskPart
 
@@ -174,8 +173,8 @@ class SavedProgram:
         parts: tuple[TaskPart, ...] = (),
         recipe: dict[str, Any] | None = None,
     ) -> "SavedProgram":
-        """Captures a trained `arnn_tf.models.shared.SharedProgramModel` and its ``members``
-        (`arnn_tf.programs.parts.saved_parts`)."""
+        """Captures a trained many-part `arnn_tf.models.reprogrammed.ReprogrammedModel` and its
+        ``members`` (`arnn_tf.programs.parts.saved_parts`)."""
         ref = BackboneRef(backbone_name, weights, seed, weights_fingerprint(model.backbone))
         return cls(
             keras.ops.convert_to_numpy(model.program.weight.value),
@@ -340,13 +339,13 @@ class SavedProgram:
         program.weight.assign(self.weight)
         return model
 
-    def _shared_model(self, backbone: keras.Model) -> SharedProgramModel:
+    def _shared_model(self, backbone: keras.Model) -> ReprogrammedModel:
         """The shared-program model of a mixed program, its parts rebuilt from their files."""
         encoders = [member.build_encoder() for member in self.members]
         program = FrameProgram(**self.program_config, masks=[e.program_mask for e in encoders])
         outputs = int(backbone.output_shape[-1])
         maps = [m.build_label_map(outputs, f"part{i}_map") for i, m in enumerate(self.members)]
-        model = SharedProgramModel(program, encoders, backbone, maps)
+        model = ReprogrammedModel(program, backbone, maps, encoders)
         program.weight.assign(self.weight)
         return model
 

@@ -2,7 +2,7 @@
 
 Unlike `arnn_tf.tasks.multi`, which brings image tasks to one image shape and mixes their
 examples, a mixed task keeps each member's own input: every training step takes one batch of
-each member, and the model (`arnn_tf.models.shared.SharedProgramModel`) runs each through its
+each member, and the model (`arnn_tf.models.reprogrammed.ReprogrammedModel`) runs each through its
 own input encoder and label map, with one frame program shared by all. Class ids are offset
 member by member, as in a combined task, so the answers of one step line up with one label
 vector; each member is evaluated on its own test split.

@@ -7,34 +7,27 @@ from typing import Any, Sequence
 import keras
 
 from arnn_tf.models.reprogrammed import ReprogrammedModel
-from arnn_tf.recipes import (
-    ADAM_BETA_1,
-    Recipe,
-    program_first_moment,
-    program_rate_scale,
-)
+from arnn_tf.recipes import ADAM_BETA_1
+from arnn_tf.training.plan import TrainingPlan
 
 
-def adam(
-    schedule: keras.optimizers.schedules.LearningRateSchedule,
-    recipe: Recipe,
-    model: ReprogrammedModel,
-) -> keras.optimizers.Adam:
-    """Adam on ``schedule``, keeping the recipe's moving average of the weights if it has one,
-    and stepping ``model``'s program weight at `program_rate_scale` times the rate with the
-    first-moment decay `program_first_moment`, from step ``map_warmup_steps`` on (with the
-    input encoders' weights)."""
-    options = {"use_ema": recipe.ema is not None, "ema_momentum": recipe.ema or 0.99}
-    scale, momentum = program_rate_scale(recipe), program_first_moment(recipe)
-    if scale == 1 and momentum == ADAM_BETA_1 and not recipe.map_warmup_steps:
-        return keras.optimizers.Adam(schedule, beta_1=ADAM_BETA_1, **options)
+def adam(plan: TrainingPlan, model: ReprogrammedModel) -> keras.optimizers.Adam:
+    """Adam on the plan's schedule, keeping the recipe's moving average of the weights if it
+    has one, and stepping ``model``'s program weight at ``program_lr_scale`` times the rate
+    with the first-moment decay ``program_momentum``, from step ``map_warmup_steps`` on (with
+    the input encoders' weights)."""
+    ema = plan.recipe.ema
+    options = {"use_ema": ema is not None, "ema_momentum": ema or 0.99}
+    scale, momentum, held_for = plan.program_lr_scale, plan.program_momentum, plan.map_warmup_steps
+    if scale == 1 and momentum == ADAM_BETA_1 and not held_for:
+        return keras.optimizers.Adam(plan.schedule(), beta_1=ADAM_BETA_1, **options)
     path = model.program.weight.path
     held = [path] + [v.path for encoder in model.encoders for v in encoder.trainable_weights]
     return ScaledRateAdam(
-        schedule,
+        plan.schedule(),
         {path: scale},
         first_moments={path: momentum},
-        start_steps=dict.fromkeys(held, recipe.map_warmup_steps) if recipe.map_warmup_steps else {},
+        start_steps=dict.fromkeys(held, held_for) if held_for else {},
         **options,
     )
 

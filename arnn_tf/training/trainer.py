@@ -1,9 +1,9 @@
 """How a program learns: the `Trainer` interface every trainer implements (TensorFlow-specific).
 
-`Trainer.fit` does what every way of training shares: it counts the run's steps from the
-recipe, builds the learning-rate schedule, resumes from a checkpoint and replays the data
-order, computes data-driven label maps, keeps to the step and time budget, shows progress,
-stops on a non-finite loss and reports a `TrainingResult`. A trainer supplies two named
+`Trainer.fit` does what every way of training shares: it resolves the recipe's
+`arnn_tf.training.plan.TrainingPlan` (steps, schedule, data, label-map callbacks), resumes
+from a checkpoint and replays the data order, keeps to the step and time budget, shows
+progress, stops on a non-finite loss and reports a `TrainingResult`. A trainer supplies two named
 override points, in the manner of Keras Tuner's engine classes:
 
 - `Trainer.compile`: give the model its optimiser (its variables are what checkpoints save);
@@ -27,18 +27,13 @@ from typing import Any, Callable, Sequence
 import keras
 import tensorflow as tf
 
-from arnn_tf.label_maps.frequency import SAMPLE_IMAGES, FrequencyLabelMapping
-from arnn_tf.label_maps.specs import data_driven_kind, learned_map_start
 from arnn_tf.models.reprogrammed import ReprogrammedModel
 from arnn_tf.progress import StepProgress
-from arnn_tf.recipes import (
-    Recipe,
-    map_warmup,
-)
+from arnn_tf.recipes import Recipe
 from arnn_tf.tasks.base import Task
 from arnn_tf.training.checkpoints import ProgramCheckpoint, checkpoint_seconds, restore_checkpoint
 from arnn_tf.training.results import StepAndTimeBudget, TrainingDivergedError, TrainingResult
-from arnn_tf.training.schedules import learning_rate_schedule, steps_per_epoch
+from arnn_tf.training.plan import TrainingPlan
 
 
 class Trainer(abc.ABC):
@@ -68,51 +63,35 @@ class Trainer(abc.ABC):
         the fixed map it would start from is not computed. Raises TrainingDivergedError when
         the loss stops being finite."""
         _check_trainable(model, recipe, max_minutes)
-        train_examples = task.num_examples("train")  # counted once: tf.data may iterate to count
-        per_epoch = steps_per_epoch(train_examples, recipe.batch_size)
-        steps = recipe.steps if recipe.steps is not None else per_epoch * recipe.epochs
-        schedule = learning_rate_schedule(
-            recipe.lr_schedule, recipe.learning_rate, per_epoch, steps, recipe.warmup_steps
-        )
-        self.compile(model, schedule, recipe.replace(map_warmup_steps=map_warmup(recipe, steps)))
+        # The train split is counted once: tf.data may iterate to count.
+        plan = TrainingPlan.resolve(recipe, task.num_examples("train"))
+        self.compile(model, plan)
         resumed_from, seconds_before, savers = _resume_and_save(
             model, checkpoint_dir, checkpoint_every, save_checkpoints, verbose
         )
-        callbacks = [*callbacks, *savers]
         first_step = None if map_trained else resumed_from
-        source = self.label_map_source(model)
-        mapping = _label_mapping(
-            task, recipe, train_examples, per_epoch, first_step, verbose, source
-        )
-        if resumed_from >= steps:
+        mapping = plan.label_mapping(task, first_step, verbose, self.label_map_source(model))
+        if resumed_from >= plan.steps:
             return TrainingResult(
                 resumed_from, resumed_from, 0.0, 0.0, None, False, {}, seconds_before
             )
-        remaining = steps - resumed_from
+        remaining = plan.steps - resumed_from
         budget = StepAndTimeBudget(remaining, None if max_minutes is None else 60.0 * max_minutes)
-        callbacks = [*mapping, keras.callbacks.TerminateOnNaN(), budget, *callbacks]
+        callbacks = [*mapping, keras.callbacks.TerminateOnNaN(), budget, *callbacks, *savers]
         if verbose:
-            callbacks.append(StepProgress(steps, first_step=resumed_from))
-        # Skipping the batches already trained on replays the uninterrupted run's data order. A
-        # run of one epoch or less never reads an image twice, so it keeps no cache.
-        data = task.dataset(
-            "train", recipe.batch_size, shuffle=shuffle, repeat=True, seed=recipe.seed,
-            drop_remainder=True, cache=steps > per_epoch, augment=recipe.augment,
-        ).skip(resumed_from)  # fmt: skip
+            callbacks.append(StepProgress(plan.steps, first_step=resumed_from))
+        data = plan.train_data(task, shuffle, resumed_from)
         start = time.perf_counter()
-        history = self.run(model, data, remaining, min(per_epoch, remaining), callbacks, recipe)
+        history = self.run(
+            model, data, remaining, min(plan.steps_per_epoch, remaining), callbacks, plan
+        )
         seconds = time.perf_counter() - start
         result = _result(history, resumed_from, budget, seconds, recipe, checkpoint_dir)
         return dataclasses.replace(result, total_seconds=seconds_before + seconds)
 
     @abc.abstractmethod
-    def compile(
-        self,
-        model: ReprogrammedModel,
-        schedule: keras.optimizers.schedules.LearningRateSchedule,
-        recipe: Recipe,
-    ) -> None:
-        """Gives ``model`` its optimiser, following ``schedule`` (and the recipe's EMA)."""
+    def compile(self, model: ReprogrammedModel, plan: TrainingPlan) -> None:
+        """Gives ``model`` its optimiser, following the plan's schedule (and its EMA)."""
 
     def label_map_source(self, model: ReprogrammedModel) -> Callable[[Any], Any] | None:
         """What a frequency or iterative label map reads the ImageNet logits of task images
@@ -128,7 +107,7 @@ class Trainer(abc.ABC):
         steps: int,
         steps_per_epoch: int,
         callbacks: Sequence[keras.callbacks.Callback],
-        recipe: Recipe,
+        plan: TrainingPlan,
     ) -> dict[str, list[float]]:
         """Trains ``steps`` batches of ``data`` (epochs of ``steps_per_epoch``), calling
         ``callbacks`` as `model.fit` does; returns per-epoch "loss" and "accuracy"."""
@@ -177,40 +156,6 @@ def _resume_and_save(
     resumed_from, seconds_before = _resume(model, checkpoint_dir, verbose)
     savers = [ProgramCheckpoint(checkpoint_dir, every, seconds_before)] if save else []
     return resumed_from, seconds_before, savers
-
-
-def _label_mapping(
-    task: Task,
-    recipe: Recipe,
-    train_examples: int,
-    per_epoch: int,
-    first_step: int | None,
-    verbose: bool,
-    source: Callable[[Any], Any] | None,
-) -> list[keras.callbacks.Callback]:
-    """The callback that computes a frequency or iterative label map, if the recipe has one,
-    from ``source``'s logits (`Trainer.label_map_source`), from ``first_step`` on; None: the
-    model's learned map is trained already, so the fixed map it starts from is not needed."""
-    data_driven = data_driven_kind(recipe.label_map)
-    if data_driven is None or first_step is None and learned_map_start(recipe.label_map):
-        return []
-    first_step = first_step or 0
-    kind, per_class = data_driven
-    sample_size = min(SAMPLE_IMAGES, train_examples)
-    sample = task.sample("train", sample_size, 100, seed=recipe.seed)
-    return [
-        FrequencyLabelMapping(
-            sample,
-            per_class,
-            iterative=kind == "iterative",
-            max_images=sample_size,
-            steps_per_epoch=per_epoch,
-            first_step=first_step,
-            class_names=task.class_names,
-            verbose=verbose,
-            source=source,
-        )
-    ]
 
 
 def _result(

@@ -9,10 +9,10 @@ import keras
 import tensorflow as tf
 
 from arnn_tf.models.reprogrammed import ReprogrammedModel
-from arnn_tf.recipes import Recipe
 from arnn_tf.training.losses import task_loss
 from arnn_tf.training.multi_worker_loop import fit_with_strategy_run, needs_custom_loop
 from arnn_tf.training.optimizers import adam
+from arnn_tf.training.plan import TrainingPlan
 from arnn_tf.training.trainer import Trainer
 
 
@@ -22,10 +22,9 @@ class WhiteBoxTrainer(Trainer):
     def compile(
         self,
         model: ReprogrammedModel,
-        schedule: keras.optimizers.schedules.LearningRateSchedule,
-        recipe: Recipe,
+        plan: TrainingPlan,
     ) -> None:
-        model.compile(optimizer=adam(schedule, recipe, model), loss=task_loss(recipe))
+        model.compile(optimizer=adam(plan, model), loss=task_loss(plan.recipe))
 
     def run(
         self,
@@ -34,14 +33,14 @@ class WhiteBoxTrainer(Trainer):
         steps: int,
         steps_per_epoch: int,
         callbacks: Sequence[keras.callbacks.Callback],
-        recipe: Recipe,
+        plan: TrainingPlan,
     ) -> dict[str, list[float]]:
         if needs_custom_loop(tf.distribute.get_strategy()):
             return fit_with_strategy_run(
                 model,
                 data,
                 steps=steps,
-                global_batch_size=recipe.batch_size,
+                global_batch_size=plan.recipe.batch_size,
                 steps_per_epoch=steps_per_epoch,
                 callbacks=callbacks,
             )

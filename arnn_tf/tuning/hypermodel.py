@@ -15,19 +15,18 @@ import keras
 import keras_tuner
 
 from arnn_tf.backbones import build_backbone
-from arnn_tf.label_maps.frequency import SAMPLE_IMAGES, FrequencyLabelMapping
-from arnn_tf.label_maps.specs import data_driven_kind, learned_map_start, parse_label_map
+from arnn_tf.label_maps.specs import learned_map_start, parse_label_map
 from arnn_tf.models.reprogrammed import ReprogrammedModel
 from arnn_tf.recipes import Recipe
 from arnn_tf.runs import build_model
 from arnn_tf.tasks.base import Task
 from arnn_tf.training.losses import task_loss
 from arnn_tf.training.optimizers import adam
-from arnn_tf.training.schedules import learning_rate_schedule, steps_per_epoch
+from arnn_tf.training.plan import TrainingPlan
+from arnn_tf.training.schedules import steps_per_epoch
 from arnn_tf.tuning.space import SearchSpace
 
 VALIDATION_BATCH_SIZE = 64
-LABEL_MAP_BATCH_SIZE = 100
 
 
 class ReprogrammingHyperModel(keras_tuner.HyperModel):
@@ -99,29 +98,22 @@ class ReprogrammingHyperModel(keras_tuner.HyperModel):
                 f"trial's {steps} steps; use fewer warmup steps or longer trials"
             )
 
+    def plan_for(self, values: dict[str, Any]) -> TrainingPlan:
+        """A trial's training plan, spanning the steps this trial trains (a continued
+        Hyperband trial starts a fresh optimiser over its remaining rounds)."""
+        recipe = self.recipe_for(values)
+        rounds = values.get("tuner/epochs", self.epochs) - values.get("tuner/initial_epoch", 0)
+        steps = rounds * self.round_steps(recipe.batch_size)
+        return TrainingPlan.resolve(recipe, self.train_examples, steps)
+
     def build(self, hp: keras_tuner.HyperParameters) -> ReprogrammedModel:
         """A fresh (zero) program with the trial's recipe, compiled with its optimiser."""
         self.space.declare(hp)
-        recipe = self.recipe_for(hp.values)
-        model = build_model(recipe, self.task, backbone=self.backbone)
-        model.program.trainable = not recipe.freeze_program
-        model.compile(optimizer=self._optimizer(recipe, hp.values, model), loss=task_loss(recipe))
+        plan = self.plan_for(hp.values)
+        model = build_model(plan.recipe, self.task, backbone=self.backbone)
+        model.program.trainable = not plan.recipe.freeze_program
+        model.compile(optimizer=adam(plan, model), loss=task_loss(plan.recipe))
         return model
-
-    def _optimizer(
-        self, recipe: Recipe, values: dict[str, Any], model: ReprogrammedModel
-    ) -> keras.optimizers.Adam:
-        """`arnn_tf.training.optimizers.adam` on the recipe's schedule, spanning the steps this
-        trial trains (a continued Hyperband trial starts a fresh optimiser)."""
-        rounds = values.get("tuner/epochs", self.epochs) - values.get("tuner/initial_epoch", 0)
-        schedule = learning_rate_schedule(
-            recipe.lr_schedule,
-            recipe.learning_rate,
-            steps_per_epoch(self.train_examples, recipe.batch_size),
-            rounds * self.round_steps(recipe.batch_size),
-            recipe.warmup_steps,
-        )
-        return adam(schedule, recipe, model)
 
     def fit(
         self, hp: keras_tuner.HyperParameters, model: ReprogrammedModel, *args: Any, **kwargs: Any
@@ -130,45 +122,23 @@ class ReprogrammingHyperModel(keras_tuner.HyperModel):
 
         ``kwargs`` go to `model.fit` (epochs, initial_epoch, callbacks, verbose). With the
         recipe's EMA, validation and checkpoints see the averaged program. Data-driven label
-        maps (``frequency[:K]``, ``iterative[:K]``) are computed from the train split as in
-        `arnn_tf.runs.train`; a continued trial (``initial_epoch > 0``) keeps a frequency map
-        it was given, and recomputes an iterative one before its first epoch as an
+        maps (``frequency[:K]``, ``iterative[:K]``) are the trial plan's, as in
+        `arnn_tf.training.trainer.Trainer.fit`; a continued trial (``initial_epoch > 0``)
+        keeps a frequency map it was given and remaps an iterative one at the steps an
         uninterrupted trial would. The remapping runs after the other callbacks, so a
         checkpoint holds the map its validation score was measured with.
         """
-        recipe = self.recipe_for(hp.values)
-        train = self.task.dataset(
-            "train",
-            recipe.batch_size,
-            shuffle=True,
-            repeat=True,
-            seed=recipe.seed,
-            drop_remainder=True,
-            augment=recipe.augment,
-        )
-        validation = self.task.dataset("test", VALIDATION_BATCH_SIZE)
-        per_epoch = self.round_steps(recipe.batch_size)
+        plan = self.plan_for(hp.values)
+        per_round = self.round_steps(plan.recipe.batch_size)
         callbacks = list(kwargs.pop("callbacks", []))
-        if recipe.ema is not None:
+        if plan.recipe.ema is not None:
             callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-        data_driven = data_driven_kind(recipe.label_map)
-        if data_driven is not None:
-            kind, per_class = data_driven
-            callbacks.append(
-                FrequencyLabelMapping(
-                    self.task.sample(
-                        "train", SAMPLE_IMAGES, LABEL_MAP_BATCH_SIZE, seed=recipe.seed
-                    ),
-                    per_class,
-                    iterative=kind == "iterative",
-                    steps_per_epoch=per_epoch,
-                    first_step=kwargs.get("initial_epoch", 0) * per_epoch,
-                )
-            )
+        first_step = kwargs.get("initial_epoch", 0) * per_round
+        callbacks += plan.label_mapping(self.task, first_step)
         return model.fit(
-            train,
-            validation_data=validation,
-            steps_per_epoch=per_epoch,
+            plan.train_data(self.task),
+            validation_data=self.task.dataset("test", VALIDATION_BATCH_SIZE),
+            steps_per_epoch=per_round,
             shuffle=False,
             callbacks=callbacks,
             **kwargs,

@@ -45,7 +45,7 @@ def build_text_model(
         linf_bound = blend
     program = FrameProgram(frame_size, encoder.program_mask, linf_bound=linf_bound, l2=l2)
     mapping = build_label_map(label_map, num_classes, seed, int(backbone.output_shape[-1]))
-    return ReprogrammedModel(program, backbone, mapping, encoder=encoder)
+    return ReprogrammedModel(program, backbone, mapping, encoder)
 
 
 def token_patch_encoder(

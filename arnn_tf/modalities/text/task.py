@@ -37,7 +37,7 @@ _STANDARDIZE: dict[str, str] = {"word": "lower_and_strip_punctuation", "characte
 digits and symbols stay tokens of their own."""
 _SPLIT: dict[str, str] = {"word": "whitespace", "character": "character"}
 DEFAULT_MAX_TOKENS = 20_000
-"""Vocabulary cap, padding and out-of-vocabulary ids included (the prototype's)."""
+"""Vocabulary cap, padding and out-of-vocabulary ids included."""
 NOTE_SAMPLE = 2000
 """Training texts sampled to tell how many a frame cuts."""
 NOTE_CUT_SHARE = 0.05
