@@ -55,7 +55,7 @@ from arnn_tf.black_box.defaults import (
     DEFAULT_DIRECTIONS,
     DEFAULT_MAP_WARMUP_SHARE,
     DEFAULT_PROGRAM_LR_SCALE,
-    DEFAULT_RESOLUTION,
+    DEFAULT_ZO_RESOLUTION,
 )
 from arnn_tf.settings import (
     DEFAULT_BATCH_SIZE,
@@ -136,7 +136,7 @@ class Recipe:
     directions: int = DEFAULT_DIRECTIONS
     beta: float = DEFAULT_BETA
     antithetic: bool = False
-    zo_resolution: int | None = DEFAULT_RESOLUTION
+    zo_resolution: int | None = DEFAULT_ZO_RESOLUTION
     max_queries: int | None = None
     patch_size: int = 16
     text_level: str = "word"

@@ -23,9 +23,7 @@ from arnn_tf.backbones import build_backbone
 from arnn_tf.black_box.queries import LocalQuery, QueryFunction
 from arnn_tf.black_box.trainer import BlackBoxTrainer
 from arnn_tf.label_maps.specs import data_driven_kind
-from arnn_tf.modalities.image.model import image_model_for
-from arnn_tf.modalities.image.placement import image_encoder_for
-from arnn_tf.modalities.text.model import text_encoder_for, text_model_for
+from arnn_tf.modalities.registry import modality
 from arnn_tf.models.reprogrammed import ReprogrammedModel, build_label_map, frame_program_for
 from arnn_tf.programs.parts import saved_parts
 from arnn_tf.programs.saved import SavedProgram
@@ -134,7 +132,7 @@ def make_trainer(
         directions=recipe.directions,
         beta=recipe.beta,
         antithetic=recipe.antithetic,
-        resolution=recipe.zo_resolution,
+        zo_resolution=recipe.zo_resolution,
         max_queries=recipe.max_queries,
     )
 
@@ -199,16 +197,13 @@ def build_model(
         backbone = build_backbone(
             recipe.backbone, recipe.weights, seed=recipe.seed, input_size=recipe.frame_size
         )
-    model = _MODEL_BUILDERS[task.modality](recipe, task, backbone)
+    build = _mixed_model if task.modality == "mixed" else modality(task.modality).model_for
+    model = build(recipe, task, backbone)
     if init_program is not None:
         if not isinstance(init_program, SavedProgram):
             init_program = SavedProgram.load(init_program)
         init_program.warm_start(model, relabel=data_driven_kind(recipe.label_map) is not None)
     return model
-
-
-_ENCODER_BUILDERS = {"image": image_encoder_for, "text": text_encoder_for}
-"""How a part of each modality gets its input encoder from a recipe, in a mixed task."""
 
 
 def _mixed_model(recipe: Recipe, task: Any, backbone: keras.Model) -> ReprogrammedModel:
@@ -223,7 +218,8 @@ def _mixed_model(recipe: Recipe, task: Any, backbone: keras.Model) -> Reprogramm
     frame = int(backbone.input_shape[1])
     members = list(enumerate(task.members))
     encoders = [
-        _ENCODER_BUILDERS[m.modality](recipe, m, frame, f"part{i}_encoder") for i, m in members
+        modality(m.modality).encoder_for(recipe, m, frame, f"part{i}_encoder")
+        for i, m in members
     ]
     program = frame_program_for(encoders, recipe.linf_bound, recipe.l2)
     outputs = int(backbone.output_shape[-1])
@@ -233,9 +229,6 @@ def _mixed_model(recipe: Recipe, task: Any, backbone: keras.Model) -> Reprogramm
     ]
     return ReprogrammedModel(program, backbone, maps, encoders)
 
-
-_MODEL_BUILDERS = {"image": image_model_for, "text": text_model_for, "mixed": _mixed_model}
-"""How each modality's task (``task.modality``) gets its model from a recipe."""
 
 
 def _task(recipe: Recipe, data_dir: str | None) -> Task:

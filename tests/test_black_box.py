@@ -59,7 +59,7 @@ def test_the_estimate_points_along_the_gradient_of_a_smooth_function(antithetic)
     weight = np.random.default_rng(3).normal(size=(8, 8, 3)).astype("float32")
     gradient = a + np.cos(weight) + weight
     mask = np.ones((8, 8, 3), "float32")
-    estimator = ZerothOrderEstimator(192, 0.01, antithetic, resolution=None)
+    estimator = ZerothOrderEstimator(192, 0.01, antithetic, zo_resolution=None)
     assert cosine(estimate(estimator, loss, weight, mask), gradient) > 0.5
     assert cosine(estimate(ZerothOrderEstimator(2, 0.01, antithetic, None), loss, weight,
                            mask), gradient) < 0.5  # few directions, a rough estimate
@@ -72,8 +72,8 @@ def test_coarse_directions_estimate_a_smooth_gradient_with_few_queries():
         return float(np.sum(smooth * w))
     mask = np.ones((48, 48, 3), "float32")
     weight = np.zeros((48, 48, 3), "float32")
-    coarse = estimate(ZerothOrderEstimator(48, 0.01, resolution=4), loss, weight, mask)
-    full = estimate(ZerothOrderEstimator(48, 0.01, resolution=None), loss, weight, mask)
+    coarse = estimate(ZerothOrderEstimator(48, 0.01, zo_resolution=4), loss, weight, mask)
+    full = estimate(ZerothOrderEstimator(48, 0.01, zo_resolution=None), loss, weight, mask)
     assert cosine(coarse, smooth) > 0.6 > 0.2 > cosine(full, smooth)
 
 
@@ -88,7 +88,7 @@ def test_directions_are_unit_vectors_off_the_mask():
     assert len(points) == estimator.points_per_step == 11
     np.testing.assert_allclose(points[6:], -points[1:6])
     with pytest.raises(ValueError, match="finer than the 48x48 program"):
-        ZerothOrderEstimator(resolution=64).sample(mask, np.random.default_rng(0))
+        ZerothOrderEstimator(zo_resolution=64).sample(mask, np.random.default_rng(0))
 
 
 def test_only_the_query_function_touches_the_backbone():
@@ -287,7 +287,7 @@ def test_a_recipe_names_its_trainer_and_the_estimator_settings():
 
 
 def test_directions_finer_than_the_program_are_refused_before_training():
-    trainer = BlackBoxTrainer(lambda frames: frames, resolution=64)
+    trainer = BlackBoxTrainer(lambda frames: frames, zo_resolution=64)
     with pytest.raises(ValueError, match="zo_resolution .*finer than the 48x48 program"):
         trainer.fit(toy_model(), toy_task(), RECIPE, verbose=False)
     assert trainer.queries == 0

@@ -6,6 +6,7 @@ The doubles are in tests/serving_doubles.py.
 import io
 import json
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -136,8 +137,21 @@ def test_timeouts_are_reported_not_retried(setup):
         client.timeout = 0.2
         with pytest.raises(ServingTimeout):
             client.predict("arnn", {"images": setup["images"]})
-        assert server.faults.requests == 1, kind
+        assert _requests_seen(server.faults) == 1, kind
         server.faults.delay = 0.0
+
+
+def _requests_seen(faults, wait: float = 5.0) -> int:
+    """The server's request count once its handler thread has counted the timed-out request.
+
+    The client gives up before a loaded machine's handler may have started, so the count is
+    read after the handler has had time to run, not at the moment the client raises.
+    """
+    deadline = time.monotonic() + wait
+    while faults.requests == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(faults.delay)
+    return faults.requests
 
 
 def test_unreachable_server_retries_with_backoff():

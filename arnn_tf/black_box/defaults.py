@@ -7,7 +7,7 @@ whatever the estimate's noise (the measurements are in `EXPERIMENTS.md`).
 
 DEFAULT_DIRECTIONS = 10
 DEFAULT_BETA = 0.05
-DEFAULT_RESOLUTION = 16
+DEFAULT_ZO_RESOLUTION = 16
 DEFAULT_PROGRAM_LR_SCALE = 0.01
 DEFAULT_MAP_WARMUP_SHARE = 0.5
 """Of a black-box run's steps with a learned map, the share in which W is held while the map

@@ -10,7 +10,7 @@ projected onto that space. With ``antithetic`` pairs, ``[L(W + beta U_j) - L(W -
 (2 beta)`` replaces the forward difference: its error is of order ``beta^2``, not ``beta``,
 at the cost of ``q`` more points. A full-resolution program has ``d`` in the hundreds of
 thousands, so ``q`` directions capture about ``sqrt(q / d)`` of the gradient's direction;
-with ``resolution`` c, directions are drawn from c x c x 3 grids upsampled (bilinearly) to
+with ``zo_resolution`` c, directions are drawn from c x c x 3 grids upsampled (bilinearly) to
 the frame: ``d = 3 c^2`` and the estimate is that of the
 gradient of a smooth program, while ``W`` itself keeps the frame's resolution. Directions
 are masked to the entries the program uses (``M`` in ``tanh(W * M)``).
@@ -27,27 +27,27 @@ from typing import Any
 import keras
 import numpy as np
 
-from arnn_tf.black_box.defaults import DEFAULT_BETA, DEFAULT_DIRECTIONS, DEFAULT_RESOLUTION
+from arnn_tf.black_box.defaults import DEFAULT_BETA, DEFAULT_DIRECTIONS, DEFAULT_ZO_RESOLUTION
 
 
 @dataclasses.dataclass(frozen=True)
 class ZerothOrderEstimator:
     """How W's gradient is estimated: ``directions`` (q), ``beta`` (the step along each),
-    ``antithetic`` pairs, and the ``resolution`` of the directions (None: the frame's)."""
+    ``antithetic`` pairs, and the ``zo_resolution`` of the directions (None: the frame's)."""
 
     directions: int = DEFAULT_DIRECTIONS
     beta: float = DEFAULT_BETA
     antithetic: bool = False
-    resolution: int | None = DEFAULT_RESOLUTION
+    zo_resolution: int | None = DEFAULT_ZO_RESOLUTION
 
     def __post_init__(self) -> None:
         if isinstance(self.directions, bool) or self.directions < 1:
             raise ValueError(f"directions must be a positive integer, got {self.directions!r}")
         if not (np.isfinite(self.beta) and self.beta > 0):
             raise ValueError(f"beta must be a number > 0, got {self.beta!r}")
-        if self.resolution is not None and self.resolution < 1:
+        if self.zo_resolution is not None and self.zo_resolution < 1:
             raise ValueError(
-                f"resolution must be a positive integer or None, got {self.resolution!r}"
+                f"zo_resolution must be a positive integer or None, got {self.zo_resolution!r}"
             )
 
     @property
@@ -57,16 +57,16 @@ class ZerothOrderEstimator:
 
     def dimension(self, mask: np.ndarray) -> int:
         """d: the number of free entries of the space the directions are drawn from."""
-        if self.resolution is None:
+        if self.zo_resolution is None:
             return int(np.count_nonzero(mask))
-        return self.resolution * self.resolution * mask.shape[-1]
+        return self.zo_resolution * self.zo_resolution * mask.shape[-1]
 
     def check_fits(self, shape: tuple[int, ...]) -> None:
         """Refuses directions finer than a program of ``shape`` ``(height, width, channels)``."""
         height, width = shape[:2]
-        if self.resolution is not None and self.resolution > min(height, width):
+        if self.zo_resolution is not None and self.zo_resolution > min(height, width):
             raise ValueError(
-                f"directions of resolution {self.resolution} are finer than the "
+                f"zo_resolution {self.zo_resolution} makes directions finer than the "
                 f"{height}x{width} program; use at most {min(height, width)} or None"
             )
 
@@ -74,9 +74,9 @@ class ZerothOrderEstimator:
         """q random unit directions ``[q, *mask.shape]``, zero where ``mask`` is."""
         self.check_fits(mask.shape)
         height, width, channels = mask.shape
-        grid = (height, width) if self.resolution is None else (self.resolution,) * 2
+        grid = (height, width) if self.zo_resolution is None else (self.zo_resolution,) * 2
         draws = rng.standard_normal((self.directions, *grid, channels)).astype("float32")
-        if self.resolution is not None:
+        if self.zo_resolution is not None:
             draws = keras.ops.convert_to_numpy(
                 keras.ops.image.resize(draws, (height, width), interpolation="bilinear")
             )

@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from arnn_tf.black_box.defaults import DEFAULT_BETA, DEFAULT_DIRECTIONS, DEFAULT_RESOLUTION
+from arnn_tf.black_box.defaults import DEFAULT_BETA, DEFAULT_DIRECTIONS, DEFAULT_ZO_RESOLUTION
 from arnn_tf.black_box.estimator import ZerothOrderEstimator, program_frames
 from arnn_tf.black_box.queries import QueryFunction, checked_answer
 from arnn_tf.label_maps.frequency import FrequencyLabelMapping
@@ -41,7 +41,7 @@ from arnn_tf.training.trainer import Trainer
 class BlackBoxTrainer(Trainer):
     """Trains with zeroth-order estimates of W's gradient from ``query``'s answers.
 
-    ``directions``, ``beta``, ``antithetic`` and ``resolution`` are the
+    ``directions``, ``beta``, ``antithetic`` and ``zo_resolution`` are the
     `ZerothOrderEstimator`'s. ``max_queries`` bounds the frames this trainer sends: it stops
     before a step that would go past it. ``queries`` counts the frames sent by this trainer
     object, that is, in this process: a resumed run starts again from 0 (its earlier steps
@@ -59,13 +59,13 @@ class BlackBoxTrainer(Trainer):
         directions: int = DEFAULT_DIRECTIONS,
         beta: float = DEFAULT_BETA,
         antithetic: bool = False,
-        resolution: int | None = DEFAULT_RESOLUTION,
+        zo_resolution: int | None = DEFAULT_ZO_RESOLUTION,
         max_queries: int | None = None,
     ) -> None:
         if max_queries is not None and max_queries < 1:
             raise ValueError(f"max_queries must be a positive number of frames, got {max_queries}")
         self.query = query
-        self.estimator = ZerothOrderEstimator(directions, beta, antithetic, resolution)
+        self.estimator = ZerothOrderEstimator(directions, beta, antithetic, zo_resolution)
         self.max_queries = max_queries
         self.queries = 0
         self.stopped_by_queries = False
@@ -82,10 +82,7 @@ class BlackBoxTrainer(Trainer):
                 "learns, such as a text task's patch table, would need the backbone's own "
                 "gradients; train this task white-box (trainer 'white_box')"
             )
-        try:
-            self.estimator.check_fits(model.program.mask.shape)
-        except ValueError as error:
-            raise ValueError(f"zo_resolution (the directions' resolution): {error}") from None
+        self.estimator.check_fits(model.program.mask.shape)
         self.map_warmup_steps = plan.map_warmup_steps
         model.compile(optimizer=adam(plan, model), loss=task_loss(plan.recipe))
 

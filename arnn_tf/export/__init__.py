@@ -24,10 +24,9 @@ answering with that part's classes only (ids from 0 within the part, names witho
 a black-box run queries.
 
 Modules: `writer` (the SavedModel and its version folder), `backbone`, `names` (and what
-answers for each: `answerers`), `signatures` (made by what each answerer reads:
-`image_signatures`, `text_signatures`; `signature_types`), `decoding` (images inside the
-graph) and `warmup` (the PredictionLog file); the ``arnn export`` command is
-`arnn_tf.cli.commands.export`.
+answers for each: `answerers`), `signatures` (each answerer's made by its modality,
+`arnn_tf.modalities.registry`) and `warmup` (the PredictionLog file); the ``arnn export``
+command is `arnn_tf.cli.commands.export`.
 """
 
 from arnn_tf.export.backbone import export_backbone

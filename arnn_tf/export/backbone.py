@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from arnn_tf.backbones import build_backbone
-from arnn_tf.export.signature_types import Signature
+from arnn_tf.modalities.base import Signature
 from arnn_tf.export.writer import version_folder, write_version
 
 FRAMES = "frames"

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from typing import NamedTuple, Sequence
 
-from arnn_tf.export import image_signatures, text_signatures
 from arnn_tf.export.errors import ExportError
+from arnn_tf.modalities.registry import modality
 from arnn_tf.programs.saved import SavedProgram
 from arnn_tf.tasks.base import TaskPart
 from arnn_tf.tasks.specs import short_task_name
@@ -33,11 +33,6 @@ def sanitize_name(name: str) -> str:
 def part_signature_name(program_name: str, part_name: str) -> str:
     """The pixel signature of one part of a multi-task program (``_bytes`` names its twin)."""
     return sanitize_name(f"{program_name}_{short_task_name(part_name)}")
-
-
-SIGNATURE_SUFFIXES = {"image": image_signatures.SUFFIXES, "text": text_signatures.SUFFIXES}
-"""The signatures of one answering input after its base, by what it reads (each modality's
-signature module names them): images a pixel and a bytes one, text one taking strings."""
 
 
 class Answerer(NamedTuple):
@@ -66,12 +61,12 @@ def answerers(name: str, program: SavedProgram) -> list[Answerer]:
 
 def signature_names(names: Sequence[str], programs: Sequence[SavedProgram]) -> list[str]:
     """The signatures an export of ``programs`` called ``names`` has, in order: each
-    answerer's (`SIGNATURE_SUFFIXES`)."""
+    answerer's (its modality's ``signature_suffixes``)."""
     signatures = [
         answerer.base + suffix
         for name, program in zip(names, programs)
         for answerer in answerers(name, program)
-        for suffix in SIGNATURE_SUFFIXES[answerer.modality]
+        for suffix in modality(answerer.modality).signature_suffixes
     ]
     if len(names) != 1 or names[0] not in signatures:
         return signatures

@@ -1,7 +1,7 @@
 """The serving signatures: each program, combined-task part and mixed program's part answers
-through the signatures of what it reads (`SIGNATURE_MAKERS`: a pixel and a bytes signature
-for images, `arnn_tf.export.image_signatures`; a string one for text,
-`arnn_tf.export.text_signatures`).
+through the signatures of what it reads, as its modality makes them
+(`arnn_tf.modalities.registry`: a pixel and a bytes signature for images, a string one for
+text).
 
 Every signature answers ``probabilities`` (float32 [batch, classes]), ``class_ids`` (int64
 [batch]) and ``class_names`` (string [batch]), so a client reads any of them the same way.
@@ -11,24 +11,15 @@ not weights.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import tensorflow as tf
 
-from arnn_tf.export.image_signatures import image_signatures
 from arnn_tf.export.names import Answerer, answerers
-from arnn_tf.export.signature_types import Probabilities, Signature
-from arnn_tf.export.text_signatures import text_signatures
+from arnn_tf.modalities.base import Probabilities, Signature
+from arnn_tf.modalities.registry import modality
 from arnn_tf.models.reprogrammed import ReprogrammedModel, average_with_mirror
 from arnn_tf.programs.saved import SavedProgram
-
-SIGNATURE_MAKERS: dict[str, Callable[..., dict[str, Signature]]] = {
-    "image": image_signatures,
-    "text": text_signatures,
-}
-"""How the signatures of an answerer that reads each modality are made: ``(base,
-probabilities_of, encoder, input_state, class_names, max_pixels) -> {name: Signature}``."""
-
 
 def build_signatures(
     models: dict[str, ReprogrammedModel], programs: dict[str, SavedProgram], max_pixels: int
@@ -39,7 +30,7 @@ def build_signatures(
         program = programs[name]
         for answerer in answerers(name, program):
             answering = _answering(model, program, answerer)
-            make = SIGNATURE_MAKERS[answerer.modality]
+            make = modality(answerer.modality).signatures
             signatures.update(make(answerer.base, *answering, max_pixels))
     if len(models) == 1 and next(iter(models)) in signatures:
         (name,) = models

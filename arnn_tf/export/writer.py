@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from arnn_tf.export.errors import ExportError
 from arnn_tf.export.names import program_names
-from arnn_tf.export.signature_types import Signature
+from arnn_tf.modalities.base import Signature
 from arnn_tf.export.signatures import build_signatures
 from arnn_tf.export.warmup import WARMUP_FILE, write_warmup
 from arnn_tf.models.reprogrammed import ReprogrammedModel

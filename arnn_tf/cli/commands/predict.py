@@ -27,11 +27,12 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Runs ``arnn predict``; prints and returns one record per image or text."""
-    from arnn_tf.cli.predictions import print_predictions
+    from arnn_tf.cli.predictions import prediction_record, print_predictions
+    from arnn_tf.modalities.registry import MODALITIES
     from arnn_tf.programs.saved import SavedProgram
 
     saved = with_flip_average(SavedProgram.load(args.program), args.flip_average)
-    if saved.modality not in _PREDICTIONS:
+    if saved.modality not in MODALITIES:
         raise ValueError(
             f"the program of task {saved.task_name!r} has parts with inputs of their own; "
             "export it and ask each part's signature (arnn export)"
@@ -48,38 +49,12 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         raise ValueError(
             f"{saved.task_name!r} is a program for {saved.modality} inputs, not {given}"
         )
-    predictions = _PREDICTIONS[saved.modality](saved, texts or args.images)
+    inputs = texts or args.images
+    probabilities = MODALITIES[saved.modality].predict(saved, inputs)
+    names = saved.class_names
+    predictions = [
+        prediction_record(x, int(row.argmax()), names[int(row.argmax())], row, given)
+        for x, row in zip(inputs, probabilities)
+    ]
     print_predictions(predictions, args.json)
     return predictions
-
-
-def _image_predictions(saved: Any, paths: list[str]) -> list[dict[str, Any]]:
-    from arnn_tf.cli.predictions import prediction_record
-    from arnn_tf.modalities.image.files import read_images
-
-    height, width, channels = saved.task_image_shape
-    images = read_images(paths, (height, width), channels)
-    probabilities = saved.build_model().predict(images, verbose=0)
-    return [
-        prediction_record(path, int(row.argmax()), saved.class_names[int(row.argmax())], row)
-        for path, row in zip(paths, probabilities)
-    ]
-
-
-def _text_predictions(saved: Any, texts: list[str]) -> list[dict[str, Any]]:
-    from arnn_tf.cli.predictions import prediction_record
-    from arnn_tf.modalities.text.model import text_probabilities
-    from arnn_tf.modalities.text.task import input_vectorizer
-
-    vectorizer = input_vectorizer(saved.input_state)
-    probabilities = text_probabilities(saved.build_model(), vectorizer, texts)
-    return [
-        prediction_record(
-            text, int(row.argmax()), saved.class_names[int(row.argmax())], row, "text"
-        )
-        for text, row in zip(texts, probabilities)
-    ]
-
-
-_PREDICTIONS = {"image": _image_predictions, "text": _text_predictions}
-"""How a program of each modality classifies what the command line gives it."""

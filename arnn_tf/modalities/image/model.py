@@ -10,6 +10,7 @@ import numpy as np
 
 from arnn_tf.layers.frame_program import FrameProgram
 from arnn_tf.modalities.host_photo import recipe_host_photo
+from arnn_tf.modalities.image.files import read_images
 from arnn_tf.modalities.image.placement import ConcealedPlacement, ImagePlacement
 from arnn_tf.models.reprogrammed import ReprogrammedModel, build_label_map
 from arnn_tf.settings import DEFAULT_CONCEAL_SCALE
@@ -120,3 +121,11 @@ def concealment_and_program(
     )
     program = FrameProgram(frame_size, encoder.program_mask, linf_bound=encoder.scale, l2=l2)
     return encoder, program
+
+
+def predict_files(saved: Any, paths: list[str]) -> np.ndarray:
+    """Task-class probabilities [len(paths), classes] of the saved image program ``saved``
+    for the image files at ``paths``, read at the program's task image shape."""
+    height, width, channels = saved.task_image_shape
+    images = read_images(paths, (height, width), channels)
+    return np.asarray(saved.build_model().predict(images, verbose=0))

@@ -11,6 +11,7 @@ import numpy as np
 from arnn_tf.layers.frame_program import FrameProgram
 from arnn_tf.modalities.host_photo import recipe_host_photo
 from arnn_tf.modalities.text.encoder import TokenPatchEncoder
+from arnn_tf.modalities.text.task import input_vectorizer
 from arnn_tf.models.reprogrammed import ReprogrammedModel, build_label_map
 from arnn_tf.settings import DEFAULT_CONCEAL_SCALE
 
@@ -113,3 +114,9 @@ def text_probabilities(
         raise ValueError("no texts to classify")
     ids = keras.ops.cast(vectorizer(list(texts)), "int32")
     return np.asarray(model.predict(ids, batch_size=batch_size, verbose=0))
+
+
+def predict_texts(saved: Any, texts: list[str]) -> np.ndarray:
+    """Task-class probabilities [len(texts), classes] of the saved text program ``saved``,
+    tokenised by the vectorizer it was trained with."""
+    return text_probabilities(saved.build_model(), input_vectorizer(saved.input_state), texts)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from arnn_tf.export.signature_types import Probabilities, Signature
+from arnn_tf.modalities.base import Probabilities, Signature
 from arnn_tf.modalities.text.task import input_vectorizer
 
 SUFFIXES = ("",)

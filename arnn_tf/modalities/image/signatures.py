@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from arnn_tf.export.decoding import decode_image
-from arnn_tf.export.signature_types import Probabilities, Signature
+from arnn_tf.modalities.image.decoding import decode_image
+from arnn_tf.modalities.base import Probabilities, Signature
 
 SUFFIXES = ("", "_bytes")
 """The names of an image answerer's signatures after its base: pixels, then image files."""
