@@ -24,7 +24,7 @@ from arnn_tf.black_box.queries import LocalQuery, QueryFunction
 from arnn_tf.black_box.trainer import BlackBoxTrainer
 from arnn_tf.label_maps.specs import data_driven_kind
 from arnn_tf.modalities.registry import modality
-from arnn_tf.models.reprogrammed import ReprogrammedModel, build_label_map, frame_program_for
+from arnn_tf.models.reprogrammed import ReprogrammedModel, frame_program_for, part_label_maps
 from arnn_tf.programs.parts import saved_parts
 from arnn_tf.programs.saved import SavedProgram
 from arnn_tf.recipes import Recipe, program_first_moment, program_rate_scale, require_task
@@ -109,7 +109,8 @@ def train(
 def _summaries(task: Task, logdir: str | Path, settings: dict[str, Any]) -> ProgramSummaries:
     """TensorBoard logging for the run, showing three training examples as the network sees
     them."""
-    ((samples, _),) = list(task.sample("train", 3, 3, shuffle=False))
+    examples = 3 * len(task.part_tasks)  # three of each part
+    ((samples, _),) = list(task.sample("train", 3, examples, shuffle=False))
     samples = keras.tree.map_structure(lambda t: t.numpy(), samples)
     return ProgramSummaries(logdir, samples, hparams=settings)
 
@@ -197,7 +198,7 @@ def build_model(
         backbone = build_backbone(
             recipe.backbone, recipe.weights, seed=recipe.seed, input_size=recipe.frame_size
         )
-    build = _mixed_model if task.modality == "mixed" else modality(task.modality).model_for
+    build = _multi_part_model if len(task.part_tasks) > 1 else modality(task.modality).model_for
     model = build(recipe, task, backbone)
     if init_program is not None:
         if not isinstance(init_program, SavedProgram):
@@ -206,29 +207,27 @@ def build_model(
     return model
 
 
-def _mixed_model(recipe: Recipe, task: Any, backbone: keras.Model) -> ReprogrammedModel:
-    """A mixed task's model: each member's encoder and map, one frame program for all."""
-    unshared = [f for f in ("conceal", "flip_average") if getattr(recipe, f)]
-    if unshared or data_driven_kind(recipe.label_map) is not None:
+def _multi_part_model(recipe: Recipe, task: Any, backbone: keras.Model) -> ReprogrammedModel:
+    """A multi-part task's model: each part's encoder and map, one frame program for all."""
+    if recipe.conceal is not None:
         raise ValueError(
-            f"task {task.name!r} mixes inputs on one shared frame program, which takes no "
-            f"concealment, mirror averaging or data-driven label map; got "
-            f"{', '.join(unshared) or 'label map ' + repr(recipe.label_map)}"
+            f"task {task.name!r} has parts with inputs of their own on one shared frame "
+            "program, which takes no concealment (it tiles one task's images over the frame)"
         )
     frame = int(backbone.input_shape[1])
-    members = list(enumerate(task.members))
+    parts = list(enumerate(task.part_tasks))
     encoders = [
-        modality(m.modality).encoder_for(recipe, m, frame, f"part{i}_encoder")
-        for i, m in members
+        modality(t.modality).encoder_for(recipe, t, frame, f"part{i}_encoder") for i, t in parts
     ]
     program = frame_program_for(encoders, recipe.linf_bound, recipe.l2)
-    outputs = int(backbone.output_shape[-1])
-    maps = [
-        build_label_map(recipe.label_map, m.num_classes, recipe.seed, outputs, f"part{i}_map")
-        for i, m in members
-    ]
-    return ReprogrammedModel(program, backbone, maps, encoders)
-
+    maps = part_label_maps(
+        recipe.label_map,
+        [t.num_classes for _, t in parts],
+        recipe.seed,
+        int(backbone.output_shape[-1]),
+        [f"part{i}_map" for i, _ in parts],
+    )
+    return ReprogrammedModel(program, backbone, maps, encoders, recipe.flip_average)
 
 
 def _task(recipe: Recipe, data_dir: str | None) -> Task:
@@ -295,11 +294,11 @@ def saved_program(
         "parts": task.parts,
         "recipe": recipe.to_dict(),
     }
-    if hasattr(task, "members"):  # parts with inputs of their own
-        members = task.members
-        names = [m.name for m in members]
-        inputs = [m.input_state for m in members]
-        parts = saved_parts(model, names, [m.class_names for m in members], inputs)
+    if len(task.part_tasks) > 1:  # parts with inputs of their own
+        tasks = task.part_tasks
+        names = [t.name for t in tasks]
+        inputs = [t.input_state for t in tasks]
+        parts = saved_parts(model, names, [t.class_names for t in tasks], inputs)
         return SavedProgram.from_shared_model(model, parts, **common)
     return SavedProgram.from_model(
         model, class_names=list(task.class_names), input_state=task.input_state, **common

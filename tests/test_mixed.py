@@ -17,7 +17,7 @@ from arnn_tf.models.reprogrammed import ReprogrammedModel
 from arnn_tf.programs.saved import SavedProgram
 from arnn_tf.recipes import RECIPES
 from arnn_tf.runs import build_model, train
-from arnn_tf.tasks.mixed import MixedTask
+from arnn_tf.tasks.parts import MultiPartTask
 from arnn_tf.tasks.specs import get_task
 from arnn_tf.training.evaluation import evaluate_parts, evaluate_program
 
@@ -41,13 +41,14 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, Path]
 def test_a_mixed_task_keeps_each_parts_input_and_classes(tmp_path: Path) -> None:
     toy_sentiment(tmp_path)
     task = get_task(f"text:{tmp_path}+counting")
-    assert isinstance(task, MixedTask) and task.modality == "mixed"
+    assert isinstance(task, MultiPartTask) and task.modality == "mixed"
     assert [(p.first_class, p.num_classes) for p in task.parts] == [(0, 2), (2, 10)]
     assert task.class_names[:3] == (f"text:{tmp_path}/neg", f"text:{tmp_path}/pos", "counting/1")
-    (ids, images), labels = next(iter(task.dataset("train", 4)))
-    assert ids.dtype == "int32" and images.shape == (4, 36, 36, 3)
-    assert labels.shape == (8,) and set(labels.numpy()[:4]) <= {0, 1}
-    assert set(labels.numpy()[4:]) <= set(range(2, 12))
+    (ids, images), labels = next(iter(task.dataset("train", 16, shuffle=True, repeat=True)))
+    assert ids.dtype == "int32" and images.shape[1:] == (36, 36, 3)
+    assert len(ids) + len(images) == 16 and labels.shape == (16,)
+    assert set(labels.numpy()[: len(ids)]) <= {0, 1}
+    assert set(labels.numpy()[len(ids) :]) <= set(range(2, 12))
 
 
 def test_one_frame_program_is_shared_and_only_it_the_encoders_and_maps_train(
@@ -92,8 +93,8 @@ def test_a_mixed_program_refuses_another_task_and_unshared_fields(
         saved.matching_task(get_task("counting"))
     with pytest.raises(ValueError, match=r"\(36x36x3 images, .* does not match .*\(text, 2 classes"):
         saved.matching_task(get_task(f"counting+text:{data}"))
-    with pytest.raises(ValueError, match="takes no concealment, mirror averaging or data-driven"):
-        build_model(mixed_recipe(data, label_map="frequency"), get_task(f"text:{data}+counting"))
+    with pytest.raises(ValueError, match="shared frame program, which takes no concealment"):
+        build_model(mixed_recipe(data, conceal="checkerboard"), get_task(f"text:{data}+counting"))
 
 
 def test_shared_program_model_round_trips_through_a_keras_file(
@@ -103,7 +104,7 @@ def test_shared_program_model_round_trips_through_a_keras_file(
     saved = SavedProgram.load(run / "program")
     model = saved.build_model()
     task = saved.matching_task(get_task(saved.task_name))
-    inputs, _ = next(iter(task.dataset("test", 5)))
+    inputs, _ = next(iter(task.sample("test", 5, 10, shuffle=False)))  # five of each part
     inputs = [x.numpy() for x in inputs]
     expected = model.predict(inputs, verbose=0)
     model.save(tmp_path / "mixed.keras")
@@ -172,3 +173,25 @@ def test_a_mixed_program_has_no_single_image_shape(trained: tuple[Path, dict, Pa
     saved = SavedProgram.load(trained[2] / "program")
     with pytest.raises(ValueError, match="reads its inputs through input encoders"):
         saved.task_image_shape  # noqa: B018
+
+
+def test_arnn_predict_asks_the_parts_that_read_the_inputs_kind(
+    trained: tuple[Path, dict, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    from arnn_tf.cli.main import main
+
+    data, _, run = trained
+    saved = SavedProgram.load(run / "program")
+    model = saved.build_model()
+    text_task = saved.matching_task(get_task(saved.task_name)).part_tasks[0]
+    assert main(["predict", "--program", str(run / "program"), "--text", "good fun", "--json"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    ids = text_task.vectorizer(["good fun"]).numpy().astype("int32")
+    expected = model.part_model(0).predict(ids, verbose=0)[0]
+    assert record["class_name"].split("/")[-1] in saved.members[0].class_names
+    np.testing.assert_allclose(record["probabilities"], expected, atol=1e-5)
+    Image.new("RGB", (36, 36), (90, 30, 200)).save(tmp_path / "square.png")
+    assert main(["predict", "--program", str(run / "program"), str(tmp_path / "square.png")]) == 0
+    assert "counting/" in capsys.readouterr().out

@@ -1,4 +1,5 @@
-"""One program for several data sets: combined shapes, disjoint classes, mixed batches."""
+"""Older programs of several image data sets joined as one image task: combined shapes,
+disjoint classes, mixed batches, and the data sets of a task of parts read that way."""
 
 import numpy as np
 import tensorflow as tf
@@ -6,7 +7,9 @@ import tensorflow as tf
 from arnn_tf.backbones import build_backbone
 from arnn_tf.modalities.image.model import build_reprogrammed_model
 from arnn_tf.modalities.image.task import ImageTask
-from arnn_tf.tasks.multi import combine_tasks
+from arnn_tf.programs.combined import combine_tasks
+from arnn_tf.programs.saved import SavedProgram
+from arnn_tf.tasks.parts import MultiPartTask
 from arnn_tf.training.evaluation import evaluate_parts
 from fitting import fit
 
@@ -52,3 +55,17 @@ def test_per_task_evaluation_uses_each_tasks_own_classes():
     assert set(accuracy) == {"gray", "rgb"}
     # constant images: each part's prediction is one class, right for 1/3 and 1/2 of its images
     assert accuracy["gray"] == 10 / 30 and accuracy["rgb"] == 0.5
+
+
+def test_an_older_joined_program_reads_a_task_of_parts_as_one_image_task(tmp_path):
+    combined = combine_tasks(tasks())
+    model = build_reprogrammed_model(build_backbone("tiny_cnn", None, seed=0), combined.image_shape,
+                                     combined.num_classes, label_map="first")
+    program = SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=0,
+                                      task_name="gray+rgb", class_names=list(combined.class_names),
+                                      parts=combined.parts)
+    loaded = SavedProgram.load(program.save(tmp_path / "joined"))
+    task = loaded.matching_task(MultiPartTask("gray+rgb", tasks()))
+    assert task.image_shape == (12, 12, 3) and task.parts == combined.parts
+    accuracy = evaluate_parts(loaded.build_model(), task)
+    assert set(accuracy) == {"gray", "rgb"}

@@ -229,8 +229,12 @@ def test_a_text_task_can_be_held_out_for_tuning(tmp_path: Path) -> None:
     held = holdout_split(task, 10, seed=0)
     assert held.modality == "text" and held.vectorizer is task.vectorizer
     assert (held.num_examples("train"), held.num_examples("test")) == (70, 10)
-    with pytest.raises(ValueError, match="tune one part at a time"):
-        holdout_split(get_task(f"text:{tmp_path}+counting"), 10)
+    parts = get_task(f"text:{tmp_path}+counting")
+    held = holdout_split(parts, 100, seed=0)
+    for part, held_part in zip(parts.part_tasks, held.part_tasks):
+        seen = held_part.num_examples("train") + held_part.num_examples("test")
+        assert held_part.num_examples("test") >= 1 and seen == part.num_examples("train")
+    assert abs(held.num_examples("test") - 100) <= 1
 
 
 def test_a_smaller_frame_trains_saves_and_reloads_at_its_size(tmp_path: Path) -> None:

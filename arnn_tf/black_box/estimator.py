@@ -110,10 +110,13 @@ class ZerothOrderEstimator:
         return estimate.astype("float32")
 
 
-def program_frames(program: keras.layers.Layer, images: Any, weights: np.ndarray) -> np.ndarray:
+def program_frames(
+    program: keras.layers.Layer, images: Any, weights: np.ndarray, part: int = 0
+) -> np.ndarray:
     """The frames ``X_adv`` of ``images`` (what the program layer takes: task images, or an
     input encoder's canvases) under each program weight in ``weights`` ``[k, ...]``,
-    ``[k * batch, n, n, 3]``; the program's own W is left as it is (`Layer.stateless_call`)."""
+    ``[k * batch, n, n, 3]``, through part ``part``'s mask; the program's own W is left as it
+    is (`Layer.stateless_call`)."""
 
     def values(variables: list[Any], weight: np.ndarray) -> list[Any]:
         return [weight if v is program.weight else v.value for v in variables]
@@ -124,6 +127,7 @@ def program_frames(program: keras.layers.Layer, images: Any, weights: np.ndarray
             values(program.trainable_variables, weight),
             values(program.non_trainable_variables, weight),
             images,
+            part=part,
         )
         frames.append(keras.ops.convert_to_numpy(output))
     return np.concatenate(frames)

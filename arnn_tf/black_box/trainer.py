@@ -104,8 +104,8 @@ class BlackBoxTrainer(Trainer):
 
         def one_step() -> dict[str, float]:
             nonlocal done
-            images, labels = next(batches)
-            step_loss, probabilities = self._step(model, images, labels, recipe.seed)
+            inputs, labels = next(batches)
+            step_loss, probabilities = self._step(model, inputs, labels, recipe.seed)
             loss.update_state(step_loss)
             accuracy.update_state(labels, probabilities)
             done += 1
@@ -122,25 +122,29 @@ class BlackBoxTrainer(Trainer):
         )
 
     def _step(
-        self, model: ReprogrammedModel, images: tf.Tensor, labels: tf.Tensor, seed: int
+        self, model: ReprogrammedModel, inputs: Any, labels: tf.Tensor, seed: int
     ) -> tuple[float, tf.Tensor]:
         """One query and one update; returns the loss at W and the task probabilities.
 
-        Everything that can fail (the query, the checks of its answer) comes before the
-        update, so a failed step leaves W and the optimiser as they were.
+        ``inputs`` are a one-part model's batch, or each part's rows of one batch. Everything
+        that can fail (the query, the checks of its answer) comes before the update, so a
+        failed step leaves W and the optimiser as they were.
         """
         program = model.program
-        mask = program.mask
+        mask = np.maximum.reduce(program.masks)  # W's entries that some part's program uses
         weight = keras.ops.convert_to_numpy(program.weight.value)
         directions = None
         if self._estimates(model):
             rng = np.random.default_rng((seed, int(model.optimizer.iterations)))
             directions = self.estimator.sample(mask, rng)
         points = weight[None] if directions is None else self.estimator.points(weight, directions)
-        logits = self._ask(model, images, points)
-        losses = _task_losses(model, labels, logits[len(images) :], len(points) - 1)
+        parts = _parts(model, inputs)
+        sizes = [len(x) for x in parts]
+        logits = self._ask_parts(model, parts, points)
+        batch = len(labels)
+        losses = _task_losses(model, labels, logits[batch:], len(points) - 1, sizes)
         with tf.GradientTape() as tape:
-            probabilities = model.label_map(logits[: len(images)])
+            probabilities = model.answers(logits[:batch], sizes)
             task = keras.ops.mean(per_example_loss(model, labels, probabilities))
             total = task + sum(model.losses)
         gradients = tape.gradient(total, model.trainable_variables)
@@ -154,25 +158,36 @@ class BlackBoxTrainer(Trainer):
         model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         return float(total), probabilities
 
-    def _ask(self, model: ReprogrammedModel, images: tf.Tensor, points: np.ndarray) -> np.ndarray:
-        """The logits ``[len(points) * batch, classes]`` of the batch under each program
-        weight in ``points``, from one query, checked."""
-        frames = program_frames(model.program, model.encoder(images), points)
+    def _ask_parts(
+        self, model: ReprogrammedModel, parts: list[Any], points: np.ndarray
+    ) -> np.ndarray:
+        """The logits ``[len(points) * batch, classes]`` of the batch (each part's rows, in
+        part order) under each program weight in ``points``, point by point, from one query,
+        checked."""
+        frame = tuple(model.program.weight.shape)
+        frames = [
+            _frames(model, x, points, i).reshape(len(points), len(x), *frame)
+            for i, x in enumerate(parts)
+        ]
+        return self._query_frames(model, np.concatenate(frames, axis=1).reshape(-1, *frame))
+
+    def _query_frames(self, model: ReprogrammedModel, frames: np.ndarray) -> np.ndarray:
+        """The query function's logits for ``frames``, counted and checked."""
         answer = self.query(frames)
         self.queries += len(frames)
-        return checked_answer(answer, len(frames), model.label_map.num_source_classes)
+        return checked_answer(answer, len(frames), model.label_maps[0].num_source_classes)
 
     def _estimates(self, model: ReprogrammedModel) -> bool:
         """Whether the next step estimates W's gradient: W trains and the map's warmup (W
         held, one frame an image) is over."""
         return model.program.trainable and int(model.optimizer.iterations) >= self.map_warmup_steps
 
-    def label_map_source(self, model: ReprogrammedModel) -> Callable[[Any], Any]:
+    def label_map_source(self, model: ReprogrammedModel) -> Callable[[Any, int], Any]:
         """The logits of task images under W, asked of the query function (and counted)."""
 
-        def ask(images: Any) -> np.ndarray:
+        def ask(inputs: Any, part: int) -> np.ndarray:
             weight = keras.ops.convert_to_numpy(model.program.weight.value)
-            return self._ask(model, images, weight[None])
+            return self._query_frames(model, _frames(model, inputs, weight[None], part))
 
         return ask
 
@@ -207,17 +222,29 @@ class BlackBoxTrainer(Trainer):
             )
 
 
+def _frames(model: ReprogrammedModel, inputs: Any, points: np.ndarray, part: int) -> np.ndarray:
+    """Part ``part``'s frames of ``inputs`` under each program weight in ``points``."""
+    return program_frames(model.program, model.encoders[part](inputs), points, part=part)
+
+
+def _parts(model: ReprogrammedModel, inputs: Any) -> list[Any]:
+    """A batch's inputs as a list of each part's rows (a one-part model's: one)."""
+    return [inputs] if len(model.encoders) == 1 else list(inputs)
+
+
 def _task_losses(
-    model: ReprogrammedModel, labels: tf.Tensor, logits: np.ndarray, points: int
+    model: ReprogrammedModel, labels: tf.Tensor, logits: np.ndarray, points: int, sizes: list[int]
 ) -> np.ndarray:
-    """The mean task loss of the batch under each of ``points`` perturbed programs, from
-    their logits ``[points * batch, classes]`` (the loss's finite differences need no tape)."""
+    """The mean task loss of the batch (``sizes``: each part's rows) under each of ``points``
+    perturbed programs, from their logits ``[points * batch, classes]``, point by point (the
+    loss's finite differences need no tape)."""
     if points == 0:
         return np.zeros(0)
-    probabilities = model.label_map(logits)
-    per_image = per_example_loss(model, keras.ops.tile(labels, (points,)), probabilities)
+    blocks = np.split(logits, points)
+    probabilities = keras.ops.concatenate([model.answers(block, sizes) for block in blocks])
+    per_example = per_example_loss(model, keras.ops.tile(labels, (points,)), probabilities)
     return keras.ops.convert_to_numpy(
-        keras.ops.mean(keras.ops.reshape(per_image, (points, -1)), axis=1)
+        keras.ops.mean(keras.ops.reshape(per_example, (points, -1)), axis=1)
     )
 
 

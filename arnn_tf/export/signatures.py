@@ -40,6 +40,19 @@ def build_signatures(
     return signatures
 
 
+def _part_answers(model: Any, part: int) -> Probabilities:
+    """Part ``part``'s inputs -> its classes' probabilities, averaged with the mirror image's
+    when the model averages so."""
+    part_model = model.part_model(part)
+
+    def one_view(inputs: tf.Tensor) -> tf.Tensor:
+        return part_model(inputs, training=False)
+
+    if model.flip_average:
+        return lambda inputs: average_with_mirror(one_view, [model.encoders[part]], inputs)
+    return one_view
+
+
 def _answering(
     model: Any, program: SavedProgram, answerer: Answerer
 ) -> tuple[Probabilities, dict[str, Any], dict[str, Any] | None, list[str]]:
@@ -47,9 +60,8 @@ def _answering(
     that input's state, its class names)."""
     if answerer.member is not None:
         member = program.members[answerer.member]
-        part_model = model.part_model(answerer.member)
         return (
-            lambda x: part_model(x, training=False),
+            _part_answers(model, answerer.member),
             member.encoder,
             member.input_state,
             member.class_names,
@@ -89,5 +101,5 @@ def part_probabilities(
         return model.label_map.probabilities(model.logits(images), first_class, num_classes)
 
     if model.flip_average:
-        return lambda images: average_with_mirror(one_view, model.encoder, images)
+        return lambda images: average_with_mirror(one_view, [model.encoder], images)
     return one_view

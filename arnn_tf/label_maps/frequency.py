@@ -4,6 +4,7 @@ network predicts most often for it (frequency), recomputed every epoch (iterativ
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Iterable, Sequence
 
 import keras
@@ -66,12 +67,12 @@ def frequency_map(
     return [sorted(group) for group in groups]
 
 
-def source_network(model: Any) -> keras.Model:
-    """The model without its label map: task inputs to the backbone's outputs (logits or
-    probabilities) under the model's current program (it shares the program's variable, so it
-    follows it)."""
-    inputs = model.inputs[0]
-    return keras.Model(inputs, model.logits(inputs))
+def source_network(model: Any, part: int = 0) -> keras.Model:
+    """Part ``part`` of the model without its label map: its inputs to the backbone's outputs
+    (logits or probabilities) under the model's current program (it shares the program's
+    variable, so it follows it)."""
+    inputs = model.inputs[part]
+    return keras.Model(inputs, model.logits(inputs, part=part))
 
 
 def source_probabilities(
@@ -79,11 +80,12 @@ def source_probabilities(
     batches: Iterable[tuple[Any, Any]],
     max_images: int,
     progress: keras.utils.Progbar | None = None,
+    progress_from: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """ImageNet class probabilities (softmax of the logits) of up to ``max_images`` task
     images, with their task labels; ``logits_of`` maps a batch of task images to the logits
     under the current program (a `source_network`, or a black-box trainer's queries), and
-    ``progress`` is advanced by the images seen."""
+    ``progress`` is advanced by the images seen, counted from ``progress_from``."""
     probabilities, labels, seen = [], [], 0
     for batch_images, batch_labels in batches:
         if (
@@ -95,7 +97,7 @@ def source_probabilities(
         labels.append(keras.ops.convert_to_numpy(batch_labels))
         seen += len(probabilities[-1])
         if progress is not None:
-            progress.update(min(seen, max_images))
+            progress.update(progress_from + min(seen, max_images))
     return np.concatenate(probabilities)[:max_images], np.concatenate(labels)[:max_images]
 
 
@@ -121,34 +123,40 @@ class FrequencyLabelMapping(keras.callbacks.Callback):
     not in `fit`'s epochs, so a run resumed mid-epoch remaps at the same steps as an
     uninterrupted one; a resumed run keeps the map restored from its checkpoint until then.
 
-    The ImageNet logits come from ``source``, a function from task images to logits under
-    the current program: by default the model's own backbone (`source_network`); a black-box
-    trainer passes its query function's answers. With ``verbose``, each remap shows a progress
-    bar (it runs the network over the sample, minutes on a CPU) and prints the new map,
-    naming task classes by ``class_names``.
+    A model of several parts gets one map for all its classes, split among the parts' maps,
+    so no two parts share an ImageNet class: ``batches`` and ``max_images`` are then a
+    sequence of each part's (its own labels, from 0).
+
+    The ImageNet logits come from ``source``, a function from a part's inputs and the part's
+    index to logits under the current program: by default the model's own backbone
+    (`source_network`); a black-box trainer passes its query function's answers. With
+    ``verbose``, each remap shows a progress bar (it runs the network over the sample,
+    minutes on a CPU) and prints the new map, naming task classes by ``class_names``.
     """
 
     def __init__(
         self,
-        batches: Iterable[tuple[Any, Any]],
+        batches: Iterable[tuple[Any, Any]] | Sequence[Iterable[tuple[Any, Any]]],
         per_class: int = 1,
         iterative: bool = False,
-        max_images: int = SAMPLE_IMAGES,
+        max_images: int | Sequence[int] = SAMPLE_IMAGES,
         steps_per_epoch: int | None = None,
         first_step: int = 0,
         class_names: Sequence[str] | None = None,
         verbose: bool = False,
-        source: Callable[[Any], Any] | None = None,
+        source: Callable[[Any, int], Any] | None = None,
     ) -> None:
         super().__init__()
         if iterative and (steps_per_epoch is None or steps_per_epoch < 1):
             raise ValueError(
                 f"iterative label mapping needs a positive steps_per_epoch, got {steps_per_epoch}"
             )
-        self.batches = batches
+        several = isinstance(batches, (list, tuple))
+        self.part_batches = list(batches) if several else [batches]
+        self.part_images = list(max_images) if several else [max_images]  # type: ignore[arg-type]
+        self.max_images = sum(self.part_images)
         self.per_class = per_class
         self.iterative = iterative
-        self.max_images = max_images
         self.steps_per_epoch = steps_per_epoch
         self.step = first_step
         self.class_names = class_names
@@ -156,7 +164,8 @@ class FrequencyLabelMapping(keras.callbacks.Callback):
         self.source = source
 
     def remap(self) -> list[list[int]]:
-        label_map = self.model.label_map
+        """Sets every part's map from the sample; returns the groups of all classes."""
+        label_maps = self.model.label_maps
         progress = None
         if self.verbose:
             print(
@@ -164,24 +173,38 @@ class FrequencyLabelMapping(keras.callbacks.Callback):
                 f"{self.max_images:,} training images"
             )
             progress = progress_bar(self.max_images, unit_name="image")
-        probabilities, labels = source_probabilities(
-            self.logits_of, self.batches, self.max_images, progress
-        )
+        probabilities, labels = self._sample_probabilities(progress)
+        num_source = label_maps[0].num_source_classes
         groups = frequency_map(
             probabilities.argmax(axis=-1),
             labels,
-            label_map.num_classes,
+            sum(label_map.num_classes for label_map in label_maps),
             self.per_class,
-            label_map.num_source_classes,
+            num_source,
             probabilities,
         )
-        label_map.set_groups(groups)
+        first = 0
+        for label_map in label_maps:
+            label_map.set_groups(groups[first : first + label_map.num_classes])
+            first += label_map.num_classes
         if self.verbose:
-            print(
-                "label map: "
-                + describe_label_map(groups, self.class_names, label_map.num_source_classes)
-            )
+            print("label map: " + describe_label_map(groups, self.class_names, num_source))
         return groups
+
+    def _sample_probabilities(
+        self, progress: keras.utils.Progbar | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ImageNet probabilities of every part's sample, with labels offset part by part."""
+        probabilities, labels, first_class, seen = [], [], 0, 0
+        parts = zip(self.model.label_maps, self.part_batches, self.part_images)
+        for part, (label_map, batches, limit) in enumerate(parts):
+            logits = functools.partial(self._part_logits, part=part)
+            found, found_labels = source_probabilities(logits, batches, limit, progress, seen)
+            probabilities.append(found)
+            labels.append(found_labels + first_class)
+            first_class += label_map.num_classes
+            seen += limit
+        return np.concatenate(probabilities), np.concatenate(labels)
 
     def images_before_next_step(self) -> int:
         """The task images a remap before the next step will run through the network (0 when
@@ -191,9 +214,16 @@ class FrequencyLabelMapping(keras.callbacks.Callback):
     def _remaps_now(self) -> bool:
         return self.step == 0 or (self.iterative and self.step % self.steps_per_epoch == 0)
 
+    def _part_logits(self, inputs: Any, part: int) -> Any:
+        return self.logits_of(inputs, part)
+
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        # built once, so remaps reuse its traced predict step
-        self.logits_of = self.source or source_network(self.model).predict_on_batch
+        # built once, so remaps reuse their traced predict steps
+        if self.source is not None:
+            self.logits_of = self.source
+            return
+        networks = [source_network(self.model, i) for i in range(len(self.model.label_maps))]
+        self.logits_of = lambda inputs, part: networks[part].predict_on_batch(inputs)
 
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self._remaps_now():

@@ -102,6 +102,13 @@ class LabelMapping(keras.layers.Layer):
         membership = self.membership[start:stop, first_class : first_class + num_classes]
         return ops.matmul(ops.softmax(mapped, axis=-1), membership)
 
+    def scores(self, logits: Any) -> Any:
+        """Each task class's log of its summed exp-logits (a logsumexp over its group): the
+        layer's output is their softmax, so scores of several maps compare on one scale."""
+        mapped = ops.take(ops.cast(logits, "float32"), self.source_indices, axis=-1)
+        top = ops.max(mapped, axis=-1, keepdims=True)
+        return ops.log(ops.matmul(ops.exp(mapped - top), self.membership)) + top
+
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
         return (input_shape[0], self.num_classes)
 
@@ -212,6 +219,11 @@ class LinearLabelMap(keras.layers.Layer):
         kernel = self.stored_kernel[:, first_class:stop] * self.rate_scale
         bias = self.stored_bias[first_class:stop] * self.rate_scale
         return ops.softmax(ops.matmul(ops.cast(logits, "float32"), kernel) + bias, axis=-1)
+
+    def scores(self, logits: Any) -> Any:
+        """The task classes' logits, before the softmax (see `LabelMapping.scores`)."""
+        kernel = self.stored_kernel * self.rate_scale
+        return ops.matmul(ops.cast(logits, "float32"), kernel) + self.stored_bias * self.rate_scale
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
         return (input_shape[0], self._num_classes)

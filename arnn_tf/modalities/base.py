@@ -39,8 +39,8 @@ class Modality:
         signatures: ``(base, probabilities_of, encoder, input_state, class_names,
             max_pixels) -> {name: Signature}``, the serving signatures of one answerer.
         signature_suffixes: the names of those signatures after their base, in order.
-        predict: ``(saved_program, inputs) -> probabilities [len(inputs), classes]`` for
-            what a user names on the command line (image files, or texts).
+        read: ``(input_encoder, input_state, named) -> model inputs`` for what a user names
+            on the command line (image files, or texts), as a part's encoder reads them.
     """
 
     name: str
@@ -48,4 +48,4 @@ class Modality:
     model_for: Callable[..., Any]
     signatures: Callable[..., dict[str, Signature]]
     signature_suffixes: tuple[str, ...]
-    predict: Callable[[Any, list[str]], np.ndarray]
+    read: Callable[[Any, Any, list[str]], np.ndarray]

@@ -16,7 +16,7 @@ MODALITIES: dict[str, Modality] = {
         image_model.image_model_for,
         image_signatures.image_signatures,
         image_signatures.SUFFIXES,
-        image_model.predict_files,
+        image_model.read_files,
     ),
     "text": Modality(
         "text",
@@ -24,7 +24,7 @@ MODALITIES: dict[str, Modality] = {
         text_model.text_model_for,
         text_signatures.text_signatures,
         text_signatures.SUFFIXES,
-        text_model.predict_texts,
+        text_model.read_texts,
     ),
 }
 

@@ -55,10 +55,11 @@ class ReprogrammedModel(DefaultCompile, keras.Model):
     i's rows in the columns of its classes), so `compile`, `fit`, the cross-entropy and the
     accuracy work the same; `part_model(i)` is part i alone.
 
-    With ``flip_average`` a one-part model answers at inference (``training`` false:
-    `evaluate`, `predict`, a SavedModel's signatures) with the mean of its probabilities for
-    each image and for its left-right mirror image, at twice the cost; training steps still
-    see one view. This suits classes that do not change under a mirror (natural photos).
+    With ``flip_average`` the model answers at inference (``training`` false: `evaluate`,
+    `predict`, a SavedModel's signatures) with the mean of its probabilities for each image
+    and for its left-right mirror image (a part whose input has no mirror, text, sees its
+    input twice), at twice the cost; training steps still see one view. This suits classes
+    that do not change under a mirror (natural photos).
     """
 
     def __init__(
@@ -82,17 +83,17 @@ class ReprogrammedModel(DefaultCompile, keras.Model):
             label_map(part_logits(encoder, program, backbone, x, part=i))
             for i, (x, encoder, label_map) in enumerate(zip(inputs, encoders, label_maps))
         ]
+        stacked = PartAnswers([label_map.num_classes for label_map in label_maps])
         if len(encoders) == 1:
             super().__init__(inputs=inputs[0], outputs=answers[0], **kwargs)
         else:
-            counts = [label_map.num_classes for label_map in label_maps]
-            super().__init__(inputs=inputs, outputs=PartAnswers(counts)(answers), **kwargs)
+            super().__init__(inputs=inputs, outputs=stacked(answers), **kwargs)
         self.program = program
         self.backbone = backbone
         self.encoders = list(encoders)
         self.label_maps = list(label_maps)
         self.flip_average = bool(flip_average)
-        self._part_inputs, self._part_answers = inputs, answers
+        self._part_inputs, self._part_answers, self._stacked = inputs, answers, stacked
 
     @property
     def encoder(self) -> keras.layers.Layer:
@@ -129,6 +130,14 @@ class ReprogrammedModel(DefaultCompile, keras.Model):
         program, before the label map (what data-driven maps and part signatures read)."""
         return part_logits(self.encoders[part], self.program, self.backbone, inputs, part=part)
 
+    def answers(self, logits: Any, sizes: Sequence[int]) -> Any:
+        """The model's answers from the backbone's outputs ``logits`` for a batch of
+        ``sizes[i]`` examples of part i, in part order: each part's rows through its map."""
+        if len(self.label_maps) == 1:
+            return self.label_map(logits)
+        rows = ops.split(logits, np.cumsum(sizes)[:-1].tolist(), axis=0)
+        return self._stacked([m(r) for m, r in zip(self.label_maps, rows)])
+
     def call(self, inputs: Any, training: Any = None, mask: Any = None, **kwargs: Any) -> Any:
         """Runs the graph in inference mode whatever ``training`` says: the backbone is frozen,
         and Keras 3 hands the outer call's ``training`` to every layer of the graph (overriding
@@ -140,7 +149,7 @@ class ReprogrammedModel(DefaultCompile, keras.Model):
             return super(ReprogrammedModel, self).call(images, training=False, mask=mask, **kwargs)
 
         if self.flip_average and not training:
-            return average_with_mirror(probabilities_of, self.encoder, inputs)
+            return average_with_mirror(probabilities_of, self.encoders, inputs)
         return probabilities_of(inputs)
 
     def get_config(self) -> dict[str, Any]:
@@ -196,12 +205,11 @@ def _check_parts(
             f"a model needs one input encoder and label map per part, at least one part; "
             f"got {len(encoders)} encoders and {len(label_maps)} label maps"
         )
-    if flip_average and len(encoders) > 1:
-        raise ValueError(f"flip_average is for a model of one part; this one has {len(encoders)}")
-    if flip_average and not hasattr(encoders[0], "mirror"):
+    if flip_average and not any(hasattr(encoder, "mirror") for encoder in encoders):
+        kinds = " and ".join(sorted({type(encoder).__name__ for encoder in encoders}))
         raise ValueError(
             f"flip_average averages each input with its mirror image; the input encoder "
-            f"{type(encoders[0]).__name__} has none (images have)"
+            f"{kinds} has none (images have)"
         )
 
 
@@ -245,11 +253,21 @@ def compile_defaults(optimizer: Any, loss: Any, metrics: Any) -> dict[str, Any]:
 
 
 def average_with_mirror(
-    probabilities_of: Callable[[Any], Any], encoder: keras.layers.Layer, inputs: Any
+    probabilities_of: Callable[[Any], Any], encoders: Sequence[keras.layers.Layer], inputs: Any
 ) -> Any:
-    """The mean of ``probabilities_of`` the inputs and of their mirror images, as the input
-    ``encoder`` mirrors them: `ReprogrammedModel`'s ``flip_average``."""
-    return (probabilities_of(inputs) + probabilities_of(encoder.mirror(inputs))) / 2
+    """The mean of ``probabilities_of`` the inputs and of their mirror images, as each part's
+    input encoder mirrors them (one without a mirror keeps its input): `ReprogrammedModel`'s
+    ``flip_average``. ``inputs`` are a one-part model's input, or a list of each part's."""
+    if isinstance(inputs, (list, tuple)):
+        mirrored: Any = [_mirror(encoder, x) for encoder, x in zip(encoders, inputs)]
+    else:
+        mirrored = _mirror(encoders[0], inputs)
+    return (probabilities_of(inputs) + probabilities_of(mirrored)) / 2
+
+
+def _mirror(encoder: keras.layers.Layer, inputs: Any) -> Any:
+    """``inputs`` mirrored as ``encoder`` mirrors them; unchanged for one without a mirror."""
+    return encoder.mirror(inputs) if hasattr(encoder, "mirror") else inputs
 
 
 def build_label_map(
@@ -258,10 +276,32 @@ def build_label_map(
     """The label-map layer a spec names (`arnn_tf.settings.LABEL_MAP_HELP`): a fixed
     `LabelMapping`, or for "linear[:START]" a `LinearLabelMap` starting from START; called
     ``name`` (default "label_mapping")."""
-    start = learned_map_start(spec)
-    names = {} if name is None else {"name": name}
-    if start is None:
-        groups = parse_label_map(spec, num_classes, seed=seed, num_source=num_source)
-        return LabelMapping(groups, **names)
-    groups = parse_label_map(start, num_classes, seed, num_source) if start else None
-    return LinearLabelMap(num_classes, num_source, initial_groups=groups, seed=seed, **names)
+    (label_map,) = part_label_maps(spec, [num_classes], seed, num_source, [name])
+    return label_map
+
+
+def part_label_maps(
+    spec: str,
+    part_classes: Sequence[int],
+    seed: int = 0,
+    num_source: int = 1000,
+    names: Sequence[str | None] | None = None,
+) -> list[LabelMapping | LinearLabelMap]:
+    """The label maps of parts of ``part_classes`` classes each, as `build_label_map` makes
+    one: the spec is read for all their classes at once and its groups split among the
+    parts in order, so fixed maps give the parts disjoint ImageNet classes (with "first",
+    part i its own block); a learned map per part starts from its share."""
+    start, total = learned_map_start(spec), sum(part_classes)
+    fixed = spec if start is None else start
+    groups = parse_label_map(fixed, total, seed=seed, num_source=num_source) if fixed else None
+    maps: list[LabelMapping | LinearLabelMap] = []
+    first = 0
+    for count, name in zip(part_classes, names or [None] * len(part_classes)):
+        share = None if groups is None else groups[first : first + count]
+        options = {} if name is None else {"name": name}
+        first += count
+        if start is None:
+            maps.append(LabelMapping(share, **options))
+        else:
+            maps.append(LinearLabelMap(count, num_source, share, seed=seed, **options))
+    return maps

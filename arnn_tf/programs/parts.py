@@ -1,7 +1,7 @@
 """The parts of a saved shared-program (mixed) program: each part's encoder, map and input.
 
-A program trained on a `arnn_tf.tasks.mixed.MixedTask` shares ``W`` between parts that keep their
-own input encoder (its config as Keras serialises it, and its weights), label map (fixed
+A program trained on a `arnn_tf.tasks.parts.MultiPartTask` shares ``W`` between parts that keep
+their own input encoder (its config as Keras serialises it, and its weights), label map (fixed
 groups, or a learned kernel and bias) and input state (a text part's vectorizer). They are
 written under ``parts/<i>/`` of the program folder, arrays with ``allow_pickle=False``.
 """

@@ -47,6 +47,7 @@ from arnn_tf.layers.label_mapping import LabelMapping, LinearLabelMap
 from arnn_tf.modalities.encoders import encoder_class
 from arnn_tf.modalities.image.model import concealment_and_program, image_placement_and_program
 from arnn_tf.models.reprogrammed import ReprogrammedModel
+from arnn_tf.programs.combined import combine_tasks
 from arnn_tf.programs.parts import SavedPart, read_parts, write_parts
 from arnn_tf.tasks.base import TaskPart
 
@@ -94,7 +95,8 @@ class SavedProgram:
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
     arnn_tf_version: str = __version__
     parts: tuple[TaskPart, ...] = ()
-    """For a program trained on combined tasks (`arnn_tf.tasks.multi`), its data sets; else ()."""
+    """For an older program of data sets joined as one image task (`arnn_tf.programs.combined`),
+    each one's classes; else ()."""
     flip_average: bool = False
     """Whether the rebuilt model averages each image's probabilities with its mirror image's."""
     learned_map: tuple[np.ndarray, np.ndarray] | None = None
@@ -186,6 +188,7 @@ class SavedProgram:
             label_map_spec,
             dict(metrics or {}),
             parts=tuple(parts),
+            flip_average=model.flip_average,
             recipe=recipe,
             members=tuple(members),
         )
@@ -345,7 +348,7 @@ class SavedProgram:
         program = FrameProgram(**self.program_config, masks=[e.program_mask for e in encoders])
         outputs = int(backbone.output_shape[-1])
         maps = [m.build_label_map(outputs, f"part{i}_map") for i, m in enumerate(self.members)]
-        model = ReprogrammedModel(program, backbone, maps, encoders)
+        model = ReprogrammedModel(program, backbone, maps, encoders, self.flip_average)
         program.weight.assign(self.weight)
         return model
 
@@ -353,20 +356,22 @@ class SavedProgram:
         """``task`` as this program reads it, after checking it reads the same inputs (images
         of the program's shape, or text) and has the same classes. A text task comes back
         tokenised by the vectorizer the program was trained with (its patch table is indexed
-        by those ids), not by one adapted afresh; a mixed task, each member so."""
+        by those ids), not by one adapted afresh; a multi-part task, each part so."""
         if not self.members:
+            if self.parts and _all_images(task.part_tasks):  # an older program of joined images
+                task = combine_tasks(task.part_tasks)
             return _matching(task, self.task_name, self.encoder, self.input_state, self.class_names)
-        members = getattr(task, "members", ())
-        if len(members) != len(self.members):
+        part_tasks = task.part_tasks if len(task.part_tasks) > 1 else ()
+        if len(part_tasks) != len(self.members):
             raise ProgramMismatchError(
-                f"task {task.name!r} has {len(members) or 'no'} parts with inputs of their own; "
+                f"task {task.name!r} has {len(part_tasks) or 'no'} parts with inputs of their own; "
                 f"the program of task {self.task_name!r} has {len(self.members)}"
             )
         matched = [
-            _matching(member, part.name, part.encoder, part.input_state, part.class_names)
-            for part, member in zip(self.members, members)
+            _matching(part_task, part.name, part.encoder, part.input_state, part.class_names)
+            for part, part_task in zip(self.members, part_tasks)
         ]
-        return dataclasses.replace(task, members=tuple(matched))
+        return dataclasses.replace(task, part_tasks=tuple(matched))
 
     def _label_map(self, backbone: keras.Model) -> LabelMapping | LinearLabelMap:
         if self.learned_map is None:
@@ -482,6 +487,11 @@ def _matching(
             f"the program's task {name!r} ({wanted}, {len(class_names)} classes)"
         )
     return task.with_input_state(input_state)
+
+
+def _all_images(tasks: tuple[Any, ...]) -> bool:
+    """Whether ``tasks`` are several image tasks (which an older program joined as one)."""
+    return len(tasks) > 1 and all(task.modality == "image" for task in tasks)
 
 
 def _has(path: Path, name: str) -> bool:

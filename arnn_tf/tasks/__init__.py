@@ -5,6 +5,6 @@ image tasks live in `arnn_tf.modalities.image`, text tasks in `arnn_tf.modalitie
 """
 
 from arnn_tf.tasks.base import SPLITS, Task, TaskPart
-from arnn_tf.tasks.mixed import MixedTask
+from arnn_tf.tasks.parts import MultiPartTask
 
-__all__ = ["SPLITS", "MixedTask", "Task", "TaskPart"]
+__all__ = ["SPLITS", "MultiPartTask", "Task", "TaskPart"]

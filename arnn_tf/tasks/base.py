@@ -44,6 +44,11 @@ class Task(Protocol):
         """The data sets of a task of several; empty for one."""
 
     @property
+    def part_tasks(self) -> tuple["Task", ...]:
+        """The tasks whose inputs a model reads, one input encoder and label map each: the
+        task itself for a task of one input, each part for a `arnn_tf.tasks.parts.MultiPartTask`."""
+
+    @property
     def input_state(self) -> Any:
         """Input preprocessing a saved program keeps (a text task's vectorizer), or None."""
 

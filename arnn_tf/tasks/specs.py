@@ -11,9 +11,8 @@ Task specs, the strings that name a task, understood by `get_task`:
 * ``folder:PATH``: images in ``PATH/<split>/<class>/<image>``, splits train and test;
 * ``text:PATH``: text classification from ``PATH/<split>/<class>.txt`` (one example a line)
   or ``PATH/<split>/<class>/*.txt`` (one a file), a `arnn_tf.text.TextTask`;
-* ``A+B[+...]``: several of the above trained as one (one program, each part with its own
-  classes): image tasks as one image task with mixed batches (`arnn_tf.tasks.multi`); with a
-  text part, a `MixedTask` whose parts keep their own inputs (`arnn_tf.tasks.mixed`).
+* ``A+B[+...]``: several of the above trained as one, on one program: a `MultiPartTask`
+  whose parts keep their own inputs and classes (`arnn_tf.tasks.parts`).
 """
 
 from __future__ import annotations
@@ -24,8 +23,7 @@ from typing import Any
 from arnn_tf.modalities.image.counting import counting_task
 from arnn_tf.modalities.image.datasets import folder_task, tfds_task
 from arnn_tf.modalities.image.shuffled import shuffled_task
-from arnn_tf.tasks.mixed import MixedTask
-from arnn_tf.tasks.multi import combine_tasks
+from arnn_tf.tasks.parts import MultiPartTask
 
 TASK_NAMES: tuple[str, ...] = ("counting", "mnist", "cifar10", "shuffled_mnist")
 """Named tasks; `get_task` also accepts the prefixed specs "tfds:NAME", "folder:PATH" and
@@ -50,9 +48,7 @@ def get_task(
             get_task(part, data_dir=data_dir, seed=seed, text_level=text_level)
             for part in spec.split("+")
         ]
-        if all(part.modality == "image" for part in parts):
-            return combine_tasks(parts, seed=seed)
-        return MixedTask(spec, tuple(parts))
+        return MultiPartTask(spec, tuple(parts))
     if spec == "counting":
         return counting_task(seed)
     if spec in ("mnist", "cifar10"):

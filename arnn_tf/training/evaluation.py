@@ -20,11 +20,11 @@ def evaluate_program(
     verbose: Any = "auto",
 ) -> dict[str, float]:
     """Loss and accuracy on a whole split of ``task``; for a task whose parts keep inputs of
-    their own (`arnn_tf.tasks.mixed.MixedTask`), the mean of the parts' results."""
+    their own (`arnn_tf.tasks.parts.MultiPartTask`), the mean of the parts' results."""
     if not model.compiled:
         model.compile()
-    if hasattr(task, "members"):
-        per_part = _member_results(model, task, split, batch_size, verbose)
+    if len(task.part_tasks) > 1:
+        per_part = _part_results(model, task, split, batch_size, verbose)
         return {key: float(np.mean([r[key] for r in per_part])) for key in per_part[0]}
     # read once: under a distribution strategy Keras stops at the last batch without reaching the
     # end of the data, so a cache would be left half-filled (and tf.data warns about it)
@@ -40,8 +40,8 @@ def evaluate_parts(
     model: ReprogrammedModel, task: Task, split: str = "test", batch_size: int = 64
 ) -> dict[str, float]:
     """Accuracy on each part of a combined task, choosing among that part's classes only."""
-    if hasattr(task, "members"):
-        per_part = _member_results(model, task, split, batch_size, verbose=0)
+    if len(task.part_tasks) > 1:
+        per_part = _part_results(model, task, split, batch_size, verbose=0)
         return {part.name: r["accuracy"] for part, r in zip(task.parts, per_part)}
     results = {}
     for part in task.parts:
@@ -61,15 +61,15 @@ def evaluate_parts(
     return results
 
 
-def _member_results(
+def _part_results(
     model: Any, task: Any, split: str, batch_size: int, verbose: Any
 ) -> list[dict[str, float]]:
-    """Loss and accuracy of each member of a mixed task on its own split, by its part model."""
+    """Loss and accuracy of each part of a multi-part task on its own split, by its part model."""
     results = []
-    for i, member in enumerate(task.members):
+    for i, part_task in enumerate(task.part_tasks):
         part = model.part_model(i)
         part.compile(loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
-        data = member.dataset(split, batch_size, cache=False)
+        data = part_task.dataset(split, batch_size, cache=False)
         scores = part.evaluate(data, return_dict=True, verbose=keras_verbosity(verbose))
         results.append({key: float(value) for key, value in scores.items()})
     return results

@@ -95,7 +95,7 @@ class TrainingPlan:
         task: Task,
         first_step: int | None,
         verbose: bool = False,
-        source: Callable[[Any], Any] | None = None,
+        source: Callable[[Any, int], Any] | None = None,
     ) -> list[keras.callbacks.Callback]:
         """The callback that computes a frequency or iterative label map, if the recipe has
         one, from ``source``'s logits (None: the model's own backbone), from global step
@@ -106,13 +106,20 @@ class TrainingPlan:
         if data_driven is None or first_step is None and learned_map_start(spec):
             return []
         kind, per_class = data_driven
-        sample_size = min(SAMPLE_IMAGES, self.train_examples)
-        sample = task.sample("train", sample_size, LABEL_MAP_BATCH_SIZE, seed=self.recipe.seed)
+        tasks = task.part_tasks
+        one_part = len(tasks) == 1
+        share = max(1, SAMPLE_IMAGES // len(tasks))  # the sample split evenly among the parts
+        counts = [self.train_examples] if one_part else [t.num_examples("train") for t in tasks]
+        sizes = [min(share, count) for count in counts]
+        samples = [
+            t.sample("train", size, LABEL_MAP_BATCH_SIZE, seed=self.recipe.seed)
+            for t, size in zip(tasks, sizes)
+        ]
         mapping = FrequencyLabelMapping(
-            sample,
+            samples[0] if one_part else samples,
             per_class,
             iterative=kind == "iterative",
-            max_images=sample_size,
+            max_images=sizes[0] if one_part else sizes,
             steps_per_epoch=self.steps_per_epoch,
             first_step=first_step or 0,
             class_names=task.class_names,

@@ -93,10 +93,10 @@ class Trainer(abc.ABC):
     def compile(self, model: ReprogrammedModel, plan: TrainingPlan) -> None:
         """Gives ``model`` its optimiser, following the plan's schedule (and its EMA)."""
 
-    def label_map_source(self, model: ReprogrammedModel) -> Callable[[Any], Any] | None:
-        """What a frequency or iterative label map reads the ImageNet logits of task images
-        from: None for the model's own backbone; a query-only trainer answers through its
-        queries."""
+    def label_map_source(self, model: ReprogrammedModel) -> Callable[[Any, int], Any] | None:
+        """What a frequency or iterative label map reads the ImageNet logits of a part's
+        inputs from (``(inputs, part) -> logits``): None for the model's own backbone; a
+        query-only trainer answers through its queries."""
         return None
 
     @abc.abstractmethod

@@ -24,8 +24,11 @@ def holdout_split(task: Task, size: int, seed: int = 0) -> Task:
 
     Trials are scored on this held-out slice so that the real test split plays no part in
     choosing hyper-parameters. The choice is a numpy permutation, the same whatever
-    TensorFlow's seeds, and the two parts never overlap.
+    TensorFlow's seeds, and the two parts never overlap. A task of several parts holds out
+    ``size`` images in all, shared among its parts in proportion to their train splits.
     """
+    if len(task.part_tasks) > 1:
+        return _parts_holdout(task, size, seed)
     total = task.num_examples("train")
     if not 0 < size < total:
         raise ValueError(
@@ -48,11 +51,15 @@ def holdout_split(task: Task, size: int, seed: int = 0) -> Task:
         ds = task.examples("train").enumerate().filter(in_split).map(without_index)
         return ds.apply(tf.data.experimental.assert_cardinality(size if keep else total - size))
 
-    if not dataclasses.is_dataclass(task) or not hasattr(task, "_load"):
-        raise ValueError(
-            f"task {task.name!r} has parts with inputs of their own; tune one part at a time"
-        )
     return dataclasses.replace(task, _load=load)  # an image or a text task, parts kept
+
+
+def _parts_holdout(task: Any, size: int, seed: int) -> Any:
+    """Each part of ``task`` with its share of ``size`` held out (at least one image)."""
+    counts = [t.num_examples("train") for t in task.part_tasks]
+    shares = [max(1, round(size * count / sum(counts))) for count in counts]
+    parts = [holdout_split(t, s, seed) for t, s in zip(task.part_tasks, shares)]
+    return dataclasses.replace(task, part_tasks=tuple(parts))
 
 
 def default_validation_size(task: Task) -> int:

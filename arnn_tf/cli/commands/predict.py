@@ -28,15 +28,10 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Runs ``arnn predict``; prints and returns one record per image or text."""
     from arnn_tf.cli.predictions import prediction_record, print_predictions
-    from arnn_tf.modalities.registry import MODALITIES
+    from arnn_tf.programs.answers import predict_named
     from arnn_tf.programs.saved import SavedProgram
 
     saved = with_flip_average(SavedProgram.load(args.program), args.flip_average)
-    if saved.modality not in MODALITIES:
-        raise ValueError(
-            f"the program of task {saved.task_name!r} has parts with inputs of their own; "
-            "export it and ask each part's signature (arnn export)"
-        )
     texts = list(args.text)
     if args.text_file:
         from arnn_tf.modalities.text.task import read_lines
@@ -45,13 +40,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     if bool(texts) == bool(args.images):
         raise ValueError("give image files, or --text/--text-file, not both")
     given = "text" if texts else "image"
-    if given != saved.modality:
-        raise ValueError(
-            f"{saved.task_name!r} is a program for {saved.modality} inputs, not {given}"
-        )
     inputs = texts or args.images
-    probabilities = MODALITIES[saved.modality].predict(saved, inputs)
-    names = saved.class_names
+    probabilities, names = predict_named(saved, given, inputs)
     predictions = [
         prediction_record(x, int(row.argmax()), names[int(row.argmax())], row, given)
         for x, row in zip(inputs, probabilities)

@@ -36,8 +36,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     task = program_task(saved, args.task, args.data_dir)
     import keras
 
-    ((inputs, labels),) = list(task.sample("test", args.examples, args.examples, shuffle=False))
-    inputs = keras.tree.map_structure(lambda t: t.numpy(), inputs)  # a mixed task's: per part
+    examples = args.examples * len(task.part_tasks)  # that many of each part
+    ((inputs, labels),) = list(task.sample("test", args.examples, examples, shuffle=False))
+    inputs = keras.tree.map_structure(lambda t: t.numpy(), inputs)  # a multi-part task's: per part
     picture = program_picture(saved.build_model(), inputs, saved.class_names, labels.numpy())
     path = save_picture(picture, args.out or Path(args.program) / "program.png")
     print(

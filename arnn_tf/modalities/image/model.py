@@ -123,9 +123,8 @@ def concealment_and_program(
     return encoder, program
 
 
-def predict_files(saved: Any, paths: list[str]) -> np.ndarray:
-    """Task-class probabilities [len(paths), classes] of the saved image program ``saved``
-    for the image files at ``paths``, read at the program's task image shape."""
-    height, width, channels = saved.task_image_shape
-    images = read_images(paths, (height, width), channels)
-    return np.asarray(saved.build_model().predict(images, verbose=0))
+def read_files(encoder: Any, input_state: None, paths: list[str]) -> np.ndarray:
+    """The image files at ``paths`` as the input ``encoder`` reads task images: uint8 pixels
+    at its task image shape (image parts keep no input state)."""
+    height, width, channels = encoder.task_image_shape
+    return read_images(paths, (height, width), channels)

@@ -29,12 +29,18 @@ class ImageTask:
     class_names: tuple[str, ...]
     _load: Callable[[str], tf.data.Dataset] = dataclasses.field(repr=False, compare=False)
     parts: tuple[TaskPart, ...] = ()
-    """For a combined task (`arnn_tf.tasks.multi`), its data sets; empty otherwise."""
+    """For data sets joined as one image task (`arnn_tf.programs.combined`), each one's
+    classes; empty otherwise."""
 
     @property
     def input_state(self) -> None:
         """Image tasks need no input preprocessing saved with a program (text tasks do)."""
         return None
+
+    @property
+    def part_tasks(self) -> tuple["ImageTask"]:
+        """The task itself: a model reads it through one input encoder."""
+        return (self,)
 
     def with_input_state(self, input_state: None) -> "ImageTask":
         """The task as a program saved with ``input_state`` reads it: unchanged for images."""

@@ -3,7 +3,7 @@ frozen backbone -> label map (Neekhara et al., "Cross-modal Adversarial Reprogra
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -102,21 +102,10 @@ def text_model_for(recipe: Any, task: Any, backbone: keras.Model) -> Reprogramme
     )
 
 
-def text_probabilities(
-    model: ReprogrammedModel,
-    vectorizer: keras.layers.TextVectorization,
-    texts: Sequence[str],
-    batch_size: int = 64,
-) -> np.ndarray:
-    """Task-class probabilities [len(texts), classes] of a text model for raw ``texts``,
-    tokenised by ``vectorizer`` (the program's own): the same answers its export gives."""
+def read_texts(encoder: Any, input_state: dict[str, Any], texts: list[str]) -> np.ndarray:
+    """``texts`` as the input ``encoder`` reads them: token ids, by the vectorizer the program
+    was trained with (``input_state``; its patch table is indexed by those ids)."""
     if not texts:
         raise ValueError("no texts to classify")
-    ids = keras.ops.cast(vectorizer(list(texts)), "int32")
-    return np.asarray(model.predict(ids, batch_size=batch_size, verbose=0))
-
-
-def predict_texts(saved: Any, texts: list[str]) -> np.ndarray:
-    """Task-class probabilities [len(texts), classes] of the saved text program ``saved``,
-    tokenised by the vectorizer it was trained with."""
-    return text_probabilities(saved.build_model(), input_vectorizer(saved.input_state), texts)
+    ids = input_vectorizer(input_state)(list(texts))
+    return keras.ops.convert_to_numpy(keras.ops.cast(ids, "int32"))

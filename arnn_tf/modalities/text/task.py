@@ -62,6 +62,11 @@ class TextTask:
     parts = ()
     """A text task is one data set (the image tasks' combined tasks have parts)."""
 
+    @property
+    def part_tasks(self) -> tuple["TextTask"]:
+        """The task itself: a model reads it through one input encoder."""
+        return (self,)
+
     name: str
     class_names: tuple[str, ...]
     level: Level

@@ -1,9 +1,11 @@
-"""Several tasks as one: a single program trained on mixed batches of several data sets.
+"""Image data sets joined as one image task: how programs of formats 1 to 4 trained on
+several data sets (``A+B``) read them.
 
-Each part keeps its own classes (class ids are offset part by part, so every part maps to
-its own, disjoint ImageNet classes through the label map), images are brought to one shape
-(centred zero padding to the largest height and width, grayscale repeated to RGB), and the
-training split interleaves the parts at random.
+Such a program has one input encoder and one label map for all the parts' classes (class
+ids offset part by part); its images were brought to one shape (centred zero padding to the
+largest height and width, grayscale repeated to RGB). Programs trained now give each part
+its own encoder and map (`arnn_tf.tasks.parts.MultiPartTask`); this module lets the older
+ones read the same data sets.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from arnn_tf.tasks.base import TaskPart
 
 
 def combine_tasks(tasks: Sequence[ImageTask], seed: int = 0) -> ImageTask:
-    """One task whose classes are the parts' classes, named "PART/CLASS", in part order."""
-    if len(tasks) < 2:
-        raise ValueError("combining tasks needs at least two")
+    """One task whose classes are the parts' classes, named "PART/CLASS", in part order; its
+    training split interleaves the parts at random."""
+    if len(tasks) < 2 or any(task.modality != "image" for task in tasks):
+        raise ValueError("combining tasks as one image task needs at least two image tasks")
     height = max(task.image_shape[0] for task in tasks)
     width = max(task.image_shape[1] for task in tasks)
     offsets = [sum(task.num_classes for task in tasks[:i]) for i in range(len(tasks))]
