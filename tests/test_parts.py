@@ -171,3 +171,14 @@ def test_a_program_of_image_parts_answers_a_file_with_the_task_unknown(tmp_path)
     np.testing.assert_allclose(probabilities, expected, atol=1e-5)
     with pytest.raises(ValueError, match="no part of the program of task 'small\\+big' reads text"):
         predict_named(saved, "text", ["words"])
+
+
+def test_a_hundred_parts_train_with_most_parts_absent_from_a_step(tmp_path):
+    parts = tuple(numbered_task(f"p{i}", (4, 4, 1), 2, 4) for i in range(100))
+    task = MultiPartTask("hundred", parts)
+    model = build_model(tiny_recipe(), task)
+    result = fit(model, task, steps=2, batch_size=16)
+    assert result.steps == 2 and np.isfinite(result.train_accuracy)
+    saved = SavedProgram.load(saved_program(model, tiny_recipe(), task, {}).save(tmp_path / "p"))
+    inputs, _ = next(iter(task.sample("test", 1, 100)))
+    np.testing.assert_allclose(saved.build_model()(list(inputs)), model(list(inputs)), atol=1e-6)

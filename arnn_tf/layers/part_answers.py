@@ -1,4 +1,5 @@
-"""`PartAnswers`: the answers of a model's parts stacked into one probability matrix."""
+"""The rows of a batch stacked part by part: `PartRows` splits the backbone's outputs into
+each part's, `PartAnswers` stacks the parts' answers into one probability matrix."""
 
 from __future__ import annotations
 
@@ -6,6 +7,27 @@ from typing import Any, Sequence
 
 import keras
 from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="arnn_tf")
+class PartRows(keras.layers.Layer):
+    """Splits a batch stacked in part order into each part's rows, as many as each part's
+    input has (so the backbone runs once on every part's frames, whatever their number)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("name", "part_rows")
+        super().__init__(**kwargs)
+
+    def call(self, stacked: Any, part_inputs: Sequence[Any]) -> list[Any]:
+        rows, start = [], 0
+        for x in part_inputs:
+            size = ops.shape(x)[0]
+            rows.append(stacked[start : start + size])
+            start = start + size
+        return rows
+
+    def compute_output_shape(self, stacked_shape: Any, part_inputs_shape: Any) -> list[Any]:
+        return [(None, *stacked_shape[1:]) for _ in part_inputs_shape]
 
 
 @keras.saving.register_keras_serializable(package="arnn_tf")

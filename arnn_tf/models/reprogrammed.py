@@ -17,7 +17,7 @@ from keras import ops
 from arnn_tf.label_maps.specs import learned_map_start, parse_label_map
 from arnn_tf.layers.frame_program import FrameProgram
 from arnn_tf.layers.label_mapping import LabelMapping, LinearLabelMap
-from arnn_tf.layers.part_answers import PartAnswers
+from arnn_tf.layers.part_answers import PartAnswers, PartRows
 from arnn_tf.settings import DEFAULT_LEARNING_RATE
 
 
@@ -50,10 +50,11 @@ class ReprogrammedModel(DefaultCompile, keras.Model):
     `ConcealedPlacement`, token ids for an `arnn_tf.modalities.text.TokenPatchEncoder`) and
     its label map; every part shares the one `FrameProgram` (each where its encoder's mask
     lets it act) and the frozen backbone. A one-part model takes its encoder's input and
-    answers with the task-class probabilities. A model of several parts takes one batch of
-    every part and answers with one matrix (`arnn_tf.layers.part_answers.PartAnswers`: part
-    i's rows in the columns of its classes), so `compile`, `fit`, the cross-entropy and the
-    accuracy work the same; `part_model(i)` is part i alone.
+    answers with the task-class probabilities. A model of several parts takes rows of every
+    part (any number each, none included), runs the backbone once on all their frames, and
+    answers with one matrix (`arnn_tf.layers.part_answers.PartAnswers`: part i's rows in the
+    columns of its classes), so `compile`, `fit`, the cross-entropy and the accuracy work the
+    same; `part_model(i)` is part i alone.
 
     With ``flip_average`` the model answers at inference (``training`` false: `evaluate`,
     `predict`, a SavedModel's signatures) with the mean of its probabilities for each image
@@ -75,25 +76,24 @@ class ReprogrammedModel(DefaultCompile, keras.Model):
         _check_parts(program, backbone, label_maps, encoders, flip_average)
         backbone.trainable = False
         program.set_masks([e.program_mask for e in encoders])  # a config does not keep them
-        if len(encoders) == 1:
-            inputs: Any = [encoders[0].model_input()]
-        else:
-            inputs = [_part_input(encoder, i) for i, encoder in enumerate(encoders)]
-        answers = [
-            label_map(part_logits(encoder, program, backbone, x, part=i))
-            for i, (x, encoder, label_map) in enumerate(zip(inputs, encoders, label_maps))
-        ]
         stacked = PartAnswers([label_map.num_classes for label_map in label_maps])
         if len(encoders) == 1:
-            super().__init__(inputs=inputs[0], outputs=answers[0], **kwargs)
+            x = encoders[0].model_input()
+            answer = label_maps[0](part_logits(encoders[0], program, backbone, x))
+            super().__init__(inputs=x, outputs=answer, **kwargs)
         else:
+            inputs = [_part_input(encoder, i) for i, encoder in enumerate(encoders)]
+            frames = [program(e(x), part=i) for i, (x, e) in enumerate(zip(inputs, encoders))]
+            logits = backbone(ops.concatenate(frames, axis=0), training=False)
+            rows = PartRows()(logits, inputs)
+            answers = [label_map(r) for label_map, r in zip(label_maps, rows)]
             super().__init__(inputs=inputs, outputs=stacked(answers), **kwargs)
         self.program = program
         self.backbone = backbone
         self.encoders = list(encoders)
         self.label_maps = list(label_maps)
         self.flip_average = bool(flip_average)
-        self._part_inputs, self._part_answers, self._stacked = inputs, answers, stacked
+        self._stacked = stacked
 
     @property
     def encoder(self) -> keras.layers.Layer:
@@ -115,7 +115,8 @@ class ReprogrammedModel(DefaultCompile, keras.Model):
         is its own part)."""
         if len(self.encoders) == 1:
             return self
-        return keras.Model(self._part_inputs[part], self._part_answers[part])
+        x = _part_input(self.encoders[part], part)
+        return keras.Model(x, self.label_maps[part](self.logits(x, part=part)))
 
     def adversarial_inputs(self, inputs: Any) -> Any:
         """``X_adv``, the frames the backbone sees for ``inputs`` (a one-part model's input, or

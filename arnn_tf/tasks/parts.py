@@ -87,24 +87,24 @@ class MultiPartTask:
         """Batches of ``split``: drawn across the parts by the seeded sampler when
         ``shuffle``, else every part's examples in part order. The other options (repeat,
         cache, augment) are each part's ``dataset``'s; evaluate a part on its own (`part_tasks`)."""
-        streams = _slotted(
+        carrier = _Carrier(
             self.parts,
             [t.dataset(split, 1, shuffle=shuffle, seed=seed, **options) for t in self.part_tasks],
         )
         if shuffle:
             examples = tf.data.Dataset.choose_from_datasets(
-                streams, self._choices(split, seed), stop_on_empty_dataset=False
+                carrier.streams, self._choices(split, seed), stop_on_empty_dataset=False
             )
         else:
-            examples = _concatenated(streams)
-        return self._batched(examples, batch_size, drop_remainder)
+            examples = _concatenated(carrier.streams)
+        return carrier.batched(examples, batch_size, drop_remainder)
 
     def sample(self, split: str, count: int, batch_size: int, **options: Any) -> tf.data.Dataset:
         """``count`` fixed examples of each part, in part order, in batches as `dataset`'s."""
-        streams = _slotted(
+        carrier = _Carrier(
             self.parts, [t.sample(split, count, 1, **options) for t in self.part_tasks]
         )
-        return self._batched(_concatenated(streams), batch_size, drop_remainder=False)
+        return carrier.batched(_concatenated(carrier.streams), batch_size, drop_remainder=False)
 
     def _choices(self, split: str, seed: int) -> tf.data.Dataset:
         """Each example's part, the n-th drawn from ``(seed, n)`` alone (stateless)."""
@@ -120,40 +120,54 @@ class MultiPartTask:
 
         return tf.data.Dataset.counter().map(part_of)
 
-    def _batched(
+
+class _Carrier:
+    """Every part's examples in one form, so one stream can hold them all: the part's index,
+    its input flattened into a row of one dtype (padded to the widest part's), and its label
+    offset to its classes' ids. A batch is then split back into each part's rows, in part
+    order, with their labels in the same order. Building it takes a few operations a part,
+    not a few a pair of parts, so a hundred parts build as fast as they train."""
+
+    def __init__(self, parts: Sequence[TaskPart], batches_of_one: Sequence[tf.data.Dataset]):
+        self.specs = [stream.element_spec[0] for stream in batches_of_one]
+        if any(not spec.shape[1:].is_fully_defined() for spec in self.specs):
+            raise ValueError("every part's inputs must have one fixed shape to be batched together")
+        self.sizes = [int(spec.shape[1:].num_elements()) for spec in self.specs]
+        floats = any(spec.dtype.is_floating for spec in self.specs)
+        self.dtype = tf.float32 if floats else tf.int32
+        width = max(self.sizes)
+
+        def tagged(part: int, first_class: int) -> Any:
+            def tag(inputs: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, ...]:
+                row = tf.reshape(tf.cast(inputs, self.dtype), [-1])
+                row = tf.pad(row, [[0, width - self.sizes[part]]])
+                return tf.constant(part), row, tf.cast(labels[0], tf.int32) + first_class
+
+            return tag
+
+        self.streams = [
+            stream.map(tagged(i, part.first_class))
+            for i, (part, stream) in enumerate(zip(parts, batches_of_one))
+        ]
+
+    def batched(
         self, examples: tf.data.Dataset, batch_size: int, drop_remainder: bool
     ) -> tf.data.Dataset:
+        """``examples`` in batches of ``batch_size``, each split into the parts' rows."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
 
-        def joined(inputs: tuple[Any, ...], labels: tuple[Any, ...]) -> tuple[Any, tf.Tensor]:
-            return tuple(x.values for x in inputs), tf.concat([y.values for y in labels], 0)
+        def split(parts: tf.Tensor, rows: tf.Tensor, labels: tf.Tensor) -> tuple[Any, tf.Tensor]:
+            inputs, ordered = [], []
+            for i, (spec, size) in enumerate(zip(self.specs, self.sizes)):
+                mine = tf.equal(parts, i)
+                values = tf.boolean_mask(rows, mine)[:, :size]
+                inputs.append(tf.cast(tf.reshape(values, [-1, *spec.shape[1:]]), spec.dtype))
+                ordered.append(tf.boolean_mask(labels, mine))
+            return tuple(inputs), tf.concat(ordered, 0)
 
-        batches = examples.ragged_batch(batch_size, drop_remainder=drop_remainder)
-        return batches.map(joined, num_parallel_calls=tf.data.AUTOTUNE)
-
-
-def _slotted(parts: Sequence[TaskPart], streams: Sequence[tf.data.Dataset]) -> list[Any]:
-    """Each part's batches of one as a slot per part: its own example in its slot, empty
-    slots for the others; its labels offset to its classes' ids."""
-    specs = [stream.element_spec[0] for stream in streams]
-
-    def slots_of(part: int) -> Any:
-        def slots(inputs: tf.Tensor, labels: tf.Tensor) -> tuple[tuple[tf.Tensor, ...], ...]:
-            labels = tf.cast(labels, tf.int32) + parts[part].first_class
-            return (
-                tuple(inputs if i == part else _empty(spec) for i, spec in enumerate(specs)),
-                tuple(labels if i == part else tf.zeros((0,), tf.int32) for i in range(len(specs))),
-            )
-
-        return slots
-
-    return [stream.map(slots_of(i)) for i, stream in enumerate(streams)]
-
-
-def _empty(spec: tf.TensorSpec) -> tf.Tensor:
-    """A batch of no examples of ``spec``'s shape and dtype."""
-    return tf.zeros((0, *spec.shape[1:]), spec.dtype)
+        batches = examples.batch(batch_size, drop_remainder=drop_remainder)
+        return batches.map(split, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _concatenated(streams: Sequence[tf.data.Dataset]) -> tf.data.Dataset:
