@@ -59,6 +59,7 @@ from arnn_tf.black_box.defaults import (
 )
 from arnn_tf.settings import (
     DEFAULT_BATCH_SIZE,
+    DEFAULT_CONCEAL_SCALE,
     DEFAULT_FOCAL_GAMMA,
     DEFAULT_L2,
     DEFAULT_LEARNING_RATE,
@@ -315,6 +316,14 @@ def program_rate_scale(recipe: Recipe) -> float:
     if recipe.program_lr_scale is not None:
         return recipe.program_lr_scale
     return DEFAULT_PROGRAM_LR_SCALE if recipe.trainer == "black_box" else 1.0
+
+
+def conceal_scale(recipe: Recipe) -> float | None:
+    """The weight of the task input in the host photo: the recipe's ``conceal_scale``, by
+    default `DEFAULT_CONCEAL_SCALE` for a recipe that conceals; None for one that does not."""
+    if recipe.conceal is None:
+        return None
+    return DEFAULT_CONCEAL_SCALE if recipe.conceal_scale is None else recipe.conceal_scale
 
 
 def program_first_moment(recipe: Recipe) -> float:

@@ -27,8 +27,13 @@ from arnn_tf.modalities.registry import modality
 from arnn_tf.models.reprogrammed import ReprogrammedModel, frame_program_for, part_label_maps
 from arnn_tf.programs.parts import saved_parts
 from arnn_tf.programs.saved import SavedProgram
-from arnn_tf.recipes import Recipe, program_first_moment, program_rate_scale, require_task
-from arnn_tf.settings import DEFAULT_CONCEAL_SCALE
+from arnn_tf.recipes import (
+    Recipe,
+    conceal_scale,
+    program_first_moment,
+    program_rate_scale,
+    require_task,
+)
 from arnn_tf.tasks.base import Task
 from arnn_tf.tasks.specs import get_task
 from arnn_tf.training.distribute import is_chief, make_strategy, set_precision
@@ -250,8 +255,7 @@ def _hparams(recipe: Recipe) -> dict[str, Any]:
     values["program_lr_scale"] = program_rate_scale(recipe)
     values["program_momentum"] = program_first_moment(recipe)
     values["map_warmup_steps"] = recipe.map_warmup_steps or 0  # a black-box run says its own
-    if recipe.conceal is not None and recipe.conceal_scale is None:
-        values["conceal_scale"] = DEFAULT_CONCEAL_SCALE
+    values["conceal_scale"] = conceal_scale(recipe)
     return values
 
 

@@ -63,7 +63,7 @@ args = parser.parse_args()
 task = get_task(args.task)
 image_size = None if args.image_size is None else (args.image_size, args.image_size)
 model = build_reprogrammed_model(build_backbone(args.backbone), task.image_shape, task.num_classes, l2=args.l2,
-                                 image_size=image_size, program_covers_image=args.full_program)
+                                 image_size=image_size, full_program=args.full_program)
 subset = task.dataset("test", 100).unbatch().take(args.eval_images).batch(100).cache()
 curve = AccuracyCurve(subset, args.eval_every)
 recipe = Recipe(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr)

@@ -219,7 +219,7 @@ def test_train_concealed_in_a_host_photo(image_folder, tmp_path, capsys):
     photo = read_image(host, (saved.frame_size,) * 2, 3)
     np.testing.assert_array_equal(saved.encoder_weights[0], photo)
     model = saved.build_model()
-    assert isinstance(model.encoder, ConcealedPlacement) and model.encoder.scale == 0.05
+    assert isinstance(model.encoder, ConcealedPlacement) and model.encoder.conceal_scale == 0.05
     images = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(image_folder.glob("test/*/*.png"))])
     x_adv = keras.ops.convert_to_numpy(model.adversarial_inputs(images))
     assert np.abs(x_adv - (photo / 127.5 - 1.0)).max() <= 0.1 + 1e-6

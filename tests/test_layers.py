@@ -76,10 +76,10 @@ def test_program_and_output_stay_in_range():
 
 
 @pytest.mark.parametrize("options", [dict(), dict(image_size=(20, 20)), dict(linf_bound=3.0),
-                                     dict(image_size=(32, 32), program_covers_image=True)])
+                                     dict(image_size=(32, 32), full_program=True)])
 def test_output_stays_in_range_with_or_without_the_clip(options):
     layer = with_random_program(placed(32, (8, 8, 3), **options), scale=50.0)
-    assert layer.layer.clip == ("linf_bound" in options or "program_covers_image" in options)
+    assert layer.layer.clip == ("linf_bound" in options or "full_program" in options)
     x_adv = keras.ops.convert_to_numpy(layer(random_images((3, 8, 8, 3))))
     assert x_adv.min() >= -1.0 and x_adv.max() <= 1.0
     assert x_adv.min() < -0.99 and x_adv.max() > 0.99  # the program reaches both ends of the range
@@ -138,7 +138,7 @@ def test_l2_regulariser_is_lambda_times_squared_frobenius_norm():
 
 def test_encoder_and_program_configs_round_trip():
     layer = placed(32, (8, 8, 1), image_size=(12, 12), border_width=5, linf_bound=0.3, l2=2e-6,
-                   program_covers_image=True)
+                   full_program=True)
     placement = ImagePlacement.from_config(layer.encoder.get_config())
     program = FrameProgram.from_config(layer.layer.get_config())
     assert placement.get_config() == layer.encoder.get_config()
@@ -230,7 +230,7 @@ def test_label_map_kinds():
 
 
 def test_full_program_is_added_over_the_resized_image():
-    layer = with_random_program(placed(32, (8, 8, 3), image_size=(32, 32), program_covers_image=True))
+    layer = with_random_program(placed(32, (8, 8, 3), image_size=(32, 32), full_program=True))
     assert layer.mask.all()
     images = random_images((2, 8, 8, 3))
     x_adv = keras.ops.convert_to_numpy(layer(images))
@@ -275,7 +275,7 @@ def test_concealment_config_round_trip_keeps_the_host_out_of_the_config():
     config = layer.encoder.get_config()
     clone = ConcealedPlacement.from_config(config)
     assert clone.get_config() == config
-    assert config["scale"] == 0.2 and config["permutation_seed"] == 4 and "host_image" not in config
+    assert config["conceal_scale"] == 0.2 and config["permutation_seed"] == 4 and "host_image" not in config
     np.testing.assert_array_equal(clone.permutation, layer.encoder.permutation)
     assert layer.layer.linf_bound == 0.2 and layer.layer.l2 == 1e-6 and layer.mask.all()
     assert [w.path for w in layer.encoder.weights] == ["concealed_placement/host_image"]
@@ -285,9 +285,18 @@ def test_concealment_config_round_trip_keeps_the_host_out_of_the_config():
 @pytest.mark.parametrize("kwargs, message", [
     (dict(host_image=np.zeros((16, 16, 3))), "must be 32x32x3"),
     (dict(host_image=np.full((32, 32, 3), 300.0)), r"\[0, 255\]"),
-    (dict(scale=0.0), r"blend into the host photo must be in \(0, 1\]"),
+    (dict(scale=0.0), r"weight of the task input in the host photo, must be in \(0, 1\]"),
     (dict(scale=1.5), r"\(0, 1\]"),
 ])
 def test_concealed_program_refuses_bad_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
         concealed(32, (8, 8, 3), **kwargs)
+
+
+def test_encoder_configs_saved_under_older_setting_names_still_load():
+    concealed_config = concealed(32, (8, 8, 1), host_image=host_pixels(), scale=0.2).encoder.get_config()
+    concealed_config["scale"] = concealed_config.pop("conceal_scale")
+    assert ConcealedPlacement.from_config(concealed_config).conceal_scale == 0.2
+    placed_config = ImagePlacement(32, (8, 8, 3), full_program=True).get_config()
+    placed_config["program_covers_image"] = placed_config.pop("full_program")
+    assert ImagePlacement.from_config(placed_config).full_program

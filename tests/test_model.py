@@ -134,7 +134,7 @@ def host_photo(seed=0):
 
 def test_concealed_program_trains_only_w():
     model = tiny_model(host_image=host_photo(), conceal_scale=0.1)
-    assert isinstance(model.encoder, ConcealedPlacement) and model.encoder.scale == 0.1
+    assert isinstance(model.encoder, ConcealedPlacement) and model.encoder.conceal_scale == 0.1
     assert model.program.linf_bound == 0.1
     assert [w.path for w in model.trainable_weights] == ["frame_program/W"]
     images, labels = batch()
@@ -216,7 +216,7 @@ def test_an_image_programs_placement_and_frame_program_clip_only_where_the_range
     images = np.random.default_rng(3).integers(0, 256, (4, 12, 12, 1)).astype("uint8")
     weight = np.random.default_rng(4).normal(0, 3, (48, 48, 3)).astype("float32")
     for options, clips in (({}, False), ({"border_width": 6}, False),
-                           ({"image_size": (48, 48), "program_covers_image": True}, True),
+                           ({"image_size": (48, 48), "full_program": True}, True),
                            ({"linf_bound": 2.0}, True), ({"linf_bound": 0.5}, False)):
         placement, program = image_placement_and_program(48, (12, 12, 1), **options)
         assert program.clip is clips

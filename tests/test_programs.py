@@ -175,7 +175,7 @@ def test_concealed_program_round_trips_with_its_host_image(concealed):
     assert document["format_version"] == 4 and document["program_layer"] == "FrameProgram"
     config = document["encoder"]["config"]
     assert document["encoder"]["class_name"] == "ConcealedPlacement"
-    assert config["scale"] == 0.05 and config["permutation_seed"] == 6
+    assert config["conceal_scale"] == 0.05 and config["permutation_seed"] == 6
     assert document["program"]["linf_bound"] == 0.05
     rebuilt = SavedProgram.load(path).build_model()
     assert isinstance(rebuilt.encoder, ConcealedPlacement)
@@ -195,7 +195,7 @@ def test_warm_start_of_a_concealed_program_needs_the_same_host_photo_and_encoder
     with pytest.raises(ProgramMismatchError, match="another host_image"):
         program.warm_start(other)
     plain = build_reprogrammed_model(backbone, (10, 10, 1), 3, seed=6, linf_bound=0.05,
-                                     image_size=(48, 48), program_covers_image=True)
+                                     image_size=(48, 48), full_program=True)
     with pytest.raises(ProgramMismatchError, match="through ConcealedPlacement, this model "
                                                    "through ImagePlacement"):
         program.warm_start(plain)
@@ -211,7 +211,7 @@ def as_format_2(path):
     (path / "encoder.npz").unlink()
     document.update(format_version=2, program_layer="ConcealedProgram", program={
         "frame_size": encoder["frame_size"], "task_image_shape": encoder["task_image_shape"],
-        "l2": document["program"]["l2"], "scale": encoder["scale"],
+        "l2": document["program"]["l2"], "scale": encoder["conceal_scale"],
         "permutation_seed": encoder["permutation_seed"]})
     (path / "program.json").write_text(json.dumps(document))
     return path
@@ -221,7 +221,7 @@ def test_format_2_concealed_programs_load_with_equal_answers_and_save_as_format_
     model, host, path = concealed
     old = SavedProgram.load(as_format_2(path))
     rebuilt = old.build_model()
-    assert isinstance(rebuilt.encoder, ConcealedPlacement) and rebuilt.encoder.scale == 0.05
+    assert isinstance(rebuilt.encoder, ConcealedPlacement) and rebuilt.encoder.conceal_scale == 0.05
     np.testing.assert_array_equal(old.encoder_weights[0], host)
     images = np.random.default_rng(1).integers(0, 256, (4, 10, 10, 1)).astype("uint8")
     np.testing.assert_array_equal(rebuilt.predict(images, verbose=0), model.predict(images, verbose=0))

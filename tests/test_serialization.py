@@ -30,7 +30,7 @@ def with_weights(layer, inputs):
 
 
 def test_concealed_placement(tmp_path):
-    layer = ConcealedPlacement(48, (10, 10, 3), scale=0.2, permutation_seed=3, host_image=HOST)
+    layer = ConcealedPlacement(48, (10, 10, 3), conceal_scale=0.2, permutation_seed=3, host_image=HOST)
     run_layer_serialization_test(layer, IMAGES, tmp_path, init_extras={"host_image": HOST})
 
 
@@ -49,13 +49,13 @@ def test_text_encoder_layer(tmp_path):
 def test_text_encoder_blended_into_a_photo(tmp_path):
     ids = RNG.integers(0, 50, (3, 7)).astype("int32")
     host = RNG.integers(0, 256, (32, 32, 3)).astype("float32")
-    layer = TokenPatchEncoder(50, frame_size=32, patch_size=8, blend=0.2, host_image=host)
+    layer = TokenPatchEncoder(50, frame_size=32, patch_size=8, conceal_scale=0.2, host_image=host)
     run_layer_serialization_test(layer, ids, tmp_path, init_extras={"host_image": host})
 
 
 @pytest.mark.parametrize("options", [
     {}, {"image_size": (20, 20), "border_width": 4},
-    {"image_size": (20, 20), "program_covers_image": True},
+    {"image_size": (20, 20), "full_program": True},
 ], ids=["padded", "border", "full"])
 def test_image_placement_encoder(options, tmp_path):
     run_layer_serialization_test(ImagePlacement(48, (10, 10, 3), **options), IMAGES, tmp_path)
@@ -74,7 +74,7 @@ def test_text_model(blended, tmp_path):
     vectorizer = keras.layers.TextVectorization(output_sequence_length=9)
     vectorizer.adapt(["good film", "bad film", "a very good plot"])
     texts = np.array(["good plot", "bad", ""])
-    host = {"host_image": RNG.integers(0, 256, (48, 48, 3)), "blend": 0.3} if blended else {}
+    host = {"host_image": RNG.integers(0, 256, (48, 48, 3)), "conceal_scale": 0.3} if blended else {}
     model = build_text_model(build_backbone("tiny_cnn", None, seed=4),
                              vectorizer.vocabulary_size(), 2, patch_size=8, **host)
     model.program.weight.assign(RNG.normal(size=(48, 48, 3)))

@@ -266,7 +266,7 @@ def test_text_blended_into_a_photo_stays_near_it_and_trains(tmp_path: Path) -> N
     )
     train(recipe, tmp_path / "run", verbose=False)
     model = SavedProgram.load(tmp_path / "run" / "program").build_model()
-    assert model.encoder.blend == 0.1 and model.program.linf_bound == 0.1
+    assert model.encoder.conceal_scale == 0.1 and model.program.linf_bound == 0.1
     ids = tf.constant([[2, 3, 4], [5, 0, 0]], tf.int32)
     frames = keras.ops.convert_to_numpy(model.adversarial_inputs(ids))
     photo = host.astype("float32") / 127.5 - 1.0

@@ -187,7 +187,7 @@ def test_hypermodel_trains_the_searched_recipe_fields():
     assert recipe == TINY.replace(name="paper-tuned", lr_schedule="cosine", warmup_steps=2,
                                   full_program=True, image_size=48, augment=("flip", "crop"),
                                   ema=0.9, label_map="linear", batch_size=4, steps=6)
-    assert model.encoder.program_covers_image and model.encoder.image_size == (48, 48)
+    assert model.encoder.full_program and model.encoder.image_size == (48, 48)
     schedule = model.optimizer.get_config()["learning_rate"]
     assert schedule["class_name"] == "CosineDecay"
     assert (schedule["config"]["warmup_steps"], schedule["config"]["decay_steps"]) == (2, 6 - 2)

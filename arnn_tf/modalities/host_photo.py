@@ -16,7 +16,7 @@ import numpy as np
 from keras import ops
 
 from arnn_tf.modalities.image.files import read_image
-from arnn_tf.settings import DEFAULT_CONCEAL_SCALE
+from arnn_tf.recipes import conceal_scale
 
 
 def add_host_photo(layer: keras.layers.Layer, frame_size: int, pixels: Any) -> Any:
@@ -43,17 +43,30 @@ def host_frame(weight: Any, dtype: str) -> Any:
     return ops.cast(weight, dtype) / 127.5 - 1.0
 
 
-def check_blend(blend: float) -> float:
-    """``blend`` (alpha, the weight of the task input in the photo), checked to be in (0, 1]."""
-    if not 0 < blend <= 1:
-        raise ValueError(f"the blend into the host photo must be in (0, 1], got {blend}")
-    return float(blend)
+def check_conceal_scale(conceal_scale: float) -> float:
+    """``conceal_scale`` (alpha, the weight of the task input in the photo), checked to be in
+    (0, 1]."""
+    if not 0 < conceal_scale <= 1:
+        raise ValueError(
+            f"conceal_scale, the weight of the task input in the host photo, must be in (0, 1], "
+            f"got {conceal_scale}"
+        )
+    return float(conceal_scale)
 
 
-def recipe_host_photo(recipe: Any, frame_size: int) -> tuple[np.ndarray | None, float]:
+def renamed_conceal_scale(config: dict[str, object], older: str) -> dict[str, object]:
+    """An encoder's config with ``conceal_scale`` under its name, from a config saved before
+    it kept its recipe name (``older``: "scale" or "blend")."""
+    config = dict(config)
+    if older in config:
+        config["conceal_scale"] = config.pop(older)
+    return config
+
+
+def recipe_host_photo(recipe: Any, frame_size: int) -> tuple[np.ndarray | None, float | None]:
     """A `arnn_tf.recipes.Recipe`'s concealment: its photo (``conceal``, a path) read as
-    ``frame_size`` x ``frame_size`` RGB pixels, None when it conceals nothing; and its blend
-    (``conceal_scale``, `DEFAULT_CONCEAL_SCALE` when unset)."""
+    ``frame_size`` x ``frame_size`` RGB pixels and its weight (`arnn_tf.recipes.conceal_scale`),
+    Nones when it conceals nothing."""
     size = (frame_size, frame_size)
     pixels = None if recipe.conceal is None else read_image(recipe.conceal, size, 3)
-    return pixels, recipe.conceal_scale or DEFAULT_CONCEAL_SCALE
+    return pixels, conceal_scale(recipe)

@@ -63,7 +63,10 @@ def _warm_start_encoder(saved: Any, model: ReprogrammedModel) -> None:
     the encoders must be alike, tables of the same size (same vocabulary size), and their
     fixed weights (a host photo) equal."""
     here = keras.saving.serialize_keras_object(model.encoder)
-    theirs = saved.encoder
+    # through the layer, so a config saved under older setting names reads as a current one
+    theirs = keras.saving.serialize_keras_object(
+        keras.saving.deserialize_keras_object(saved.encoder)
+    )
     if here["class_name"] != theirs["class_name"]:
         raise ProgramMismatchError(
             f"the program to start from reads its inputs through {theirs['class_name']}, "

@@ -32,7 +32,7 @@ def build_reprogrammed_model(
 
     ``label_map`` is a spec understood by `arnn_tf.label_maps.specs.parse_label_map`;
     ``program_options`` are `image_placement_and_program`'s (image_size, border_width,
-    linf_bound, program_covers_image, l2). With ``host_image`` (the backbone's n x n x 3 pixels
+    linf_bound, full_program, l2). With ``host_image`` (the backbone's n x n x 3 pixels
     in [0, 255]) the task image is hidden in that photo with scale ``conceal_scale`` (a
     `ConcealedPlacement`); of the program options it then takes only l2. ``seed`` draws the
     random label maps and the concealment's pixel permutation. ``flip_average`` is
@@ -54,7 +54,7 @@ def build_reprogrammed_model(
 def image_model_for(recipe: Any, task: Any, backbone: keras.Model) -> ReprogrammedModel:
     """An image task's model from a `arnn_tf.recipes.Recipe`: its placement, concealment and
     map."""
-    host_image, blend = recipe_host_photo(recipe, int(backbone.input_shape[1]))
+    host_image, conceal_scale = recipe_host_photo(recipe, int(backbone.input_shape[1]))
     image_size = None if recipe.image_size is None else (recipe.image_size, recipe.image_size)
     return build_reprogrammed_model(
         backbone,
@@ -63,11 +63,11 @@ def image_model_for(recipe: Any, task: Any, backbone: keras.Model) -> Reprogramm
         label_map=recipe.label_map,
         seed=recipe.seed,
         host_image=host_image,
-        conceal_scale=blend,
+        conceal_scale=conceal_scale,
         image_size=image_size,
         border_width=recipe.border_width,
         linf_bound=recipe.linf_bound,
-        program_covers_image=recipe.full_program,
+        full_program=recipe.full_program,
         l2=recipe.l2,
         flip_average=recipe.flip_average,
     )
@@ -79,7 +79,7 @@ def image_placement_and_program(
     image_size: Sequence[int] | None = None,
     border_width: int | None = None,
     linf_bound: float | None = None,
-    program_covers_image: bool = False,
+    full_program: bool = False,
     l2: float = 0.0,
 ) -> tuple[ImagePlacement, FrameProgram]:
     """An image task's input encoder (the placement in the frame) and its frame program, the
@@ -87,9 +87,9 @@ def image_placement_and_program(
 
     The arguments are the settings image programs of formats 1 and 3 were saved with."""
     placement = ImagePlacement(
-        frame_size, task_image_shape, image_size, border_width, program_covers_image
+        frame_size, task_image_shape, image_size, border_width, full_program
     )
-    in_range = not program_covers_image and (linf_bound is None or linf_bound <= 1)
+    in_range = not full_program and (linf_bound is None or linf_bound <= 1)
     program = FrameProgram(
         frame_size, placement.program_mask, linf_bound=linf_bound, l2=l2, clip=not in_range
     )
@@ -100,13 +100,14 @@ def concealment_and_program(
     frame_size: int,
     task_image_shape: Sequence[int],
     host_image: np.ndarray | None,
-    scale: float,
+    conceal_scale: float,
     permutation_seed: int = 0,
     l2: float = 0.0,
     **placement: Any,
 ) -> tuple[ConcealedPlacement, FrameProgram]:
-    """The task image hidden in the host photo and a frame program bounded by ``scale``:
-    ``clip(host + scale * (tanh(W) + shuffle(tile(X~))), -1, 1)``, the paper's concealment.
+    """The task image hidden in the host photo and a frame program bounded by
+    ``conceal_scale`` (alpha): ``clip(host + alpha * (tanh(W) + shuffle(tile(X~))), -1, 1)``,
+    the paper's concealment.
 
     The task image is tiled over the whole frame, so placement settings are refused."""
     placement = {key: value for key, value in placement.items() if value not in (None, False)}
@@ -117,9 +118,10 @@ def concealment_and_program(
             f"got {placement}"
         )
     encoder = ConcealedPlacement(
-        frame_size, task_image_shape, scale, permutation_seed, host_image=host_image
+        frame_size, task_image_shape, conceal_scale, permutation_seed, host_image=host_image
     )
-    program = FrameProgram(frame_size, encoder.program_mask, linf_bound=encoder.scale, l2=l2)
+    bound = encoder.conceal_scale
+    program = FrameProgram(frame_size, encoder.program_mask, linf_bound=bound, l2=l2)
     return encoder, program
 
 

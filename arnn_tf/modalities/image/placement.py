@@ -16,7 +16,12 @@ import keras
 import numpy as np
 from keras import ops
 
-from arnn_tf.modalities.host_photo import add_host_photo, check_blend, host_frame
+from arnn_tf.modalities.host_photo import (
+    add_host_photo,
+    check_conceal_scale,
+    host_frame,
+    renamed_conceal_scale,
+)
 
 
 class ImageEncoder(keras.layers.Layer):
@@ -74,7 +79,7 @@ class ImagePlacement(ImageEncoder):
         task_image_shape: (height, width, channels) of the task images, channels 1 or 3.
         image_size: if set, task images are first resized to this (height, width).
         border_width: if set, the program mask keeps only a band this wide at the frame's edge.
-        program_covers_image: if True the mask also opens the image window (the "full"
+        full_program: if True the mask also opens the image window (the "full"
             program); by default the task image is left untouched, as in the paper.
     """
 
@@ -84,7 +89,7 @@ class ImagePlacement(ImageEncoder):
         task_image_shape: Sequence[int],
         image_size: Sequence[int] | None = None,
         border_width: int | None = None,
-        program_covers_image: bool = False,
+        full_program: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("name", "image_placement")
@@ -102,7 +107,7 @@ class ImagePlacement(ImageEncoder):
             raise ValueError(f"border_width must be in 1..{frame_size // 2}, got {border_width}")
         self.image_size = None if image_size is None else window
         self.border_width = border_width
-        self.program_covers_image = bool(program_covers_image)
+        self.full_program = bool(full_program)
         top = (frame_size - window[0]) // 2
         left = (frame_size - window[1]) // 2
         self.padding = ((top, frame_size - window[0] - top), (left, frame_size - window[1] - left))
@@ -113,7 +118,7 @@ class ImagePlacement(ImageEncoder):
         n = self.frame_size
         mask = np.ones((n, n, 3), dtype="float32")
         (top, bottom), (left, right) = self.padding
-        if not self.program_covers_image:
+        if not self.full_program:
             mask[top : n - bottom, left : n - right] = 0.0
         if self.border_width is not None:
             b = self.border_width
@@ -131,9 +136,14 @@ class ImagePlacement(ImageEncoder):
         config.update(
             image_size=None if self.image_size is None else list(self.image_size),
             border_width=self.border_width,
-            program_covers_image=self.program_covers_image,
+            full_program=self.full_program,
         )
         return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "ImagePlacement":
+        """Also reads a config saved before ``full_program`` kept its recipe name."""
+        return super().from_config(renamed_full_program(config))
 
 
 def image_encoder_for(recipe: Any, task: Any, frame_size: int, name: str) -> ImagePlacement:
@@ -145,23 +155,24 @@ def image_encoder_for(recipe: Any, task: Any, frame_size: int, name: str) -> Ima
         task.image_shape,
         image_size=size,
         border_width=recipe.border_width,
-        program_covers_image=recipe.full_program,
+        full_program=recipe.full_program,
         name=name,
     )
 
 
 @keras.saving.register_keras_serializable(package="arnn_tf")
 class ConcealedPlacement(ImageEncoder):
-    """Task images hidden in a natural photo, the host: ``host + scale * shuffle(tile(X~))``.
+    """Task images hidden in a natural photo, the host:
+    ``host + conceal_scale * shuffle(tile(X~))``.
 
     After Elsayed et al. (2019), "Concealing adversarial programs": the task image is tiled over
     the whole n x n frame (cropped at the right and bottom edges) and the frame's pixel
     positions are shuffled by one fixed permutation, the same for every image and channel,
     drawn with ``np.random.default_rng(permutation_seed)`` as the `shuffled:TASK` ablation
     draws its. The program mask is the whole frame: a `arnn_tf.layers.frame_program.FrameProgram`
-    with ``linf_bound=scale`` then gives the paper's
-    ``X_adv = clip(host + scale * (tanh(W) + shuffle(tile(X~))), -1, 1)``, which changes the
-    photo by at most ``2 * scale`` (``scale`` 0.1: at most 25.5 of 255 grey levels).
+    with ``linf_bound=conceal_scale`` then gives the paper's
+    ``X_adv = clip(host + alpha * (tanh(W) + shuffle(tile(X~))), -1, 1)``, which changes the
+    photo by at most ``2 * alpha`` (alpha 0.1: at most 25.5 of 255 grey levels).
 
     The photo is a non-trainable weight (`arnn_tf.modalities.host_photo`), saved with the weights.
 
@@ -169,7 +180,7 @@ class ConcealedPlacement(ImageEncoder):
         frame_size: n, the backbone's input width and height.
         task_image_shape: (height, width, channels) of the task images, channels 1 or 3, at
             most n x n.
-        scale: alpha, in (0, 1]; the paper kept it small (0.1).
+        conceal_scale: alpha, in (0, 1]; the paper kept it small (0.1).
         permutation_seed: seed of the pixel permutation.
         host_image: the host photo, (n, n, 3) pixel values in [0, 255]; None for black.
     """
@@ -178,7 +189,7 @@ class ConcealedPlacement(ImageEncoder):
         self,
         frame_size: int,
         task_image_shape: Sequence[int],
-        scale: float,
+        conceal_scale: float,
         permutation_seed: int = 0,
         host_image: np.ndarray | None = None,
         **kwargs: Any,
@@ -191,7 +202,7 @@ class ConcealedPlacement(ImageEncoder):
             raise ValueError(
                 f"the task image ({height}x{width}) does not fit in the backbone's {n}x{n} input"
             )
-        self.scale = check_blend(scale)
+        self.conceal_scale = check_conceal_scale(conceal_scale)
         self.permutation_seed = int(permutation_seed)
         rng = np.random.default_rng(self.permutation_seed)
         self.permutation = rng.permutation(n * n).astype("int32")
@@ -208,12 +219,26 @@ class ConcealedPlacement(ImageEncoder):
 
     def call(self, images: Any) -> Any:
         host = host_frame(self.host_image, self.compute_dtype)
-        return host + self.scale * self.hidden_task_image(images)
+        return host + self.conceal_scale * self.hidden_task_image(images)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(scale=self.scale, permutation_seed=self.permutation_seed)
+        config.update(conceal_scale=self.conceal_scale, permutation_seed=self.permutation_seed)
         return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "ConcealedPlacement":
+        """Also reads a config saved before ``conceal_scale`` kept its name ("scale")."""
+        return super().from_config(renamed_conceal_scale(config, "scale"))
+
+
+def renamed_full_program(config: dict[str, Any]) -> dict[str, Any]:
+    """Settings with ``full_program`` under its name, from settings saved before it kept its
+    recipe name ("program_covers_image")."""
+    config = dict(config)
+    if "program_covers_image" in config:
+        config["full_program"] = config.pop("program_covers_image")
+    return config
 
 
 def images_description(shape: Sequence[int]) -> str:

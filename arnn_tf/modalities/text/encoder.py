@@ -3,8 +3,8 @@
 Each token id owns a learned p x p x 3 patch, ``tanh(table[id])``; a sequence of ids becomes an
 n x n frame in [-1, 1] by laying its tokens' patches on the frame's (n/p) x (n/p) grid in
 row-major order. Optionally the patches are blended into a host photo with a small weight, as
-the paper's concealment ablation hides images: ``X = host + blend * patches`` (the frame
-program then adds ``blend * tanh(W)``, so the photo changes by at most ``2 * blend``). Like
+the paper's concealment ablation hides images: ``X = host + alpha * patches`` (the frame
+program then adds ``alpha * tanh(W)``, so the photo changes by at most ``2 * alpha``). Like
 `arnn_tf.layers.label_mapping`, the layer uses `keras.ops` only, so it runs on any Keras
 backend, and round-trips through `get_config`.
 """
@@ -17,7 +17,12 @@ import keras
 import numpy as np
 from keras import ops
 
-from arnn_tf.modalities.host_photo import add_host_photo, check_blend, host_frame
+from arnn_tf.modalities.host_photo import (
+    add_host_photo,
+    check_conceal_scale,
+    host_frame,
+    renamed_conceal_scale,
+)
 
 PADDING_ID = 0
 """The padding token id, the one `keras.layers.TextVectorization` fills short sequences with."""
@@ -48,9 +53,9 @@ class TokenPatchEncoder(keras.layers.Layer):
         embeddings_initializer: the table's initializer (on tanh's linear part by default, so
             patches start as small, distinct values around grey).
         repeat_last: fill the slots past the text's end with its last token, not padding.
-        blend: if set, alpha in (0, 1]: the frame is ``host + alpha * patches``, the host photo
-            (n x n x 3 pixels in [0, 255], ``host_image``) in a non-trainable weight that is
-            saved with the layer's weights, not its config (black until they are loaded).
+        conceal_scale: if set, alpha in (0, 1]: the frame is ``host + alpha * patches``, the
+            host photo (n x n x 3 pixels in [0, 255], ``host_image``) in a non-trainable
+            weight saved with the layer's weights, not its config (black until they load).
         host_image: that photo; None for black.
     """
 
@@ -71,7 +76,7 @@ class TokenPatchEncoder(keras.layers.Layer):
             "random_uniform"
         ),
         repeat_last: bool = False,
-        blend: float | None = None,
+        conceal_scale: float | None = None,
         host_image: np.ndarray | None = None,
         **kwargs: Any,
     ) -> None:
@@ -99,8 +104,9 @@ class TokenPatchEncoder(keras.layers.Layer):
             initializer=self.embeddings_initializer,
             trainable=True,
         )
-        self.blend = None if blend is None else check_blend(blend)
-        self.host_image = None if blend is None else add_host_photo(self, frame_size, host_image)
+        hidden = conceal_scale is not None
+        self.conceal_scale = check_conceal_scale(conceal_scale) if hidden else None
+        self.host_image = add_host_photo(self, frame_size, host_image) if hidden else None
 
     @property
     def slots(self) -> int:
@@ -142,7 +148,7 @@ class TokenPatchEncoder(keras.layers.Layer):
         frame = ops.cast(ops.reshape(rows, (-1, n, n, 3)), self.compute_dtype)
         if self.host_image is None:
             return frame
-        return host_frame(self.host_image, self.compute_dtype) + self.blend * frame
+        return host_frame(self.host_image, self.compute_dtype) + self.conceal_scale * frame
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
         return (input_shape[0], self.frame_size, self.frame_size, 3)
@@ -155,6 +161,11 @@ class TokenPatchEncoder(keras.layers.Layer):
             patch_size=self.patch_size,
             embeddings_initializer=keras.initializers.serialize(self.embeddings_initializer),
             repeat_last=self.repeat_last,
-            blend=self.blend,
+            conceal_scale=self.conceal_scale,
         )
         return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "TokenPatchEncoder":
+        """Also reads a config saved before ``conceal_scale`` kept its name ("blend")."""
+        return super().from_config(renamed_conceal_scale(config, "blend"))

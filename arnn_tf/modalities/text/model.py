@@ -30,20 +30,23 @@ def build_text_model(
     linf_bound: float | None = None,
     l2: float = 0.0,
     host_image: np.ndarray | None = None,
-    blend: float = DEFAULT_CONCEAL_SCALE,
+    conceal_scale: float = DEFAULT_CONCEAL_SCALE,
 ) -> ReprogrammedModel:
     """A fresh text model on ``backbone``: a `TokenPatchEncoder` of ``vocabulary_size`` ids and
     ``patch_size`` patches, a zero `FrameProgram` over the whole frame, and the label map the
     spec ``label_map`` names. Trainable: the patch table, W and a learned map. With
-    ``host_image`` (n x n x 3 pixels) the patches are blended into it with weight ``blend``
-    and the program is bounded by ``blend`` too (concealment: no ``linf_bound`` then)."""
+    ``host_image`` (n x n x 3 pixels) the patches are blended into it with weight
+    ``conceal_scale`` and the program is bounded by it too (concealment: no ``linf_bound``
+    then)."""
     frame_size = int(backbone.input_shape[1])
-    hidden = {} if host_image is None else {"blend": blend, "host_image": host_image}
+    hidden = {}
+    if host_image is not None:
+        hidden = {"conceal_scale": conceal_scale, "host_image": host_image}
     encoder = token_patch_encoder(vocabulary_size, frame_size, patch_size, seed, **hidden)
     if host_image is not None:
         if linf_bound is not None:
-            raise ValueError("a text blended into a photo has its program bounded by the blend")
-        linf_bound = blend
+            raise ValueError("a text blended into a photo has its program bounded by conceal_scale")
+        linf_bound = conceal_scale
     program = FrameProgram(frame_size, encoder.program_mask, linf_bound=linf_bound, l2=l2)
     mapping = build_label_map(label_map, num_classes, seed, int(backbone.output_shape[-1]))
     return ReprogrammedModel(program, backbone, mapping, encoder)
@@ -87,7 +90,7 @@ def text_model_for(recipe: Any, task: Any, backbone: keras.Model) -> Reprogramme
             f"task {task.name!r} is text, but recipe fields {', '.join(image_only)} act on "
             "images; clear them (the 'text' recipe sets none)"
         )
-    host_image, blend = recipe_host_photo(recipe, int(backbone.input_shape[1]))
+    host_image, conceal_scale = recipe_host_photo(recipe, int(backbone.input_shape[1]))
     return build_text_model(
         backbone,
         task.vocabulary_size,
@@ -98,7 +101,7 @@ def text_model_for(recipe: Any, task: Any, backbone: keras.Model) -> Reprogramme
         linf_bound=recipe.linf_bound,
         l2=recipe.l2,
         host_image=host_image,
-        blend=blend,
+        conceal_scale=conceal_scale,
     )
 
 
