@@ -198,7 +198,7 @@ class FrequencyLabelMapping(keras.callbacks.Callback):
         probabilities, labels, first_class, seen = [], [], 0, 0
         parts = zip(self.model.label_maps, self.part_batches, self.part_images)
         for part, (label_map, batches, limit) in enumerate(parts):
-            logits = functools.partial(self._part_logits, part=part)
+            logits = functools.partial(self.logits_of, part=part)
             found, found_labels = source_probabilities(logits, batches, limit, progress, seen)
             probabilities.append(found)
             labels.append(found_labels + first_class)
@@ -213,9 +213,6 @@ class FrequencyLabelMapping(keras.callbacks.Callback):
 
     def _remaps_now(self) -> bool:
         return self.step == 0 or (self.iterative and self.step % self.steps_per_epoch == 0)
-
-    def _part_logits(self, inputs: Any, part: int) -> Any:
-        return self.logits_of(inputs, part)
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         # built once, so remaps reuse their traced predict steps

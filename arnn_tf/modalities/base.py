@@ -28,6 +28,15 @@ Probabilities = Callable[[tf.Tensor], tf.Tensor]
 probabilities [batch, classes]."""
 
 
+def renamed_setting(config: dict[str, Any], older: str, name: str) -> dict[str, Any]:
+    """An encoder's settings with ``name`` where a config saved before the setting kept its
+    recipe name has ``older``."""
+    config = dict(config)
+    if older in config:
+        config[name] = config.pop(older)
+    return config
+
+
 @dataclasses.dataclass(frozen=True)
 class Modality:
     """One kind of task input (images, text): how it is encoded, modelled, served and asked.

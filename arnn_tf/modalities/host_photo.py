@@ -54,15 +54,6 @@ def check_conceal_scale(conceal_scale: float) -> float:
     return float(conceal_scale)
 
 
-def renamed_conceal_scale(config: dict[str, object], older: str) -> dict[str, object]:
-    """An encoder's config with ``conceal_scale`` under its name, from a config saved before
-    it kept its recipe name (``older``: "scale" or "blend")."""
-    config = dict(config)
-    if older in config:
-        config["conceal_scale"] = config.pop(older)
-    return config
-
-
 def recipe_host_photo(recipe: Any, frame_size: int) -> tuple[np.ndarray | None, float | None]:
     """A `arnn_tf.recipes.Recipe`'s concealment: its photo (``conceal``, a path) read as
     ``frame_size`` x ``frame_size`` RGB pixels and its weight (`arnn_tf.recipes.conceal_scale`),

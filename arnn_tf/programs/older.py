@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from arnn_tf.modalities.image.model import concealment_and_program, image_placement_and_program
-from arnn_tf.modalities.image.placement import renamed_full_program
+from arnn_tf.modalities.base import renamed_setting
 from arnn_tf.programs.format import HOST_IMAGE_FILE, comparable_config
 
 OLDER_LAYERS = ("AdversarialProgram", "ConcealedProgram")
@@ -30,7 +30,9 @@ def older_program_and_encoder(
     layer = document.get("program_layer", "AdversarialProgram")
     config = document["program"]
     if layer == "AdversarialProgram":  # formats 1 and 3
-        encoder, program = image_placement_and_program(**renamed_full_program(config))
+        encoder, program = image_placement_and_program(
+            **renamed_setting(config, "program_covers_image", "full_program")
+        )
     elif layer == "ConcealedProgram":  # format 2
         expected = (config["frame_size"],) * 2 + (3,)
         encoder, program = concealment_and_program(

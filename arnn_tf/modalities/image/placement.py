@@ -16,12 +16,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from arnn_tf.modalities.host_photo import (
-    add_host_photo,
-    check_conceal_scale,
-    host_frame,
-    renamed_conceal_scale,
-)
+from arnn_tf.modalities.base import renamed_setting
+from arnn_tf.modalities.host_photo import add_host_photo, check_conceal_scale, host_frame
 
 
 class ImageEncoder(keras.layers.Layer):
@@ -143,7 +139,7 @@ class ImagePlacement(ImageEncoder):
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "ImagePlacement":
         """Also reads a config saved before ``full_program`` kept its recipe name."""
-        return super().from_config(renamed_full_program(config))
+        return super().from_config(renamed_setting(config, "program_covers_image", "full_program"))
 
 
 def image_encoder_for(recipe: Any, task: Any, frame_size: int, name: str) -> ImagePlacement:
@@ -229,16 +225,7 @@ class ConcealedPlacement(ImageEncoder):
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "ConcealedPlacement":
         """Also reads a config saved before ``conceal_scale`` kept its name ("scale")."""
-        return super().from_config(renamed_conceal_scale(config, "scale"))
-
-
-def renamed_full_program(config: dict[str, Any]) -> dict[str, Any]:
-    """Settings with ``full_program`` under its name, from settings saved before it kept its
-    recipe name ("program_covers_image")."""
-    config = dict(config)
-    if "program_covers_image" in config:
-        config["full_program"] = config.pop("program_covers_image")
-    return config
+        return super().from_config(renamed_setting(config, "scale", "conceal_scale"))
 
 
 def images_description(shape: Sequence[int]) -> str:

@@ -17,12 +17,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from arnn_tf.modalities.host_photo import (
-    add_host_photo,
-    check_conceal_scale,
-    host_frame,
-    renamed_conceal_scale,
-)
+from arnn_tf.modalities.base import renamed_setting
+from arnn_tf.modalities.host_photo import add_host_photo, check_conceal_scale, host_frame
 
 PADDING_ID = 0
 """The padding token id, the one `keras.layers.TextVectorization` fills short sequences with."""
@@ -168,4 +164,4 @@ class TokenPatchEncoder(keras.layers.Layer):
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "TokenPatchEncoder":
         """Also reads a config saved before ``conceal_scale`` kept its name ("blend")."""
-        return super().from_config(renamed_conceal_scale(config, "blend"))
+        return super().from_config(renamed_setting(config, "blend", "conceal_scale"))
