@@ -66,6 +66,7 @@ from arnn_tf.settings import (
     DEFAULT_STEPS,
     LOSSES,
     LR_SCHEDULES,
+    PART_SAMPLING,
     checked_augmentations,
 )
 
@@ -142,6 +143,7 @@ class Recipe:
     patch_size: int = 16
     text_level: str = "word"
     frame_size: int | None = None
+    part_sampling: str = "uniform"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "augment", tuple(self.augment))
@@ -210,6 +212,8 @@ def _check(recipe: Recipe) -> None:
             _refuse(recipe, field, wanted)
     if recipe.text_level not in TEXT_LEVELS:
         _refuse(recipe, "text_level", " or ".join(map(repr, TEXT_LEVELS)))
+    if recipe.part_sampling not in PART_SAMPLING:
+        _refuse(recipe, "part_sampling", " or ".join(map(repr, PART_SAMPLING)))
     if recipe.lr_schedule not in LR_SCHEDULES:
         _refuse(recipe, "lr_schedule", " or ".join(map(repr, LR_SCHEDULES)))
     if recipe.loss not in LOSSES:

@@ -32,12 +32,11 @@ from arnn_tf.recipes import (
     conceal_scale,
     program_first_moment,
     program_rate_scale,
-    require_task,
 )
 from arnn_tf.tasks.base import Task
-from arnn_tf.tasks.specs import get_task
+from arnn_tf.tasks.specs import recipe_task
 from arnn_tf.training.distribute import is_chief, make_strategy, set_precision
-from arnn_tf.training.evaluation import evaluate_parts, evaluate_program
+from arnn_tf.training.evaluation import test_results
 from arnn_tf.training.results import TrainingResult
 from arnn_tf.training.summaries import ProgramSummaries
 from arnn_tf.training.trainer import Trainer
@@ -76,7 +75,7 @@ def train(
         raise ValueError("pass a trainer or a query function for the recipe's trainer, not both")
     out = Path(out) if out is not None else default_out(recipe)
     distribution = _strategy(recipe, strategy)
-    task = _task(recipe, data_dir)
+    task = recipe_task(recipe, data_dir)
     chief = is_chief(distribution)
     set_precision(precision)
     settings = {**_hparams(recipe), "task": task.name, "precision": precision}
@@ -101,10 +100,9 @@ def train(
         )
         if verbose and chief:
             _say_why_stopped(result, trainer, recipe, max_minutes)
-        test = evaluate_program(model, task, verbose=verbose and chief)
+        test, per_task = test_results(model, task, verbose=verbose and chief)
     metrics = _metrics(settings, result, test, task, distribution.num_replicas_in_sync, trainer)
-    if task.parts:
-        metrics["test_accuracy_per_task"] = evaluate_parts(model, task)
+    metrics.update(per_task)
     if chief:
         summaries.write_test_metrics(test, step=result.steps)
         _save(model, recipe, task, metrics, out)
@@ -235,13 +233,6 @@ def _multi_part_model(recipe: Recipe, task: Any, backbone: keras.Model) -> Repro
     return ReprogrammedModel(program, backbone, maps, encoders, recipe.flip_average)
 
 
-def _task(recipe: Recipe, data_dir: str | None) -> Task:
-    """The recipe's task, refusing the ``folder`` recipe's placeholder."""
-    return get_task(
-        require_task(recipe), data_dir=data_dir, seed=recipe.seed, text_level=recipe.text_level
-    )
-
-
 def _hparams(recipe: Recipe) -> dict[str, Any]:
     """The recipe's fields as scalars (TensorBoard's HParams tab and ``metrics.json``)."""
     values = recipe.to_dict()
@@ -275,8 +266,7 @@ def _metrics(
         "total_seconds": round(result.total_seconds, 2),
         "images_per_second": round(result.images_per_second, 2),
         "train_accuracy": result.train_accuracy,
-        "test_accuracy": test["accuracy"],
-        "test_loss": test["loss"],
+        **{f"test_{key}": value for key, value in test.items()},
         "test_examples": task.num_examples("test"),
         "stopped_by_time": result.stopped_by_time,
         "replicas": replicas,

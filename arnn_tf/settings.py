@@ -57,3 +57,7 @@ def checked_augmentations(names: tuple[str, ...]) -> tuple[str, ...]:
             f"unknown augmentation {', '.join(unknown)}; choose from {', '.join(AUGMENTATIONS)}"
         )
     return tuple(names)
+
+PART_SAMPLING: tuple[str, ...] = ("uniform", "proportional")
+"""How a task of several parts draws each training example's part: uniformly over the parts,
+or in proportion to their sizes."""

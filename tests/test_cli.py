@@ -290,7 +290,7 @@ def test_a_run_killed_in_its_final_evaluation_completes_when_rerun(image_folder,
     argv = ["train", "--task", f"folder:{image_folder}", "--backbone", "tiny_cnn", "--weights", "none",
             "--steps", "3", "--batch-size", "8", "--out", str(tmp_path / "run")]
     with monkeypatch.context() as patch:
-        patch.setattr(arnn_tf.runs, "evaluate_program", killed)
+        patch.setattr(arnn_tf.runs, "test_results", killed)
         assert main(argv) == 130
     assert not (tmp_path / "run" / "program").exists()
     assert main(argv) == 0

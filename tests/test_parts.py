@@ -13,11 +13,14 @@ from arnn_tf.label_maps.frequency import FrequencyLabelMapping
 from arnn_tf.modalities.image.files import read_images
 from arnn_tf.modalities.image.task import ImageTask
 from arnn_tf.models.reprogrammed import part_label_maps
+from arnn_tf.models.reprogrammed import frame_key
+from arnn_tf.models.task_unknown import task_unknown
 from arnn_tf.programs.answers import predict_named
 from arnn_tf.programs.saved import SavedProgram
 from arnn_tf.recipes import Recipe
 from arnn_tf.runs import build_model, saved_program
 from arnn_tf.tasks.parts import MultiPartTask
+from arnn_tf.training.evaluation import evaluate_parts, evaluate_task_unknown
 
 
 def numbered_task(name, shape, num_classes, n):
@@ -182,3 +185,38 @@ def test_a_hundred_parts_train_with_most_parts_absent_from_a_step(tmp_path):
     saved = SavedProgram.load(saved_program(model, tiny_recipe(), task, {}).save(tmp_path / "p"))
     inputs, _ = next(iter(task.sample("test", 1, 100)))
     np.testing.assert_allclose(saved.build_model()(list(inputs)), model(list(inputs)), atol=1e-6)
+
+
+def test_task_unknown_accuracy_never_beats_the_part_known_and_frames_are_shared():
+    parts = tuple(numbered_task(f"p{i}", (4, 4, 1), 2, 12) for i in range(3))
+    task = MultiPartTask("three", parts + (numbered_task("other", (5, 5, 3), 3, 9),))
+    model = build_model(tiny_recipe(), task)
+    model.program.weight.assign(np.random.default_rng(2).normal(size=(48, 48, 3)))
+    known = evaluate_parts(model, task)
+    unknown = evaluate_task_unknown(model, task)
+    assert set(unknown) == set(known)
+    # right among every part's classes is right among the part's own
+    assert all(unknown[name] <= known[name] + 1e-6 for name in known)
+    # the three parts of one shape answer among their six classes; "other" reads alone
+    assert unknown["other"] == pytest.approx(known["other"])
+    keys = [frame_key(model.encoders[i], model.program.masks[i]) for i in range(4)]
+    assert keys[0] == keys[1] == keys[2] != keys[3]
+    inputs = tf.constant(np.arange(2 * 16, dtype="uint8").reshape(2, 4, 4, 1))
+    scores = np.concatenate([model.label_maps[i].scores(model.logits(inputs, part=i))
+                             for i in range(3)], axis=-1)
+    np.testing.assert_allclose(task_unknown(model, [0, 1, 2], [inputs] * 3),
+                               keras.ops.softmax(scores), atol=1e-5)
+
+
+def test_a_run_of_parts_reports_its_worst_part_and_the_task_unknown(tmp_path, monkeypatch):
+    import arnn_tf.runs as runs
+
+    parts = tuple(numbered_task(f"p{i}", (4, 4, 1), 2, 12) for i in range(3))
+    task = MultiPartTask("three", parts, sampling="proportional")
+    monkeypatch.setattr(runs, "recipe_task", lambda recipe, data_dir: task)
+    metrics = runs.train(tiny_recipe(steps=2, batch_size=8, frame_size=32), tmp_path / "run",
+                         verbose=False)
+    per_task = metrics["test_accuracy_per_task"]
+    assert metrics["test_accuracy_worst_part"] == min(per_task.values())
+    assert metrics["test_accuracy"] == pytest.approx(np.mean(list(per_task.values())))
+    assert 0 <= metrics["test_accuracy_task_unknown"] <= metrics["test_accuracy"] + 1e-6

@@ -178,7 +178,8 @@ def test_unknown_split_and_task(counting: Task) -> None:
         counting.dataset("validation", 8)
     with pytest.raises(ValueError) as error:
         get_task("imagenet_sketch_but_wrong")
-    for name in (*TASK_NAMES, "tfds:NAME", "folder:PATH", "shuffled:SPEC"):
+    for name in (*TASK_NAMES, "tfds:NAME", "folder:PATH", "shuffled:[SEED:]SPEC",
+                 "permuted:N:SPEC"):
         assert name in str(error.value)
 
 
@@ -344,3 +345,40 @@ def test_a_tfds_task_that_cannot_be_downloaded_fails_at_once_saying_what_to_use(
     message = str(error.value)
     assert "'mnist' is not prepared" in message and "Network is unreachable" in message
     assert "folder:PATH" in message and "\n" not in message
+
+
+def test_shuffled_takes_a_seed_and_permuted_writes_out_its_parts(tmp_path):
+    rng = np.random.default_rng(0)
+    root = tmp_path / "noise"
+    for split in ("train", "test"):
+        for name in ("a", "b"):
+            (root / split / name).mkdir(parents=True)
+            pixels = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / split / name / "0.png")
+    spec = f"folder:{root}"
+    seed0, plain, seed3 = (get_task(s) for s in (f"shuffled:0:{spec}", f"shuffled:{spec}",
+                                                 f"shuffled:3:{spec}"))
+    first = [next(iter(t.examples("train")))[0].numpy() for t in (seed0, plain, seed3)]
+    np.testing.assert_array_equal(first[0], first[1])
+    assert not np.array_equal(first[0], first[2])
+    assert sorted(first[0].ravel()) == sorted(first[2].ravel())
+    permuted = get_task(f"permuted:3:{spec}+counting")
+    assert [t.name for t in permuted.part_tasks] == [
+        f"shuffled:{i}:{spec}" for i in (1, 2, 3)] + ["counting"]
+    assert get_task(f"permuted:1:{spec}").name == f"shuffled:1:{spec}"
+    assert short_task_name(f"permuted:10:{spec}") == f"permuted_10_{root.name}"
+    assert short_task_name("shuffled:7:mnist") == "shuffled_7_mnist"
+    for bad in ("permuted:0:mnist", "permuted:x:mnist", "permuted:3"):
+        with pytest.raises(ValueError, match="permuted:N:SPEC needs a whole number"):
+            get_task(bad)
+
+
+def test_a_recipe_names_its_task_and_how_its_parts_are_drawn(tmp_path):
+    from arnn_tf.recipes import Recipe, RecipeError
+    from arnn_tf.tasks.specs import recipe_task
+
+    task = recipe_task(Recipe(task="counting+shuffled:2:counting", part_sampling="proportional"))
+    assert task.sampling == "proportional"
+    assert [t.name for t in task.part_tasks] == ["counting", "shuffled:2:counting"]
+    with pytest.raises(RecipeError, match="part_sampling"):
+        Recipe(part_sampling="sized")

@@ -8,6 +8,8 @@ encoder's patch table) and a learned label map are trainable.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 from typing import Any, Callable, Sequence
 
 import keras
@@ -83,8 +85,7 @@ class ReprogrammedModel(DefaultCompile, keras.Model):
             super().__init__(inputs=x, outputs=answer, **kwargs)
         else:
             inputs = [_part_input(encoder, i) for i, encoder in enumerate(encoders)]
-            frames = [program(e(x), part=i) for i, (x, e) in enumerate(zip(inputs, encoders))]
-            logits = backbone(ops.concatenate(frames, axis=0), training=False)
+            logits = backbone(_stacked_frames(program, encoders, inputs), training=False)
             rows = PartRows()(logits, inputs)
             answers = [label_map(r) for label_map, r in zip(label_maps, rows)]
             super().__init__(inputs=inputs, outputs=stacked(answers), **kwargs)
@@ -218,6 +219,36 @@ def _part_input(encoder: keras.layers.Layer, part: int) -> Any:
     """The encoder's model input, named after its part (input names must differ)."""
     spec = encoder.model_input()
     return keras.Input(spec.shape[1:], dtype=spec.dtype, name=f"part{part}_{spec.name}")
+
+
+def frame_key(encoder: keras.layers.Layer, mask: np.ndarray) -> str:
+    """A key equal for parts that turn one input into the same frame: an encoder of the same
+    class and settings without weights of its own (a placement), under the same program mask;
+    a part whose encoder has weights (a host photo, a patch table) is its own (its id)."""
+    if encoder.weights:
+        return f"{id(encoder)}"
+    settings = {k: v for k, v in encoder.get_config().items() if k not in ("name", "trainable")}
+    digest = hashlib.sha256(np.ascontiguousarray(mask, dtype="float32").tobytes()).hexdigest()
+    return f"{type(encoder).__name__} {sorted(settings.items())} {digest}"
+
+
+def _stacked_frames(
+    program: FrameProgram, encoders: Sequence[keras.layers.Layer], inputs: Sequence[Any]
+) -> Any:
+    """Every part's programmed frames, stacked in part order. Consecutive parts of one
+    `frame_key` (the N parts of a permuted data set) are encoded and programmed in one call,
+    so a step's graph grows with the number of distinct encoders, not of parts."""
+    keys = [frame_key(encoder, mask) for encoder, mask in zip(encoders, program.masks)]
+    frames = []
+    for _, run in itertools.groupby(range(len(encoders)), key=keys.__getitem__):
+        parts = list(run)
+        x = (
+            ops.concatenate([inputs[i] for i in parts], axis=0)
+            if len(parts) > 1
+            else inputs[parts[0]]
+        )
+        frames.append(program(encoders[parts[0]](x), part=parts[0]))
+    return ops.concatenate(frames, axis=0)
 
 
 def frame_program_for(

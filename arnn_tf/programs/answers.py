@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
 import numpy as np
 
 from arnn_tf.modalities.registry import modality
-from arnn_tf.models.reprogrammed import ReprogrammedModel, average_with_mirror
+from arnn_tf.models.task_unknown import task_unknown
 
 BATCH_SIZE = 64
 """Inputs answered at a time."""
@@ -44,22 +43,3 @@ def predict_named(saved: Any, kind: str, named: list[str]) -> tuple[np.ndarray, 
         for start in range(0, len(named), BATCH_SIZE)
     ]
     return np.concatenate(rows), names
-
-
-def task_unknown(model: ReprogrammedModel, parts: list[int], inputs: list[Any]) -> np.ndarray:
-    """Probabilities over the classes of ``parts`` (in order) for one batch, read by each of
-    those parts (``inputs[k]``: part ``parts[k]``'s reading), averaged with the mirror
-    images' when the model averages so."""
-
-    def one_view(views: list[Any]) -> Any:
-        scores = [
-            model.label_maps[i].scores(model.logits(x, part=i)) for i, x in zip(parts, views)
-        ]
-        return keras.ops.softmax(keras.ops.concatenate(scores, axis=-1), axis=-1)
-
-    encoders = [model.encoders[i] for i in parts]
-    if model.flip_average:
-        answer = average_with_mirror(one_view, encoders, inputs)
-    else:
-        answer = one_view(inputs)
-    return keras.ops.convert_to_numpy(answer)

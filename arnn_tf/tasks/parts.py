@@ -19,10 +19,9 @@ from typing import Any, Sequence
 
 import tensorflow as tf
 
+from arnn_tf.settings import PART_SAMPLING
 from arnn_tf.tasks.base import TaskPart
 
-PART_SAMPLING: tuple[str, ...] = ("uniform", "proportional")
-"""How a shuffled split draws each example's part: uniformly, or in proportion to size."""
 
 
 @dataclasses.dataclass(frozen=True)

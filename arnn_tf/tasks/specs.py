@@ -6,6 +6,10 @@ Task specs, the strings that name a task, understood by `get_task`:
 * ``mnist``, ``cifar10``: from tensorflow-datasets (downloaded on first use);
 * ``shuffled_mnist``: MNIST with one fixed pixel permutation (the paper's ablation);
 * ``shuffled:SPEC``: any task with one fixed pixel permutation, e.g. ``shuffled:folder:PATH``;
+  ``shuffled:SEED:SPEC`` draws the permutation by the integer ``SEED`` (``shuffled:SPEC`` is
+  seed 0);
+* ``permuted:N:SPEC``: the N parts ``shuffled:1:SPEC+...+shuffled:N:SPEC`` (``permuted:10:mnist``
+  is PermutedMNIST-10, the many-task benchmark of continual learning);
 * ``tfds:NAME``: any fixed-size TFDS image-classification data set, e.g. ``tfds:fashion_mnist``,
   or TFDS text-classification one, e.g. ``tfds:imdb_reviews`` (a `arnn_tf.text.TextTask`);
 * ``folder:PATH``: images in ``PATH/<split>/<class>/<image>``, splits train and test;
@@ -23,6 +27,7 @@ from typing import Any
 from arnn_tf.modalities.image.counting import counting_task
 from arnn_tf.modalities.image.datasets import folder_task, tfds_task
 from arnn_tf.modalities.image.shuffled import shuffled_task
+from arnn_tf.recipes import Recipe, require_task
 from arnn_tf.tasks.parts import MultiPartTask
 
 TASK_NAMES: tuple[str, ...] = ("counting", "mnist", "cifar10", "shuffled_mnist")
@@ -30,25 +35,81 @@ TASK_NAMES: tuple[str, ...] = ("counting", "mnist", "cifar10", "shuffled_mnist")
 "shuffled:SPEC"."""
 
 
-_PREFIXED_SPECS = ("tfds:NAME", "folder:PATH", "shuffled:SPEC", "text:PATH")
+_PREFIXED_SPECS = (
+    "tfds:NAME",
+    "folder:PATH",
+    "shuffled:[SEED:]SPEC",
+    "permuted:N:SPEC",
+    "text:PATH",
+)
+
+
+def part_specs(spec: str) -> list[str]:
+    """The specs of the parts ``spec`` joins with ``+``, each ``permuted:N:SPEC`` written out
+    as its N shuffled parts (a spec of one part is its own list)."""
+    specs = []
+    for part in spec.split("+"):
+        prefix, _, argument = part.partition(":")
+        if prefix != "permuted":
+            specs.append(part)
+            continue
+        count, inner = _seeded(argument)
+        if count is None or count < 1 or not inner:
+            raise ValueError(
+                f"task {part!r}: permuted:N:SPEC needs a whole number N of at least 1 and a task"
+            )
+        specs.extend(f"shuffled:{i}:{inner}" for i in range(1, count + 1))
+    return specs
+
+
+def _part_tasks(spec: str, **options: Any) -> list[Any]:
+    """The tasks of ``spec``'s parts; a task that several seeded shuffled parts read (the N
+    parts of ``permuted:N:SPEC``) is built once and permuted N ways."""
+    read: dict[str, Any] = {}
+    tasks = []
+    for part in part_specs(spec):
+        prefix, _, argument = part.partition(":")
+        permutation, inner = _seeded(argument)
+        if prefix != "shuffled" or permutation is None:
+            tasks.append(get_task(part, **options))
+            continue
+        if inner not in read:
+            read[inner] = get_task(inner, **options)
+        tasks.append(shuffled_task(read[inner], name=part, seed=permutation))
+    return tasks
+
+
+def _seeded(argument: str) -> tuple[int | None, str]:
+    """``"7:mnist"`` -> (7, "mnist"); an argument without a leading whole number, (None, it)
+    (``shuffled:SPEC``'s seed is then 0: `shuffled_task`'s default)."""
+    head, _, rest = argument.partition(":")
+    if head.isdigit() and rest:
+        return int(head), rest
+    return None, argument
 
 
 def get_task(
-    spec: str, *, data_dir: str | None = None, seed: int = 0, text_level: str = "word"
+    spec: str,
+    *,
+    data_dir: str | None = None,
+    seed: int = 0,
+    text_level: str = "word",
+    part_sampling: str = "uniform",
 ) -> Any:
     """Build the task named by `spec` (see the module docstring): a `Task`, or for "text:PATH"
     a `arnn_tf.modalities.text.TextTask` tokenised by `text_level` ("word" or "character").
 
-    `data_dir` is the TFDS data directory (TFDS's default when None; unused by counting and
-    folder tasks). `seed` selects the generated counting data; the other tasks ignore it.
+    `part_sampling` is how a task of several parts draws its training examples' parts
+    (`arnn_tf.settings.PART_SAMPLING`). `data_dir` is the TFDS data directory (TFDS's default
+    when None; unused by counting and folder tasks). `seed` selects the generated counting
+    data; the other tasks ignore it.
     Raises ValueError for an unknown spec and FileNotFoundError for a missing folder.
     """
-    if "+" in spec:
-        parts = [
-            get_task(part, data_dir=data_dir, seed=seed, text_level=text_level)
-            for part in spec.split("+")
-        ]
-        return MultiPartTask(spec, tuple(parts))
+    if "+" in spec or spec.startswith("permuted:"):
+        parts = _part_tasks(spec, data_dir=data_dir, seed=seed, text_level=text_level)
+        if len(parts) == 1:
+            return parts[0]
+        return MultiPartTask(spec, tuple(parts), sampling=part_sampling)
     if spec == "counting":
         return counting_task(seed)
     if spec in ("mnist", "cifar10"):
@@ -57,7 +118,9 @@ def get_task(
         return shuffled_task(tfds_task("mnist", data_dir=data_dir), name=spec)
     prefix, _, argument = spec.partition(":")
     if prefix == "shuffled" and argument:
-        return shuffled_task(get_task(argument, data_dir=data_dir, seed=seed), name=spec)
+        permutation, inner = _seeded(argument)
+        inner_task = get_task(inner, data_dir=data_dir, seed=seed)
+        return shuffled_task(inner_task, name=spec, seed=permutation or 0)
     if prefix == "tfds" and argument:
         return tfds_task(argument, data_dir=data_dir, task_name=spec, text_level=text_level)
     if prefix == "folder" and argument:
@@ -72,6 +135,18 @@ def get_task(
     raise ValueError(f"Unknown task {spec!r}; known tasks: {known}")
 
 
+def recipe_task(recipe: Recipe, data_dir: str | None = None) -> Any:
+    """The task a `arnn_tf.recipes.Recipe` names, built with its seed, text level and part
+    sampling (refusing the ``folder`` recipe's placeholder)."""
+    return get_task(
+        require_task(recipe),
+        data_dir=data_dir,
+        seed=recipe.seed,
+        text_level=recipe.text_level,
+        part_sampling=recipe.part_sampling,
+    )
+
+
 def short_task_name(spec: str) -> str:
     """The spec without where its data lives, for names users read (export signatures):
     ``folder:/data/mnist`` -> ``mnist``, ``tfds:svhn_cropped`` -> ``svhn_cropped``,
@@ -84,6 +159,9 @@ def short_task_name(spec: str) -> str:
         return PurePath(argument.rstrip("/\\")).name or argument
     if prefix == "tfds" and argument:
         return argument
-    if prefix == "shuffled" and argument:
-        return f"shuffled_{short_task_name(argument)}"
+    if prefix in ("shuffled", "permuted") and argument:
+        number, inner = _seeded(argument)
+        return "_".join(
+            [prefix, *([str(number)] if number is not None else []), short_task_name(inner)]
+        )
     return spec

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from arnn_tf.models.reprogrammed import ReprogrammedModel
+from arnn_tf.models.task_unknown import task_unknown
 from arnn_tf.progress import keras_verbosity
 from arnn_tf.tasks.base import Task
 
@@ -34,6 +35,27 @@ def evaluate_program(
         verbose=keras_verbosity(verbose),
     )
     return {key: float(value) for key, value in results.items()}
+
+
+def test_results(
+    model: ReprogrammedModel, task: Task, split: str = "test", verbose: Any = "auto"
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """What a run reports of ``split``: loss and accuracy (for a task of several parts, the
+    parts' means, with the worst part's accuracy and the mean accuracy with the task unknown,
+    `evaluate_task_unknown`), and ``test_accuracy_per_task`` where the task has parts."""
+    if len(task.part_tasks) == 1:
+        results = evaluate_program(model, task, split, verbose=verbose)
+        per_task = (
+            {"test_accuracy_per_task": evaluate_parts(model, task, split)} if task.parts else {}
+        )
+        return results, per_task
+    per_part = _part_results(model, task, split, 64, verbose)
+    results = {key: float(np.mean([r[key] for r in per_part])) for key in per_part[0]}
+    accuracies = {part.name: r["accuracy"] for part, r in zip(task.parts, per_part)}
+    unknown = evaluate_task_unknown(model, task, split)
+    results["accuracy_worst_part"] = min(accuracies.values())
+    results["accuracy_task_unknown"] = float(np.mean(list(unknown.values())))
+    return results, {"test_accuracy_per_task": accuracies}
 
 
 def evaluate_parts(
@@ -73,3 +95,33 @@ def _part_results(
         scores = part.evaluate(data, return_dict=True, verbose=keras_verbosity(verbose))
         results.append({key: float(value) for key, value in scores.items()})
     return results
+
+
+def evaluate_task_unknown(
+    model: ReprogrammedModel, task: Task, split: str = "test", batch_size: int = 64
+) -> dict[str, float]:
+    """Each part's accuracy with the task unknown: its examples answered by the argmax over
+    the classes of every part that reads them as they are (inputs of the same description
+    and input state: images of one shape, text of one vectorizer), right when the part and
+    the class are."""
+    tasks = task.part_tasks
+    results = {}
+    for i, part_task in enumerate(tasks):
+        readers = [j for j, other in enumerate(tasks) if _reads_alike(other, part_task)]
+        offset = sum(tasks[j].num_classes for j in readers[: readers.index(i)])
+        correct = total = 0
+        for inputs, labels in part_task.dataset(split, batch_size, cache=False):
+            answers = task_unknown(model, readers, [inputs] * len(readers))
+            correct += int((answers.argmax(axis=-1) == labels.numpy() + offset).sum())
+            total += len(labels)
+        results[part_task.name] = correct / max(total, 1)
+    return results
+
+
+def _reads_alike(one: Any, other: Any) -> bool:
+    """Whether two part tasks' examples are of one form (a part of one reads the other's)."""
+    return (
+        one.modality == other.modality
+        and one.input_description == other.input_description
+        and one.input_state == other.input_state
+    )

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from arnn_tf.backbones import get_backbone_spec
-from arnn_tf.recipes import Recipe, RecipeError, require_task
+from arnn_tf.recipes import Recipe, RecipeError
 from arnn_tf.settings import DEFAULT_TRIAL_STEPS
-from arnn_tf.tasks.specs import get_task
+from arnn_tf.tasks.specs import recipe_task
 from arnn_tf.tuning.dashboard import write_hparams_config
 from arnn_tf.tuning.holdout import default_validation_size, holdout_split
 from arnn_tf.tuning.hypermodel import ReprogrammingHyperModel
@@ -56,7 +56,6 @@ def tune(
     (evaluated on the task's real test split) and TensorBoard logs in ``logs/``. Under Keras
     Tuner's distributed mode only the chief writes them (a worker returns an empty dict).
     """
-    require_task(base)
     if base.trainer != "white_box":
         raise RecipeError(
             f"trials train white-box, but the base recipe's trainer is {base.trainer!r}; "
@@ -66,7 +65,7 @@ def tune(
         raise ValueError(f"a trial trains steps or epochs, not both; got {steps} and {epochs}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    task = get_task(base.task, data_dir=data_dir, seed=base.seed)
+    task = recipe_task(base, data_dir)
     val_size = val_size or default_validation_size(task)
     rounds, per_round = trial_rounds(tuner, steps, epochs)
     hypermodel = ReprogrammingHyperModel(

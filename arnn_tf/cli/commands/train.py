@@ -30,6 +30,7 @@ from arnn_tf.settings import (
     LABEL_MAP_HELP,
     LOSSES,
     LR_SCHEDULES,
+    PART_SAMPLING,
     PRECISIONS,
     STRATEGIES,
     checked_augmentations,
@@ -154,6 +155,12 @@ def _add_text_fields(field: Any) -> None:
         "frame's size; 16 on a 224 frame gives 196 token slots)",
     )
     field("--text-level", choices=TEXT_LEVELS, help="text tasks: tokens are words or characters")
+    field(
+        "--part-sampling",
+        choices=PART_SAMPLING,
+        help="tasks of several parts (A+B): draw each training example's part uniformly over "
+        "the parts, or in proportion to their sizes",
+    )
 
 
 def _add_placement_fields(field: Any) -> None:

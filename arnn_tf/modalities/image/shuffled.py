@@ -12,15 +12,17 @@ import tensorflow as tf
 from arnn_tf.modalities.image.task import ImageTask
 
 PERMUTATION_SEED = 0
-"""Seed of the fixed permutation; a constant (not the run seed) so that every run, split and
-checkpoint sees the same permutation."""
+"""Seed of the fixed permutation when none is named; a task's own (not the run seed) so that
+every run, split and checkpoint sees the same permutation."""
 
 
-def shuffled_task(task: ImageTask, name: str | None = None) -> ImageTask:
-    """``task`` with one fixed permutation of pixel positions (seed `PERMUTATION_SEED`), the
-    same for every image and channel, train and test alike."""
+def shuffled_task(
+    task: ImageTask, name: str | None = None, seed: int = PERMUTATION_SEED
+) -> ImageTask:
+    """``task`` with one fixed permutation of pixel positions, drawn by ``seed``, the same
+    for every image and channel, train and test alike (seeds 1 to N make PermutedMNIST-N)."""
     height, width, channels = task.image_shape
-    permutation = tf.constant(np.random.default_rng(PERMUTATION_SEED).permutation(height * width))
+    permutation = tf.constant(np.random.default_rng(seed).permutation(height * width))
 
     def permute(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         pixels = tf.reshape(image, (height * width, channels))
