@@ -96,7 +96,7 @@ def train(
             save_checkpoints=chief,
             max_minutes=max_minutes,
             verbose=verbose and chief,
-            map_trained=start is not None and start.learned_map is not None,
+            map_trained=start is not None and all(p.learned_map is not None for p in start.parts),
         )
         if verbose and chief:
             _say_why_stopped(result, trainer, recipe, max_minutes)
@@ -212,17 +212,14 @@ def build_model(
 
 def _multi_part_model(recipe: Recipe, task: Any, backbone: keras.Model) -> ReprogrammedModel:
     """A multi-part task's model: each part's encoder and map, one frame program for all."""
-    if recipe.conceal is not None:
-        raise ValueError(
-            f"task {task.name!r} has parts with inputs of their own on one shared frame "
-            "program, which takes no concealment (it tiles one task's images over the frame)"
-        )
     frame = int(backbone.input_shape[1])
     parts = list(enumerate(task.part_tasks))
     encoders = [
         modality(t.modality).encoder_for(recipe, t, frame, f"part{i}_encoder") for i, t in parts
     ]
-    program = frame_program_for(encoders, recipe.linf_bound, recipe.l2)
+    # a concealed program is bounded by the host photo's weight, as a part alone is
+    bound = recipe.linf_bound if recipe.conceal is None else conceal_scale(recipe)
+    program = frame_program_for(encoders, bound, recipe.l2)
     maps = part_label_maps(
         recipe.label_map,
         [t.num_classes for _, t in parts],
@@ -278,24 +275,19 @@ def saved_program(
     model: keras.Model, recipe: Recipe, task: Task, metrics: dict[str, Any]
 ) -> SavedProgram:
     """The trained ``model`` as a saved program that keeps ``recipe`` and ``metrics``."""
-    common = {
-        "backbone_name": recipe.backbone,
-        "weights": recipe.weights,
-        "seed": recipe.seed,
-        "task_name": task.name,
-        "label_map_spec": recipe.label_map,
-        "metrics": metrics,
-        "parts": task.parts,
-        "recipe": recipe.to_dict(),
-    }
-    if len(task.part_tasks) > 1:  # parts with inputs of their own
-        tasks = task.part_tasks
-        names = [t.name for t in tasks]
-        inputs = [t.input_state for t in tasks]
-        parts = saved_parts(model, names, [t.class_names for t in tasks], inputs)
-        return SavedProgram.from_shared_model(model, parts, **common)
-    return SavedProgram.from_model(
-        model, class_names=list(task.class_names), input_state=task.input_state, **common
+    tasks = task.part_tasks
+    names, inputs = [t.name for t in tasks], [t.input_state for t in tasks]
+    return SavedProgram.from_parts(
+        model,
+        saved_parts(model, names, [t.class_names for t in tasks], inputs),
+        backbone_name=recipe.backbone,
+        weights=recipe.weights,
+        seed=recipe.seed,
+        task_name=task.name,
+        label_map=recipe.label_map,
+        metrics=metrics,
+        joined=task.parts if len(tasks) == 1 else (),
+        recipe=recipe.to_dict(),
     )
 
 

@@ -58,6 +58,7 @@ def checked_augmentations(names: tuple[str, ...]) -> tuple[str, ...]:
         )
     return tuple(names)
 
+
 PART_SAMPLING: tuple[str, ...] = ("uniform", "proportional")
 """How a task of several parts draws each training example's part: uniformly over the parts,
 or in proportion to their sizes."""

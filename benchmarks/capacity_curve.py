@@ -4,7 +4,8 @@ PermutedMNIST-N (``permuted:N:folder:MNIST``: N fixed pixel permutations of MNIS
 data set of its own with its own ten classes) on one frame program of a frozen
 EfficientNet-Lite0, for N = 1, 2, 4, ... 100, at equal examples per part: ``--steps-per-part``
 steps of 32 examples for every part (a run of N parts trains N times as many steps, its batches
-drawn uniformly over the parts). Each N runs with each ``--maps`` label map: ``first`` (fixed
+drawn uniformly over the parts), with the ``mnist`` recipe's settings (the digit resized to
+the whole frame, the program over it, cosine decay) on a ``--frame-size`` frame. Each N runs with each ``--maps`` label map: ``first`` (fixed
 disjoint blocks of ImageNet classes, the idea's own map: 100 parts use all 1,000) and
 ``linear`` (a learned map per part). N = 1 is the part alone.
 
@@ -57,12 +58,13 @@ def run_point(args: argparse.Namespace, folder: Path, parts: int, label_map: str
     minutes = (deadline - time.monotonic()) / 60
     if minutes < 1:
         return None
-    recipe = RECIPES["counting"].replace(
+    recipe = RECIPES["mnist"].replace(
         name=f"capacity-{label_map}",
         task=f"permuted:{parts}:folder:{folder}",
         steps=args.steps_per_part * parts,
         label_map=label_map,
         frame_size=args.frame_size,
+        image_size=args.frame_size,
     )
     metrics = train(recipe, out, max_minutes=minutes, verbose=False)
     print(json.dumps({"parts": parts, "map": label_map, **row(metrics)}), flush=True)

@@ -43,7 +43,7 @@ def run_program_round_trip_test(model: keras.Model, inputs: Any, tmp_path: Path,
                                 program: SavedProgram,
                                 served: list[tuple[str, dict[str, Any], Any]] | None = None) -> None:
     """A reprogrammed model answers the same after a `.keras` save and load, as its saved
-    ``program`` (`SavedProgram.from_model` or `from_shared_model` of it) saved, loaded and
+    ``program`` (`SavedProgram.from_model` or `from_parts` of it) saved, loaded and
     rebuilt, and as a TF Serving export. ``served`` lists (signature, its inputs, the model
     inputs they stand for; None: ``inputs``), by default ``serving_default`` given ``inputs``
     as images; each answer is checked against the model's (a shared-program model's part

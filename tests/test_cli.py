@@ -184,7 +184,6 @@ def test_bench_reports_throughput_and_memory(capsys):
 
 def test_multi_task_training_saves_its_parts(image_folder, tmp_path):
     from arnn_tf.programs.saved import SavedProgram
-    from arnn_tf.tasks.base import TaskPart
 
     other = tmp_path / "other"
     for split in ("train", "test"):
@@ -194,8 +193,8 @@ def test_multi_task_training_saves_its_parts(image_folder, tmp_path):
     assert main(["train", "--task", task, "--backbone", "tiny_cnn", "--weights", "none", "--steps", "2",
                  "--batch-size", "4", "--out", str(tmp_path / "run")]) == 0
     saved = SavedProgram.load(tmp_path / "run" / "program")
-    assert saved.parts == (TaskPart(f"folder:{image_folder}", 0, 2), TaskPart(f"folder:{other}", 2, 3))
-    assert saved.part_class_names(saved.parts[1]) == ["a", "b", "c"]
+    assert [part.name for part in saved.parts] == [f"folder:{image_folder}", f"folder:{other}"]
+    assert saved.parts[1].class_names == ["a", "b", "c"] and saved.joined == ()
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert set(metrics["test_accuracy_per_task"]) == {f"folder:{image_folder}", f"folder:{other}"}
 
@@ -217,7 +216,7 @@ def test_train_concealed_in_a_host_photo(image_folder, tmp_path, capsys):
     assert metrics["conceal"] == str(host) and metrics["conceal_scale"] == 0.05
     saved = SavedProgram.load(out / "program")
     photo = read_image(host, (saved.frame_size,) * 2, 3)
-    np.testing.assert_array_equal(saved.encoder_weights[0], photo)
+    np.testing.assert_array_equal(saved.part.encoder_weights[0], photo)
     model = saved.build_model()
     assert isinstance(model.encoder, ConcealedPlacement) and model.encoder.conceal_scale == 0.05
     images = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(image_folder.glob("test/*/*.png"))])

@@ -55,7 +55,7 @@ def _multi_task_program(backbone):
     saved = SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=3,
                                     task_name="gray+rgb",
                                     class_names=["gray/0", "gray/1", "gray/2", "rgb/0", "rgb/1"],
-                                    parts=(TaskPart("gray", 0, 3), TaskPart("rgb", 3, 2)))
+                                    joined=(TaskPart("gray", 0, 3), TaskPart("rgb", 3, 2)))
     return saved, model
 
 
@@ -96,7 +96,7 @@ def exported(tmp_path_factory):
     expected = {"toy_task": color_model.predict(images["toy_task"], verbose=0),
                 "digits": gray_model.predict(images["digits"], verbose=0),
                 "gray_rgb": combined_model.predict(images["toy_task"], verbose=0)}
-    for part in combined.parts:
+    for part in combined.joined:
         expected[f"gray_rgb_{part.name}"] = _renormalised(expected["gray_rgb"], part)
     return {
         "root": root,
@@ -393,7 +393,7 @@ def test_folder_tasks_are_named_by_their_folders():
         model, backbone_name="tiny_cnn", weights=None, seed=3,
         task_name="folder:/data/mnist+folder:/data/cifar10",
         class_names=["mnist/0", "mnist/1", "mnist/2", "cifar10/0", "cifar10/1"],
-        parts=(TaskPart("folder:/data/mnist", 0, 3), TaskPart("folder:/data/cifar10", 3, 2)))
+        joined=(TaskPart("folder:/data/mnist", 0, 3), TaskPart("folder:/data/cifar10", 3, 2)))
     names = program_names([saved], None)
     assert names == ["mnist_cifar10"]
     assert signature_names(names, [saved]) == [
@@ -424,7 +424,7 @@ def test_flip_average_program_exports_averaging_signatures(tmp_path):
     signatures = tf.saved_model.load(str(export_programs([averaging], tmp_path / "m"))).signatures
     served = signatures["serving_default"](images=tf.constant(images))["probabilities"].numpy()
     np.testing.assert_allclose(served, (views[0] + views[1]) / 2, atol=1e-5)
-    for part in saved.parts:
+    for part in saved.joined:
         expected = (_renormalised(views[0], part) + _renormalised(views[1], part)) / 2
         result = signatures[f"gray_rgb_{part.name}"](images=tf.constant(images))
         served = result["probabilities"].numpy()

@@ -300,3 +300,24 @@ def test_encoder_configs_saved_under_older_setting_names_still_load():
     placed_config = ImagePlacement(32, (8, 8, 3), full_program=True).get_config()
     placed_config["program_covers_image"] = placed_config.pop("full_program")
     assert ImagePlacement.from_config(placed_config).full_program
+
+
+def test_part_label_maps_answer_each_row_by_its_own_parts_map():
+    from arnn_tf.layers.label_mapping import LabelMapping, LinearLabelMap
+    from arnn_tf.layers.part_answers import PartLabelMaps, row_parts
+
+    maps = [LabelMapping([[1, 4], [7]], 10), LinearLabelMap(3, 10, seed=1),
+            LabelMapping([[0], [2], [9, 3]], 10)]
+    maps[1].set_parameters(np.random.default_rng(1).normal(size=(10, 3)).astype("float32"),
+                           np.array([0.5, -1.0, 0.0], "float32"))
+    logits = np.random.default_rng(0).normal(size=(7, 10)).astype("float32") * 5
+    logits[0, 5] = 500.0  # far above every class part 0 reads: its answer stays exact
+    sizes = [2, 0, 5]
+    parts = np.asarray(row_parts(np.array(sizes), 7))
+    np.testing.assert_array_equal(parts, [0, 0, 2, 2, 2, 2, 2])
+    got = np.asarray(PartLabelMaps(maps).answers(logits, parts))
+    expected = np.zeros((7, 8), "float32")
+    columns = [slice(0, 2), slice(2, 5), slice(5, 8)]
+    for row, part in enumerate(parts):
+        expected[row, columns[part]] = np.asarray(maps[part](logits[row : row + 1]))[0]
+    np.testing.assert_allclose(got, expected, atol=1e-6)

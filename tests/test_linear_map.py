@@ -88,8 +88,8 @@ def test_a_learned_map_is_saved_reloaded_kept_by_keras_and_exported(tmp_path):
     fit(model, toy_task(), steps=4, batch_size=8)
     expected = model.predict(images())
     path = SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=1, task_name="toy",
-                                   class_names=list("abcd"), label_map_spec="linear").save(tmp_path / "p")
-    assert json.loads((path / "program.json").read_text())["format_version"] == 4
+                                   class_names=list("abcd"), label_map="linear").save(tmp_path / "p")
+    assert json.loads((path / "program.json").read_text())["format_version"] == 6
     loaded = SavedProgram.load(path)
     np.testing.assert_allclose(loaded.build_model().predict(images()), expected, atol=1e-6)
     model.save(tmp_path / "m.keras")
@@ -103,7 +103,7 @@ def test_a_learned_map_is_saved_reloaded_kept_by_keras_and_exported(tmp_path):
 def test_a_fixed_program_cannot_warm_start_a_learned_one_the_other_way_round(tmp_path):
     learned = toy_model()
     path = SavedProgram.from_model(learned, backbone_name="tiny_cnn", weights=None, seed=1, task_name="toy",
-                                   class_names=list("abcd"), label_map_spec="linear").save(tmp_path / "p")
+                                   class_names=list("abcd"), label_map="linear").save(tmp_path / "p")
     with pytest.raises(ValueError, match="trained with label map 'linear'"):
         SavedProgram.load(path).warm_start(toy_model("first"))
     fresh = toy_model("linear", seed=5)
@@ -141,10 +141,10 @@ def test_train_with_a_learned_map_and_its_control_then_rerun(tmp_path, capsys):
     trained = json.loads((tmp_path / "program" / "metrics.json").read_text())
     assert evaluated["accuracy"] == pytest.approx(trained["test_accuracy"])
     # the map first, then W: the control's program (saved with W frozen) starts a run that trains W
-    control_map = np.load(tmp_path / "control" / "program" / "label_map.npz")
+    control_map = np.load(tmp_path / "control" / "program" / "parts" / "0" / "label_map.npz")
     assert main([*common, "--lr", "1e-12", "--init-program", str(tmp_path / "control" / "program"),
                  "--out", str(tmp_path / "then")]) == 0
-    then_map = np.load(tmp_path / "then" / "program" / "label_map.npz")
+    then_map = np.load(tmp_path / "then" / "program" / "parts" / "0" / "label_map.npz")
     for key in control_map.files:
         np.testing.assert_allclose(then_map[key], control_map[key], atol=1e-6)
     assert np.any(np.load(tmp_path / "then" / "program" / "W.npy"))

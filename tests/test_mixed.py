@@ -16,7 +16,7 @@ from arnn_tf.modalities.text import TokenPatchEncoder
 from arnn_tf.models.reprogrammed import ReprogrammedModel
 from arnn_tf.programs.saved import SavedProgram
 from arnn_tf.recipes import RECIPES
-from arnn_tf.runs import build_model, train
+from arnn_tf.runs import build_model, saved_program, train
 from arnn_tf.tasks.parts import MultiPartTask
 from arnn_tf.tasks.specs import get_task
 from arnn_tf.training.evaluation import evaluate_parts, evaluate_program
@@ -75,7 +75,7 @@ def test_training_reports_each_part_and_the_program_reloads_equal(
     assert list(per_part) == [f"text:{data}", "counting"] and per_part[f"text:{data}"] >= 0.8
     assert metrics["test_accuracy"] == pytest.approx(np.mean(list(per_part.values())))
     document = json.loads((run / "program" / "program.json").read_text())
-    assert document["format_version"] == 5 and len(document["members"]) == 2
+    assert document["format_version"] == 6 and len(document["parts"]) == 2
     saved = SavedProgram.load(run / "program")
     task = saved.matching_task(get_task(saved.task_name))
     assert evaluate_parts(saved.build_model(), task) == pytest.approx(per_part)
@@ -93,8 +93,32 @@ def test_a_mixed_program_refuses_another_task_and_unshared_fields(
         saved.matching_task(get_task("counting"))
     with pytest.raises(ValueError, match=r"\(36x36x3 images, .* does not match .*\(text, 2 classes"):
         saved.matching_task(get_task(f"counting+text:{data}"))
-    with pytest.raises(ValueError, match="shared frame program, which takes no concealment"):
-        build_model(mixed_recipe(data, conceal="checkerboard"), get_task(f"text:{data}+counting"))
+
+
+def test_parts_are_concealed_in_one_host_photo_and_reload_equal(
+    trained: tuple[Path, dict, Path], tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    from arnn_tf.modalities.image.placement import ConcealedPlacement
+
+    data, _, _ = trained
+    host = tmp_path / "host.png"
+    pixels = np.random.default_rng(3).integers(0, 256, (40, 60, 3)).astype("uint8")
+    Image.fromarray(pixels).save(host)
+    recipe = mixed_recipe(data, conceal=str(host), conceal_scale=0.1)
+    task = get_task(f"text:{data}+counting")
+    model = build_model(recipe, task)
+    text, image = model.encoders
+    assert isinstance(image, ConcealedPlacement) and text.conceal_scale == 0.1
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(text.host_image),
+                                  keras.ops.convert_to_numpy(image.host_image))
+    assert model.program.linf_bound == 0.1
+    model.program.weight.assign(np.random.default_rng(4).normal(size=model.program.weight.shape))
+    path = saved_program(model, recipe, task, {}).save(tmp_path / "program")
+    inputs, _ = next(iter(task.sample("test", 3, 6)))
+    rebuilt = SavedProgram.load(path).build_model()
+    np.testing.assert_allclose(rebuilt(list(inputs)), model(list(inputs)), atol=1e-6)
 
 
 def test_shared_program_model_round_trips_through_a_keras_file(
@@ -129,7 +153,7 @@ def test_the_export_has_a_string_signature_for_text_and_image_ones_for_images(
     assert set(served.signatures) == set(names)
     model = saved.build_model()
     texts = ["the film was great", "awful", ""]
-    vectorizer = restored_vectorizer(saved.members[0].input_state["vectorizer"])
+    vectorizer = restored_vectorizer(saved.parts[0].input_state["vectorizer"])
     ids = keras.ops.convert_to_numpy(vectorizer(texts)).astype("int32")
     answer = served.signatures[text_name](text=tf.constant(texts))
     np.testing.assert_allclose(
@@ -140,7 +164,7 @@ def test_the_export_has_a_string_signature_for_text_and_image_ones_for_images(
     np.testing.assert_allclose(
         answer["probabilities"].numpy(), model.part_model(1).predict(images, verbose=0), atol=1e-5
     )
-    assert answer["class_names"].numpy()[0].decode() in saved.members[1].class_names
+    assert answer["class_names"].numpy()[0].decode() in saved.parts[1].class_names
 
 
 def test_arnn_evaluate_reports_each_part(
@@ -190,7 +214,7 @@ def test_arnn_predict_asks_the_parts_that_read_the_inputs_kind(
     (record,) = json.loads(capsys.readouterr().out)
     ids = text_task.vectorizer(["good fun"]).numpy().astype("int32")
     expected = model.part_model(0).predict(ids, verbose=0)[0]
-    assert record["class_name"].split("/")[-1] in saved.members[0].class_names
+    assert record["class_name"].split("/")[-1] in saved.parts[0].class_names
     np.testing.assert_allclose(record["probabilities"], expected, atol=1e-5)
     Image.new("RGB", (36, 36), (90, 30, 200)).save(tmp_path / "square.png")
     assert main(["predict", "--program", str(run / "program"), str(tmp_path / "square.png")]) == 0

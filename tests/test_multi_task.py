@@ -63,7 +63,7 @@ def test_an_older_joined_program_reads_a_task_of_parts_as_one_image_task(tmp_pat
                                      combined.num_classes, label_map="first")
     program = SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=0,
                                       task_name="gray+rgb", class_names=list(combined.class_names),
-                                      parts=combined.parts)
+                                      joined=combined.parts)
     loaded = SavedProgram.load(program.save(tmp_path / "joined"))
     task = loaded.matching_task(MultiPartTask("gray+rgb", tasks()))
     assert task.image_shape == (12, 12, 3) and task.parts == combined.parts

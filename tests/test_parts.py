@@ -1,6 +1,8 @@
 """A task of several parts: a seeded sampler draws each batch across the parts, each part in
 its own slot; an unshuffled split gives every example once; a hundred tiny parts batch."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -220,3 +222,30 @@ def test_a_run_of_parts_reports_its_worst_part_and_the_task_unknown(tmp_path, mo
     assert metrics["test_accuracy_worst_part"] == min(per_task.values())
     assert metrics["test_accuracy"] == pytest.approx(np.mean(list(per_task.values())))
     assert 0 <= metrics["test_accuracy_task_unknown"] <= metrics["test_accuracy"] + 1e-6
+
+
+def as_format_5(path):
+    """Rewrites a program of several parts as format 5 wrote it: its parts as "members"."""
+    document = json.loads((path / "program.json").read_text())
+    document.update(format_version=5, members=document.pop("parts"))
+    document["label_map"]["groups"] = []
+    document["task"]["parts"] = document["task"].pop("joined")
+    (path / "program.json").write_text(json.dumps(document))
+    return path
+
+
+def test_a_program_of_parts_warm_starts_part_by_part_and_reads_format_5(tmp_path):
+    task = two_parts()
+    model = build_model(tiny_recipe(label_map="linear"), task)
+    fit(model, task, steps=2, batch_size=8)
+    path = saved_program(model, tiny_recipe(label_map="linear"), task, {}).save(tmp_path / "p")
+    fresh = build_model(tiny_recipe(label_map="linear"), task)
+    SavedProgram.load(path).warm_start(fresh)
+    inputs, _ = next(iter(task.sample("test", 4, 4)))
+    np.testing.assert_allclose(fresh(list(inputs)), model(list(inputs)), atol=1e-6)
+    one_part = build_model(tiny_recipe(label_map="linear"), task.part_tasks[0])
+    with pytest.raises(ValueError, match="has 2 parts, this model 1"):
+        SavedProgram.load(path).warm_start(one_part)
+    older = SavedProgram.load(as_format_5(path))
+    assert [p.name for p in older.parts] == ["small", "big"]
+    np.testing.assert_allclose(older.build_model()(list(inputs)), model(list(inputs)), atol=1e-6)

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ def saved(tmp_path):
     model = fresh_model()
     model.program.weight.assign(np.random.default_rng(0).normal(size=model.program.weight.shape))
     program = SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=3, task_name="toy",
-                                      class_names=["a", "b", "c"], label_map_spec="random",
+                                      class_names=["a", "b", "c"], label_map="random",
                                       metrics={"test_accuracy": 0.5})
     path = program.save(tmp_path / "program")
     return model, path
@@ -45,12 +46,14 @@ def test_saved_program_reloads_to_identical_predictions(saved):
 
 def test_saved_program_is_small_and_pickle_free(saved):
     _, path = saved
-    assert sorted(p.name for p in path.iterdir()) == ["W.npy", "program.json"]
+    assert sorted(p.name for p in path.iterdir()) == ["W.npy", "parts", "program.json"]
+    assert sorted(p.name for p in (path / "parts" / "0").iterdir()) == ["encoder.npz"]
     assert np.load(path / "W.npy", allow_pickle=False).shape == (48, 48, 3)
     document = json.loads((path / "program.json").read_text())
     assert document["backbone"]["name"] == "tiny_cnn" and len(document["backbone"]["fingerprint"]) == 64
-    assert document["task"]["modality"] == "image"
-    assert document["encoder"]["config"]["task_image_shape"] == [10, 10, 3]
+    assert document["task"]["modality"] == "image" and document["format_version"] == 6
+    (part,) = document["parts"]
+    assert part["encoder"]["config"]["task_image_shape"] == [10, 10, 3] and part["name"] == "toy"
 
 
 def test_other_weights_are_refused(saved):
@@ -132,15 +135,15 @@ def test_multi_task_parts_round_trip_and_old_programs_load_without_them(saved, t
     model, path = saved
     parts = (TaskPart("left", 0, 2), TaskPart("right", 2, 1))
     program = SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=3, task_name="left+right",
-                                      class_names=["left/x", "left/y", "right/z"], parts=parts)
+                                      class_names=["left/x", "left/y", "right/z"], joined=parts)
     loaded = SavedProgram.load(program.save(tmp_path / "combined"))
-    assert loaded.parts == parts
+    assert loaded.joined == parts and len(loaded.parts) == 1
     assert loaded.part_class_names(parts[0]) == ["x", "y"] and loaded.part_class_names(parts[1]) == ["z"]
-    document = json.loads((path / "program.json").read_text())
+    document = json.loads((as_format_4(path) / "program.json").read_text())
     assert document["task"]["parts"] == []
-    del document["task"]["parts"]  # as written before parts were recorded
+    del document["task"]["parts"]  # as written before joined data sets were recorded
     (path / "program.json").write_text(json.dumps(document))
-    assert SavedProgram.load(path).parts == ()
+    assert SavedProgram.load(path).joined == ()
 
 
 @pytest.mark.parametrize("parts", [
@@ -152,7 +155,7 @@ def test_parts_that_do_not_split_the_classes_are_refused(saved, parts):
     model, _ = saved
     with pytest.raises(ValueError, match="consecutive, non-empty ranges"):
         SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=3, task_name="toy",
-                                class_names=["a", "b", "c"], parts=parts)
+                                class_names=["a", "b", "c"], joined=parts)
 
 
 @pytest.fixture()
@@ -168,13 +171,14 @@ def concealed(tmp_path):
 
 def test_concealed_program_round_trips_with_its_host_image(concealed):
     model, host, path = concealed
-    assert sorted(p.name for p in path.iterdir()) == ["W.npy", "encoder.npz", "program.json"]
-    with np.load(path / "encoder.npz", allow_pickle=False) as arrays:
+    assert sorted(p.name for p in path.iterdir()) == ["W.npy", "parts", "program.json"]
+    with np.load(path / "parts" / "0" / "encoder.npz", allow_pickle=False) as arrays:
         np.testing.assert_array_equal(arrays["0"], host)
     document = json.loads((path / "program.json").read_text())
-    assert document["format_version"] == 4 and document["program_layer"] == "FrameProgram"
-    config = document["encoder"]["config"]
-    assert document["encoder"]["class_name"] == "ConcealedPlacement"
+    assert document["format_version"] == 6 and document["program_layer"] == "FrameProgram"
+    encoder = document["parts"][0]["encoder"]
+    config = encoder["config"]
+    assert encoder["class_name"] == "ConcealedPlacement"
     assert config["conceal_scale"] == 0.05 and config["permutation_seed"] == 6
     assert document["program"]["linf_bound"] == 0.05
     rebuilt = SavedProgram.load(path).build_model()
@@ -201,10 +205,29 @@ def test_warm_start_of_a_concealed_program_needs_the_same_host_photo_and_encoder
         program.warm_start(plain)
 
 
+def as_format_4(path):
+    """Rewrites a program of one part as format 4 wrote it: the encoder, label map and class
+    names at the top of program.json, the part's files beside W.npy."""
+    document = json.loads((path / "program.json").read_text())
+    (part,) = document.pop("parts")
+    document.update(format_version=4, encoder=part["encoder"])
+    document["label_map"]["groups"] = part["label_map"]["groups"]
+    document["task"].update(class_names=part["class_names"], parts=document["task"].pop("joined"))
+    folder = path / "parts" / "0"
+    with np.load(folder / "encoder.npz", allow_pickle=False) as arrays:
+        has_weights = bool(arrays.files)
+    for name in ("encoder.npz", "label_map.npz", "input.json"):
+        if (folder / name).exists() and (name != "encoder.npz" or has_weights):
+            (folder / name).rename(path / name)
+    shutil.rmtree(path / "parts")
+    (path / "program.json").write_text(json.dumps(document))
+    return path
+
+
 def as_format_2(path):
     """Rewrites a concealed program's folder as releases before the concealment encoder wrote
     it: one ConcealedProgram layer, its host photo in host_image.npy."""
-    document = json.loads((path / "program.json").read_text())
+    document = json.loads((as_format_4(path) / "program.json").read_text())
     encoder = document.pop("encoder")["config"]
     with np.load(path / "encoder.npz", allow_pickle=False) as arrays:
         np.save(path / "host_image.npy", arrays["0"], allow_pickle=False)
@@ -217,17 +240,17 @@ def as_format_2(path):
     return path
 
 
-def test_format_2_concealed_programs_load_with_equal_answers_and_save_as_format_4(concealed, tmp_path):
+def test_format_2_concealed_programs_load_with_equal_answers_and_save_as_format_6(concealed, tmp_path):
     model, host, path = concealed
     old = SavedProgram.load(as_format_2(path))
     rebuilt = old.build_model()
     assert isinstance(rebuilt.encoder, ConcealedPlacement) and rebuilt.encoder.conceal_scale == 0.05
-    np.testing.assert_array_equal(old.encoder_weights[0], host)
+    np.testing.assert_array_equal(old.part.encoder_weights[0], host)
     images = np.random.default_rng(1).integers(0, 256, (4, 10, 10, 1)).astype("uint8")
     np.testing.assert_array_equal(rebuilt.predict(images, verbose=0), model.predict(images, verbose=0))
     again = old.save(path)
-    assert sorted(p.name for p in again.iterdir()) == ["W.npy", "encoder.npz", "program.json"]
-    assert json.loads((again / "program.json").read_text())["format_version"] == 4
+    assert sorted(p.name for p in again.iterdir()) == ["W.npy", "parts", "program.json"]
+    assert json.loads((again / "program.json").read_text())["format_version"] == 6
 
 
 def test_plain_programs_are_a_placement_and_a_frame_program_and_keep_no_host_image(
@@ -235,24 +258,33 @@ def test_plain_programs_are_a_placement_and_a_frame_program_and_keep_no_host_ima
 ):
     _, path = saved
     document = json.loads((path / "program.json").read_text())
-    assert document["format_version"] == 4 and document["program_layer"] == "FrameProgram"
-    assert document["encoder"]["class_name"] == "ImagePlacement"
+    assert document["format_version"] == 6 and document["program_layer"] == "FrameProgram"
+    assert document["parts"][0]["encoder"]["class_name"] == "ImagePlacement"
     assert document["task"]["modality"] == "image"
     _, _, concealed_path = concealed
     as_format_2(concealed_path)
     SavedProgram.load(path).save(concealed_path)  # a plain program saved over a concealed one
     assert not (concealed_path / "host_image.npy").exists()
     assert not (concealed_path / "encoder.npz").exists()
+    with np.load(concealed_path / "parts" / "0" / "encoder.npz", allow_pickle=False) as arrays:
+        assert not arrays.files  # the placement has no weights; the host photo is gone
     assert isinstance(SavedProgram.load(concealed_path).build_model().encoder, ImagePlacement)
 
 
 def test_concealed_program_without_a_readable_host_image_is_refused(concealed):
     _, _, path = concealed
-    with open(path / "encoder.npz", "wb") as f:
+    with open(path / "parts" / "0" / "encoder.npz", "wb") as f:
         np.savez(f, **{"0": np.array([{"a": 1}], dtype=object)})
     with pytest.raises(ValueError, match="unreadable.*pickle"):
         SavedProgram.load(path)
-    (path / "encoder.npz").unlink()
+    (path / "parts" / "0" / "encoder.npz").unlink()
+    with pytest.raises(ValueError, match="part 0's files are missing or unreadable.*encoder.npz"):
+        SavedProgram.load(path)
+
+
+def test_a_format_4_concealed_program_without_its_host_photo_is_refused(concealed):
+    _, _, path = concealed
+    (as_format_4(path) / "encoder.npz").unlink()
     with pytest.raises(FileNotFoundError, match="no encoder.npz"):
         SavedProgram.load(path)
 
@@ -291,8 +323,20 @@ def test_flip_average_round_trips_and_old_programs_load_without_it(saved, tmp_pa
 def test_a_program_naming_an_unknown_input_encoder_is_refused_clearly(saved, tmp_path):
     _, path = saved
     document = json.loads((path / "program.json").read_text())
-    document["encoder"]["class_name"] = "AudioSpectrogram"
+    document["parts"][0]["encoder"]["class_name"] = "AudioSpectrogram"
     (path / "program.json").write_text(json.dumps(document))
     with pytest.raises(ValueError, match="program.json: unknown input encoder 'AudioSpectrogram'; "
                                          "this arnn-tf reads .*ImagePlacement"):
         SavedProgram.load(path)
+
+
+def test_a_format_4_program_loads_with_equal_answers_and_saves_as_format_6(saved):
+    model, path = saved
+    old = SavedProgram.load(as_format_4(path))
+    assert len(old.parts) == 1 and old.class_names == ["a", "b", "c"] and old.label_map == "random"
+    images = np.random.default_rng(1).integers(0, 256, (4, 10, 10, 3)).astype("uint8")
+    np.testing.assert_array_equal(old.build_model().predict(images, verbose=0),
+                                  model.predict(images, verbose=0))
+    again = SavedProgram.load(old.save(path))
+    assert json.loads((path / "program.json").read_text())["format_version"] == 6
+    assert again.part.label_groups == model.label_map.groups

@@ -21,10 +21,10 @@ def test_committed_program_loads_and_its_readme_row_quotes_its_metrics(path):
     saved = SavedProgram.load(path)
     assert saved.frame_size <= get_backbone_spec(saved.backbone.name).input_size
     assert saved.weight.shape == (saved.frame_size, saved.frame_size, 3)
-    if saved.learned_map is None:
-        assert len(saved.label_groups) == len(saved.class_names)
+    if saved.part.learned_map is None:
+        assert len(saved.part.label_groups) == len(saved.class_names)
     else:
-        assert saved.learned_map[0].shape == (1000, len(saved.class_names))
+        assert saved.part.learned_map[0].shape == (1000, len(saved.class_names))
     accuracy = saved.metrics["test_accuracy"]
     assert 0.0 <= accuracy <= 1.0
     row = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith(f"| `{path.name}`"))

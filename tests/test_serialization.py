@@ -12,7 +12,6 @@ from arnn_tf.modalities.image.model import build_reprogrammed_model
 from arnn_tf.modalities.image.placement import ConcealedPlacement, ImagePlacement
 from arnn_tf.modalities.text import TokenPatchEncoder, vectorizer_state
 from arnn_tf.modalities.text.model import build_text_model
-from arnn_tf.layers.part_answers import PartAnswers
 from arnn_tf.models.reprogrammed import ReprogrammedModel, frame_program_for
 from arnn_tf.programs.parts import saved_parts
 from arnn_tf.programs.saved import SavedProgram
@@ -81,7 +80,7 @@ def test_text_model(blended, tmp_path):
     ids = keras.ops.convert_to_numpy(vectorizer(texts)).astype("int32")
     program = SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=4,
                                       task_name="text:toy", class_names=["neg", "pos"],
-                                      label_map_spec="linear",
+                                      label_map="linear",
                                       input_state={"vectorizer": vectorizer_state(vectorizer)})
     run_program_round_trip_test(model, ids, tmp_path, program,
                                 served=[("serving_default", {"text": texts}, ids)])
@@ -95,13 +94,8 @@ def test_reprogrammed_models(kind, tmp_path):
     model.program.weight.assign(RNG.normal(size=(48, 48, 3)))
     program = SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=4,
                                       task_name="toy", class_names=["a", "b", "c"],
-                                      label_map_spec="first" if kind == "concealed" else kind)
+                                      label_map="first" if kind == "concealed" else kind)
     run_program_round_trip_test(model, IMAGES, tmp_path, program)
-
-
-def test_part_answers_layer(tmp_path):
-    parts = [RNG.uniform(size=(3, 3)).astype("float32"), RNG.uniform(size=(3, 2)).astype("float32")]
-    run_layer_serialization_test(PartAnswers([3, 2]), parts, tmp_path)
 
 
 def test_shared_program_model(tmp_path):
@@ -120,9 +114,9 @@ def test_shared_program_model(tmp_path):
     state = {"vectorizer": vectorizer_state(vectorizer)}
     members = saved_parts(model, ["text:words", "counts"], [["neg", "pos"], ["a", "b", "c"]],
                           [state, None])
-    program = SavedProgram.from_shared_model(model, members, backbone_name="tiny_cnn",
-                                             weights=None, seed=4, task_name="text:words+counts",
-                                             label_map_spec="linear")
+    program = SavedProgram.from_parts(model, members, backbone_name="tiny_cnn",
+                                      weights=None, seed=4, task_name="text:words+counts",
+                                      label_map="linear")
     names = signature_names(program_names([program], None), [program])
     run_program_round_trip_test(model, [ids, IMAGES], tmp_path, program, served=[
         (names[0], {"text": texts}, ids), (names[1], {"images": IMAGES}, IMAGES)])

@@ -12,7 +12,7 @@ import tensorflow_datasets as tfds
 from bad_images import BAD_FILES
 from PIL import Image
 
-from arnn_tf.modalities.image import datasets as tfds_tasks
+from arnn_tf.tasks import tfds_data as tfds_tasks
 from arnn_tf.modalities.image.counting import CELL, COUNTING_SPLIT_SIZES, GRID, SQUARE_VALUE
 from arnn_tf.modalities.image.files import image_read_error_in
 from arnn_tf.modalities.image.shuffled import PERMUTATION_SEED
@@ -382,3 +382,9 @@ def test_a_recipe_names_its_task_and_how_its_parts_are_drawn(tmp_path):
     assert [t.name for t in task.part_tasks] == ["counting", "shuffled:2:counting"]
     with pytest.raises(RecipeError, match="part_sampling"):
         Recipe(part_sampling="sized")
+
+
+def test_an_unknown_tfds_name_is_one_line():
+    with pytest.raises(ValueError, match="unknown TFDS data set 'no_such_set_xyz'") as error:
+        get_task("tfds:no_such_set_xyz")
+    assert "\n" not in str(error.value)

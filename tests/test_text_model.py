@@ -42,7 +42,7 @@ def test_a_text_recipe_learns_the_toy_task(trained: tuple[Path, dict, Path]) -> 
     _, metrics, out = trained
     assert metrics["steps"] == 40 and metrics["test_accuracy"] >= 0.8
     document = json.loads((out / "program" / "program.json").read_text())
-    assert document["format_version"] == 4 and document["program_layer"] == "FrameProgram"
+    assert document["format_version"] == 6 and document["program_layer"] == "FrameProgram"
     assert document["recipe"]["name"] == "text" and document["task"]["modality"] == "text"
 
 
@@ -83,7 +83,7 @@ def test_saved_program_reloads_and_exports_with_equal_answers(
 ) -> None:
     _, _, out = trained
     saved = SavedProgram.load(out / "program")
-    vectorizer = restored_vectorizer(saved.input_state["vectorizer"])
+    vectorizer = restored_vectorizer(saved.part.input_state["vectorizer"])
     ids = tf.cast(vectorizer(tf.constant(TEXTS)), tf.int32)
     expected = saved.build_model().predict(ids, verbose=0)
     rerun = SavedProgram.load(saved.save(tmp_path / "again")).build_model()
@@ -114,7 +114,7 @@ def test_evaluation_uses_the_programs_vectorizer(
     data, metrics, out = trained
     saved = SavedProgram.load(out / "program")
     task = saved.matching_task(text_task(str(data)))
-    assert task.vectorizer.get_vocabulary() == saved.input_state["vectorizer"]["vocabulary"]
+    assert task.vectorizer.get_vocabulary() == saved.part.input_state["vectorizer"]["vocabulary"]
     model = saved.build_model()
     model.compile()
     _, accuracy = model.evaluate(task.dataset("test", 16), verbose=0)

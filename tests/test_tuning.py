@@ -265,7 +265,7 @@ def test_search_writes_results(search, image_folder):
     assert recipe == space.recipe(TINY, best["hyperparameters"]).replace(
         name="paper-tuned", task=f"folder:{image_folder}", steps=3)
     saved = SavedProgram.load(out / "best_program")
-    assert saved.backbone.name == "tiny_cnn" and saved.label_map_spec == recipe.label_map
+    assert saved.backbone.name == "tiny_cnn" and saved.label_map == recipe.label_map
     assert saved.recipe == recipe.to_dict()
     assert saved.metrics["test_accuracy"] == best["test_accuracy"]
 

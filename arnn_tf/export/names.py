@@ -36,8 +36,9 @@ def part_signature_name(program_name: str, part_name: str) -> str:
 
 
 class Answerer(NamedTuple):
-    """One input an export answers for: a program, a part of a combined (image) task, or a
-    part of a mixed program (``member``: its index), with what it reads."""
+    """One input an export answers for: a program, a data set joined in an older program's one
+    part (``part``), or a part of a program of several (``member``: its index), with what it
+    reads."""
 
     base: str
     modality: str
@@ -47,14 +48,14 @@ class Answerer(NamedTuple):
 
 def answerers(name: str, program: SavedProgram) -> list[Answerer]:
     """What an export of ``program`` called ``name`` answers for, in signature order."""
-    if program.members:  # a mixed program: each part on its own input
+    if len(program.parts) > 1:  # each part on its own input
         return [
-            Answerer(part_signature_name(name, member.name), member.modality, member=i)
-            for i, member in enumerate(program.members)
+            Answerer(part_signature_name(name, part.name), part.modality, member=i)
+            for i, part in enumerate(program.parts)
         ]
     parts = [
-        Answerer(part_signature_name(name, part.name), program.modality, part=part)
-        for part in program.parts
+        Answerer(part_signature_name(name, joined.name), program.modality, part=joined)
+        for joined in program.joined
     ]
     return [Answerer(name, program.modality), *parts]
 

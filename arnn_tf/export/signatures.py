@@ -21,6 +21,7 @@ from arnn_tf.modalities.registry import modality
 from arnn_tf.models.reprogrammed import ReprogrammedModel, average_with_mirror
 from arnn_tf.programs.saved import SavedProgram
 
+
 def build_signatures(
     models: dict[str, ReprogrammedModel], programs: dict[str, SavedProgram], max_pixels: int
 ) -> dict[str, Signature]:
@@ -59,7 +60,7 @@ def _answering(
     """What answers for ``answerer``: (its probabilities, the serialised encoder of its input,
     that input's state, its class names)."""
     if answerer.member is not None:
-        member = program.members[answerer.member]
+        member = program.parts[answerer.member]
         return (
             _part_answers(model, answerer.member),
             member.encoder,
@@ -70,14 +71,14 @@ def _answering(
         part = answerer.part
         return (
             part_probabilities(model, part.first_class, part.num_classes),
-            program.encoder,
-            program.input_state,
+            program.part.encoder,
+            program.part.input_state,
             program.part_class_names(part),
         )
     return (
         lambda x: model(x, training=False),
-        program.encoder,
-        program.input_state,
+        program.part.encoder,
+        program.part.input_state,
         program.class_names,
     )
 

@@ -19,7 +19,7 @@ from keras import ops
 from arnn_tf.label_maps.specs import learned_map_start, parse_label_map
 from arnn_tf.layers.frame_program import FrameProgram
 from arnn_tf.layers.label_mapping import LabelMapping, LinearLabelMap
-from arnn_tf.layers.part_answers import PartAnswers, PartRows
+from arnn_tf.layers.part_answers import PartLabelMaps
 from arnn_tf.settings import DEFAULT_LEARNING_RATE
 
 
@@ -54,8 +54,8 @@ class ReprogrammedModel(DefaultCompile, keras.Model):
     lets it act) and the frozen backbone. A one-part model takes its encoder's input and
     answers with the task-class probabilities. A model of several parts takes rows of every
     part (any number each, none included), runs the backbone once on all their frames, and
-    answers with one matrix (`arnn_tf.layers.part_answers.PartAnswers`: part i's rows in the
-    columns of its classes), so `compile`, `fit`, the cross-entropy and the accuracy work the
+    answers with one matrix (`arnn_tf.layers.part_answers.PartLabelMaps`: part i's rows in
+    the columns of its classes), so `compile`, `fit`, the cross-entropy and the accuracy work the
     same; `part_model(i)` is part i alone.
 
     With ``flip_average`` the model answers at inference (``training`` false: `evaluate`,
@@ -78,7 +78,7 @@ class ReprogrammedModel(DefaultCompile, keras.Model):
         _check_parts(program, backbone, label_maps, encoders, flip_average)
         backbone.trainable = False
         program.set_masks([e.program_mask for e in encoders])  # a config does not keep them
-        stacked = PartAnswers([label_map.num_classes for label_map in label_maps])
+        part_maps = PartLabelMaps(label_maps) if len(encoders) > 1 else None
         if len(encoders) == 1:
             x = encoders[0].model_input()
             answer = label_maps[0](part_logits(encoders[0], program, backbone, x))
@@ -86,15 +86,13 @@ class ReprogrammedModel(DefaultCompile, keras.Model):
         else:
             inputs = [_part_input(encoder, i) for i, encoder in enumerate(encoders)]
             logits = backbone(_stacked_frames(program, encoders, inputs), training=False)
-            rows = PartRows()(logits, inputs)
-            answers = [label_map(r) for label_map, r in zip(label_maps, rows)]
-            super().__init__(inputs=inputs, outputs=stacked(answers), **kwargs)
+            super().__init__(inputs=inputs, outputs=part_maps(logits, inputs), **kwargs)
         self.program = program
         self.backbone = backbone
         self.encoders = list(encoders)
         self.label_maps = list(label_maps)
         self.flip_average = bool(flip_average)
-        self._stacked = stacked
+        self._part_maps = part_maps
 
     @property
     def encoder(self) -> keras.layers.Layer:
@@ -137,8 +135,8 @@ class ReprogrammedModel(DefaultCompile, keras.Model):
         ``sizes[i]`` examples of part i, in part order: each part's rows through its map."""
         if len(self.label_maps) == 1:
             return self.label_map(logits)
-        rows = ops.split(logits, np.cumsum(sizes)[:-1].tolist(), axis=0)
-        return self._stacked([m(r) for m, r in zip(self.label_maps, rows)])
+        parts = np.repeat(np.arange(len(sizes)), sizes).astype("int32")
+        return self._part_maps.answers(logits, parts)
 
     def call(self, inputs: Any, training: Any = None, mask: Any = None, **kwargs: Any) -> Any:
         """Runs the graph in inference mode whatever ``training`` says: the backbone is frozen,

@@ -25,19 +25,19 @@ def predict_named(saved: Any, kind: str, named: list[str]) -> tuple[np.ndarray, 
     names of those classes."""
     read = modality(kind).read
     model = saved.build_model()
-    if not saved.members:
+    if len(saved.parts) == 1:
         if saved.modality != kind:
             raise ValueError(
                 f"{saved.task_name!r} is a program for {saved.modality} inputs, not {kind}"
             )
-        inputs = read(model.encoder, saved.input_state, named)
+        inputs = read(model.encoder, saved.part.input_state, named)
         probabilities = model.predict(inputs, batch_size=BATCH_SIZE, verbose=0)
         return np.asarray(probabilities), list(saved.class_names)
-    parts = [i for i, part in enumerate(saved.members) if part.modality == kind]
+    parts = [i for i, part in enumerate(saved.parts) if part.modality == kind]
     if not parts:
         raise ValueError(f"no part of the program of task {saved.task_name!r} reads {kind} inputs")
-    inputs = [read(model.encoders[i], saved.members[i].input_state, named) for i in parts]
-    names = [f"{saved.members[i].name}/{c}" for i in parts for c in saved.members[i].class_names]
+    inputs = [read(model.encoders[i], saved.parts[i].input_state, named) for i in parts]
+    names = [f"{saved.parts[i].name}/{c}" for i in parts for c in saved.parts[i].class_names]
     rows = [
         task_unknown(model, parts, [x[start : start + BATCH_SIZE] for x in inputs])
         for start in range(0, len(named), BATCH_SIZE)

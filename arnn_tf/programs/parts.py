@@ -1,30 +1,33 @@
-"""The parts of a saved shared-program (mixed) program: each part's encoder, map and input.
+"""The parts of a saved program: each part's encoder, map, classes and input.
 
-A program trained on a `arnn_tf.tasks.parts.MultiPartTask` shares ``W`` between parts that keep
-their own input encoder (its config as Keras serialises it, and its weights), label map (fixed
-groups, or a learned kernel and bias) and input state (a text part's vectorizer). They are
-written under ``parts/<i>/`` of the program folder, arrays with ``allow_pickle=False``.
+A program shares ``W`` between one or more parts (a task of one input is one part; a
+`arnn_tf.tasks.parts.MultiPartTask`, several), each keeping its own input encoder (its config
+as Keras serialises it, and its weights), label map (fixed groups, or a learned kernel and
+bias) and input state (a text part's vectorizer). Their arrays are written under
+``parts/<i>/`` of the program folder with ``allow_pickle=False``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import keras
 import numpy as np
 
 from arnn_tf.layers.label_mapping import LabelMapping, LinearLabelMap
 from arnn_tf.modalities.encoders import encoder_class
+from arnn_tf.programs.format import atomic_write
 
 PARTS_FOLDER = "parts"
 
 
 @dataclasses.dataclass
 class SavedPart:
-    """One part of a shared-program model, as saved."""
+    """One part of a saved program: its input encoder, label map and classes."""
 
     name: str
     class_names: list[str]
@@ -39,11 +42,15 @@ class SavedPart:
         """What the part reads ("image", "text"): its encoder's."""
         return encoder_class(self.encoder).modality
 
-    def build_label_map(self, num_source: int, name: str) -> LabelMapping | LinearLabelMap:
-        """The part's label map layer, called ``name``, with its saved groups or parameters."""
+    def build_label_map(
+        self, num_source: int, name: str | None = None
+    ) -> LabelMapping | LinearLabelMap:
+        """The part's label map layer (called ``name``, else the layer's default), with its
+        saved groups or parameters."""
+        names = {} if name is None else {"name": name}
         if self.learned_map is None:
-            return LabelMapping(self.label_groups, num_source, name=name)
-        label_map = LinearLabelMap(len(self.class_names), num_source, name=name)
+            return LabelMapping(self.label_groups, num_source, **names)
+        label_map = LinearLabelMap(len(self.class_names), num_source, **names)
         label_map.set_parameters(*self.learned_map)
         return label_map
 
@@ -66,8 +73,8 @@ class SavedPart:
 def saved_parts(
     model: Any, names: Sequence[str], class_names: Sequence[Sequence[str]], inputs: Sequence[Any]
 ) -> tuple[SavedPart, ...]:
-    """The parts of a trained many-part `arnn_tf.models.reprogrammed.ReprogrammedModel`, named
-    ``names``, with their class names and input states (``task.input_state`` of each member)."""
+    """The parts of a trained `arnn_tf.models.reprogrammed.ReprogrammedModel`, named ``names``,
+    with their class names and input states (``task.input_state`` of each part's task)."""
     parts = []
     for i, (encoder, label_map) in enumerate(zip(model.encoders, model.label_maps)):
         learned = isinstance(label_map, LinearLabelMap)
@@ -85,22 +92,28 @@ def saved_parts(
     return tuple(parts)
 
 
-def write_parts(path: Path, parts: Sequence[SavedPart], write: Callable[..., None]) -> None:
-    """Writes each part's arrays and input state under ``path/parts/<i>/`` with ``write(file,
-    save)``, the program folder's atomic writer."""
+def write_parts(path: Path, parts: Sequence[SavedPart]) -> None:
+    """Writes each part's arrays and input state under ``path/parts/<i>/``, each file
+    atomically; a file (or a part's folder) a program saved there before left over goes."""
     for i, part in enumerate(parts):
         folder = path / PARTS_FOLDER / str(i)
         folder.mkdir(parents=True, exist_ok=True)
         weights = {str(j): np.asarray(w) for j, w in enumerate(part.encoder_weights)}
-        write(folder / "encoder.npz", lambda f, w=weights: np.savez(f, **w))
+        atomic_write(folder / "encoder.npz", lambda f, w=weights: np.savez(f, **w))
+        learned, state = folder / "label_map.npz", folder / "input.json"
         if part.learned_map is not None:
-            kernel, bias = part.learned_map
-            write(
-                folder / "label_map.npz", lambda f, k=kernel, b=bias: np.savez(f, kernel=k, bias=b)
-            )
+            kernel, bias = (np.asarray(a, "float32") for a in part.learned_map)
+            atomic_write(learned, lambda f, k=kernel, b=bias: np.savez(f, kernel=k, bias=b))
+        else:
+            learned.unlink(missing_ok=True)
         if part.input_state is not None:
-            state = json.dumps(part.input_state).encode()
-            write(folder / "input.json", lambda f, s=state: f.write(s))
+            text = json.dumps(part.input_state).encode()
+            atomic_write(state, lambda f, t=text: f.write(t))
+        else:
+            state.unlink(missing_ok=True)
+    for folder in (path / PARTS_FOLDER).iterdir():
+        if folder.name.isdigit() and int(folder.name) >= len(parts):
+            shutil.rmtree(folder)
 
 
 def read_parts(path: Path, descriptions: Sequence[dict[str, Any]]) -> tuple[SavedPart, ...]:
@@ -110,12 +123,14 @@ def read_parts(path: Path, descriptions: Sequence[dict[str, Any]]) -> tuple[Save
         folder = path / PARTS_FOLDER / str(i)
         try:
             encoder_class(description["encoder"])
+        except ValueError as error:
+            raise ValueError(f"{path / 'program.json'}: {error}") from None
+        try:
             with np.load(folder / "encoder.npz", allow_pickle=False) as arrays:
                 weights = [arrays[str(j)] for j in range(len(arrays.files))]
             learned = None
             if description["label_map"]["learned"]:
-                with np.load(folder / "label_map.npz", allow_pickle=False) as arrays:
-                    learned = (arrays["kernel"], arrays["bias"])
+                learned = read_learned_map(folder / "label_map.npz")
             state_file = folder / "input.json"
             state = json.loads(state_file.read_text()) if state_file.is_file() else None
         except (OSError, KeyError, ValueError) as error:
@@ -134,3 +149,19 @@ def read_parts(path: Path, descriptions: Sequence[dict[str, Any]]) -> tuple[Save
             )
         )
     return tuple(parts)
+
+
+def read_learned_map(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(kernel, bias) of a learned label map from ``path`` (an ``.npz``), with clear errors."""
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            kernel, bias = arrays["kernel"], arrays["bias"]
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{path.parent} holds a program with a learned label map but no {path.name}"
+        ) from None
+    except (KeyError, ValueError, OSError) as error:
+        raise ValueError(f"{path} is not a learned label map: {error}") from None
+    if kernel.ndim != 2 or bias.shape != (kernel.shape[1],):
+        raise ValueError(f"{path}: kernel {kernel.shape} and bias {bias.shape} do not fit together")
+    return kernel, bias

@@ -1,7 +1,7 @@
 """`SavedProgram`: a trained program with everything needed to use it again, the small
 artefact users keep, share and export.
 
-What each file of its folder holds is `arnn_tf.programs.format`'s; programs of formats 1 to 3
+What each file of its folder holds is `arnn_tf.programs.format`'s; programs of formats 1 to 5
 are read by `arnn_tf.programs.older` and saved again in the current format. Loading rebuilds
 the backbone from the registry and refuses to attach the program to a network whose weights
 differ from the one it was trained on.
@@ -20,25 +20,22 @@ import numpy as np
 from arnn_tf import __version__
 from arnn_tf.backbones import build_backbone, weights_fingerprint
 from arnn_tf.layers.frame_program import FrameProgram
-from arnn_tf.layers.label_mapping import LabelMapping, LinearLabelMap
 from arnn_tf.modalities.encoders import encoder_class
 from arnn_tf.models.reprogrammed import ReprogrammedModel
 from arnn_tf.programs.combined import combine_tasks
 from arnn_tf.programs.format import (
     FORMAT,
-    atomic_write,
+    FORMAT_VERSION,
     comparable_config,
-    program_and_encoder,
     read_document,
     read_flip_average,
-    read_learned_map,
     read_weight,
-    write_arrays,
     write_document,
+    write_weight,
 )
 from arnn_tf.programs.mismatch import ProgramMismatchError
-from arnn_tf.programs.older import map_is_learned, older_program_and_encoder
-from arnn_tf.programs.parts import SavedPart, read_parts, write_parts
+from arnn_tf.programs.older import older_program
+from arnn_tf.programs.parts import SavedPart, read_parts, saved_parts, write_parts
 from arnn_tf.programs.warm_start import warm_start
 from arnn_tf.tasks.base import TaskPart
 
@@ -61,115 +58,95 @@ class BackboneRef:
 
 @dataclasses.dataclass
 class SavedProgram:
-    """A trained program with everything needed to use it again."""
+    """A trained program with everything needed to use it again: the frame program's ``W``
+    and settings, the backbone it was trained on, and its parts (one for a task of one input),
+    each an input encoder, a label map and its classes."""
 
     weight: np.ndarray
     program_config: dict[str, Any]
-    label_groups: list[list[int]]
     backbone: BackboneRef
     task_name: str
-    class_names: list[str]
-    label_map_spec: str = "first"
+    parts: tuple[SavedPart, ...]
+    label_map: str = "first"
+    """The label-map spec it was trained with (`arnn_tf.label_maps.specs`)."""
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
     arnn_tf_version: str = __version__
-    parts: tuple[TaskPart, ...] = ()
-    """For an older program of data sets joined as one image task (`arnn_tf.programs.combined`),
-    each one's classes; else ()."""
+    joined: tuple[TaskPart, ...] = ()
+    """For an older program of image data sets joined as one part (`arnn_tf.programs.combined`),
+    each one's classes in that part's; else ()."""
     flip_average: bool = False
     """Whether the rebuilt model averages each image's probabilities with its mirror image's."""
-    learned_map: tuple[np.ndarray, np.ndarray] | None = None
-    """For a learned label map, its (kernel, bias); ``label_groups`` is then empty."""
     recipe: dict[str, Any] | None = None
     """The `arnn_tf.recipes.Recipe` it was trained with, as a dict (None before recipes)."""
-    encoder: dict[str, Any] | None = None
-    """The input encoder as Keras serialises it; None for a shared-program (mixed) program."""
-    encoder_weights: list[np.ndarray] | None = None
-    """That encoder's weights, in ``get_weights`` order (a host photo, a patch table)."""
-    input_state: dict[str, Any] | None = None
-    """The task's input preprocessing, as the task's ``input_state`` gives it (a text task's
-    vectorizer); None for image tasks."""
-    members: tuple[SavedPart, ...] = ()
-    """For a shared-program (mixed) program, its parts' encoders, maps and inputs; else ()."""
 
     def __post_init__(self) -> None:
-        _check_parts(self.parts, len(self.class_names))
+        self.parts = tuple(self.parts)
+        if not self.parts:
+            raise ValueError(f"the program of task {self.task_name!r} has no parts")
+        if self.joined:
+            _check_joined(self.joined, len(self.part.class_names))
 
     @classmethod
     def from_model(
         cls,
         model: ReprogrammedModel,
         *,
-        backbone_name: str,
-        weights: str | None,
-        seed: int,
-        task_name: str,
         class_names: list[str],
-        label_map_spec: str = "first",
-        metrics: dict[str, Any] | None = None,
-        parts: tuple[TaskPart, ...] = (),
-        recipe: dict[str, Any] | None = None,
         input_state: dict[str, Any] | None = None,
+        **settings: Any,
     ) -> "SavedProgram":
-        """Captures a trained model; ``backbone_name``/``weights``/``seed`` say how its backbone
-        was built.
-
-        ``parts`` are the task's parts when it combines several data sets (``Task.parts``);
-        ``input_state`` its input preprocessing (``task.input_state``).
-        """
-        config = comparable_config(model.program)
-        ref = BackboneRef(backbone_name, weights, seed, weights_fingerprint(model.backbone))
-        learned = isinstance(model.label_map, LinearLabelMap)
-        encoder = model.encoder
-        return cls(
-            keras.ops.convert_to_numpy(model.program.weight.value),
-            config,
-            [] if learned else model.label_map.groups,
-            ref,
-            task_name,
-            list(class_names),
-            label_map_spec,
-            dict(metrics or {}),
-            parts=tuple(parts),
-            flip_average=model.flip_average,
-            learned_map=model.label_map.parameters() if learned else None,
-            recipe=recipe,
-            encoder=keras.saving.serialize_keras_object(encoder),
-            encoder_weights=encoder.get_weights(),
-            input_state=input_state,
-        )
+        """Captures a trained model of one part, with its task's ``class_names`` and input
+        state (``task.input_state``); ``settings`` are `from_parts`'s."""
+        parts = saved_parts(model, [settings["task_name"]], [class_names], [input_state])
+        return cls.from_parts(model, parts, **settings)
 
     @classmethod
-    def from_shared_model(
+    def from_parts(
         cls,
-        model: Any,
-        members: tuple[SavedPart, ...],
+        model: ReprogrammedModel,
+        parts: tuple[SavedPart, ...],
         *,
         backbone_name: str,
         weights: str | None,
         seed: int,
         task_name: str,
-        label_map_spec: str,
+        label_map: str = "first",
         metrics: dict[str, Any] | None = None,
-        parts: tuple[TaskPart, ...] = (),
+        joined: tuple[TaskPart, ...] = (),
         recipe: dict[str, Any] | None = None,
     ) -> "SavedProgram":
-        """Captures a trained many-part `arnn_tf.models.reprogrammed.ReprogrammedModel` and its
-        ``members`` (`arnn_tf.programs.parts.saved_parts`)."""
+        """Captures a trained model and its ``parts`` (`arnn_tf.programs.parts.saved_parts`);
+        ``backbone_name``/``weights``/``seed`` say how its backbone was built, ``joined`` the
+        data sets an older task joined as one part (``Task.parts``)."""
         ref = BackboneRef(backbone_name, weights, seed, weights_fingerprint(model.backbone))
         return cls(
             keras.ops.convert_to_numpy(model.program.weight.value),
             comparable_config(model.program),
-            [],
             ref,
             task_name,
-            [f"{m.name}/{name}" for m in members for name in m.class_names],
-            label_map_spec,
+            tuple(parts),
+            label_map,
             dict(metrics or {}),
-            parts=tuple(parts),
+            joined=tuple(joined),
             flip_average=model.flip_average,
             recipe=recipe,
-            members=tuple(members),
         )
+
+    @property
+    def part(self) -> SavedPart:
+        """A program of one part's only part."""
+        if len(self.parts) != 1:
+            raise ValueError(
+                f"the program of task {self.task_name!r} has {len(self.parts)} parts, not one"
+            )
+        return self.parts[0]
+
+    @property
+    def class_names(self) -> list[str]:
+        """Its classes: a part's own, or for several parts "PART/CLASS" in part order."""
+        if len(self.parts) == 1:
+            return list(self.part.class_names)
+        return [f"{p.name}/{name}" for p in self.parts for name in p.class_names]
 
     @property
     def frame_size(self) -> int:
@@ -182,14 +159,15 @@ class SavedProgram:
 
     @property
     def modality(self) -> str:
-        """What the program reads: its encoder's modality ("image", "text"), or "mixed" for a
-        program whose parts read inputs of their own."""
-        return "mixed" if self.members else encoder_class(self.encoder).modality
+        """What the program reads: its parts' modality ("image", "text"), or "mixed" for
+        parts of several kinds."""
+        kinds = {part.modality for part in self.parts}
+        return kinds.pop() if len(kinds) == 1 else "mixed"
 
     @property
     def task_image_shape(self) -> tuple[int, int, int]:
-        """(height, width, channels) of the images an image program takes."""
-        config = {} if self.members else self.encoder["config"]
+        """(height, width, channels) of the images a program of one image part takes."""
+        config = self.part.encoder["config"] if len(self.parts) == 1 else {}
         if "task_image_shape" not in config:
             raise ValueError(
                 f"program for task {self.task_name!r} reads its inputs through input encoders "
@@ -198,41 +176,37 @@ class SavedProgram:
         height, width, channels = config["task_image_shape"]
         return int(height), int(width), int(channels)
 
-    def part_class_names(self, part: TaskPart) -> list[str]:
-        """The class names of one part, without the "PART/" prefix the combined task gives them."""
-        names = self.class_names[part.first_class : part.first_class + part.num_classes]
-        return [name.removeprefix(f"{part.name}/") for name in names]
+    def part_class_names(self, joined: TaskPart) -> list[str]:
+        """The class names of one joined data set, without the "PART/" prefix they carry."""
+        names = self.class_names[joined.first_class : joined.first_class + joined.num_classes]
+        return [name.removeprefix(f"{joined.name}/") for name in names]
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Writes the folder; each file is replaced atomically, so an interrupted save never
         leaves half a file."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        write_arrays(path, self.weight, self.learned_map, self.encoder_weights, self.input_state)
-        write_parts(path, self.members, atomic_write)
+        write_weight(path, self.weight)
+        write_parts(path, self.parts)
         write_document(path, self._document())
         return path
 
     def _document(self) -> dict[str, Any]:
         """What ``program.json`` holds."""
-        task: dict[str, Any] = {"name": self.task_name, "modality": self.modality}
-        task.update(class_names=self.class_names, parts=[dataclasses.asdict(p) for p in self.parts])
+        task = {"name": self.task_name, "modality": self.modality}
         document = {
             "format": FORMAT,
-            "format_version": 5 if self.members else 4,
+            "format_version": FORMAT_VERSION,
             "arnn_tf_version": self.arnn_tf_version,
             "backbone": dataclasses.asdict(self.backbone),
             "program_layer": "FrameProgram",
             "program": self.program_config,
-            "label_map": {"spec": self.label_map_spec, "groups": self.label_groups},
+            "label_map": {"spec": self.label_map},
             "inference": {"flip_average": self.flip_average},
-            "task": task,
+            "task": {**task, "joined": [dataclasses.asdict(p) for p in self.joined]},
+            "parts": [part.description() for part in self.parts],
             "metrics": self.metrics,
         }
-        if self.encoder:
-            document["encoder"] = self.encoder
-        if self.members:
-            document["members"] = [member.description() for member in self.members]
         if self.recipe is not None:
             document["recipe"] = self.recipe
         return document
@@ -244,28 +218,22 @@ class SavedProgram:
         path = Path(path)
         document = read_document(path)
         task = document["task"]
-        current = program_and_encoder(path, document)
-        program_config, (encoder, encoder_weights, input_state) = (
-            current if current is not None else older_program_and_encoder(path, document)
-        )
+        if document["format_version"] == FORMAT_VERSION:
+            program_config, parts = document["program"], read_parts(path, document["parts"])
+        else:
+            program_config, parts = older_program(path, document)
         return cls(
             weight=read_weight(path, document),
             program_config=program_config,
-            label_groups=document["label_map"]["groups"],
             backbone=BackboneRef(**document["backbone"]),
             task_name=task["name"],
-            class_names=task["class_names"],
-            label_map_spec=document["label_map"]["spec"],
+            parts=parts,
+            label_map=document["label_map"]["spec"],
             metrics=document.get("metrics", {}),
             arnn_tf_version=document.get("arnn_tf_version", "unknown"),
-            parts=tuple(TaskPart(**part) for part in task.get("parts", [])),
+            joined=tuple(TaskPart(**p) for p in task.get("joined", task.get("parts", []))),
             flip_average=read_flip_average(path, document),
-            learned_map=read_learned_map(path) if map_is_learned(document) else None,
             recipe=document.get("recipe"),
-            encoder=encoder,
-            encoder_weights=encoder_weights,
-            input_state=input_state,
-            members=read_parts(path, document.get("members", [])),
         )
 
     def build_model(self, backbone: keras.Model | None = None) -> ReprogrammedModel:
@@ -276,54 +244,33 @@ class SavedProgram:
         if backbone is None:
             backbone = self.build_backbone()
         self.check_backbone(backbone)
-        if self.members:
-            return self._shared_model(backbone)
-        encoder = keras.saving.deserialize_keras_object(self.encoder)
-        encoder.set_weights(self.encoder_weights)
-        program = FrameProgram(**self.program_config, mask=encoder.program_mask)
-        model = ReprogrammedModel(
-            program, backbone, self._label_map(backbone), encoder, flip_average=self.flip_average
-        )
-        program.weight.assign(self.weight)
-        return model
-
-    def _shared_model(self, backbone: keras.Model) -> ReprogrammedModel:
-        """The shared-program model of a mixed program, its parts rebuilt from their files."""
-        encoders = [member.build_encoder() for member in self.members]
+        encoders = [part.build_encoder() for part in self.parts]
         program = FrameProgram(**self.program_config, masks=[e.program_mask for e in encoders])
         outputs = int(backbone.output_shape[-1])
-        maps = [m.build_label_map(outputs, f"part{i}_map") for i, m in enumerate(self.members)]
+        names = [None] if len(self.parts) == 1 else [f"part{i}_map" for i in range(len(encoders))]
+        maps = [part.build_label_map(outputs, name) for part, name in zip(self.parts, names)]
         model = ReprogrammedModel(program, backbone, maps, encoders, self.flip_average)
         program.weight.assign(self.weight)
         return model
 
     def matching_task(self, task: Any) -> Any:
         """``task`` as this program reads it, after checking it reads the same inputs (images
-        of the program's shape, or text) and has the same classes. A text task comes back
-        tokenised by the vectorizer the program was trained with (its patch table is indexed
-        by those ids), not by one adapted afresh; a multi-part task, each part so."""
-        if not self.members:
-            if self.parts and _all_images(task.part_tasks):  # an older program of joined images
-                task = combine_tasks(task.part_tasks)
-            return _matching(task, self.task_name, self.encoder, self.input_state, self.class_names)
-        part_tasks = task.part_tasks if len(task.part_tasks) > 1 else ()
-        if len(part_tasks) != len(self.members):
+        of the program's shape, or text) and has the same classes, part by part. A text task
+        comes back tokenised by the vectorizer the program was trained with (its patch table
+        is indexed by those ids), not by one adapted afresh."""
+        part_tasks = task.part_tasks
+        if len(self.parts) == 1:
+            if self.joined and _all_images(part_tasks):  # an older program of joined images
+                task = combine_tasks(part_tasks)
+            return _matching(task, self.task_name, self.part)
+        if len(part_tasks) != len(self.parts):
+            given = len(part_tasks) if len(part_tasks) > 1 else "no"
             raise ProgramMismatchError(
-                f"task {task.name!r} has {len(part_tasks) or 'no'} parts with inputs of their own; "
-                f"the program of task {self.task_name!r} has {len(self.members)}"
+                f"task {task.name!r} has {given} parts with inputs of their own; "
+                f"the program of task {self.task_name!r} has {len(self.parts)}"
             )
-        matched = [
-            _matching(part_task, part.name, part.encoder, part.input_state, part.class_names)
-            for part, part_task in zip(self.members, part_tasks)
-        ]
+        matched = [_matching(t, p.name, p) for p, t in zip(self.parts, part_tasks)]
         return dataclasses.replace(task, part_tasks=tuple(matched))
-
-    def _label_map(self, backbone: keras.Model) -> LabelMapping | LinearLabelMap:
-        if self.learned_map is None:
-            return LabelMapping(self.label_groups)
-        label_map = LinearLabelMap(len(self.class_names), int(backbone.output_shape[-1]))
-        label_map.set_parameters(*self.learned_map)
-        return label_map
 
     def warm_start(self, model: ReprogrammedModel, *, relabel: bool = False) -> None:
         """Gives ``model`` this program's ``W`` (`arnn_tf.programs.warm_start.warm_start`)."""
@@ -350,24 +297,18 @@ class SavedProgram:
             )
 
 
-def _matching(
-    task: Any,
-    name: str,
-    encoder: dict[str, Any],
-    input_state: dict[str, Any] | None,
-    class_names: list[str],
-) -> Any:
-    """``task`` checked against a program (or part) trained on task ``name`` through the
-    serialised input ``encoder``, with ``input_state`` and these classes; then as the program
-    reads it (`with_input_state`: a text task tokenised by the program's vectorizer)."""
-    wanted = encoder_class(encoder).input_description(encoder["config"])
+def _matching(task: Any, name: str, part: SavedPart) -> Any:
+    """``task`` checked against a part trained on task ``name`` (its input encoder's inputs
+    and its classes); then as the part reads it (`with_input_state`: a text task tokenised
+    by the part's vectorizer)."""
+    wanted = encoder_class(part.encoder).input_description(part.encoder["config"])
     given = task.input_description
-    if given != wanted or list(task.class_names) != list(class_names):
+    if given != wanted or list(task.class_names) != list(part.class_names):
         raise ProgramMismatchError(
             f"task {task.name!r} ({given}, {task.num_classes} classes) does not match "
-            f"the program's task {name!r} ({wanted}, {len(class_names)} classes)"
+            f"the program's task {name!r} ({wanted}, {len(part.class_names)} classes)"
         )
-    return task.with_input_state(input_state)
+    return task.with_input_state(part.input_state)
 
 
 def _all_images(tasks: tuple[Any, ...]) -> bool:
@@ -375,10 +316,8 @@ def _all_images(tasks: tuple[Any, ...]) -> bool:
     return len(tasks) > 1 and all(task.modality == "image" for task in tasks)
 
 
-def _check_parts(parts: tuple[TaskPart, ...], num_classes: int) -> None:
-    """Parts, if any, must split the classes into consecutive ranges of at least one class."""
-    if not parts:
-        return
+def _check_joined(parts: tuple[TaskPart, ...], num_classes: int) -> None:
+    """Joined data sets must split the classes into consecutive ranges of at least one class."""
     starts = [part.first_class for part in parts]
     ends = [part.first_class + part.num_classes for part in parts]
     if (

@@ -24,7 +24,6 @@ class TaskPart:
     num_classes: int
 
 
-
 class Task(Protocol):
     """A target task for reprogramming: labelled examples of one modality, or parts of several,
     served as batched `tf.data` pipelines of ``(inputs, int32 labels)``."""

@@ -23,7 +23,6 @@ from arnn_tf.settings import PART_SAMPLING
 from arnn_tf.tasks.base import TaskPart
 
 
-
 @dataclasses.dataclass(frozen=True)
 class MultiPartTask:
     """Part tasks (each an `ImageTask` or `arnn_tf.modalities.text.TextTask`) served together:

@@ -24,8 +24,10 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Any
 
+import tensorflow_datasets as tfds
+
 from arnn_tf.modalities.image.counting import counting_task
-from arnn_tf.modalities.image.datasets import folder_task, tfds_task
+from arnn_tf.modalities.image.datasets import folder_task, tfds_image_task
 from arnn_tf.modalities.image.shuffled import shuffled_task
 from arnn_tf.recipes import Recipe, require_task
 from arnn_tf.tasks.parts import MultiPartTask
@@ -133,6 +135,41 @@ def get_task(
         return text_task(argument, task_name=spec, level=text_level)  # type: ignore[arg-type]
     known = ", ".join(TASK_NAMES + _PREFIXED_SPECS)
     raise ValueError(f"Unknown task {spec!r}; known tasks: {known}")
+
+
+def tfds_task(
+    name: str,
+    *,
+    data_dir: str | None = None,
+    task_name: str | None = None,
+    text_level: str = "word",
+) -> Any:
+    """A TFDS classification data set, read by the modality of its kind: fixed-size images
+    with `(image, label)` supervised keys (an `ImageTask`), or texts (imdb_reviews,
+    ag_news_subset, ...: a `arnn_tf.modalities.text.TextTask` tokenised by ``text_level``).
+    Prepared on first use, into ``data_dir`` (TFDS's default when None)."""
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise ValueError(
+            f"unknown TFDS data set {name!r} (the catalogue: "
+            "https://www.tensorflow.org/datasets/catalog/overview)"
+        ) from None
+    task_name = task_name or f"tfds:{name}"
+    task = tfds_image_task(builder, name, task_name)
+    if task is None:
+        from arnn_tf.modalities.text.datasets import (
+            tfds_text_task,  # text's Keras preprocessing, only when used
+        )
+
+        task = tfds_text_task(builder, name, task_name, text_level)
+    if task is None:
+        raise ValueError(
+            f"TFDS data set {name!r} is not an image- or text-classification data set with "
+            "supervised keys ('image', 'label') or ('text', 'label') (an Image or Text and a "
+            f"ClassLabel feature); its supervised keys are {builder.info.supervised_keys}"
+        )
+    return task
 
 
 def recipe_task(recipe: Recipe, data_dir: str | None = None) -> Any:

@@ -89,8 +89,9 @@ class ProgramTuner(keras_tuner.Tuner):
         if "tuner/trial_id" in hp.values:
             previous = self._load_program(hp.values["tuner/trial_id"])
             previous.warm_start(model, relabel=True)  # W, and a learned map's parameters
-            if previous.learned_map is None:
-                model.label_map.set_groups(previous.label_groups)  # a computed map as it was
+            for label_map, part in zip(model.label_maps, previous.parts):
+                if part.learned_map is None:  # a computed map as it was
+                    label_map.set_groups(part.label_groups)
         run_dir = self.log_dir / trial.trial_id
         write_trial_hparams(run_dir, self._searched_values(hp), trial.trial_id)
         callbacks = [

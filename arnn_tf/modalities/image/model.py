@@ -86,9 +86,7 @@ def image_placement_and_program(
     paper's ``X_adv = X~ + P``: the program acts where the placement's mask lets it.
 
     The arguments are the settings image programs of formats 1 and 3 were saved with."""
-    placement = ImagePlacement(
-        frame_size, task_image_shape, image_size, border_width, full_program
-    )
+    placement = ImagePlacement(frame_size, task_image_shape, image_size, border_width, full_program)
     in_range = not full_program and (linf_bound is None or linf_bound <= 1)
     program = FrameProgram(
         frame_size, placement.program_mask, linf_bound=linf_bound, l2=l2, clip=not in_range

@@ -17,7 +17,12 @@ import numpy as np
 from keras import ops
 
 from arnn_tf.modalities.base import renamed_setting
-from arnn_tf.modalities.host_photo import add_host_photo, check_conceal_scale, host_frame
+from arnn_tf.modalities.host_photo import (
+    add_host_photo,
+    check_conceal_scale,
+    host_frame,
+    recipe_host_photo,
+)
 
 
 class ImageEncoder(keras.layers.Layer):
@@ -142,9 +147,20 @@ class ImagePlacement(ImageEncoder):
         return super().from_config(renamed_setting(config, "program_covers_image", "full_program"))
 
 
-def image_encoder_for(recipe: Any, task: Any, frame_size: int, name: str) -> ImagePlacement:
-    """An image task's placement called ``name``, as a `arnn_tf.recipes.Recipe` sets it:
-    resized to its ``image_size``, its program in a ``border_width`` band or over the image."""
+def image_encoder_for(recipe: Any, task: Any, frame_size: int, name: str) -> ImageEncoder:
+    """An image task's encoder called ``name``, as a `arnn_tf.recipes.Recipe` sets it: its
+    placement (resized to its ``image_size``, its program in a ``border_width`` band or over
+    the image), or its concealment in the recipe's host photo."""
+    host_image, conceal_scale = recipe_host_photo(recipe, frame_size)
+    if host_image is not None:
+        return ConcealedPlacement(
+            frame_size,
+            task.image_shape,
+            conceal_scale,
+            recipe.seed,
+            host_image=host_image,
+            name=name,
+        )
     size = None if recipe.image_size is None else (recipe.image_size, recipe.image_size)
     return ImagePlacement(
         frame_size,

@@ -64,9 +64,14 @@ def token_patch_encoder(
 
 
 def text_encoder_for(recipe: Any, task: Any, frame_size: int, name: str) -> TokenPatchEncoder:
-    """A text task's encoder called ``name``, as a recipe sets it (its patch size and seed)."""
+    """A text task's encoder called ``name``, as a recipe sets it (its patch size and seed,
+    and its blend into the recipe's host photo)."""
+    host_image, conceal_scale = recipe_host_photo(recipe, frame_size)
+    hidden = (
+        {} if host_image is None else {"conceal_scale": conceal_scale, "host_image": host_image}
+    )
     return token_patch_encoder(
-        task.vocabulary_size, frame_size, recipe.patch_size, recipe.seed, name=name
+        task.vocabulary_size, frame_size, recipe.patch_size, recipe.seed, name=name, **hidden
     )
 
 
