@@ -5,8 +5,9 @@ Each part is a generated task of random 28 x 28 grayscale images of 10 classes (
 PermutedMNIST's parts look like), so it runs offline; the backbone is untrained
 (``--weights none``), which does not change a step's cost. For each number of parts the
 script builds the model a run builds (`arnn_tf.runs.build_model`), trains it with
-`WhiteBoxTrainer` and prints the median time of a step after the first ``--warmup``, one
-JSON line each.
+`WhiteBoxTrainer` and takes the median time of a step after the first ``--warmup``; the
+counts take turns for ``--rounds`` rounds (the machine's speed drifts), and it prints each
+count's median over the rounds, one JSON line each.
 
     python benchmarks/part_step_time.py --parts 2 100
 """
@@ -64,18 +65,30 @@ def step_seconds(parts: int, args: argparse.Namespace) -> float:
     return float(np.median(clock.seconds))
 
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--parts", type=int, nargs="+", default=[2, 100])
-parser.add_argument("--backbone", default="efficientnet_lite0")
-parser.add_argument("--frame-size", type=int, default=112)
-parser.add_argument("--batch-size", type=int, default=32)
-parser.add_argument("--label-map", default="first")
-parser.add_argument("--examples", type=int, default=200, help="train images of each part")
-parser.add_argument("--warmup", type=int, default=3)
-parser.add_argument("--steps", type=int, default=20)
-args = parser.parse_args()
-for count in args.parts:
-    seconds = step_seconds(count, args)
-    print(json.dumps({"parts": count, "backbone": args.backbone, "frame_size": args.frame_size,
-                      "batch_size": args.batch_size, "seconds_per_step": round(seconds, 4)}),
-          flush=True)
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--parts", type=int, nargs="+", default=[2, 100])
+    parser.add_argument("--backbone", default="efficientnet_lite0")
+    parser.add_argument("--frame-size", type=int, default=112)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--label-map", default="first")
+    parser.add_argument("--examples", type=int, default=200, help="train images of each part")
+    parser.add_argument("--warmup", type=int, default=20,
+                        help="untimed steps first (a step's graph settles on shapes it has seen)")
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="each count timed this many times, the counts taking turns")
+    args = parser.parse_args()
+    rounds = {count: [] for count in args.parts}
+    for _ in range(args.rounds):
+        for count in args.parts:
+            rounds[count].append(step_seconds(count, args))
+    for count, seconds in rounds.items():
+        print(json.dumps({"parts": count, "backbone": args.backbone, "frame_size": args.frame_size,
+                          "batch_size": args.batch_size,
+                          "seconds_per_step": round(float(np.median(seconds)), 4),
+                          "rounds": [round(s, 4) for s in seconds]}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
