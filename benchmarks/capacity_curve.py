@@ -2,10 +2,11 @@
 
 PermutedMNIST-N (``permuted:N:folder:MNIST``: N fixed pixel permutations of MNIST, each a
 data set of its own with its own ten classes) on one frame program of a frozen
-EfficientNet-Lite0, for N = 1, 2, 4, ... 100, at equal examples per part: ``--steps-per-part``
-steps of 32 examples for every part (a run of N parts trains N times as many steps, its batches
-drawn uniformly over the parts), with the ``mnist`` recipe's settings (the digit resized to
-the whole frame, the program over it, cosine decay) on a ``--frame-size`` frame. Each N runs with each ``--maps`` label map: ``first`` (fixed
+EfficientNet-Lite0, for N = 1, 2, 4, 8, 10 (the target), 16, ... 100, at equal examples per
+part: ``--steps-per-part`` steps of 32 examples for every part (a run of N parts trains N
+times as many steps, its batches drawn uniformly over the parts), with the ``mnist``
+recipe's settings (the digit resized to the whole frame, the program over it, cosine decay)
+on a ``--frame-size`` frame. Each N runs with each ``--maps`` label map: ``first`` (fixed
 disjoint blocks of ImageNet classes, the idea's own map: 100 parts use all 1,000) and
 ``linear`` (a learned map per part). N = 1 is the part alone.
 
@@ -29,7 +30,7 @@ from typing import Any
 from arnn_tf.recipes import RECIPES
 from arnn_tf.runs import train
 
-PARTS = (1, 2, 4, 8, 16, 32, 64, 100)
+PARTS = (1, 2, 4, 8, 10, 16, 32, 64, 100)
 
 
 def subset_folder(mnist: Path, out: Path, per_class: dict[str, int]) -> Path:

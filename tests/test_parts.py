@@ -11,6 +11,7 @@ import tensorflow as tf
 from fitting import fit
 
 from arnn_tf.black_box import BlackBoxTrainer, LocalQuery
+from arnn_tf.export.writer import export_programs
 from arnn_tf.label_maps.frequency import FrequencyLabelMapping
 from arnn_tf.modalities.image.files import read_images
 from arnn_tf.modalities.image.task import ImageTask
@@ -178,15 +179,27 @@ def test_a_program_of_image_parts_answers_a_file_with_the_task_unknown(tmp_path)
         predict_named(saved, "text", ["words"])
 
 
-def test_a_hundred_parts_train_with_most_parts_absent_from_a_step(tmp_path):
+def test_a_hundred_parts_train_save_reload_export_and_answer(tmp_path):
     parts = tuple(numbered_task(f"p{i}", (4, 4, 1), 2, 4) for i in range(100))
     task = MultiPartTask("hundred", parts)
     model = build_model(tiny_recipe(), task)
     result = fit(model, task, steps=2, batch_size=16)
     assert result.steps == 2 and np.isfinite(result.train_accuracy)
-    saved = SavedProgram.load(saved_program(model, tiny_recipe(), task, {}).save(tmp_path / "p"))
+    path = saved_program(model, tiny_recipe(), task, {}).save(tmp_path / "p")
+    saved = SavedProgram.load(path)
     inputs, _ = next(iter(task.sample("test", 1, 100)))
     np.testing.assert_allclose(saved.build_model()(list(inputs)), model(list(inputs)), atol=1e-6)
+    served = tf.saved_model.load(str(export_programs([path], tmp_path / "export"))).signatures
+    assert len(served) == 2 * 100 + 2  # each part's pixels and bytes, and the task unknown's
+    images = np.random.default_rng(5).integers(0, 256, (3, 4, 4, 1)).astype("uint8")
+    answer = served["hundred_p57"](images=tf.constant(images))["probabilities"].numpy()
+    np.testing.assert_allclose(answer, model.part_model(57)(images), atol=1e-5)
+    unknown = served["hundred_any"](images=tf.constant(images))
+    expected = task_unknown(model, list(range(100)), [images] * 100)
+    np.testing.assert_allclose(unknown["probabilities"].numpy(), expected, atol=1e-5)
+    best = np.asarray(expected).argmax(axis=-1)
+    names = [f"p{c // 2}/{c % 2}".encode() for c in best]
+    assert list(unknown["class_names"].numpy()) == names
 
 
 def test_task_unknown_accuracy_never_beats_the_part_known_and_frames_are_shared():

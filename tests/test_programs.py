@@ -340,3 +340,20 @@ def test_a_format_4_program_loads_with_equal_answers_and_saves_as_format_6(saved
     again = SavedProgram.load(old.save(path))
     assert json.loads((path / "program.json").read_text())["format_version"] == 6
     assert again.part.label_groups == model.label_map.groups
+
+
+def test_a_format_3_program_of_one_layer_loads_with_equal_answers(saved):
+    model, path = saved
+    document = json.loads((as_format_4(path) / "program.json").read_text())
+    encoder, program = document.pop("encoder")["config"], document["program"]
+    document.update(format_version=3, program_layer="AdversarialProgram", program={
+        "frame_size": encoder["frame_size"], "task_image_shape": encoder["task_image_shape"],
+        "image_size": encoder["image_size"], "border_width": encoder["border_width"],
+        "program_covers_image": encoder["full_program"], "linf_bound": program["linf_bound"],
+        "l2": program["l2"]})
+    (path / "program.json").write_text(json.dumps(document))
+    old = SavedProgram.load(path)
+    assert isinstance(old.build_model().encoder, ImagePlacement)
+    images = np.random.default_rng(1).integers(0, 256, (4, 10, 10, 3)).astype("uint8")
+    np.testing.assert_array_equal(old.build_model().predict(images, verbose=0),
+                                  model.predict(images, verbose=0))

@@ -11,6 +11,7 @@ from typing import NamedTuple, Sequence
 
 from arnn_tf.export.errors import ExportError
 from arnn_tf.modalities.registry import modality
+from arnn_tf.programs.parts import reader_groups
 from arnn_tf.programs.saved import SavedProgram
 from arnn_tf.tasks.base import TaskPart
 from arnn_tf.tasks.specs import short_task_name
@@ -44,15 +45,24 @@ class Answerer(NamedTuple):
     modality: str
     member: int | None = None
     part: TaskPart | None = None
+    readers: tuple[int, ...] = ()
+    """For an answer with the task unknown, the parts (two or more, reading one form of
+    input) among whose classes it answers."""
 
 
 def answerers(name: str, program: SavedProgram) -> list[Answerer]:
     """What an export of ``program`` called ``name`` answers for, in signature order."""
-    if len(program.parts) > 1:  # each part on its own input
-        return [
+    if len(program.parts) > 1:  # each part on its own input, then with the task unknown
+        own = [
             Answerer(part_signature_name(name, part.name), part.modality, member=i)
             for i, part in enumerate(program.parts)
         ]
+        groups = [group for group in reader_groups(program.parts) if len(group) > 1]
+        unknown = [
+            Answerer(f"{name}_any" + (f"_{k + 1}" if k else ""), own[g[0]].modality, readers=g)
+            for k, g in enumerate(groups)
+        ]
+        return own + unknown
     parts = [
         Answerer(part_signature_name(name, joined.name), program.modality, part=joined)
         for joined in program.joined

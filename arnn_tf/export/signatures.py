@@ -6,7 +6,9 @@ text).
 Every signature answers ``probabilities`` (float32 [batch, classes]), ``class_ids`` (int64
 [batch]) and ``class_names`` (string [batch]), so a client reads any of them the same way.
 Part signatures of a multi-task program run on the program's own variables: they add graphs,
-not weights.
+not weights. A program of several parts also answers with the task unknown: for parts that
+read one form of input (images of one shape), ``NAME_any`` answers among all their classes
+(named "PART/CLASS"), one classifier for every data set.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from arnn_tf.export.names import Answerer, answerers
 from arnn_tf.modalities.base import Probabilities, Signature
 from arnn_tf.modalities.registry import modality
 from arnn_tf.models.reprogrammed import ReprogrammedModel, average_with_mirror
+from arnn_tf.models.task_unknown import task_unknown
 from arnn_tf.programs.saved import SavedProgram
 
 
@@ -59,6 +62,18 @@ def _answering(
 ) -> tuple[Probabilities, dict[str, Any], dict[str, Any] | None, list[str]]:
     """What answers for ``answerer``: (its probabilities, the serialised encoder of its input,
     that input's state, its class names)."""
+    if answerer.readers:
+        readers = list(answerer.readers)
+        first = program.parts[readers[0]]
+        names = [
+            f"{program.parts[i].name}/{c}" for i in readers for c in program.parts[i].class_names
+        ]
+        return (
+            lambda inputs: task_unknown(model, readers, [inputs] * len(readers)),
+            first.encoder,
+            first.input_state,
+            names,
+        )
     if answerer.member is not None:
         member = program.parts[answerer.member]
         return (

@@ -20,7 +20,8 @@ from arnn_tf.models.reprogrammed import ReprogrammedModel, average_with_mirror, 
 def task_unknown(model: ReprogrammedModel, parts: Sequence[int], inputs: Sequence[Any]) -> Any:
     """Probabilities over the classes of ``parts`` (in order) for one batch, read by each of
     those parts (``inputs[k]``: part ``parts[k]``'s reading; parts of one frame key read
-    alike), averaged with the mirror images' when the model averages so."""
+    alike), averaged with the mirror images' when the model averages so: a tensor (in a
+    graph, a serving signature's)."""
     keys = [frame_key(model.encoders[i], model.program.masks[i]) for i in parts]
 
     def one_view(views: Sequence[Any]) -> Any:
@@ -37,4 +38,4 @@ def task_unknown(model: ReprogrammedModel, parts: Sequence[int], inputs: Sequenc
         answer = average_with_mirror(one_view, encoders, list(inputs))
     else:
         answer = one_view(list(inputs))
-    return keras.ops.convert_to_numpy(answer)
+    return answer

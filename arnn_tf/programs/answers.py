@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import keras
 import numpy as np
 
 from arnn_tf.modalities.registry import modality
@@ -39,7 +40,9 @@ def predict_named(saved: Any, kind: str, named: list[str]) -> tuple[np.ndarray, 
     inputs = [read(model.encoders[i], saved.parts[i].input_state, named) for i in parts]
     names = [f"{saved.parts[i].name}/{c}" for i in parts for c in saved.parts[i].class_names]
     rows = [
-        task_unknown(model, parts, [x[start : start + BATCH_SIZE] for x in inputs])
+        keras.ops.convert_to_numpy(
+            task_unknown(model, parts, [x[start : start + BATCH_SIZE] for x in inputs])
+        )
         for start in range(0, len(named), BATCH_SIZE)
     ]
     return np.concatenate(rows), names

@@ -165,3 +165,14 @@ def read_learned_map(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if kernel.ndim != 2 or bias.shape != (kernel.shape[1],):
         raise ValueError(f"{path}: kernel {kernel.shape} and bias {bias.shape} do not fit together")
     return kernel, bias
+
+
+def reader_groups(parts: Sequence[SavedPart]) -> list[tuple[int, ...]]:
+    """The parts grouped by the inputs they read, in part order: parts of one group read one
+    another's inputs as they are (images of one shape, text of one vectorizer), so an input
+    can be answered among all their classes with the task unknown."""
+    groups: dict[str, list[int]] = {}
+    for i, part in enumerate(parts):
+        reads = encoder_class(part.encoder).input_description(part.encoder["config"])
+        groups.setdefault(f"{reads} {json.dumps(part.input_state, sort_keys=True)}", []).append(i)
+    return [tuple(group) for group in groups.values()]

@@ -121,7 +121,9 @@ def evaluate_task_unknown(
         offset = sum(tasks[j].num_classes for j in readers[: readers.index(i)])
         correct = total = 0
         for inputs, labels in part_task.dataset(split, batch_size, cache=False):
-            answers = task_unknown(model, readers, [inputs] * len(readers))
+            answers = keras.ops.convert_to_numpy(
+                task_unknown(model, readers, [inputs] * len(readers))
+            )
             correct += int((answers.argmax(axis=-1) == labels.numpy() + offset).sum())
             total += len(labels)
         results[part_task.name] = correct / max(total, 1)
