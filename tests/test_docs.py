@@ -1,0 +1,33 @@
+"""The documentation site's reference pages: every `arnn` option in the command-line page,
+every module of arnn_tf in an API page."""
+
+import argparse
+from pathlib import Path
+
+from arnn_tf.cli.main import build_parser
+from arnn_tf.cli.reference import cli_reference
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_option_of_every_command_is_in_the_cli_reference():
+    page = cli_reference()
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, command in commands.choices.items():
+        assert f"## arnn {name}" in page
+        for action in command._actions:
+            for option in action.option_strings:
+                if option not in ("-h", "--help"):
+                    assert option in page, f"arnn {name} {option}"
+
+
+def test_every_module_of_arnn_tf_has_an_api_page_in_the_site():
+    package = ROOT / "arnn_tf"
+    top = {p.stem for p in package.glob("*.py") if p.stem != "__init__"}
+    top |= {p.name for p in package.iterdir() if (p / "__init__.py").exists()}
+    nav = (ROOT / "mkdocs.yml").read_text()
+    for name in sorted(top - {"cli"}):  # cli: the command-line page
+        page = ROOT / "docs" / "reference" / "api" / f"{name}.md"
+        assert f"::: arnn_tf.{name}" in page.read_text(), name
+        assert f"reference/api/{name}.md" in nav, name
