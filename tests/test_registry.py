@@ -37,7 +37,7 @@ def test_build_backbone_takes_an_input_size():
 def test_a_network_that_cannot_take_the_size_is_a_clear_error():
     inputs = keras.Input((48, 48, 3))
     flat = keras.Model(inputs, keras.layers.Dense(1000)(keras.layers.Flatten()(inputs)), name="flat")
-    with pytest.raises(ValueError, match="cannot take 64x64 images"):
+    with pytest.raises(ValueError, match=r"cannot take 64x64 frames \(frame_size\)$"):
         with_input_size(flat, 64)
 
 
@@ -58,3 +58,15 @@ def test_a_program_on_a_resized_backbone_reloads_at_its_frame_size(tmp_path):
                                model.predict(images, verbose=0), atol=1e-6)
     with pytest.raises(ProgramMismatchError, match="this program is 64x64"):
         loaded.build_model(build_backbone("efficientnet_lite0", None, seed=2))
+
+
+def test_a_frame_too_small_for_the_network_names_the_smallest_it_takes():
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 5, strides=2, padding="valid")(inputs)
+    x = keras.layers.Conv2D(4, 5, strides=2, padding="valid")(x)
+    outputs = keras.layers.Dense(1000)(keras.layers.GlobalAveragePooling2D()(x))
+    network = keras.Model(inputs, outputs, name="two_convs")
+    with pytest.raises(ValueError, match=r"cannot take 8x8 frames \(frame_size\); the smallest "
+                                         r"it takes is 13x13$"):
+        with_input_size(network, 8)
+    assert with_input_size(network, 13).output_shape == (None, 1000)

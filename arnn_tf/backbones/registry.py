@@ -269,12 +269,29 @@ def with_input_size(network: keras.Model, size: int) -> keras.Model:
                 layer.set_weights(originals[layer.name].get_weights())
                 if isinstance(layer, keras.layers.Normalization):
                     layer.finalize_state()  # it reads its statistics from tensors refreshed here
-    except ValueError as error:
+    except ValueError:
+        native = int(network.input_shape[1])
+        smallest = _smallest_input_size(network, size, native) if size < native else None
+        least = f"; the smallest it takes is {smallest}x{smallest}" if smallest else ""
         raise ValueError(
-            f"backbone network {network.name!r} cannot take {size}x{size} images "
-            f"(it was built for {network.input_shape[1:3]}): {error}"
+            f"backbone network {network.name!r} cannot take {size}x{size} frames "
+            f"(frame_size){least}"
         ) from None
     return resized
+
+
+def _smallest_input_size(network: keras.Model, low: int, high: int) -> int:
+    """The smallest square input above ``low`` (which it refuses) and up to ``high`` (which it
+    takes) that ``network``'s layers take, by bisection: each try builds a copy's graph."""
+    while low + 1 < high:
+        middle = (low + high) // 2
+        try:
+            keras.models.clone_model(network, input_tensors=keras.Input((middle, middle, 3)))
+        except ValueError:
+            low = middle
+        else:
+            high = middle
+    return high
 
 
 def weights_fingerprint(model: keras.Model) -> str:
