@@ -106,9 +106,9 @@ def plot(points: dict[tuple[str, int], dict[str, Any]], path: Path) -> None:
     axes.set_xlabel("data sets on one program (PermutedMNIST-N)")
     axes.set_ylabel("mean test accuracy")
     axes.grid(alpha=0.3)
-    axes.legend()
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
 
 
 def main() -> None:

@@ -6,7 +6,10 @@ from pathlib import Path
 
 from arnn_tf.cli.reference import cli_reference
 
-PICTURES = {"counting-program.png": "saved_programs/counting-efficientnet_lite0/program.png"}
+PICTURES = {
+    "counting-program.png": "saved_programs/counting-efficientnet_lite0/program.png",
+    "capacity-curve.png": "benchmarks/results/capacity_curve.png",
+}
 """Generated pages' pictures (docs/images/, not committed) and their sources."""
 
 
