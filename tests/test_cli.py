@@ -56,7 +56,7 @@ def test_train_can_start_from_a_saved_program(trained, image_folder, tmp_path, c
     assert json.loads((tmp_path / "next" / "metrics.json").read_text())["init_program"] == str(trained / "program")
     capsys.readouterr()
     assert main([*common, "--image-size", "12", "--out", str(tmp_path / "other")]) == 2
-    assert "image_size" in capsys.readouterr().err
+    assert "--image-size" in capsys.readouterr().err
 
 
 def test_evaluate_reproduces_the_training_run_test_accuracy(trained, capsys):
@@ -110,7 +110,7 @@ def test_classify_json_lists_top_k(tmp_path, capsys):
     (["evaluate", "--program", "/does/not/exist"], "not a saved program"),
     (["train", "--backbone", "tiny_cnn", "--weights", "none", "--conceal", "/does/not/host.png"],
      "/does/not/host.png: no such file"),
-    (["train", "--backbone", "tiny_cnn", "--conceal-scale", "0.2"], "'conceal_scale' needs 'conceal'"),
+    (["train", "--backbone", "tiny_cnn", "--conceal-scale", "0.2"], "--conceal-scale needs --conceal"),
 ])
 def test_bad_input_gives_a_clear_error(argv, message, capsys):
     assert main(argv) == 2
@@ -136,7 +136,7 @@ def test_train_with_warmup_records_it_and_refuses_it_without_cosine(image_folder
     assert metrics["warmup_steps"] == 2 and metrics["steps"] == 3
     capsys.readouterr()
     assert main([*common, "--recipe", "paper", "--out", str(tmp_path / "paper")]) == 2
-    assert "'warmup_steps' needs the cosine schedule" in capsys.readouterr().err
+    assert "--warmup-steps needs the cosine schedule" in capsys.readouterr().err
     assert not (tmp_path / "paper").exists()  # refused before the run folder or its logs are made
 
 
@@ -367,3 +367,18 @@ def test_train_black_box_counts_a_frequency_maps_sample_as_queries(image_folder,
                  "--label-map", "frequency", "--out", str(out)]) == 0
     assert "\nlabel map: bright <- " in capsys.readouterr().out
     assert json.loads((out / "metrics.json").read_text())["queries"] == 24 + 4 * 3  # 24 images
+
+
+def test_library_errors_name_the_options_the_user_typed(tmp_path, capsys):
+    from arnn_tf.cli.main import _command_parser, build_parser, in_option_words
+
+    argv = ["train", "--backbone", "tiny_cnn", "--weights", "none", "--image-size", "500",
+            "--steps", "1", "--out", str(tmp_path / "run")]
+    assert main(argv) == 2
+    error = capsys.readouterr().err.strip()
+    assert "use a smaller --image-size or a larger --frame-size" in error
+    assert len(error.splitlines()) == 1
+    train = _command_parser(build_parser(), "train")
+    message = "recipe field 'warmup_steps' needs the cosine schedule (lr_schedule 'cosine')"
+    assert in_option_words(message, train) == (
+        "--warmup-steps needs the cosine schedule (--lr-schedule 'cosine')")

@@ -292,7 +292,8 @@ def test_folder_errors(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("bad_name", sorted(BAD_FILES))
 def test_folder_bad_image_files_give_one_line_errors_naming_them(tmp_path: Path, bad_name: str) -> None:
-    _write_folder(tmp_path, {"train": {"a": [(4, 4, 1)]}, "test": {"a": [(4, 4, 2)], "b": [(4, 4, 3)]}})
+    _write_folder(tmp_path, {"train": {"a": [(4, 4, 1)], "b": [(4, 4, 5)]},
+                             "test": {"a": [(4, 4, 2)], "b": [(4, 4, 3)]}})
     (tmp_path / "test" / "b" / bad_name).write_bytes(BAD_FILES[bad_name])
     task = get_task(f"folder:{tmp_path}")
     with pytest.raises(tf.errors.OpError) as error:
@@ -302,7 +303,8 @@ def test_folder_bad_image_files_give_one_line_errors_naming_them(tmp_path: Path,
     assert message.startswith(str(tmp_path / "test" / "b" / bad_name)) and "\n" not in message
     assert ("the image claims" if "bomb" in bad_name else "not a readable image") in message
     # The first train image fixes the task's image size, so a bad one fails right away.
-    (tmp_path / "train" / "a" / "0.png").write_bytes(BAD_FILES[bad_name])
+    for name in ("a", "b"):
+        (tmp_path / "train" / name / "0.png").write_bytes(BAD_FILES[bad_name])
     with pytest.raises(ValueError, match="0.png: (not a readable image|the image claims)"):
         get_task(f"folder:{tmp_path}")
 
@@ -388,3 +390,16 @@ def test_an_unknown_tfds_name_is_one_line():
     with pytest.raises(ValueError, match="unknown TFDS data set 'no_such_set_xyz'") as error:
         get_task("tfds:no_such_set_xyz")
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("layout, message", [
+    ({"train": {"only": [(6, 6, 10)]}, "test": {"only": [(6, 6, 20)]}},
+     "has 1 class \\(only\\); a task needs at least two"),
+    ({"train": {"a": [(6, 6, 10)], "b": [(6, 6, 20)]}, "test": {"a": [(6, 6, 30)]}},
+     "class 'b' has no images under 'test'"),
+])
+def test_a_folder_that_cannot_make_a_task_is_one_line_naming_it(tmp_path, layout, message):
+    _write_folder(tmp_path, layout)
+    with pytest.raises(ValueError, match=message) as error:
+        get_task(f"folder:{tmp_path}")
+    assert str(tmp_path) in str(error.value) and "\n" not in str(error.value)

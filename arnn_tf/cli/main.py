@@ -7,6 +7,7 @@ The entry point only: the top-level options, then the chosen command's module in
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Sequence
 
@@ -30,9 +31,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def in_option_words(message: str, command: argparse.ArgumentParser) -> str:
+    """A library error in the words of ``command``'s options: each recipe field the library
+    names (``recipe field 'image_size'``, ``'conceal'``, or ``image_size`` alone) as the option
+    that sets it (``--image-size``). Unquoted, only names with an underscore are read as
+    fields, not plain words."""
+    options = {a.dest: a.option_strings[0] for a in command._actions if a.option_strings}
+    for field, option in options.items():
+        message = re.sub(rf"(recipe field )?'{field}'", option, message)
+        if "_" in field:
+            message = re.sub(rf"(?<![\w-]){field}(?![\w-])", option, message)
+    return message
+
+
+def _command_parser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    """The subparser of the command ``name``."""
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return commands.choices[name]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `arnn` console script; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if not args.verbose:
         import_tensorflow_quietly()
     import tensorflow as tf
@@ -44,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         COMMANDS[args.command].run(args)
     except (ValueError, FileNotFoundError, ImportError, ServingError) as error:
-        print(f"arnn {args.command}: error: {error}", file=sys.stderr)
+        words = in_option_words(str(error), _command_parser(parser, args.command))
+        print(f"arnn {args.command}: error: {words}", file=sys.stderr)
         return 2
     except tf.errors.OpError as error:  # e.g. a folder task's bad image, met inside tf.data
         bad_image = image_read_error_in(error)

@@ -55,6 +55,31 @@ def tfds_image_task(builder: Any, name: str, task_name: str) -> ImageTask | None
     )
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+"""The files an image folder's class folders are read for (`tfds.ImageFolder`'s)."""
+
+
+def _check_classes(
+    path: str, root: str, split_names: dict[str, str], class_names: list[str]
+) -> None:
+    """Refuses, before anything trains, a folder of fewer than two classes or with a class
+    that has no images in one of its splits, naming the folder and the class."""
+    if len(class_names) < 2:
+        raise ValueError(
+            f"Image folder {path!r} has {len(class_names)} class ({', '.join(class_names)}); "
+            "a task needs at least two class folders"
+        )
+    for split in split_names.values():
+        for name in class_names:
+            folder = os.path.join(root, split, name)
+            files = tf.io.gfile.listdir(folder) if tf.io.gfile.isdir(folder) else []
+            if not any(f.lower().endswith(IMAGE_SUFFIXES) for f in files):
+                raise ValueError(
+                    f"Image folder {path!r}: class {name!r} has no images under {split!r}; "
+                    "every class needs training and test images"
+                )
+
+
 def _decode_image(data: bytes, path: bytes, height: int, width: int) -> np.ndarray:
     """Decode an image file to RGB uint8 [height, width, 3], resizing if its size differs.
 
@@ -87,6 +112,7 @@ def folder_task(path: str, *, task_name: str | None = None) -> ImageTask:
     if builder.info.splits["train"].num_examples == 0:
         raise ValueError(f"Image folder {path!r} has no .png/.jpg/.jpeg images under 'train'")
     split_names = {"train": "train", "test": test_split}
+    _check_classes(path, root, split_names, builder.info.features["label"].names)
 
     def raw(split: str) -> tf.data.Dataset:
         """(encoded bytes, file name, label) without decoding, so errors can name the file."""
