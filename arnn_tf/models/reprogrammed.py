@@ -78,6 +78,7 @@ class ReprogrammedModel(DefaultCompile, keras.Model):
         _check_parts(program, backbone, label_maps, encoders, flip_average)
         backbone.trainable = False
         program.set_masks([e.program_mask for e in encoders])  # a config does not keep them
+        keys = [frame_key(e, mask) for e, mask in zip(encoders, program.masks)]
         part_maps = PartLabelMaps(label_maps) if len(encoders) > 1 else None
         if len(encoders) == 1:
             x = encoders[0].model_input()
@@ -85,7 +86,8 @@ class ReprogrammedModel(DefaultCompile, keras.Model):
             super().__init__(inputs=x, outputs=answer, **kwargs)
         else:
             inputs = [_part_input(encoder, i) for i, encoder in enumerate(encoders)]
-            logits = backbone(_stacked_frames(program, encoders, inputs), training=False)
+            frames = _stacked_frames(program, encoders, inputs, keys)
+            logits = backbone(frames, training=False)
             super().__init__(inputs=inputs, outputs=part_maps(logits, inputs), **kwargs)
         self.program = program
         self.backbone = backbone
@@ -93,6 +95,7 @@ class ReprogrammedModel(DefaultCompile, keras.Model):
         self.label_maps = list(label_maps)
         self.flip_average = bool(flip_average)
         self._part_maps = part_maps
+        self.frame_keys = keys  # each part's `frame_key`: parts of one key frame alike
 
     @property
     def encoder(self) -> keras.layers.Layer:
@@ -231,12 +234,14 @@ def frame_key(encoder: keras.layers.Layer, mask: np.ndarray) -> str:
 
 
 def _stacked_frames(
-    program: FrameProgram, encoders: Sequence[keras.layers.Layer], inputs: Sequence[Any]
+    program: FrameProgram,
+    encoders: Sequence[keras.layers.Layer],
+    inputs: Sequence[Any],
+    keys: Sequence[str],
 ) -> Any:
     """Every part's programmed frames, stacked in part order. Consecutive parts of one
-    `frame_key` (the N parts of a permuted data set) are encoded and programmed in one call,
-    so a step's graph grows with the number of distinct encoders, not of parts."""
-    keys = [frame_key(encoder, mask) for encoder, mask in zip(encoders, program.masks)]
+    `frame_key` (``keys``; the N parts of a permuted data set) are encoded and programmed in
+    one call, so a step's graph grows with the number of distinct encoders, not of parts."""
     frames = []
     for _, run in itertools.groupby(range(len(encoders)), key=keys.__getitem__):
         parts = list(run)

@@ -26,7 +26,7 @@ def evaluate_program(
         model.compile()
     if len(task.part_tasks) > 1:
         per_part = _part_results(model, task, split, batch_size)
-        return {key: float(np.mean([r[key] for r in per_part])) for key in per_part[0]}
+        return _means(per_part)
     # read once: under a distribution strategy Keras stops at the last batch without reaching the
     # end of the data, so a cache would be left half-filled (and tf.data warns about it)
     results = model.evaluate(
@@ -50,7 +50,7 @@ def test_results(
         )
         return results, per_task
     per_part = _part_results(model, task, split, 64)
-    results = {key: float(np.mean([r[key] for r in per_part])) for key in per_part[0]}
+    results = _means(per_part)
     accuracies = {part.name: r["accuracy"] for part, r in zip(task.parts, per_part)}
     unknown = evaluate_task_unknown(model, task, split)
     results["accuracy_worst_part"] = min(accuracies.values())
@@ -81,6 +81,11 @@ def evaluate_parts(
             total += len(labels)
         results[part.name] = correct / max(total, 1)
     return results
+
+
+def _means(per_part: list[dict[str, float]]) -> dict[str, float]:
+    """The parts' mean of each result (loss, accuracy)."""
+    return {key: float(np.mean([r[key] for r in per_part])) for key in per_part[0]}
 
 
 def _part_results(model: Any, task: Any, split: str, batch_size: int) -> list[dict[str, float]]:
