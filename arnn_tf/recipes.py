@@ -17,10 +17,13 @@ Named recipes (`RECIPES`; their measured accuracies, with controls, are in `EXPE
   paper's.
 - ``mnist``: the digit resized to the frame with the program over it (the "full" program),
   the learned map, cosine decay over one epoch.
-- ``cifar10``, ``folder`` (photos): the photo resized to 160 x 160 in the centre of the
-  frame, the program in the 32-pixel border around it, the learned map, cosine decay, random
-  flips in training, each test image averaged with its mirror image; ``cifar10`` trains one
-  epoch, ``folder`` (``--task folder:PATH``) 600 steps whatever the folder's size.
+- ``cifar10`` (photos): the photo resized to 160 x 160 in the centre of the 224 frame, the
+  program in the 32-pixel border around it, the learned map, cosine decay over one epoch,
+  random flips in training, each test image averaged with its mirror image.
+- ``folder``: any folder of images (``--task folder:PATH``, and the default recipe for one):
+  ``cifar10``'s layout at any frame (each image, of any size and shape, resized to 5/7 of the
+  frame's side, ``image_scale``), 600 steps whatever the folder's size, and nothing that
+  changes what a digit or a letter is (no flips, no mirror average).
 - ``text``: a text task (``--task text:PATH``, and the default recipe for one): word tokens,
   patches of 16 x 16 pixels on a 112 x 112 frame (49 slots), a frame program over them, the
   learned map, cosine decay over 2,400 steps, no L2 (`arnn_tf.modalities.text`).
@@ -125,6 +128,7 @@ class Recipe:
     label_map: str = "first"
     augment: tuple[str, ...] = ()
     image_size: int | None = None
+    image_scale: float | None = None
     border_width: int | None = None
     linf_bound: float | None = None
     full_program: bool = False
@@ -150,7 +154,9 @@ class Recipe:
         _check(self)
 
     def replace(self, **changes: Any) -> "Recipe":
-        """A copy with ``changes``; giving ``steps`` clears ``epochs`` and the other way round."""
+        """A copy with ``changes``. Giving ``steps`` clears ``epochs`` and the other way round,
+        ``image_size`` clears ``image_scale`` (and the other way round), and ``conceal`` clears
+        the placement fields it leaves unset."""
         unknown = sorted(set(changes) - set(FIELDS))
         if unknown:
             raise RecipeError(
@@ -160,6 +166,11 @@ class Recipe:
             changes["epochs"] = None
         if changes.get("epochs") is not None and "steps" not in changes:
             changes["steps"] = None
+        for field, other in (("image_size", "image_scale"), ("image_scale", "image_size")):
+            if changes.get(field) is not None and other not in changes:
+                changes[other] = None
+        if changes.get("conceal") is not None:  # the task image tiles the frame instead
+            changes = {**{f: FIELD_DEFAULTS[f] for f in PLACEMENT_FIELDS}, **changes}
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -175,11 +186,13 @@ class Recipe:
 
 
 FIELDS: tuple[str, ...] = tuple(field.name for field in dataclasses.fields(Recipe))
+FIELD_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(Recipe)}
+PLACEMENT_FIELDS = ("image_size", "image_scale", "border_width", "linf_bound", "full_program")
+"""Where an image goes in the frame and where the program acts: concealment sets neither."""
 
 
 def _check(recipe: Recipe) -> None:
     """Raises RecipeError naming the first field no run can use."""
-
     if (recipe.steps is None) == (recipe.epochs is None):
         raise RecipeError(
             f"a recipe sets steps or epochs, exactly one; got steps {recipe.steps!r} "
@@ -200,6 +213,7 @@ def _check(recipe: Recipe) -> None:
         ("linf_bound", lambda v: v > 0, "a number > 0"),
         ("ema", lambda v: 0 < v < 1, "a number strictly between 0 and 1"),
         ("conceal_scale", lambda v: 0 < v <= 1, "a number in (0, 1]"),
+        ("image_scale", lambda v: 0 < v <= 1, "a number in (0, 1]"),
         ("l2", lambda v: v >= 0, "a number >= 0"),
         ("focal_gamma", lambda v: v >= 0, "a number >= 0"),
         ("program_lr_scale", lambda v: v > 0, "a number > 0"),
@@ -210,14 +224,14 @@ def _check(recipe: Recipe) -> None:
             _is_number(value) and holds(value)
         ):
             _refuse(recipe, field, wanted)
-    if recipe.text_level not in TEXT_LEVELS:
-        _refuse(recipe, "text_level", " or ".join(map(repr, TEXT_LEVELS)))
-    if recipe.part_sampling not in PART_SAMPLING:
-        _refuse(recipe, "part_sampling", " or ".join(map(repr, PART_SAMPLING)))
-    if recipe.lr_schedule not in LR_SCHEDULES:
-        _refuse(recipe, "lr_schedule", " or ".join(map(repr, LR_SCHEDULES)))
-    if recipe.loss not in LOSSES:
-        _refuse(recipe, "loss", " or ".join(map(repr, LOSSES)))
+    for field, choices in (
+        ("text_level", TEXT_LEVELS),
+        ("part_sampling", PART_SAMPLING),
+        ("lr_schedule", LR_SCHEDULES),
+        ("loss", LOSSES),
+    ):
+        if getattr(recipe, field) not in choices:
+            _refuse(recipe, field, " or ".join(map(repr, choices)))
     if recipe.warmup_steps and recipe.lr_schedule != "cosine":
         raise RecipeError(
             "recipe field 'warmup_steps' needs the cosine schedule "
@@ -231,7 +245,7 @@ def _check(recipe: Recipe) -> None:
                 f"recipe field {field!r} holds W fixed, so it needs a learned "
                 f"label map ('linear...') to train, not {recipe.label_map!r}"
             )
-    _check_concealment(recipe)
+    _check_placement(recipe)
     _check_black_box(recipe)
     try:
         checked_augmentations(recipe.augment)
@@ -239,12 +253,15 @@ def _check(recipe: Recipe) -> None:
         raise RecipeError(f"recipe field 'augment': {error}") from None
 
 
-def _check_concealment(recipe: Recipe) -> None:
-    """A concealed program tiles the task image over the whole frame: no placement fields."""
+def _check_placement(recipe: Recipe) -> None:
+    """One size for the task image; a concealed program tiles the task image over the whole
+    frame: no placement fields."""
+    if recipe.image_size is not None and recipe.image_scale is not None:
+        raise RecipeError("recipe fields 'image_size' and 'image_scale' size the task image "
+                          "both; set one")
     if recipe.conceal_scale is not None and recipe.conceal is None:
         raise RecipeError("recipe field 'conceal_scale' needs 'conceal' (the host photo)")
-    placement = [f for f in ("image_size", "border_width", "linf_bound") if getattr(recipe, f)]
-    placement += ["full_program"] if recipe.full_program else []
+    placement = [f for f in PLACEMENT_FIELDS if getattr(recipe, f)]
     if recipe.conceal is not None and placement:
         raise RecipeError(
             "recipe field 'conceal' tiles the task image over the whole frame, so it takes "
@@ -286,6 +303,7 @@ _LEARNED_MAP = {"label_map": "linear", "lr_schedule": "cosine", "steps": 600}
 _ONE_EPOCH = {"steps": None, "epochs": 1}
 _FULL_FRAME = {"image_size": 224, "full_program": True, **_LEARNED_MAP}
 _PHOTOS = {"image_size": 160, "augment": ("flip",), "flip_average": True, **_LEARNED_MAP}
+_ANY_FOLDER = {"image_scale": 160 / 224, **_LEARNED_MAP}
 
 RECIPES: dict[str, Recipe] = {
     "paper": Recipe(name="paper"),
@@ -294,7 +312,7 @@ RECIPES: dict[str, Recipe] = {
     ),
     "mnist": Recipe(name="mnist", task="mnist", **{**_FULL_FRAME, **_ONE_EPOCH}),
     "cifar10": Recipe(name="cifar10", task="cifar10", **{**_PHOTOS, **_ONE_EPOCH}),
-    "folder": Recipe(name="folder", task=TASK_TO_SET, **_PHOTOS),
+    "folder": Recipe(name="folder", task=TASK_TO_SET, **_ANY_FOLDER),
     "text": Recipe(
         name="text",
         task=TEXT_TASK_TO_SET,
@@ -309,8 +327,12 @@ RECIPES: dict[str, Recipe] = {
 
 def default_recipe(task: str | None) -> str:
     """The named recipe a run on ``task`` starts from when none is named: ``text`` for a text
-    task ("text:..."), otherwise `DEFAULT_RECIPE`."""
-    return "text" if task is not None and task.startswith("text:") else DEFAULT_RECIPE
+    task ("text:..."), ``folder`` for a folder of images ("folder:..."), otherwise
+    `DEFAULT_RECIPE`."""
+    for prefix in ("text", "folder"):
+        if task is not None and task.startswith(f"{prefix}:"):
+            return prefix
+    return DEFAULT_RECIPE
 
 
 def program_rate_scale(recipe: Recipe) -> float:

@@ -11,7 +11,8 @@ disjoint blocks of ImageNet classes, the idea's own map: 100 parts use all 1,000
 ``linear`` (a learned map per part). N = 1 is the part alone.
 
 Every run resumes where it stopped: rerun the same command to go on; ``--max-minutes`` bounds
-one invocation (the run it stops is checkpointed). Finished runs are only read. At the end it
+one invocation (the run it stops is checkpointed). A finished point is appended to
+``--results`` (committed, so a new checkout keeps the curve) and not run again. At the end it
 prints a Markdown table (mean, worst part and task-unknown accuracy, seconds) and, with
 matplotlib installed (the ``bench`` extra), draws the curve.
 
@@ -31,6 +32,7 @@ from arnn_tf.recipes import RECIPES
 from arnn_tf.runs import train
 
 PARTS = (1, 2, 4, 8, 10, 16, 32, 64, 100)
+RESULTS = Path("benchmarks/results")
 
 
 def subset_folder(mnist: Path, out: Path, per_class: dict[str, int]) -> Path:
@@ -47,15 +49,19 @@ def subset_folder(mnist: Path, out: Path, per_class: dict[str, int]) -> Path:
     return out
 
 
+def read_points(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
+    """The finished points recorded in ``path`` (one JSON row a line), by map and parts."""
+    if not path.is_file():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {(r["map"], r["parts"]): r for r in rows}
+
+
 def run_point(args: argparse.Namespace, folder: Path, parts: int, label_map: str,
               deadline: float) -> dict[str, Any] | None:
-    """Trains (or resumes, or reads) one point; its metrics once finished, else None."""
+    """Trains (or resumes) one point; its row, also appended to ``args.results``, once
+    finished, else None."""
     out = args.out / f"{label_map}-{parts}"
-    metrics_file = out / "metrics.json"
-    if metrics_file.is_file():
-        metrics = json.loads(metrics_file.read_text())
-        if not metrics.get("stopped_by_time"):
-            return metrics
     minutes = (deadline - time.monotonic()) / 60
     if minutes < 1:
         return None
@@ -68,8 +74,13 @@ def run_point(args: argparse.Namespace, folder: Path, parts: int, label_map: str
         image_size=args.frame_size,
     )
     metrics = train(recipe, out, max_minutes=minutes, verbose=False)
-    print(json.dumps({"parts": parts, "map": label_map, **row(metrics)}), flush=True)
-    return None if metrics.get("stopped_by_time") else metrics
+    point = {"parts": parts, "map": label_map, **row(metrics)}
+    print(json.dumps(point), flush=True)
+    if metrics.get("stopped_by_time"):
+        return None
+    with args.results.open("a") as results:
+        results.write(json.dumps({**point, "date": time.strftime("%Y-%m-%d")}) + "\n")
+    return point
 
 
 def row(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -122,17 +133,19 @@ def main() -> None:
     parser.add_argument("--test-per-class", type=int, default=50)
     parser.add_argument("--frame-size", type=int, default=112)
     parser.add_argument("--max-minutes", type=float, default=60.0)
-    parser.add_argument("--plot", type=Path, default=Path("benchmarks/results/capacity_curve.png"))
+    parser.add_argument("--plot", type=Path, default=RESULTS / "capacity_curve.png")
+    parser.add_argument("--results", type=Path, default=RESULTS / "capacity_curve.jsonl")
     args = parser.parse_args()
     deadline = time.monotonic() + 60 * args.max_minutes
     per_class = {"train": args.train_per_class, "test": args.test_per_class}
     folder = subset_folder(args.mnist, args.out / "mnist-subset", per_class)
-    points = {}
+    points = read_points(args.results)
     for parts in args.parts:
         for label_map in args.maps:
-            metrics = run_point(args, folder, parts, label_map, deadline)
-            if metrics is not None:
-                points[label_map, parts] = row(metrics)
+            if (label_map, parts) not in points:
+                point = run_point(args, folder, parts, label_map, deadline)
+                if point is not None:
+                    points[label_map, parts] = point
     print("| parts | map | mean | worst part | task unknown | seconds |")
     print("|---:|---|---:|---:|---:|---:|")
     for (label_map, parts), p in sorted(points.items(), key=lambda item: item[0][::-1]):

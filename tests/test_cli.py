@@ -309,6 +309,25 @@ def test_evaluate_says_how_to_point_at_the_data_when_the_training_folder_is_gone
     assert "/gone/data" in error and "--task folder:PATH" in error and len(error.splitlines()) == 1
 
 
+def test_train_on_a_folder_of_photos_of_any_size_uses_the_folder_recipe(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 6), ("test", 2)):
+        for label in ("cats", "dogs"):
+            for i in range(count):
+                (tmp_path / "photos" / split / label).mkdir(parents=True, exist_ok=True)
+                pixels = rng.integers(0, 256, (451, 300, 3)).astype(np.uint8)
+                Image.fromarray(pixels).save(tmp_path / "photos" / split / label / f"{i}.jpg")
+    assert main(["train", "--task", f"folder:{tmp_path / 'photos'}", "--backbone", "tiny_cnn",
+                 "--weights", "none", "--steps", "20", "--out", str(tmp_path / "run")]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["recipe"] == "folder" and metrics["steps"] == 20 and not metrics["augment"]
+    from arnn_tf.programs.saved import SavedProgram
+
+    saved = SavedProgram.load(tmp_path / "run" / "program")
+    placement = saved.build_model().encoders[0]
+    assert placement.image_size == (34, 34)  # 160/224 of the tiny network's 48 frame
+
+
 def test_train_on_a_folder_with_a_truncated_test_image_is_a_one_line_error(image_folder, tmp_path, capsys):
     import shutil
 
@@ -319,9 +338,10 @@ def test_train_on_a_folder_with_a_truncated_test_image_is_a_one_line_error(image
     (folder / "test" / "dark" / "truncated.png").write_bytes(BAD_FILES["truncated.png"])
     assert main(["train", "--task", f"folder:{folder}", "--backbone", "tiny_cnn", "--weights", "none",
                  "--steps", "1", "--batch-size", "4", "--out", str(tmp_path / "run")]) == 2
-    error = capsys.readouterr().err.strip()
+    output = capsys.readouterr()
+    error = output.err.strip()
     assert error.startswith(f"arnn train: error: {folder / 'test' / 'dark' / 'truncated.png'}: ")
-    assert len(error.splitlines()) == 1
+    assert len(error.splitlines()) == 1 and "step" not in output.out  # before training
 
 
 def test_show_draws_the_program_and_what_the_network_sees(trained, tmp_path, capsys):

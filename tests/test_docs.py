@@ -31,3 +31,33 @@ def test_every_module_of_arnn_tf_has_an_api_page_in_the_site():
         page = ROOT / "docs" / "reference" / "api" / f"{name}.md"
         assert f"::: arnn_tf.{name}" in page.read_text(), name
         assert f"reference/api/{name}.md" in nav, name
+
+
+def _arnn_commands(markdown: str) -> list[list[str]]:
+    """The `arnn ...` commands of a page's code blocks, as argument lists (continued lines
+    joined, comments dropped, a leading ``.venv/bin/`` and any ``... &&`` before it removed)."""
+    import re
+    import shlex
+
+    blocks = re.findall(r"```bash\n(.*?)```", markdown, flags=re.S)
+    lines = "\n".join(blocks).replace("\\\n", " ").splitlines()
+    commands = []
+    for line in lines:
+        found = re.search(r"(?:^|&& )(?:\.venv/bin/)?arnn (.*)", line)
+        if found:
+            commands.append(shlex.split(found[1], comments=True))
+    return commands
+
+
+def test_every_arnn_command_in_the_readme_and_the_docs_is_one_the_parser_takes():
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    parser = build_parser()
+    checked = 0
+    for page in pages:
+        for argv in _arnn_commands(page.read_text()):
+            try:
+                parser.parse_args(argv)
+            except SystemExit as error:
+                raise AssertionError(f"{page.name}: arnn {' '.join(argv)}") from error
+            checked += 1
+    assert checked >= 20

@@ -7,7 +7,7 @@ import pytest
 
 import arnn_tf
 from arnn_tf.cli.main import main
-from arnn_tf.recipes import RECIPES, Recipe, RecipeError, load_recipe, save_recipe
+from arnn_tf.recipes import RECIPES, Recipe, RecipeError, default_recipe, load_recipe, save_recipe
 
 
 def test_every_named_recipe_round_trips_through_json(tmp_path):
@@ -131,6 +131,26 @@ def test_the_command_line_sets_the_black_box_fields():
                                                          ).max_queries is None
 
 
+def test_image_size_and_image_scale_replace_each_other_and_conceal_clears_placement():
+    folder = RECIPES["folder"]
+    assert folder.image_scale == pytest.approx(160 / 224) and folder.image_size is None
+    assert folder.replace(image_size=20).image_scale is None
+    assert folder.replace(image_size=20).replace(image_scale=0.5).image_size is None
+    with pytest.raises(RecipeError, match="'image_size' and 'image_scale'"):
+        Recipe.from_dict({"image_size": 20, "image_scale": 0.5})
+    with pytest.raises(RecipeError, match="'image_scale' must be a number in"):
+        folder.replace(image_scale=1.5)
+    concealed = RECIPES["cifar10"].replace(conceal="photo.png")
+    assert concealed.image_size is None and not concealed.full_program
+
+
+def test_a_folder_task_defaults_to_the_folder_recipe_which_keeps_digits_as_they_are():
+    assert default_recipe("folder:/data/photos") == "folder"
+    assert default_recipe("folder:/data/photos+folder:/data/digits") == "folder"
+    assert default_recipe("mnist") == "counting"
+    assert RECIPES["folder"].augment == () and not RECIPES["folder"].flip_average
+
+
 def test_steps_and_epochs_replace_each_other():
     assert RECIPES["paper"].replace(epochs=2).steps is None
     assert RECIPES["paper"].replace(epochs=2).replace(steps=5).epochs is None
@@ -178,13 +198,13 @@ def test_flags_override_single_fields_and_the_program_keeps_its_recipe(folder, t
 
 
 def test_the_library_call_does_what_the_command_does(folder, tmp_path):
-    recipe = RECIPES["counting"].replace(task=f"folder:{folder}", backbone="tiny_cnn", weights="none",
-                                         steps=3, batch_size=4)
+    recipe = RECIPES["folder"].replace(task=f"folder:{folder}", backbone="tiny_cnn", weights="none",
+                                       steps=3, batch_size=4)
     metrics = arnn_tf.train(recipe, tmp_path / "lib", verbose=False)
     assert main(["train", "--task", f"folder:{folder}", "--backbone", "tiny_cnn", "--weights", "none",
                  "--steps", "3", "--batch-size", "4", "--out", str(tmp_path / "cli")]) == 0
     cli = json.loads((tmp_path / "cli" / "metrics.json").read_text())
-    assert cli["recipe"] == metrics["recipe"] == "counting" and cli["label_map"] == "linear"
+    assert cli["recipe"] == metrics["recipe"] == "folder" and cli["label_map"] == "linear"
     assert cli["test_accuracy"] == metrics["test_accuracy"]
 
 

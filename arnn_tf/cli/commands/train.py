@@ -177,6 +177,13 @@ def _add_placement_fields(field: Any) -> None:
         help="resize task images to this square size before placing them",
     )
     field(
+        "--image-scale",
+        type=unit_fraction,
+        metavar="SHARE",
+        help="resize task images to this share of the frame's side, square (in place of "
+        "--image-size)",
+    )
+    field(
         "--border-width",
         type=positive_int,
         help="confine the program to a band this wide at the frame's edge",

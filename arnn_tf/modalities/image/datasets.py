@@ -10,11 +10,15 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from arnn_tf.modalities.image.files import open_image, resized_pixels
+from arnn_tf.modalities.image.files import image_read_error_in, open_image, resized_pixels
 from arnn_tf.modalities.image.task import ImageTask
 from arnn_tf.tasks.tfds_data import pick_test_split, prepared_splits
 
 _FOLDER_TEST_SPLITS = ("test", "val", "validation")
+MAX_TASK_SIDE = 256
+"""A folder's images are read at the first training image's size scaled down (its shape kept)
+so that no side exceeds this: the model resizes them to at most its frame anyway, and camera
+photos at their full size would fill memory a batch at a time."""
 
 
 def tfds_image_task(builder: Any, name: str, task_name: str) -> ImageTask | None:
@@ -89,16 +93,51 @@ def _decode_image(data: bytes, path: bytes, height: int, width: int) -> np.ndarr
     return resized_pixels(open_image(io.BytesIO(data), path.decode()), (height, width))
 
 
+def _readable(data: np.ndarray, paths: np.ndarray) -> np.bool_:
+    """True once every file of a batch decodes in full; else `ImageReadError` naming one."""
+    for encoded, path in zip(data, paths):
+        open_image(io.BytesIO(encoded), path.decode()).close()
+    return np.bool_(True)
+
+
+def _check_files(raw: Any, splits: tuple[str, ...]) -> None:
+    """Decodes every image of ``splits`` once (batches in parallel), so that a corrupt,
+    truncated or oversized file is refused by name (`ImageReadError`) before anything trains,
+    not hours into a run."""
+    for split in splits:
+        checked = raw(split).batch(256).map(
+            lambda data, names, _: tf.numpy_function(_readable, [data, names], tf.bool),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        try:
+            for _ in checked:
+                pass
+        except tf.errors.OpError as error:
+            found = image_read_error_in(error)
+            if found is None:
+                raise
+            raise found from None
+
+
+def _task_shape(train: tf.data.Dataset) -> tuple[int, int, int]:
+    """A folder task's image shape: its first training image's size, at most `MAX_TASK_SIDE`."""
+    data, name, _ = next(iter(train.take(1)))
+    width, height = open_image(io.BytesIO(data.numpy()), name.numpy().decode()).size
+    scale = min(1.0, MAX_TASK_SIDE / max(width, height))
+    return max(1, round(height * scale)), max(1, round(width * scale)), 3
+
+
 def folder_task(path: str, *, task_name: str | None = None) -> ImageTask:
     """Images in `path/<split>/<class>/<image>.{png,jpg,jpeg}`, read with `tfds.ImageFolder`.
 
     Splits: "train", and "test" (else "val" or "validation"). Class names are the sorted class
     folder names across splits. Every image is decoded to 3 channels (grayscale is replicated)
-    and resized (bilinear, aspect ratio not kept) to the size of the first train image, so the
-    task has one static `image_shape`. A corrupt, truncated or oversized file (see
-    `arnn_tf.modalities.image.files`) fails iteration with a TF op error holding an
-    `ImageReadError` that names it, which `arnn_tf.modalities.image.files.image_read_error_in`
-    recovers; a bad first train image fails here.
+    and resized (bilinear, aspect ratio not kept) to the size of the first train image (scaled
+    down to at most `MAX_TASK_SIDE` a side), so the task has one static `image_shape`. Every
+    file is decoded once here: a corrupt, truncated or oversized one (see
+    `arnn_tf.modalities.image.files`) raises `ImageReadError` naming it, and so does one that
+    breaks later (a TF op error holding it, which
+    `arnn_tf.modalities.image.files.image_read_error_in` recovers).
     """
     task_name = task_name or f"folder:{path}"
     root = os.path.expanduser(path)
@@ -123,9 +162,9 @@ def folder_task(path: str, *, task_name: str | None = None) -> ImageTask:
         )
         return ds.map(lambda ex: (ex["image"], ex["image/filename"], ex["label"]))
 
-    first_bytes, first_path, _ = next(iter(raw("train").take(1)))
-    width, height = open_image(io.BytesIO(first_bytes.numpy()), first_path.numpy().decode()).size
-    shape = (height, width, 3)
+    _check_files(raw, ("train", "test"))
+    shape = _task_shape(raw("train"))
+    height, width, _ = shape
 
     def decode(
         data: tf.Tensor, filename: tf.Tensor, label: tf.Tensor

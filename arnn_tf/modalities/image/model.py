@@ -11,7 +11,11 @@ import numpy as np
 from arnn_tf.layers.frame_program import FrameProgram
 from arnn_tf.modalities.host_photo import recipe_host_photo
 from arnn_tf.modalities.image.files import read_images
-from arnn_tf.modalities.image.placement import ConcealedPlacement, ImagePlacement
+from arnn_tf.modalities.image.placement import (
+    ConcealedPlacement,
+    ImagePlacement,
+    recipe_image_size,
+)
 from arnn_tf.models.reprogrammed import ReprogrammedModel, build_label_map
 from arnn_tf.settings import DEFAULT_CONCEAL_SCALE
 
@@ -54,8 +58,8 @@ def build_reprogrammed_model(
 def image_model_for(recipe: Any, task: Any, backbone: keras.Model) -> ReprogrammedModel:
     """An image task's model from a `arnn_tf.recipes.Recipe`: its placement, concealment and
     map."""
-    host_image, conceal_scale = recipe_host_photo(recipe, int(backbone.input_shape[1]))
-    image_size = None if recipe.image_size is None else (recipe.image_size, recipe.image_size)
+    frame_size = int(backbone.input_shape[1])
+    host_image, conceal_scale = recipe_host_photo(recipe, frame_size)
     return build_reprogrammed_model(
         backbone,
         task.image_shape,
@@ -64,7 +68,7 @@ def image_model_for(recipe: Any, task: Any, backbone: keras.Model) -> Reprogramm
         seed=recipe.seed,
         host_image=host_image,
         conceal_scale=conceal_scale,
-        image_size=image_size,
+        image_size=recipe_image_size(recipe, frame_size),
         border_width=recipe.border_width,
         linf_bound=recipe.linf_bound,
         full_program=recipe.full_program,

@@ -147,6 +147,18 @@ class ImagePlacement(ImageEncoder):
         return super().from_config(renamed_setting(config, "program_covers_image", "full_program"))
 
 
+def recipe_image_size(recipe: Any, frame_size: int) -> tuple[int, int] | None:
+    """The square size task images are resized to under a recipe: its ``image_size``, or its
+    ``image_scale`` of the frame's side (so one recipe suits a frame of any size); None keeps
+    the task's own size."""
+    if recipe.image_scale is not None:
+        side = max(1, round(recipe.image_scale * frame_size))
+        return side, side
+    if recipe.image_size is not None:
+        return recipe.image_size, recipe.image_size
+    return None
+
+
 def image_encoder_for(recipe: Any, task: Any, frame_size: int, name: str) -> ImageEncoder:
     """An image task's encoder called ``name``, as a `arnn_tf.recipes.Recipe` sets it: its
     placement (resized to its ``image_size``, its program in a ``border_width`` band or over
@@ -161,11 +173,10 @@ def image_encoder_for(recipe: Any, task: Any, frame_size: int, name: str) -> Ima
             host_image=host_image,
             name=name,
         )
-    size = None if recipe.image_size is None else (recipe.image_size, recipe.image_size)
     return ImagePlacement(
         frame_size,
         task.image_shape,
-        image_size=size,
+        image_size=recipe_image_size(recipe, frame_size),
         border_width=recipe.border_width,
         full_program=recipe.full_program,
         name=name,

@@ -77,6 +77,7 @@ def text_encoder_for(recipe: Any, task: Any, frame_size: int, name: str) -> Toke
 
 IMAGE_ONLY_FIELDS = (
     "image_size",
+    "image_scale",
     "border_width",
     "full_program",
     "flip_average",
