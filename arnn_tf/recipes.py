@@ -41,7 +41,9 @@ antithetic), at most ``max_queries`` frames per process; W learns at ``program_l
 times the learning rate, by default a hundredth (`program_rate_scale`), its Adam first moment
 decaying at ``program_momentum`` (`program_first_moment`), held while a learned map learns
 alone for the first ``map_warmup_steps`` (one frame an image; by default half the run,
-`map_warmup`); a frequency or
+`map_warmup`); the estimate's norm is bounded by ``zo_clip`` where set, and
+``program_update`` "nesterov" steps W by SGD with Nesterov momentum (``program_momentum``)
+instead of Adam, a step that follows the estimate's size (BlackVIP's SPSA-GC); a frequency or
 iterative label map is computed from the answers too, one frame per sample image and remap.
 """
 
@@ -70,6 +72,7 @@ from arnn_tf.settings import (
     LOSSES,
     LR_SCHEDULES,
     PART_SAMPLING,
+    PROGRAM_UPDATES,
     checked_augmentations,
 )
 
@@ -83,6 +86,8 @@ TEXT_LEVELS = ("word", "character")
 """How a text task is tokenised (`arnn_tf.modalities.text.text_task`'s levels)."""
 ADAM_BETA_1 = 0.9
 """Adam's first-moment decay, keras' default, which the map (and a white-box W) keeps."""
+BLACK_BOX_FIELDS = ("directions", "beta", "antithetic", "zo_resolution", "zo_clip", "max_queries")
+"""The zeroth-order estimator's fields and the query budget: black-box training's alone."""
 TRAINERS = ("white_box", "black_box")
 """How a program learns: backpropagation through the backbone, or queries alone."""
 
@@ -125,6 +130,7 @@ class Recipe:
     focal_gamma: float = DEFAULT_FOCAL_GAMMA
     program_lr_scale: float | None = None
     program_momentum: float | None = None
+    program_update: str = "adam"
     label_map: str = "first"
     augment: tuple[str, ...] = ()
     image_size: int | None = None
@@ -143,6 +149,7 @@ class Recipe:
     beta: float = DEFAULT_BETA
     antithetic: bool = False
     zo_resolution: int | None = DEFAULT_ZO_RESOLUTION
+    zo_clip: float | None = None
     max_queries: int | None = None
     patch_size: int = 16
     text_level: str = "word"
@@ -191,6 +198,22 @@ PLACEMENT_FIELDS = ("image_size", "image_scale", "border_width", "linf_bound", "
 """Where an image goes in the frame and where the program acts: concealment sets neither."""
 
 
+_BOUNDED_NUMBERS: tuple[tuple[str, Any, str], ...] = (
+    ("learning_rate", lambda v: v > 0, "a number > 0"),
+    ("linf_bound", lambda v: v > 0, "a number > 0"),
+    ("ema", lambda v: 0 < v < 1, "a number strictly between 0 and 1"),
+    ("conceal_scale", lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    ("image_scale", lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    ("l2", lambda v: v >= 0, "a number >= 0"),
+    ("focal_gamma", lambda v: v >= 0, "a number >= 0"),
+    ("program_lr_scale", lambda v: v > 0, "a number > 0"),
+    ("program_momentum", lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    ("zo_clip", lambda v: v > 0, "a number > 0"),
+)
+"""Numeric fields, the values each takes and how an error says so (None is allowed unless the
+field is in `_REQUIRED_NUMBERS`)."""
+
+
 def _check(recipe: Recipe) -> None:
     """Raises RecipeError naming the first field no run can use."""
     if (recipe.steps is None) == (recipe.epochs is None):
@@ -208,17 +231,7 @@ def _check(recipe: Recipe) -> None:
         value = getattr(recipe, field)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             _refuse(recipe, field, "an integer >= 0")
-    for field, holds, wanted in (
-        ("learning_rate", lambda v: v > 0, "a number > 0"),
-        ("linf_bound", lambda v: v > 0, "a number > 0"),
-        ("ema", lambda v: 0 < v < 1, "a number strictly between 0 and 1"),
-        ("conceal_scale", lambda v: 0 < v <= 1, "a number in (0, 1]"),
-        ("image_scale", lambda v: 0 < v <= 1, "a number in (0, 1]"),
-        ("l2", lambda v: v >= 0, "a number >= 0"),
-        ("focal_gamma", lambda v: v >= 0, "a number >= 0"),
-        ("program_lr_scale", lambda v: v > 0, "a number > 0"),
-        ("program_momentum", lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    ):
+    for field, holds, wanted in _BOUNDED_NUMBERS:
         value = getattr(recipe, field)
         if (value is not None or field in _REQUIRED_NUMBERS) and not (
             _is_number(value) and holds(value)
@@ -227,6 +240,7 @@ def _check(recipe: Recipe) -> None:
     for field, choices in (
         ("text_level", TEXT_LEVELS),
         ("part_sampling", PART_SAMPLING),
+        ("program_update", PROGRAM_UPDATES),
         ("lr_schedule", LR_SCHEDULES),
         ("loss", LOSSES),
     ):

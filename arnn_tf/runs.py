@@ -28,6 +28,7 @@ from arnn_tf.models.reprogrammed import ReprogrammedModel, frame_program_for, pa
 from arnn_tf.programs.parts import saved_parts
 from arnn_tf.programs.saved import SavedProgram
 from arnn_tf.recipes import (
+    BLACK_BOX_FIELDS,
     Recipe,
     conceal_scale,
     program_first_moment,
@@ -137,6 +138,7 @@ def make_trainer(
         beta=recipe.beta,
         antithetic=recipe.antithetic,
         zo_resolution=recipe.zo_resolution,
+        zo_clip=recipe.zo_clip,
         max_queries=recipe.max_queries,
     )
 
@@ -236,7 +238,7 @@ def _hparams(recipe: Recipe) -> dict[str, Any]:
     values["recipe"] = values.pop("name")
     values["augment"] = ",".join(recipe.augment) or None
     if recipe.trainer != "black_box":  # the estimator's fields play no part
-        for field in ("directions", "beta", "antithetic", "zo_resolution", "max_queries"):
+        for field in BLACK_BOX_FIELDS:
             del values[field]
     if recipe.loss != "focal":
         del values["focal_gamma"]

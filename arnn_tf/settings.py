@@ -59,6 +59,11 @@ def checked_augmentations(names: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(names)
 
 
+PROGRAM_UPDATES: tuple[str, ...] = ("adam", "nesterov")
+"""How W steps on its gradient: Adam (a step of about the rate in every entry, whatever the
+gradient's size), or SGD with Nesterov momentum (a step that follows the gradient's size:
+SPSA-GC, BlackVIP's update for zeroth-order estimates)."""
+
 PART_SAMPLING: tuple[str, ...] = ("uniform", "proportional")
 """How a task of several parts draws each training example's part: uniformly over the parts,
 or in proportion to their sizes."""

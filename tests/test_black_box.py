@@ -65,6 +65,20 @@ def test_the_estimate_points_along_the_gradient_of_a_smooth_function(antithetic)
                            mask), gradient) < 0.5  # few directions, a rough estimate
 
 
+def test_a_clipped_estimate_keeps_its_direction_and_is_no_longer_than_the_clip():
+    weight = np.random.default_rng(3).normal(size=(8, 8, 3)).astype("float32")
+    mask = np.ones((8, 8, 3), "float32")
+    def loss(w):
+        return float(np.sum(w ** 2))
+    free = estimate(ZerothOrderEstimator(directions=4, zo_resolution=None), loss, weight, mask)
+    clipped = estimate(ZerothOrderEstimator(directions=4, zo_resolution=None, clip=1.0), loss,
+                       weight, mask)
+    assert np.linalg.norm(free) > 1 and np.linalg.norm(clipped) == pytest.approx(1.0, rel=1e-5)
+    assert cosine(free, clipped) == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(ValueError, match="clip must be a number > 0"):
+        ZerothOrderEstimator(clip=0.0)
+
+
 def test_coarse_directions_estimate_a_smooth_gradient_with_few_queries():
     smooth = keras.ops.convert_to_numpy(keras.ops.image.resize(
         np.random.default_rng(4).normal(size=(1, 4, 4, 3)).astype("float32"), (48, 48)))[0]
@@ -139,6 +153,17 @@ def test_training_through_queries_lowers_the_loss():
     before = task_loss(model, query)
     BlackBoxTrainer(query, directions=10).fit(model, toy_task(), RECIPE.replace(steps=20),
                                               verbose=False)
+    assert task_loss(model, query) < before - 0.01
+
+
+def test_nesterov_steps_on_clipped_estimates_lower_the_loss():
+    model = toy_model()
+    query = LocalQuery(model.backbone)
+    before = task_loss(model, query)
+    recipe = RECIPE.replace(steps=20, program_update="nesterov", program_lr_scale=1.0,
+                            learning_rate=1.0)  # SGD: the step is the rate times the estimate
+    BlackBoxTrainer(query, directions=10, zo_clip=0.3).fit(model, toy_task(), recipe,
+                                                          verbose=False)
     assert task_loss(model, query) < before - 0.01
 
 

@@ -106,6 +106,28 @@ def test_a_variables_own_first_moment_decay_is_adams_with_that_beta_1():
     assert (again.rate_scales, again.first_moments) == ({fast.path: 0.5}, {fast.path: 0.0})
 
 
+def test_a_nesterov_variable_steps_as_keras_sgd_with_nesterov_momentum_the_others_as_adam():
+    start = np.array([1.0, -2.0, 0.5], "float32")
+    program, other = keras.Variable(start, name="program"), keras.Variable(start, name="other")
+    both = ScaledRateAdam(0.1, {program.path: 0.5}, first_moments={program.path: 0.8},
+                          nesterov=[program.path])
+    references = [(keras.Variable(start), keras.optimizers.SGD(0.05, momentum=0.8, nesterov=True)),
+                  (keras.Variable(start), keras.optimizers.Adam(0.1))]
+    for gradient in (np.array([1.0, 2.0, -1.0], "float32"), np.array([-3.0, 1.0, 2.0], "float32"),
+                     np.array([0.5, 0.5, 4.0], "float32")):
+        both.apply_gradients([(gradient, program), (gradient, other)])
+        for variable, optimizer in references:
+            optimizer.apply_gradients([(gradient, variable)])
+    for variable, (reference, _) in zip((program, other), references):
+        np.testing.assert_allclose(variable.numpy(), reference.numpy(), rtol=1e-6)
+    assert ScaledRateAdam.from_config(both.get_config()).nesterov == [program.path]
+
+
+def test_the_recipes_program_update_builds_the_nesterov_step_for_w_alone():
+    model, moved = moves(RECIPE.replace(program_update="nesterov"))
+    assert model.optimizer.nesterov == [model.program.weight.path] and max(moved) > 0
+
+
 def test_the_maps_warmup_holds_w_and_moves_the_map():
     model, held = moves(RECIPE.replace(map_warmup_steps=1))
     weight = [v is model.program.weight for v in model.trainable_variables].index(True)

@@ -144,6 +144,14 @@ def test_image_size_and_image_scale_replace_each_other_and_conceal_clears_placem
     assert concealed.image_size is None and not concealed.full_program
 
 
+def test_the_program_update_and_the_estimate_clip_are_checked():
+    assert RECIPES["counting"].program_update == "adam" and RECIPES["counting"].zo_clip is None
+    with pytest.raises(RecipeError, match="'program_update' must be 'adam' or 'nesterov'"):
+        RECIPES["counting"].replace(program_update="sgd")
+    with pytest.raises(RecipeError, match="'zo_clip' must be a number > 0"):
+        RECIPES["counting"].replace(zo_clip=0)
+
+
 def test_a_folder_task_defaults_to_the_folder_recipe_which_keeps_digits_as_they_are():
     assert default_recipe("folder:/data/photos") == "folder"
     assert default_recipe("folder:/data/photos+folder:/data/digits") == "folder"

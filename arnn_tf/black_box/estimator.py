@@ -8,10 +8,11 @@ random unit directions ``U_j``:
 where ``d`` is the dimension the directions are drawn from: ``E[d (g.U) U]`` is the gradient
 projected onto that space. With ``antithetic`` pairs, ``[L(W + beta U_j) - L(W - beta U_j)] /
 (2 beta)`` replaces the forward difference: its error is of order ``beta^2``, not ``beta``,
-at the cost of ``q`` more points. A full-resolution program has ``d`` in the hundreds of
-thousands, so ``q`` directions capture about ``sqrt(q / d)`` of the gradient's direction;
-with ``zo_resolution`` c, directions are drawn from c x c x 3 grids upsampled (bilinearly) to
-the frame: ``d = 3 c^2`` and the estimate is that of the
+at the cost of ``q`` more points. With ``clip`` the estimate's norm is bounded (as ZIP, ICLR
+2025, clips it: a rare large finite difference cannot throw W far). A full-resolution program
+has ``d`` in the hundreds of thousands, so ``q`` directions capture about ``sqrt(q / d)``
+of the gradient's direction; with ``zo_resolution`` c, directions are drawn from c x c x 3
+grids upsampled (bilinearly) to the frame: ``d = 3 c^2`` and the estimate is that of the
 gradient of a smooth program, while ``W`` itself keeps the frame's resolution. Directions
 are masked to the entries the program uses (``M`` in ``tanh(W * M)``).
 
@@ -33,18 +34,22 @@ from arnn_tf.black_box.defaults import DEFAULT_BETA, DEFAULT_DIRECTIONS, DEFAULT
 @dataclasses.dataclass(frozen=True)
 class ZerothOrderEstimator:
     """How W's gradient is estimated: ``directions`` (q), ``beta`` (the step along each),
-    ``antithetic`` pairs, and the ``zo_resolution`` of the directions (None: the frame's)."""
+    ``antithetic`` pairs, the ``zo_resolution`` of the directions (None: the frame's), and
+    ``clip``, a bound on the estimate's norm (None: none)."""
 
     directions: int = DEFAULT_DIRECTIONS
     beta: float = DEFAULT_BETA
     antithetic: bool = False
     zo_resolution: int | None = DEFAULT_ZO_RESOLUTION
+    clip: float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.directions, bool) or self.directions < 1:
             raise ValueError(f"directions must be a positive integer, got {self.directions!r}")
         if not (np.isfinite(self.beta) and self.beta > 0):
             raise ValueError(f"beta must be a number > 0, got {self.beta!r}")
+        if self.clip is not None and not (np.isfinite(self.clip) and self.clip > 0):
+            raise ValueError(f"clip must be a number > 0 or None, got {self.clip!r}")
         if self.zo_resolution is not None and self.zo_resolution < 1:
             raise ValueError(
                 f"zo_resolution must be a positive integer or None, got {self.zo_resolution!r}"
@@ -107,6 +112,9 @@ class ZerothOrderEstimator:
         else:
             slopes = (losses[1:] - losses[0]) / self.beta
         estimate = self.dimension(mask) / q * np.tensordot(slopes, directions, axes=1)
+        norm = float(np.sqrt(np.sum(estimate**2)))
+        if self.clip is not None and norm > self.clip:
+            estimate *= self.clip / norm
         return estimate.astype("float32")
 
 

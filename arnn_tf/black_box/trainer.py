@@ -41,15 +41,16 @@ from arnn_tf.training.trainer import Trainer
 class BlackBoxTrainer(Trainer):
     """Trains with zeroth-order estimates of W's gradient from ``query``'s answers.
 
-    ``directions``, ``beta``, ``antithetic`` and ``zo_resolution`` are the
-    `ZerothOrderEstimator`'s. ``max_queries`` bounds the frames this trainer sends: it stops
-    before a step that would go past it. ``queries`` counts the frames sent by this trainer
-    object, that is, in this process: a resumed run starts again from 0 (its earlier steps
-    cost ``batch * points_per_step`` frames each), and ``max_queries`` bounds this process's
-    queries (like a time limit, a rerun continues with a fresh budget); ``stopped_by_queries``
-    says whether it stopped training short. During the recipe's ``map_warmup_steps`` W is held
-    and a step asks for one frame an image. The callbacks' logs and the history carry "loss",
-    "accuracy" (running means over the epoch, as `model.fit` reports them) and "queries".
+    ``directions``, ``beta``, ``antithetic``, ``zo_resolution`` and ``zo_clip`` (its ``clip``)
+    are the `ZerothOrderEstimator`'s. ``max_queries`` bounds the frames this trainer sends: it
+    stops before a step that would go past it. ``queries`` counts the frames sent by this
+    trainer object, that is, in this process: a resumed run starts again from 0 (its earlier
+    steps cost ``batch * points_per_step`` frames each), and ``max_queries`` bounds this
+    process's queries (like a time limit, a rerun continues with a fresh budget);
+    ``stopped_by_queries`` says whether it stopped training short. During the recipe's
+    ``map_warmup_steps`` W is held and a step asks for one frame an image. The callbacks' logs
+    and the history carry "loss", "accuracy" (running means over the epoch, as `model.fit`
+    reports them) and "queries".
     """
 
     def __init__(
@@ -60,12 +61,13 @@ class BlackBoxTrainer(Trainer):
         beta: float = DEFAULT_BETA,
         antithetic: bool = False,
         zo_resolution: int | None = DEFAULT_ZO_RESOLUTION,
+        zo_clip: float | None = None,
         max_queries: int | None = None,
     ) -> None:
         if max_queries is not None and max_queries < 1:
             raise ValueError(f"max_queries must be a positive number of frames, got {max_queries}")
         self.query = query
-        self.estimator = ZerothOrderEstimator(directions, beta, antithetic, zo_resolution)
+        self.estimator = ZerothOrderEstimator(directions, beta, antithetic, zo_resolution, zo_clip)
         self.max_queries = max_queries
         self.queries = 0
         self.stopped_by_queries = False

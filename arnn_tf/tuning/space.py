@@ -22,10 +22,10 @@ from typing import Any, Callable, Iterator
 import keras_tuner
 from tensorboard.plugins.hparams import api as hparams_api
 
-from arnn_tf.recipes import FIELDS, Recipe
+from arnn_tf.recipes import BLACK_BOX_FIELDS, FIELDS, Recipe
 
 FIXED_FIELDS = ("name", "task", "backbone", "weights", "steps", "epochs", "seed", "trainer")
-FIXED_FIELDS += ("directions", "beta", "antithetic", "zo_resolution", "max_queries")
+FIXED_FIELDS += BLACK_BOX_FIELDS
 """Recipe fields a search never varies: all trials share the base recipe's task, backbone and
 seed, the search decides how long each trial trains, and trials train white-box (so the
 black-box estimator's fields have nothing to act on)."""

@@ -32,6 +32,7 @@ from arnn_tf.settings import (
     LR_SCHEDULES,
     PART_SAMPLING,
     PRECISIONS,
+    PROGRAM_UPDATES,
     STRATEGIES,
     checked_augmentations,
 )
@@ -123,6 +124,13 @@ def _add_schedule_fields(field: Any) -> None:
         metavar="B|none",
         help="W's Adam first-moment decay, beta_1 in [0, 1); a longer memory (0.99) averages "
         "more steps; none: the default, Adam's 0.9",
+    )
+    field(
+        "--program-update",
+        choices=PROGRAM_UPDATES,
+        help="how W steps: Adam (about the rate in every entry), or SGD with Nesterov "
+        "momentum (--program-momentum; a step as large as the gradient, for black-box "
+        "estimates, BlackVIP's SPSA-GC)",
     )
     field(
         "--ema",
@@ -236,6 +244,12 @@ def _add_black_box_fields(train: argparse.ArgumentParser) -> None:
         metavar="C|none",
         help="draw directions on a C x C x 3 grid upsampled to the frame (fewer, smoother "
         "dimensions to explore); none: the frame's own resolution",
+    )
+    field(
+        "--zo-clip",
+        type=_or_none(positive_float),
+        metavar="C|none",
+        help="bound the norm of W's gradient estimate by C (ZIP's clipping); none: unbounded",
     )
     field(
         "--max-queries",
