@@ -28,6 +28,10 @@ Named recipes (`RECIPES`; their measured accuracies, with controls, are in `EXPE
   patches of 16 x 16 pixels on a 112 x 112 frame (49 slots), a frame program over them, the
   learned map, cosine decay over 2,400 steps, no L2 (`arnn_tf.modalities.text`).
 
+``code_dimension`` d, where set, writes W as a fixed projection (drawn from the seed) of a code
+of d numbers, a program of low intrinsic dimension (`arnn_tf.layers.frame_program`); a
+black-box run then draws its directions in the code.
+
 ``frame_size`` (None: the backbone's own input size) sets the frame, n x n, that the program,
 the task's input and the backbone share: the EfficientNets end in global pooling, so they take
 any size, and a smaller frame is cheaper (a text step at 112: a third of one at 224 on 2 CPU
@@ -102,6 +106,7 @@ _POSITIVE_INTS = (
     "border_width",
     "patch_size",
     "frame_size",
+    "code_dimension",
 )
 """Integer fields that are positive where set."""
 
@@ -138,6 +143,7 @@ class Recipe:
     border_width: int | None = None
     linf_bound: float | None = None
     full_program: bool = False
+    code_dimension: int | None = None
     freeze_program: bool = False
     map_warmup_steps: int | None = None
     flip_average: bool = False

@@ -24,7 +24,12 @@ from arnn_tf.black_box.queries import LocalQuery, QueryFunction
 from arnn_tf.black_box.trainer import BlackBoxTrainer
 from arnn_tf.label_maps.specs import data_driven_kind
 from arnn_tf.modalities.registry import modality
-from arnn_tf.models.reprogrammed import ReprogrammedModel, frame_program_for, part_label_maps
+from arnn_tf.models.reprogrammed import (
+    ReprogrammedModel,
+    frame_program_for,
+    part_label_maps,
+    program_code,
+)
 from arnn_tf.programs.parts import saved_parts
 from arnn_tf.programs.saved import SavedProgram
 from arnn_tf.recipes import (
@@ -221,7 +226,7 @@ def _multi_part_model(recipe: Recipe, task: Any, backbone: keras.Model) -> Repro
     ]
     # a concealed program is bounded by the host photo's weight, as a part alone is
     bound = recipe.linf_bound if recipe.conceal is None else conceal_scale(recipe)
-    program = frame_program_for(encoders, bound, recipe.l2)
+    program = frame_program_for(encoders, bound, recipe.l2, program_code(recipe))
     maps = part_label_maps(
         recipe.label_map,
         [t.num_classes for _, t in parts],

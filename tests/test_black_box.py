@@ -167,6 +167,22 @@ def test_nesterov_steps_on_clipped_estimates_lower_the_loss():
     assert task_loss(model, query) < before - 0.01
 
 
+def test_a_program_written_as_a_code_learns_through_directions_in_the_code():
+    estimator = ZerothOrderEstimator(directions=3, zo_resolution=16)
+    directions = estimator.sample(np.ones(20, "float32"), np.random.default_rng(0))
+    assert directions.shape == (3, 20) and estimator.dimension(np.ones(20)) == 20
+    np.testing.assert_allclose(np.linalg.norm(directions, axis=1), 1.0, rtol=1e-5)
+    backbone = build_backbone("tiny_cnn", None, seed=1)
+    model = build_reprogrammed_model(backbone, (12, 12, 1), 2, label_map="first",
+                                     code={"code_dimension": 40, "code_seed": 1})
+    query = LocalQuery(model.backbone)
+    before = task_loss(model, query)
+    BlackBoxTrainer(query, directions=10).fit(model, toy_task(), RECIPE.replace(steps=20),
+                                              verbose=False)
+    assert task_loss(model, query) < before - 0.01
+    assert tuple(model.program.weight.shape) == (40,)
+
+
 def test_checkpoints_and_resume_replay_the_uninterrupted_run(tmp_path):
     straight = toy_model(label_map="linear")
     recipe = RECIPE.replace(label_map="linear")

@@ -199,6 +199,23 @@ def test_multi_task_training_saves_its_parts(image_folder, tmp_path):
     assert set(metrics["test_accuracy_per_task"]) == {f"folder:{image_folder}", f"folder:{other}"}
 
 
+def test_a_program_written_as_a_code_trains_black_box_on_parts_and_warm_starts_only_as_one(
+        image_folder, tmp_path, capsys):
+    from arnn_tf.programs.saved import SavedProgram
+
+    task = f"folder:{image_folder}+shuffled:folder:{image_folder}"
+    common = ["train", "--task", task, "--backbone", "tiny_cnn", "--weights", "none",
+              "--steps", "3", "--batch-size", "4", "--black-box", "--map-warmup-steps", "0"]
+    assert main([*common, "--code-dimension", "24", "--out", str(tmp_path / "run")]) == 0
+    saved = SavedProgram.load(tmp_path / "run" / "program")
+    assert saved.weight.shape == (24,) and np.any(saved.weight)
+    assert saved.program_config["code_dimension"] == 24
+    capsys.readouterr()
+    assert main([*common, "--init-program", str(tmp_path / "run" / "program"),
+                 "--out", str(tmp_path / "frame")]) == 2
+    assert "--code-dimension 24 (here None)" in capsys.readouterr().err
+
+
 def test_train_concealed_in_a_host_photo(image_folder, tmp_path, capsys):
     import keras
 

@@ -66,6 +66,24 @@ def test_frame_program_layer(tmp_path):
     run_layer_serialization_test(layer, canvas, tmp_path)
 
 
+def test_frame_program_written_as_a_code(tmp_path):
+    canvas = RNG.uniform(-1, 1, (3, 16, 16, 3)).astype("float32")
+    layer = with_weights(FrameProgram(16, l2=1e-3, code_dimension=12, code_seed=5), canvas)
+    assert tuple(layer.weight.shape) == (12,)
+    run_layer_serialization_test(layer, canvas, tmp_path)
+
+
+def test_a_program_written_as_a_code_saves_its_code_and_answers_the_same(tmp_path):
+    model = build_reprogrammed_model(build_backbone("tiny_cnn", None, seed=4), (10, 10, 3), 3,
+                                     label_map="linear", code={"code_dimension": 30, "code_seed": 2})
+    model.program.weight.assign(RNG.normal(size=30))
+    program = SavedProgram.from_model(model, backbone_name="tiny_cnn", weights=None, seed=4,
+                                      task_name="toy", class_names=["a", "b", "c"],
+                                      label_map="linear")
+    run_program_round_trip_test(model, IMAGES, tmp_path, program)
+    assert np.load(tmp_path / "program" / "W.npy").shape == (30,)
+
+
 @pytest.mark.parametrize("blended", [False, True])
 def test_text_model(blended, tmp_path):
     import keras

@@ -14,7 +14,8 @@ has ``d`` in the hundreds of thousands, so ``q`` directions capture about ``sqrt
 of the gradient's direction; with ``zo_resolution`` c, directions are drawn from c x c x 3
 grids upsampled (bilinearly) to the frame: ``d = 3 c^2`` and the estimate is that of the
 gradient of a smooth program, while ``W`` itself keeps the frame's resolution. Directions
-are masked to the entries the program uses (``M`` in ``tanh(W * M)``).
+are masked to the entries the program uses (``M`` in ``tanh(W * M)``). A program written as a
+code (`arnn_tf.layers.frame_program`) takes its directions in the code's d numbers instead.
 
 The losses come from elsewhere (`arnn_tf.black_box.trainer` queries the model for all points
 in one call). Written with numpy and `keras.ops` only, so it works on any Keras backend.
@@ -62,12 +63,15 @@ class ZerothOrderEstimator:
 
     def dimension(self, mask: np.ndarray) -> int:
         """d: the number of free entries of the space the directions are drawn from."""
-        if self.zo_resolution is None:
+        if self.zo_resolution is None or mask.ndim == 1:
             return int(np.count_nonzero(mask))
         return self.zo_resolution * self.zo_resolution * mask.shape[-1]
 
     def check_fits(self, shape: tuple[int, ...]) -> None:
-        """Refuses directions finer than a program of ``shape`` ``(height, width, channels)``."""
+        """Refuses directions finer than a program of ``shape`` ``(height, width, channels)``
+        (a program's code, of shape ``(d,)``, takes directions in its own d dimensions)."""
+        if len(shape) == 1:
+            return
         height, width = shape[:2]
         if self.zo_resolution is not None and self.zo_resolution > min(height, width):
             raise ValueError(
@@ -76,20 +80,30 @@ class ZerothOrderEstimator:
             )
 
     def sample(self, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """q random unit directions ``[q, *mask.shape]``, zero where ``mask`` is."""
+        """q random unit directions ``[q, *mask.shape]``, zero where ``mask`` is: over the
+        frame (``mask`` n x n x 3), or over a program's code (``mask`` of shape ``(d,)``)."""
         self.check_fits(mask.shape)
-        height, width, channels = mask.shape
-        grid = (height, width) if self.zo_resolution is None else (self.zo_resolution,) * 2
-        draws = rng.standard_normal((self.directions, *grid, channels)).astype("float32")
-        if self.zo_resolution is not None:
-            draws = keras.ops.convert_to_numpy(
-                keras.ops.image.resize(draws, (height, width), interpolation="bilinear")
-            )
+        if mask.ndim == 1:
+            draws = rng.standard_normal((self.directions, *mask.shape)).astype("float32")
+        else:
+            draws = self._frame_draws(mask.shape, rng)
         directions = draws * mask
-        norms = np.sqrt(np.sum(directions**2, axis=(1, 2, 3), keepdims=True))
+        axes = tuple(range(1, directions.ndim))
+        norms = np.sqrt(np.sum(directions**2, axis=axes, keepdims=True))
         if not np.all(norms > 0):
             raise ValueError("the program has no entries to perturb: its mask is zero everywhere")
         return directions / norms
+
+    def _frame_draws(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        """q Gaussian draws over the frame, on the ``zo_resolution`` grid upsampled if set."""
+        height, width, channels = shape
+        grid = (height, width) if self.zo_resolution is None else (self.zo_resolution,) * 2
+        draws = rng.standard_normal((self.directions, *grid, channels)).astype("float32")
+        if self.zo_resolution is None:
+            return draws
+        return keras.ops.convert_to_numpy(
+            keras.ops.image.resize(draws, (height, width), interpolation="bilinear")
+        )
 
     def points(self, weight: np.ndarray, directions: np.ndarray) -> np.ndarray:
         """``[W, W + beta U_1, ..., W + beta U_q]``, then ``W - beta U_j`` when antithetic."""

@@ -84,7 +84,7 @@ class BlackBoxTrainer(Trainer):
                 "learns, such as a text task's patch table, would need the backbone's own "
                 "gradients; train this task white-box (trainer 'white_box')"
             )
-        self.estimator.check_fits(model.program.mask.shape)
+        self.estimator.check_fits(_direction_mask(model.program).shape)
         self.map_warmup_steps = plan.map_warmup_steps
         model.compile(optimizer=adam(plan, model), loss=task_loss(plan.recipe))
 
@@ -133,7 +133,7 @@ class BlackBoxTrainer(Trainer):
         failed step leaves W and the optimiser as they were.
         """
         program = model.program
-        mask = np.maximum.reduce(program.masks)  # W's entries that some part's program uses
+        mask = _direction_mask(program)
         weight = keras.ops.convert_to_numpy(program.weight.value)
         directions = None
         if self._estimates(model):
@@ -166,7 +166,7 @@ class BlackBoxTrainer(Trainer):
         """The logits ``[len(points) * batch, classes]`` of the batch (each part's rows, in
         part order) under each program weight in ``points``, point by point, from one query,
         checked."""
-        frame = tuple(model.program.weight.shape)
+        frame = (model.program.frame_size, model.program.frame_size, 3)
         frames = [
             _frames(model, x, points, i).reshape(len(points), len(x), *frame)
             for i, x in enumerate(parts)
@@ -222,6 +222,14 @@ class BlackBoxTrainer(Trainer):
                 + (f" after the label map's {remap} sample frames" if remap else "")
                 + "; raise max_queries"
             )
+
+
+def _direction_mask(program: Any) -> np.ndarray:
+    """Where directions may point: W's entries that some part's program uses, or every entry
+    of a program's code."""
+    if program.code_dimension is not None:
+        return np.ones(program.weight_shape, "float32")
+    return np.maximum.reduce(program.masks)
 
 
 def _frames(model: ReprogrammedModel, inputs: Any, points: np.ndarray, part: int) -> np.ndarray:

@@ -5,6 +5,11 @@ An input encoder turns a task input into a canvas the backbone's size (the token
 to it, where the encoder's mask M says where the program may act, and clips the sum to
 [-1, 1]. Because it knows nothing of the input, one frame program can serve several encoders
 (text and images on one program). It uses `keras.ops` only, so it runs on any Keras backend.
+
+W is n x n x 3, or, with ``code_dimension`` d, the image of a code of d numbers under a fixed
+projection drawn from ``code_seed`` (a d x 768 Gaussian matrix onto a 16 x 16 x 3 grid,
+upsampled bilinearly to the frame): a program of low intrinsic dimension, as ZIP (ICLR 2025)
+writes its prompt, whose d entries zeroth-order estimates can explore with few queries.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 from keras import ops
+
+CODE_GRID = 16
+"""The side of the grid a program's code is projected onto before it is upsampled."""
 
 
 @keras.saving.register_keras_serializable(package="arnn_tf")
@@ -28,11 +36,14 @@ class FrameProgram(keras.layers.Layer):
         mask: M (n x n x 3, values in [0, 1]), where the program acts; None: everywhere.
             It is fixed by the encoder, so it is rebuilt from the encoder and not saved.
         linf_bound: if set, an L-infinity bound on P in units of the [-1, 1] range.
-        l2: lambda, the weight of ``||W||_F^2`` in the loss.
+        l2: lambda, the weight of ``||W||_F^2`` in the loss (of the code's, for a code).
         masks: one mask per part instead of ``mask``.
         clip: clip the sum to [-1, 1]. An encoder whose canvas is 0 wherever the mask opens
             (the paper's padded image, with ``|P| <= 1``) never leaves the range, and skipping
             the clip saves its gradient's selects over every frame pixel in each step.
+        code_dimension: if set, the trainable weight is a code of this many numbers and W
+            its fixed projection (see the module's docstring); ``weight`` is then the code.
+        code_seed: the seed the projection is drawn from.
     """
 
     def __init__(
@@ -43,6 +54,8 @@ class FrameProgram(keras.layers.Layer):
         l2: float = 0.0,
         masks: Sequence[np.ndarray] | None = None,
         clip: bool = True,
+        code_dimension: int | None = None,
+        code_seed: int = 0,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("name", "frame_program")
@@ -60,13 +73,36 @@ class FrameProgram(keras.layers.Layer):
         self.linf_bound = linf_bound
         self.l2 = float(l2)
         self.clip = bool(clip)
+        if code_dimension is not None and not code_dimension >= 1:
+            raise ValueError(f"code_dimension must be a positive integer, got {code_dimension}")
+        self.code_dimension = code_dimension
+        self.code_seed = int(code_seed)
+        self.projection = None if code_dimension is None else code_projection(
+            code_dimension, code_seed
+        )
         self.weight = self.add_weight(
             name="W",
-            shape=(self.frame_size, self.frame_size, 3),
+            shape=self.weight_shape,
             initializer="zeros",
             regularizer=keras.regularizers.L2(self.l2) if self.l2 else None,
             trainable=True,
         )
+
+    @property
+    def weight_shape(self) -> tuple[int, ...]:
+        """The trainable weight's shape: the frame's n x n x 3, or the code's (d,)."""
+        n = self.frame_size
+        return (n, n, 3) if self.code_dimension is None else (self.code_dimension,)
+
+    def frame_weight(self, weight: Any = None) -> Any:
+        """W at the frame's n x n x 3, from ``weight`` (by default the layer's own)."""
+        weight = self.weight if weight is None else weight
+        if self.projection is None:
+            return weight
+        grid = ops.matmul(ops.expand_dims(weight, 0), ops.convert_to_tensor(self.projection))
+        grid = ops.reshape(grid, (1, CODE_GRID, CODE_GRID, 3))
+        size = (self.frame_size, self.frame_size)
+        return ops.image.resize(grid, size, interpolation="bilinear")[0]
 
     def set_masks(self, masks: Sequence[np.ndarray | None]) -> None:
         """The masks of the parts (None: everywhere); they are the encoders', so a program
@@ -90,7 +126,7 @@ class FrameProgram(keras.layers.Layer):
     def program(self, part: int = 0) -> Any:
         """P of part ``part``, in [-linf_bound, linf_bound] (or [-1, 1])."""
         mask = ops.convert_to_tensor(self.masks[part], dtype=self.weight.dtype)
-        p = ops.tanh(self.weight * mask)
+        p = ops.tanh(self.frame_weight() * mask)
         return p if self.linf_bound is None else self.linf_bound * p
 
     def call(self, canvas: Any, part: int = 0) -> Any:
@@ -107,4 +143,14 @@ class FrameProgram(keras.layers.Layer):
         config.update(
             frame_size=self.frame_size, linf_bound=self.linf_bound, l2=self.l2, clip=self.clip
         )
+        if self.code_dimension is not None:  # a frame-sized W's config stays as it was
+            config.update(code_dimension=self.code_dimension, code_seed=self.code_seed)
         return config
+
+
+def code_projection(dimension: int, seed: int) -> np.ndarray:
+    """The fixed d x (16 * 16 * 3) projection of a program's code, Gaussian with variance 1/d
+    (so a code of unit entries makes a grid of unit entries), drawn from ``seed``."""
+    rng = np.random.default_rng(seed)
+    columns = CODE_GRID * CODE_GRID * 3
+    return (rng.standard_normal((dimension, columns)) / np.sqrt(dimension)).astype("float32")

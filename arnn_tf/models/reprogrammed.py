@@ -255,12 +255,24 @@ def _stacked_frames(
 
 
 def frame_program_for(
-    encoders: Sequence[keras.layers.Layer], linf_bound: float | None = None, l2: float = 0.0
+    encoders: Sequence[keras.layers.Layer],
+    linf_bound: float | None = None,
+    l2: float = 0.0,
+    code: dict[str, int] | None = None,
 ) -> FrameProgram:
-    """A zero frame program for ``encoders``, one mask per part: each encoder's own."""
+    """A zero frame program for ``encoders``, one mask per part: each encoder's own (``code``:
+    `program_code`'s settings)."""
     frame = int(encoders[0].frame_size)
     masks = [np.asarray(encoder.program_mask, "float32") for encoder in encoders]
-    return FrameProgram(frame, masks=masks, linf_bound=linf_bound, l2=l2)
+    return FrameProgram(frame, masks=masks, linf_bound=linf_bound, l2=l2, **(code or {}))
+
+
+def program_code(recipe: Any) -> dict[str, int]:
+    """`FrameProgram`'s code settings under a recipe: none, or its ``code_dimension`` with
+    the projection drawn from its seed."""
+    if recipe.code_dimension is None:
+        return {}
+    return {"code_dimension": recipe.code_dimension, "code_seed": recipe.seed}
 
 
 def part_logits(

@@ -9,7 +9,8 @@ many megabytes that every user can rebuild. A saved program (format 6) is a fold
   of several kinds), how it answers at inference (``flip_average``: averaged with each
   image's mirror image), the recipe it was trained with, the run's metrics, and its parts:
   for each, its name, class names, input encoder (as Keras serialises it) and label map;
-- ``W.npy``: the program weight, read back with ``allow_pickle=False``;
+- ``W.npy``: the program weight (n x n x 3, or the d numbers of a program written as a code),
+  read back with ``allow_pickle=False``;
 - ``parts/<i>/``: part i's arrays (`arnn_tf.programs.parts`): its encoder's weights, a
   learned map's kernel and bias, and its input state (a text part's vectorizer).
 
@@ -55,9 +56,11 @@ def read_document(path: Path) -> dict[str, Any]:
 
 
 def read_weight(path: Path, document: dict[str, Any]) -> np.ndarray:
-    """``W.npy``, checked to be the program's n x n x 3."""
+    """``W.npy``, checked to be the program's n x n x 3 (or its code's d numbers)."""
     weight = np.load(path / "W.npy", allow_pickle=False)
-    expected = (document["program"]["frame_size"],) * 2 + (3,)
+    settings = document["program"]
+    code = settings.get("code_dimension")
+    expected = (settings["frame_size"],) * 2 + (3,) if code is None else (code,)
     if weight.shape != expected:
         raise ValueError(f"{path / 'W.npy'} has shape {weight.shape}, expected {expected}")
     return weight

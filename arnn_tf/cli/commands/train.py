@@ -192,6 +192,14 @@ def _add_placement_fields(field: Any) -> None:
         "--image-size)",
     )
     field(
+        "--code-dimension",
+        type=_or_none(positive_int),
+        metavar="D|none",
+        help="write W as a fixed random projection of a code of D numbers (a program of low "
+        "intrinsic dimension; black-box directions are then drawn in the code); none: W is "
+        "the frame's own n x n x 3",
+    )
+    field(
         "--border-width",
         type=positive_int,
         help="confine the program to a band this wide at the frame's edge",

@@ -16,7 +16,7 @@ from arnn_tf.modalities.image.placement import (
     ImagePlacement,
     recipe_image_size,
 )
-from arnn_tf.models.reprogrammed import ReprogrammedModel, build_label_map
+from arnn_tf.models.reprogrammed import ReprogrammedModel, build_label_map, program_code
 from arnn_tf.settings import DEFAULT_CONCEAL_SCALE
 
 
@@ -36,9 +36,9 @@ def build_reprogrammed_model(
 
     ``label_map`` is a spec understood by `arnn_tf.label_maps.specs.parse_label_map`;
     ``program_options`` are `image_placement_and_program`'s (image_size, border_width,
-    linf_bound, full_program, l2). With ``host_image`` (the backbone's n x n x 3 pixels
+    linf_bound, full_program, l2, code). With ``host_image`` (the backbone's n x n x 3 pixels
     in [0, 255]) the task image is hidden in that photo with scale ``conceal_scale`` (a
-    `ConcealedPlacement`); of the program options it then takes only l2. ``seed`` draws the
+    `ConcealedPlacement`); of the program options it then takes only l2 and code. ``seed`` draws the
     random label maps and the concealment's pixel permutation. ``flip_average`` is
     `ReprogrammedModel`'s.
     """
@@ -73,6 +73,7 @@ def image_model_for(recipe: Any, task: Any, backbone: keras.Model) -> Reprogramm
         linf_bound=recipe.linf_bound,
         full_program=recipe.full_program,
         l2=recipe.l2,
+        code=program_code(recipe),
         flip_average=recipe.flip_average,
     )
 
@@ -85,15 +86,22 @@ def image_placement_and_program(
     linf_bound: float | None = None,
     full_program: bool = False,
     l2: float = 0.0,
+    code: dict[str, int] | None = None,
 ) -> tuple[ImagePlacement, FrameProgram]:
     """An image task's input encoder (the placement in the frame) and its frame program, the
-    paper's ``X_adv = X~ + P``: the program acts where the placement's mask lets it.
+    paper's ``X_adv = X~ + P``: the program acts where the placement's mask lets it; ``code``
+    is `FrameProgram`'s ``code_dimension`` and ``code_seed`` where W is written as a code.
 
     The arguments are the settings image programs of formats 1 and 3 were saved with."""
     placement = ImagePlacement(frame_size, task_image_shape, image_size, border_width, full_program)
     in_range = not full_program and (linf_bound is None or linf_bound <= 1)
     program = FrameProgram(
-        frame_size, placement.program_mask, linf_bound=linf_bound, l2=l2, clip=not in_range
+        frame_size,
+        placement.program_mask,
+        linf_bound=linf_bound,
+        l2=l2,
+        clip=not in_range,
+        **(code or {}),
     )
     return placement, program
 
@@ -105,6 +113,7 @@ def concealment_and_program(
     conceal_scale: float,
     permutation_seed: int = 0,
     l2: float = 0.0,
+    code: dict[str, int] | None = None,
     **placement: Any,
 ) -> tuple[ConcealedPlacement, FrameProgram]:
     """The task image hidden in the host photo and a frame program bounded by
@@ -123,7 +132,8 @@ def concealment_and_program(
         frame_size, task_image_shape, conceal_scale, permutation_seed, host_image=host_image
     )
     bound = encoder.conceal_scale
-    program = FrameProgram(frame_size, encoder.program_mask, linf_bound=bound, l2=l2)
+    mask = encoder.program_mask
+    program = FrameProgram(frame_size, mask, linf_bound=bound, l2=l2, **(code or {}))
     return encoder, program
 
 

@@ -12,7 +12,7 @@ from arnn_tf.layers.frame_program import FrameProgram
 from arnn_tf.modalities.host_photo import recipe_host_photo
 from arnn_tf.modalities.text.encoder import TokenPatchEncoder
 from arnn_tf.modalities.text.task import input_vectorizer
-from arnn_tf.models.reprogrammed import ReprogrammedModel, build_label_map
+from arnn_tf.models.reprogrammed import ReprogrammedModel, build_label_map, program_code
 from arnn_tf.settings import DEFAULT_CONCEAL_SCALE
 
 TABLE_INIT_RANGE = 0.1
@@ -31,13 +31,14 @@ def build_text_model(
     l2: float = 0.0,
     host_image: np.ndarray | None = None,
     conceal_scale: float = DEFAULT_CONCEAL_SCALE,
+    code: dict[str, int] | None = None,
 ) -> ReprogrammedModel:
     """A fresh text model on ``backbone``: a `TokenPatchEncoder` of ``vocabulary_size`` ids and
     ``patch_size`` patches, a zero `FrameProgram` over the whole frame, and the label map the
     spec ``label_map`` names. Trainable: the patch table, W and a learned map. With
     ``host_image`` (n x n x 3 pixels) the patches are blended into it with weight
     ``conceal_scale`` and the program is bounded by it too (concealment: no ``linf_bound``
-    then)."""
+    then). ``code``: `arnn_tf.models.reprogrammed.program_code`'s settings."""
     frame_size = int(backbone.input_shape[1])
     hidden = {}
     if host_image is not None:
@@ -47,7 +48,9 @@ def build_text_model(
         if linf_bound is not None:
             raise ValueError("a text blended into a photo has its program bounded by conceal_scale")
         linf_bound = conceal_scale
-    program = FrameProgram(frame_size, encoder.program_mask, linf_bound=linf_bound, l2=l2)
+    program = FrameProgram(
+        frame_size, encoder.program_mask, linf_bound=linf_bound, l2=l2, **(code or {})
+    )
     mapping = build_label_map(label_map, num_classes, seed, int(backbone.output_shape[-1]))
     return ReprogrammedModel(program, backbone, mapping, encoder)
 
@@ -108,6 +111,7 @@ def text_model_for(recipe: Any, task: Any, backbone: keras.Model) -> Reprogramme
         l2=recipe.l2,
         host_image=host_image,
         conceal_scale=conceal_scale,
+        code=program_code(recipe),
     )
 
 
