@@ -94,12 +94,12 @@ class FrameProgram(keras.layers.Layer):
         n = self.frame_size
         return (n, n, 3) if self.code_dimension is None else (self.code_dimension,)
 
-    def frame_weight(self, weight: Any = None) -> Any:
-        """W at the frame's n x n x 3, from ``weight`` (by default the layer's own)."""
-        weight = self.weight if weight is None else weight
+    def frame_weight(self) -> Any:
+        """W at the frame's n x n x 3: the weight itself, or its code's projection."""
         if self.projection is None:
-            return weight
-        grid = ops.matmul(ops.expand_dims(weight, 0), ops.convert_to_tensor(self.projection))
+            return self.weight
+        code = ops.expand_dims(self.weight, 0)
+        grid = ops.matmul(code, ops.convert_to_tensor(self.projection))
         grid = ops.reshape(grid, (1, CODE_GRID, CODE_GRID, 3))
         size = (self.frame_size, self.frame_size)
         return ops.image.resize(grid, size, interpolation="bilinear")[0]
