@@ -29,8 +29,9 @@ Named recipes (`RECIPES`; their measured accuracies, with controls, are in `EXPE
   learned map, cosine decay over 2,400 steps, no L2 (`arnn_tf.modalities.text`).
 
 ``code_dimension`` d, where set, writes W as a fixed projection (drawn from the seed) of a code
-of d numbers, a program of low intrinsic dimension (`arnn_tf.layers.frame_program`); a
-black-box run then draws its directions in the code.
+of d numbers onto a ``code_grid`` x ``code_grid`` x 3 grid upsampled to the frame, a program
+of low intrinsic dimension (`arnn_tf.layers.frame_program`); a black-box run then draws its
+directions in the code.
 
 ``frame_size`` (None: the backbone's own input size) sets the frame, n x n, that the program,
 the task's input and the backbone share: the EfficientNets end in global pooling, so they take
@@ -67,6 +68,7 @@ from arnn_tf.black_box.defaults import (
     DEFAULT_ZO_RESOLUTION,
 )
 from arnn_tf.settings import (
+    DEFAULT_CODE_GRID,
     DEFAULT_BATCH_SIZE,
     DEFAULT_CONCEAL_SCALE,
     DEFAULT_FOCAL_GAMMA,
@@ -107,6 +109,7 @@ _POSITIVE_INTS = (
     "patch_size",
     "frame_size",
     "code_dimension",
+    "code_grid",
 )
 """Integer fields that are positive where set."""
 
@@ -144,6 +147,7 @@ class Recipe:
     linf_bound: float | None = None
     full_program: bool = False
     code_dimension: int | None = None
+    code_grid: int = DEFAULT_CODE_GRID
     freeze_program: bool = False
     map_warmup_steps: int | None = None
     flip_average: bool = False

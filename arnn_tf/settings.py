@@ -18,6 +18,8 @@ LOSSES = ("cross_entropy", "focal")
 """The training loss: the paper's cross-entropy, or focal loss (BAR's), ``(1 - p)^gamma`` times
 the cross-entropy of the true class's probability ``p``, which weighs hard examples up."""
 DEFAULT_FOCAL_GAMMA = 2.0
+DEFAULT_CODE_GRID = 16
+"""The side of the grid a program's code is projected onto before it is upsampled."""
 
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")

@@ -210,10 +210,24 @@ def test_a_program_written_as_a_code_trains_black_box_on_parts_and_warm_starts_o
     saved = SavedProgram.load(tmp_path / "run" / "program")
     assert saved.weight.shape == (24,) and np.any(saved.weight)
     assert saved.program_config["code_dimension"] == 24
+    assert "code_grid" not in saved.program_config  # the default grid's config is as before
     capsys.readouterr()
     assert main([*common, "--init-program", str(tmp_path / "run" / "program"),
                  "--out", str(tmp_path / "frame")]) == 2
     assert "--code-dimension 24 (here None)" in capsys.readouterr().err
+
+
+def test_a_code_on_a_finer_grid_trains_saves_and_evaluates(image_folder, tmp_path):
+    from arnn_tf.programs.saved import SavedProgram
+
+    run = tmp_path / "run"
+    assert main(["train", "--task", f"folder:{image_folder}", "--backbone", "tiny_cnn",
+                 "--weights", "none", "--steps", "2", "--batch-size", "4",
+                 "--code-dimension", "10", "--code-grid", "4", "--out", str(run)]) == 0
+    saved = SavedProgram.load(run / "program")
+    assert saved.program_config["code_grid"] == 4 and saved.weight.shape == (10,)
+    assert main(["evaluate", "--program", str(run / "program"),
+                 "--task", f"folder:{image_folder}"]) == 0
 
 
 def test_train_concealed_in_a_host_photo(image_folder, tmp_path, capsys):

@@ -73,6 +73,16 @@ def test_frame_program_written_as_a_code(tmp_path):
     run_layer_serialization_test(layer, canvas, tmp_path)
 
 
+def test_a_code_projected_onto_a_finer_grid(tmp_path):
+    canvas = RNG.uniform(-1, 1, (3, 16, 16, 3)).astype("float32")
+    layer = with_weights(FrameProgram(16, code_dimension=12, code_seed=5, code_grid=8), canvas)
+    assert layer.projection.shape == (12, 8 * 8 * 3)
+    assert layer.get_config()["code_grid"] == 8
+    run_layer_serialization_test(layer, canvas, tmp_path)
+    with pytest.raises(ValueError, match="code_grid must be a side from 1 to the frame's 16"):
+        FrameProgram(16, code_dimension=12, code_grid=17)
+
+
 def test_a_program_written_as_a_code_saves_its_code_and_answers_the_same(tmp_path):
     model = build_reprogrammed_model(build_backbone("tiny_cnn", None, seed=4), (10, 10, 3), 3,
                                      label_map="linear", code={"code_dimension": 30, "code_seed": 2})

@@ -7,9 +7,10 @@ to it, where the encoder's mask M says where the program may act, and clips the 
 (text and images on one program). It uses `keras.ops` only, so it runs on any Keras backend.
 
 W is n x n x 3, or, with ``code_dimension`` d, the image of a code of d numbers under a fixed
-projection drawn from ``code_seed`` (a d x 768 Gaussian matrix onto a 16 x 16 x 3 grid,
-upsampled bilinearly to the frame): a program of low intrinsic dimension, as ZIP (ICLR 2025)
-writes its prompt, whose d entries zeroth-order estimates can explore with few queries.
+projection drawn from ``code_seed`` (a d x 3c^2 Gaussian matrix onto a c x c x 3 grid,
+``code_grid`` c, 16 by default, upsampled bilinearly to the frame): a program of low intrinsic
+dimension, as ZIP (ICLR 2025) writes its prompt, whose d entries zeroth-order estimates can
+explore with few queries.
 """
 
 from __future__ import annotations
@@ -20,9 +21,7 @@ import keras
 import numpy as np
 from keras import ops
 
-CODE_GRID = 16
-"""The side of the grid a program's code is projected onto before it is upsampled."""
-
+from arnn_tf.settings import DEFAULT_CODE_GRID
 
 @keras.saving.register_keras_serializable(package="arnn_tf")
 class FrameProgram(keras.layers.Layer):
@@ -44,6 +43,7 @@ class FrameProgram(keras.layers.Layer):
         code_dimension: if set, the trainable weight is a code of this many numbers and W
             its fixed projection (see the module's docstring); ``weight`` is then the code.
         code_seed: the seed the projection is drawn from.
+        code_grid: c, the side of the c x c x 3 grid the code is projected onto.
     """
 
     def __init__(
@@ -56,6 +56,7 @@ class FrameProgram(keras.layers.Layer):
         clip: bool = True,
         code_dimension: int | None = None,
         code_seed: int = 0,
+        code_grid: int = DEFAULT_CODE_GRID,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("name", "frame_program")
@@ -75,10 +76,15 @@ class FrameProgram(keras.layers.Layer):
         self.clip = bool(clip)
         if code_dimension is not None and not code_dimension >= 1:
             raise ValueError(f"code_dimension must be a positive integer, got {code_dimension}")
+        if not 1 <= code_grid <= frame_size:
+            raise ValueError(
+                f"code_grid must be a side from 1 to the frame's {frame_size}, got {code_grid}"
+            )
         self.code_dimension = code_dimension
         self.code_seed = int(code_seed)
+        self.code_grid = int(code_grid)
         self.projection = None if code_dimension is None else code_projection(
-            code_dimension, code_seed
+            code_dimension, code_seed, self.code_grid
         )
         self.weight = self.add_weight(
             name="W",
@@ -100,7 +106,7 @@ class FrameProgram(keras.layers.Layer):
             return self.weight
         code = ops.expand_dims(self.weight, 0)
         grid = ops.matmul(code, ops.convert_to_tensor(self.projection))
-        grid = ops.reshape(grid, (1, CODE_GRID, CODE_GRID, 3))
+        grid = ops.reshape(grid, (1, self.code_grid, self.code_grid, 3))
         size = (self.frame_size, self.frame_size)
         return ops.image.resize(grid, size, interpolation="bilinear")[0]
 
@@ -143,14 +149,18 @@ class FrameProgram(keras.layers.Layer):
         config.update(
             frame_size=self.frame_size, linf_bound=self.linf_bound, l2=self.l2, clip=self.clip
         )
-        if self.code_dimension is not None:  # a frame-sized W's config stays as it was
+        # a frame-sized W's config, and a code's on the default grid, stay as they were
+        if self.code_dimension is not None:
             config.update(code_dimension=self.code_dimension, code_seed=self.code_seed)
+        if self.code_grid != DEFAULT_CODE_GRID:
+            config.update(code_grid=self.code_grid)
         return config
 
 
-def code_projection(dimension: int, seed: int) -> np.ndarray:
-    """The fixed d x (16 * 16 * 3) projection of a program's code, Gaussian with variance 1/d
-    (so a code of unit entries makes a grid of unit entries), drawn from ``seed``."""
+def code_projection(dimension: int, seed: int, grid: int = DEFAULT_CODE_GRID) -> np.ndarray:
+    """The fixed d x (c * c * 3) projection of a program's code onto a ``grid`` c, Gaussian
+    with variance 1/d (so a code of unit entries makes a grid of unit entries), drawn from
+    ``seed``."""
     rng = np.random.default_rng(seed)
-    columns = CODE_GRID * CODE_GRID * 3
+    columns = grid * grid * 3
     return (rng.standard_normal((dimension, columns)) / np.sqrt(dimension)).astype("float32")

@@ -268,11 +268,15 @@ def frame_program_for(
 
 
 def program_code(recipe: Any) -> dict[str, int]:
-    """`FrameProgram`'s code settings under a recipe: none, or its ``code_dimension`` with
-    the projection drawn from its seed."""
+    """`FrameProgram`'s code settings under a recipe: none, or its ``code_dimension`` and
+    ``code_grid`` with the projection drawn from its seed."""
     if recipe.code_dimension is None:
         return {}
-    return {"code_dimension": recipe.code_dimension, "code_seed": recipe.seed}
+    return {
+        "code_dimension": recipe.code_dimension,
+        "code_seed": recipe.seed,
+        "code_grid": recipe.code_grid,
+    }
 
 
 def part_logits(

@@ -200,6 +200,13 @@ def _add_placement_fields(field: Any) -> None:
         "the frame's own n x n x 3",
     )
     field(
+        "--code-grid",
+        type=positive_int,
+        metavar="C",
+        help="with --code-dimension, project the code onto a C x C x 3 grid, upsampled to the "
+        "frame (default 16)",
+    )
+    field(
         "--border-width",
         type=positive_int,
         help="confine the program to a band this wide at the frame's edge",
