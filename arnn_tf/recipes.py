@@ -48,8 +48,10 @@ decaying at ``program_momentum`` (`program_first_moment`), held while a learned 
 alone for the first ``map_warmup_steps`` (one frame an image; by default half the run,
 `map_warmup`); the estimate's norm is bounded by ``zo_clip`` where set, and
 ``program_update`` "nesterov" steps W by SGD with Nesterov momentum (``program_momentum``)
-instead of Adam, a step that follows the estimate's size (BlackVIP's SPSA-GC); a frequency or
-iterative label map is computed from the answers too, one frame per sample image and remap.
+instead of Adam, a step that follows the estimate's size (BlackVIP's SPSA-GC), and "cma" (W a
+code) searches the code by CMA-ES instead, ``directions`` candidates a step first spread by
+``beta`` (`arnn_tf.black_box.evolution`); a frequency or iterative label map is computed from
+the answers too, one frame per sample image and remap.
 """
 
 from __future__ import annotations
@@ -309,6 +311,13 @@ def _check_black_box(recipe: Recipe) -> None:
         _refuse(recipe, "beta", "a number > 0")
     if not isinstance(recipe.antithetic, bool):
         _refuse(recipe, "antithetic", "true or false")
+    if recipe.program_update == "cma" and (
+        recipe.trainer != "black_box" or recipe.code_dimension is None or recipe.directions < 2
+    ):
+        raise RecipeError(
+            "recipe field 'program_update' 'cma' searches a program's code through queries: it "
+            "needs trainer 'black_box', a code_dimension and directions >= 2 (the population)"
+        )
 
 
 def _is_positive_int(value: Any) -> bool:

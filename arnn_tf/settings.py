@@ -61,10 +61,11 @@ def checked_augmentations(names: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(names)
 
 
-PROGRAM_UPDATES: tuple[str, ...] = ("adam", "nesterov")
+PROGRAM_UPDATES: tuple[str, ...] = ("adam", "nesterov", "cma")
 """How W steps on its gradient: Adam (a step of about the rate in every entry, whatever the
 gradient's size), or SGD with Nesterov momentum (a step that follows the gradient's size:
-SPSA-GC, BlackVIP's update for zeroth-order estimates)."""
+SPSA-GC, BlackVIP's update for zeroth-order estimates); or, black-box with W a code, no
+gradient at all: CMA-ES over the code (BPT-VLM's search)."""
 
 PART_SAMPLING: tuple[str, ...] = ("uniform", "proportional")
 """How a task of several parts draws each training example's part: uniformly over the parts,

@@ -16,6 +16,11 @@ of the rate, by default a hundredth: Adam steps every entry by about its rate ho
 the estimate, and the loss is sharply curved in W), so checkpoints, resume, schedules and EMA
 work as in white-box training (`arnn_tf.training.trainer.Trainer.fit`). The directions of step s are
 drawn from ``(recipe.seed, s)``, so a resumed run draws what the uninterrupted run would.
+
+With the recipe's ``program_update`` "cma", W (a program's code) is not stepped on an estimate:
+each step asks for the batch under W and under a CMA-ES generation of candidate codes
+(`arnn_tf.black_box.evolution`, ``directions`` of them, first spread by ``beta``), and W becomes
+the search's new mean; the search's state is part of each checkpoint.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import tensorflow as tf
 
 from arnn_tf.black_box.defaults import DEFAULT_BETA, DEFAULT_DIRECTIONS, DEFAULT_ZO_RESOLUTION
 from arnn_tf.black_box.estimator import ZerothOrderEstimator, program_frames
+from arnn_tf.black_box.evolution import CodeEvolution
 from arnn_tf.black_box.queries import QueryFunction, checked_answer
 from arnn_tf.label_maps.frequency import FrequencyLabelMapping
 from arnn_tf.models.reprogrammed import ReprogrammedModel
@@ -72,6 +78,8 @@ class BlackBoxTrainer(Trainer):
         self.queries = 0
         self.stopped_by_queries = False
         self.map_warmup_steps = 0
+        self.evolution: CodeEvolution | None = None
+        self._search_state: list[keras.Variable] = []
 
     def compile(
         self,
@@ -86,7 +94,31 @@ class BlackBoxTrainer(Trainer):
             )
         self.estimator.check_fits(_direction_mask(model.program).shape)
         self.map_warmup_steps = plan.map_warmup_steps
+        if plan.recipe.program_update == "cma":
+            self._compile_evolution(model, plan)
         model.compile(optimizer=adam(plan, model), loss=task_loss(plan.recipe))
+
+    def _compile_evolution(self, model: ReprogrammedModel, plan: TrainingPlan) -> None:
+        """Sets up CMA-ES over the program's code, and the variables that keep its state."""
+        dimension = model.program.code_dimension
+        if dimension is None:
+            raise ValueError(
+                "CMA-ES searches a program's code: program_update 'cma' needs a "
+                "code_dimension (W written as a code of a few hundred numbers)"
+            )
+        self.evolution = CodeEvolution(
+            dimension, self.estimator.directions, self.estimator.beta, plan.recipe.seed
+        )
+        generations = max(plan.steps - self.map_warmup_steps, 1)
+        self._search_state = [
+            keras.Variable(np.zeros(shape, "float32"), trainable=False, name=name)
+            for shape, name in zip(self.evolution.state_shapes(generations),
+                                   ("search_start", "search_losses"))
+        ]
+
+    def checkpoint_state(self, model: ReprogrammedModel) -> list[Any]:
+        """A CMA-ES search's start and losses so far (none for an estimate's steps)."""
+        return self._search_state
 
     def run(
         self,
@@ -136,10 +168,14 @@ class BlackBoxTrainer(Trainer):
         mask = _direction_mask(program)
         weight = keras.ops.convert_to_numpy(program.weight.value)
         directions = None
-        if self._estimates(model):
+        if self._estimates(model) and self.evolution is not None:
+            points = np.concatenate([weight[None], self._candidates(model, weight)])
+        elif self._estimates(model):
             rng = np.random.default_rng((seed, int(model.optimizer.iterations)))
             directions = self.estimator.sample(mask, rng)
-        points = weight[None] if directions is None else self.estimator.points(weight, directions)
+            points = self.estimator.points(weight, directions)
+        else:
+            points = weight[None]
         parts = _parts(model, inputs)
         sizes = [len(x) for x in parts]
         logits = self._ask_parts(model, parts, points)
@@ -150,6 +186,8 @@ class BlackBoxTrainer(Trainer):
             task = keras.ops.mean(per_example_loss(model, labels, probabilities))
             total = task + sum(model.losses)
         gradients = tape.gradient(total, model.trainable_variables)
+        if len(points) > 1 and directions is None:
+            return self._evolve(model, points[1:], losses, gradients, float(total), probabilities)
         if directions is not None:
             losses = np.concatenate([[float(task)], losses])
             estimate = self.estimator.gradient(losses, directions, mask)
@@ -159,6 +197,43 @@ class BlackBoxTrainer(Trainer):
             ]
         model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         return float(total), probabilities
+
+    def _candidates(self, model: ReprogrammedModel, weight: np.ndarray) -> np.ndarray:
+        """The next CMA-ES generation's codes, the search begun at ``weight`` (W as the first
+        estimating step finds it) or rebuilt from its saved state on a resumed run."""
+        generation = int(model.optimizer.iterations) - self.map_warmup_steps
+        start, losses = self._search_state
+        if not self.evolution.started and generation == 0:
+            start.assign(weight)
+            self.evolution.start(weight)
+        elif not self.evolution.started:
+            history = keras.ops.convert_to_numpy(losses.value)[:generation]
+            self.evolution.replay(keras.ops.convert_to_numpy(start.value), history)
+        return self.evolution.candidates()
+
+    def _evolve(
+        self,
+        model: ReprogrammedModel,
+        candidates: np.ndarray,
+        task_losses: np.ndarray,
+        gradients: list[Any],
+        total: float,
+        probabilities: tf.Tensor,
+    ) -> tuple[float, tf.Tensor]:
+        """Tells the search each candidate's loss (its task loss and regulariser), steps the
+        map on its exact gradient, and makes W the search's new mean."""
+        program = model.program
+        # float32, as the checkpoint keeps them, so a resumed run replays the very same search
+        fitness = (task_losses + program.l2 * np.sum(candidates**2, axis=1)).astype("float32")
+        generation = int(model.optimizer.iterations) - self.map_warmup_steps
+        mean = self.evolution.tell(fitness)
+        losses = self._search_state[1]
+        if generation < losses.shape[0]:
+            losses.assign(keras.ops.scatter_update(losses.value, [[generation]], fitness[None]))
+        gradients = [_plus(g, None, v) for g, v in zip(gradients, model.trainable_variables)]
+        model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        program.weight.assign(mean)
+        return total, probabilities
 
     def _ask_parts(
         self, model: ReprogrammedModel, parts: list[Any], points: np.ndarray
@@ -197,7 +272,8 @@ class BlackBoxTrainer(Trainer):
         self, model: ReprogrammedModel, batch_size: int, mapping: FrequencyLabelMapping | None
     ) -> tuple[int, int]:
         """The frames the next step queries, and those of the label map's remap before it."""
-        per_step = batch_size * (self.estimator.points_per_step if self._estimates(model) else 1)
+        points = (self.evolution or self.estimator).points_per_step
+        per_step = batch_size * (points if self._estimates(model) else 1)
         return per_step, 0 if mapping is None else mapping.images_before_next_step()
 
     def _affordable(

@@ -16,7 +16,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import keras
 import numpy as np
@@ -26,26 +26,30 @@ SECONDS = "seconds"
 """The checkpoint's entry for the training seconds spent up to it (absent in older ones)."""
 
 
-def _training_state(model: keras.Model) -> list[Any]:
+def _training_state(model: keras.Model, extra: Sequence[Any] = ()) -> list[Any]:
     """The variables a checkpoint holds: the trainable ones (W, a learned label map), the
-    optimiser's (iterations first), a fixed label map's (iterative label mapping changes it)."""
+    optimiser's (iterations first), a fixed label map's (iterative label mapping changes it),
+    then the trainer's own (``extra``: a search's state)."""
     return [
         *model.trainable_variables,
         *model.optimizer.variables,
         *(w for label_map in model.label_maps for w in label_map.non_trainable_weights),
+        *extra,
     ]
 
 
 def save_checkpoint(
-    model: keras.Model, directory: str | os.PathLike[str], seconds: float | None = None
+    model: keras.Model,
+    directory: str | os.PathLike[str],
+    seconds: float | None = None,
+    extra: Sequence[Any] = (),
 ) -> Path:
-    """Writes the program and optimiser state, and the run's training ``seconds`` so far if
-    given; returns the checkpoint's path."""
+    """Writes the program and optimiser state (and the trainer's ``extra`` variables), and the
+    run's training ``seconds`` so far if given; returns the checkpoint's path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    arrays = {
-        f"v{i}": keras.ops.convert_to_numpy(v.value) for i, v in enumerate(_training_state(model))
-    }
+    state = _training_state(model, extra)
+    arrays = {f"v{i}": keras.ops.convert_to_numpy(v.value) for i, v in enumerate(state)}
     if seconds is not None:
         arrays[SECONDS] = np.float64(seconds)
     path = directory / CHECKPOINT_FILE
@@ -57,8 +61,11 @@ def save_checkpoint(
     return path
 
 
-def restore_checkpoint(model: keras.Model, directory: str | os.PathLike[str]) -> int | None:
-    """Loads a checkpoint into a compiled model; returns the step it was taken at, or None.
+def restore_checkpoint(
+    model: keras.Model, directory: str | os.PathLike[str], extra: Sequence[Any] = ()
+) -> int | None:
+    """Loads a checkpoint into a compiled model (and the trainer's ``extra`` variables);
+    returns the step it was taken at, or None.
 
     Raises ValueError when the checkpoint belongs to a differently shaped program.
     """
@@ -67,7 +74,7 @@ def restore_checkpoint(model: keras.Model, directory: str | os.PathLike[str]) ->
         return None
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    variables = _training_state(model)
+    variables = _training_state(model, extra)
     with np.load(path, allow_pickle=False) as data:
         stored = [name for name in data.files if name != SECONDS]
         if len(stored) != len(variables):
@@ -101,11 +108,16 @@ class ProgramCheckpoint(keras.callbacks.Callback):
 
     Once the loss stops being finite nothing more is written, so the last checkpoint on
     disk is always from before a run diverged. Each checkpoint keeps the training seconds
-    so far: ``seconds_before`` (earlier processes') plus this one's since training began.
+    so far: ``seconds_before`` (earlier processes') plus this one's since training began, and
+    the trainer's ``extra`` variables.
     """
 
     def __init__(
-        self, directory: str | os.PathLike[str], every_steps: int = 100, seconds_before: float = 0
+        self,
+        directory: str | os.PathLike[str],
+        every_steps: int = 100,
+        seconds_before: float = 0,
+        extra: Sequence[Any] = (),
     ) -> None:
         super().__init__()
         if every_steps < 1:
@@ -113,6 +125,7 @@ class ProgramCheckpoint(keras.callbacks.Callback):
         self.directory = Path(directory)
         self.every_steps = every_steps
         self.seconds_before = float(seconds_before)
+        self.extra = list(extra)
         self._since_save = 0
         self._diverged = False
         self._start = time.perf_counter()
@@ -122,7 +135,7 @@ class ProgramCheckpoint(keras.callbacks.Callback):
 
     def _save(self) -> None:
         seconds = self.seconds_before + time.perf_counter() - self._start
-        save_checkpoint(self.model, self.directory, seconds)
+        save_checkpoint(self.model, self.directory, seconds, self.extra)
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         loss = (logs or {}).get("loss")

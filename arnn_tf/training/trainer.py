@@ -10,6 +10,9 @@ override points, in the manner of Keras Tuner's engine classes:
 - `Trainer.run`: train for a number of steps over the prepared data, calling the callbacks
   as `model.fit` does, and return a `fit`-style history.
 
+It may also override `Trainer.checkpoint_state` (variables of its own that checkpoints keep) and
+`Trainer.label_map_source` (where a data-driven label map reads logits from).
+
 `arnn_tf.training.white_box.WhiteBoxTrainer` backpropagates; the query-only trainer
 (`arnn_tf.black_box.trainer`) implements the same two methods and gets checkpoints, resume,
 schedules, EMA and TensorBoard with them.
@@ -67,7 +70,8 @@ class Trainer(abc.ABC):
         plan = TrainingPlan.resolve(recipe, task.num_examples("train"))
         self.compile(model, plan)
         resumed_from, seconds_before, savers = _resume_and_save(
-            model, checkpoint_dir, checkpoint_every, save_checkpoints, verbose
+            model, checkpoint_dir, checkpoint_every, save_checkpoints, verbose,
+            self.checkpoint_state(model),
         )
         first_step = None if map_trained else resumed_from
         mapping = plan.label_mapping(task, first_step, verbose, self.label_map_source(model))
@@ -92,6 +96,11 @@ class Trainer(abc.ABC):
     @abc.abstractmethod
     def compile(self, model: ReprogrammedModel, plan: TrainingPlan) -> None:
         """Gives ``model`` its optimiser, following the plan's schedule (and its EMA)."""
+
+    def checkpoint_state(self, model: ReprogrammedModel) -> list[Any]:
+        """Variables of the trainer's own that checkpoints keep beside the model's (after
+        `compile`): none by default; a search over the program keeps its state here."""
+        return []
 
     def label_map_source(self, model: ReprogrammedModel) -> Callable[[Any, int], Any] | None:
         """What a frequency or iterative label map reads the ImageNet logits of a part's
@@ -129,11 +138,14 @@ def _check_trainable(model: ReprogrammedModel, recipe: Recipe, max_minutes: floa
 
 
 def _resume(
-    model: ReprogrammedModel, checkpoint_dir: str | os.PathLike[str], verbose: bool
+    model: ReprogrammedModel,
+    checkpoint_dir: str | os.PathLike[str],
+    verbose: bool,
+    extra: Sequence[Any],
 ) -> tuple[int, float]:
-    """The step the checkpoint in ``checkpoint_dir`` was taken at (0 without one), restored,
-    and the training seconds spent up to it."""
-    resumed_from = restore_checkpoint(model, checkpoint_dir) or 0
+    """The step the checkpoint in ``checkpoint_dir`` was taken at (0 without one), restored
+    (with the trainer's ``extra`` variables), and the training seconds spent up to it."""
+    resumed_from = restore_checkpoint(model, checkpoint_dir, extra) or 0
     if not resumed_from:
         return 0, 0.0
     if verbose:
@@ -147,14 +159,15 @@ def _resume_and_save(
     every: int,
     save: bool,
     verbose: bool,
+    extra: Sequence[Any] = (),
 ) -> tuple[int, float, list[keras.callbacks.Callback]]:
     """Resumes ``model`` from the checkpoint in ``checkpoint_dir``, if there is one: the step
     and the training seconds it resumed from, and (if ``save``) the callback that saves the
     next checkpoints there."""
     if checkpoint_dir is None:
         return 0, 0.0, []
-    resumed_from, seconds_before = _resume(model, checkpoint_dir, verbose)
-    savers = [ProgramCheckpoint(checkpoint_dir, every, seconds_before)] if save else []
+    resumed_from, seconds_before = _resume(model, checkpoint_dir, verbose, extra)
+    savers = [ProgramCheckpoint(checkpoint_dir, every, seconds_before, extra)] if save else []
     return resumed_from, seconds_before, savers
 
 

@@ -128,9 +128,10 @@ def _add_schedule_fields(field: Any) -> None:
     field(
         "--program-update",
         choices=PROGRAM_UPDATES,
-        help="how W steps: Adam (about the rate in every entry), or SGD with Nesterov "
+        help="how W steps: Adam (about the rate in every entry), SGD with Nesterov "
         "momentum (--program-momentum; a step as large as the gradient, for black-box "
-        "estimates, BlackVIP's SPSA-GC)",
+        "estimates, BlackVIP's SPSA-GC), or, black-box with --code-dimension, CMA-ES over the "
+        "code (--directions candidates a step, first spread by --beta; needs the cma package)",
     )
     field(
         "--ema",

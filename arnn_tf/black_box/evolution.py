@@ -1,0 +1,103 @@
+"""`CodeEvolution`: CMA-ES over a program's code, a search from losses alone, no gradient.
+
+BPT-VLM (Yu et al., 2023) tunes a low-dimensional prompt code through queries with CMA-ES
+(Hansen's covariance matrix adaptation), population 15: each generation samples candidate
+codes around a mean, ranks them by their losses, and moves the mean and reshapes the
+sampling distribution towards the better ones. Here the candidates are a program's code
+(`arnn_tf.layers.frame_program`, ``code_dimension`` d), the losses those of one training batch
+under each candidate, and the mean is the program's W after each generation. The search is
+the `cma` package's (``pip install cma``), not written here.
+
+A search is a deterministic function of its start, its seed and the losses it was told, so
+its state is kept as two arrays, the start and each generation's losses (`state_shapes`): a
+resumed run replays the losses into a fresh search and continues where it stopped without
+asking a single query again. Written with numpy only, so it works on any Keras backend.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class CodeEvolution:
+    """CMA-ES over a code of ``dimension`` numbers: ``population`` candidates a generation,
+    drawn at first with ``sigma`` (the standard deviation of each entry) around the start,
+    from ``seed``."""
+
+    def __init__(self, dimension: int, population: int, sigma: float, seed: int) -> None:
+        if population < 2:
+            raise ValueError(f"CMA-ES needs a population of at least 2, got {population}")
+        if not (np.isfinite(sigma) and sigma > 0):
+            raise ValueError(f"CMA-ES needs a step size sigma > 0, got {sigma!r}")
+        self.dimension = int(dimension)
+        self.population = int(population)
+        self.sigma = float(sigma)
+        self.seed = int(seed)
+        self._strategy: Any = None
+        self._asked: list[np.ndarray] = []
+
+    @property
+    def points_per_step(self) -> int:
+        """Codes whose loss one generation needs: the mean, then each candidate."""
+        return 1 + self.population
+
+    def state_shapes(self, generations: int) -> tuple[tuple[int], tuple[int, int]]:
+        """The shapes of the search's state for a run of ``generations``: the start, and a
+        row of losses for each generation."""
+        return (self.dimension,), (generations, self.population)
+
+    @property
+    def started(self) -> bool:
+        """Whether a search is under way (a fresh object has none: `start` or `replay`)."""
+        return self._strategy is not None
+
+    def start(self, code: np.ndarray) -> None:
+        """Begins a search around ``code``."""
+        try:
+            import cma  # the optional dependency, only where CMA-ES is asked for
+        except ImportError as error:
+            raise ImportError(
+                "CMA-ES over a program's code needs the cma package: pip install 'arnn-tf[cma]'"
+            ) from error
+
+        rng = np.random.default_rng((self.seed, self.dimension))
+        options = {
+            "popsize": self.population,
+            "randn": lambda *shape: rng.standard_normal(shape),
+            "seed": np.nan,  # leave numpy's global generator alone: ``randn`` draws
+            "verbose": -9,
+            "verb_log": 0,
+            "verb_disp": 0,
+        }
+        start = np.asarray(code, "float64")
+        self._strategy = cma.CMAEvolutionStrategy(start, self.sigma, options)
+
+    def replay(self, start: np.ndarray, losses: np.ndarray) -> None:
+        """Rebuilds the search that began at ``start`` and was told each row of ``losses``."""
+        self.start(start)
+        for row in np.asarray(losses, "float64"):
+            self.candidates()
+            self.tell(row)
+
+    def candidates(self) -> np.ndarray:
+        """The next generation's codes ``[population, d]`` (float32), to be told their losses."""
+        self._asked = self._strategy.ask()
+        return np.stack(self._asked).astype("float32")
+
+    def tell(self, losses: Any) -> np.ndarray:
+        """Ranks the last `candidates` by ``losses``; returns the search's new mean."""
+        losses = np.asarray(losses, "float64")
+        if losses.shape != (self.population,):
+            raise ValueError(
+                f"a generation needs {self.population} losses, one a candidate, got shape "
+                f"{losses.shape}"
+            )
+        self._strategy.tell(self._asked, losses.tolist())
+        return self.mean
+
+    @property
+    def mean(self) -> np.ndarray:
+        """The search's mean code (float32)."""
+        return np.asarray(self._strategy.mean, "float32")
