@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # One program for many data sets and two modalities, against each part alone.
 #
-# Trains one shared program on PARTS (joined with "+": one batch of every part a step) and,
-# for each part, a single-task program with the same recipe and the same number of steps, so
-# every part sees the same examples in both. The single-task runs read the shared run's recipe
+# Trains one shared program on PARTS (joined with "+") and, for each part, a single-task
+# program with the same recipe. A shared step's batch is drawn across the parts (uniformly, a
+# seeded sampler), so the shared run trains STEPS times the number of parts steps and every
+# part sees as many examples, in expectation, as it does alone in STEPS steps. The single-task runs read the shared run's recipe
 # from its saved program, so they keep its settings even if the `text` recipe changes. Each
 # run resumes where it stopped (rerun the script after an interruption); finished runs are
 # only re-read. One JSON line per run.
@@ -34,7 +35,7 @@ run() {  # NAME TASK RECIPE [OPTION...]: train (or resume) RECIPE on TASK, print
     'steps': m['steps'], 'seconds': m['seconds']}))" "$out/$1/metrics.json" "$1"
 }
 mkdir -p "$out"
-run shared "$joined" text --frame-size "$frame"
+run shared "$joined" text --frame-size "$frame" --steps $((steps * ${#parts[@]}))
 for i in "${!parts[@]}"; do  # each part alone, with exactly the shared run's recipe
   run "alone-$i" "${parts[$i]}" "$out/shared/program"
 done

@@ -97,6 +97,10 @@ def test_a_cma_run_stopped_and_resumed_ends_where_the_uninterrupted_run_ends(tmp
     assert (result.steps, result.resumed_from) == (6, 5)
     for a, b in zip(resumed.trainable_variables, straight.trainable_variables):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+    longer = BlackBoxTrainer(LocalQuery(resumed.backbone), directions=6, beta=0.5).fit(
+        code_model("linear"), toy_task(), recipe.replace(steps=8), checkpoint_dir=tmp_path,
+        verbose=False)  # a run given more steps goes on with the same search
+    assert (longer.steps, longer.resumed_from) == (8, 6)
 
 
 def test_cma_is_refused_without_a_code_or_outside_black_box_training():

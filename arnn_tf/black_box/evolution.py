@@ -9,9 +9,9 @@ under each candidate, and the mean is the program's W after each generation. The
 the `cma` package's (``pip install cma``), not written here.
 
 A search is a deterministic function of its start, its seed and the losses it was told, so
-its state is kept as two arrays, the start and each generation's losses (`state_shapes`): a
-resumed run replays the losses into a fresh search and continues where it stopped without
-asking a single query again. Written with numpy only, so it works on any Keras backend.
+its state is kept as two arrays, the start and each generation's losses: a resumed run
+replays the losses into a fresh search and continues where it stopped without asking a
+single query again. Written with numpy only, so it works on any Keras backend.
 """
 
 from __future__ import annotations
@@ -42,11 +42,6 @@ class CodeEvolution:
     def points_per_step(self) -> int:
         """Codes whose loss one generation needs: the mean, then each candidate."""
         return 1 + self.population
-
-    def state_shapes(self, generations: int) -> tuple[tuple[int], tuple[int, int]]:
-        """The shapes of the search's state for a run of ``generations``: the start, and a
-        row of losses for each generation."""
-        return (self.dimension,), (generations, self.population)
 
     @property
     def started(self) -> bool:

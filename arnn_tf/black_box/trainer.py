@@ -79,7 +79,8 @@ class BlackBoxTrainer(Trainer):
         self.stopped_by_queries = False
         self.map_warmup_steps = 0
         self.evolution: CodeEvolution | None = None
-        self._search_state: list[keras.Variable] = []
+        self._search_start: np.ndarray | None = None
+        self._search_losses: list[np.ndarray] = []
 
     def compile(
         self,
@@ -99,7 +100,7 @@ class BlackBoxTrainer(Trainer):
         model.compile(optimizer=adam(plan, model), loss=task_loss(plan.recipe))
 
     def _compile_evolution(self, model: ReprogrammedModel, plan: TrainingPlan) -> None:
-        """Sets up CMA-ES over the program's code, and the variables that keep its state."""
+        """Sets up CMA-ES over the program's code."""
         dimension = model.program.code_dimension
         if dimension is None:
             raise ValueError(
@@ -109,16 +110,20 @@ class BlackBoxTrainer(Trainer):
         self.evolution = CodeEvolution(
             dimension, self.estimator.directions, self.estimator.beta, plan.recipe.seed
         )
-        generations = max(plan.steps - self.map_warmup_steps, 1)
-        self._search_state = [
-            keras.Variable(np.zeros(shape, "float32"), trainable=False, name=name)
-            for shape, name in zip(self.evolution.state_shapes(generations),
-                                   ("search_start", "search_losses"))
-        ]
 
-    def checkpoint_state(self, model: ReprogrammedModel) -> list[Any]:
-        """A CMA-ES search's start and losses so far (none for an estimate's steps)."""
-        return self._search_state
+    def checkpoint_arrays(self) -> dict[str, Any]:
+        """A CMA-ES search's start and the losses told it so far (none before it starts, or
+        for an estimate's steps)."""
+        if self._search_start is None:
+            return {}
+        losses = np.reshape(self._search_losses, (-1, self.evolution.population))
+        return {"search_start": self._search_start, "search_losses": losses}
+
+    def restore_arrays(self, arrays: dict[str, Any]) -> None:
+        """A CMA-ES search's state, which the next step replays (`_candidates`)."""
+        if self.evolution is not None and "search_start" in arrays:
+            self._search_start = np.asarray(arrays["search_start"], "float32")
+            self._search_losses = list(np.asarray(arrays["search_losses"], "float32"))
 
     def run(
         self,
@@ -201,14 +206,14 @@ class BlackBoxTrainer(Trainer):
     def _candidates(self, model: ReprogrammedModel, weight: np.ndarray) -> np.ndarray:
         """The next CMA-ES generation's codes, the search begun at ``weight`` (W as the first
         estimating step finds it) or rebuilt from its saved state on a resumed run."""
-        generation = int(model.optimizer.iterations) - self.map_warmup_steps
-        start, losses = self._search_state
-        if not self.evolution.started and generation == 0:
-            start.assign(weight)
+        if not self.evolution.started and self._search_start is None:
+            self._search_start = weight
             self.evolution.start(weight)
         elif not self.evolution.started:
-            history = keras.ops.convert_to_numpy(losses.value)[:generation]
-            self.evolution.replay(keras.ops.convert_to_numpy(start.value), history)
+            generation = int(model.optimizer.iterations) - self.map_warmup_steps
+            self._search_losses = self._search_losses[:generation]
+            self.evolution.replay(self._search_start, np.reshape(
+                self._search_losses, (-1, self.evolution.population)))
         return self.evolution.candidates()
 
     def _evolve(
@@ -225,11 +230,8 @@ class BlackBoxTrainer(Trainer):
         program = model.program
         # float32, as the checkpoint keeps them, so a resumed run replays the very same search
         fitness = (task_losses + program.l2 * np.sum(candidates**2, axis=1)).astype("float32")
-        generation = int(model.optimizer.iterations) - self.map_warmup_steps
         mean = self.evolution.tell(fitness)
-        losses = self._search_state[1]
-        if generation < losses.shape[0]:
-            losses.assign(keras.ops.scatter_update(losses.value, [[generation]], fitness[None]))
+        self._search_losses.append(fitness)
         gradients = [_plus(g, None, v) for g, v in zip(gradients, model.trainable_variables)]
         model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         program.weight.assign(mean)

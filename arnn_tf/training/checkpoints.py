@@ -7,7 +7,8 @@ included) leaves either the previous checkpoint or the new one, never half of on
 Written with `keras.ops`/numpy only, so it works on any Keras backend.
 
 A checkpoint also keeps the training time spent up to it, over every process that trained
-the run, so a run resumed after an interruption still knows its whole training time.
+the run, so a run resumed after an interruption still knows its whole training time, and any
+arrays of the trainer's own (a search's state, `checkpoint_extras`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable
 
 import keras
 import numpy as np
@@ -24,17 +25,17 @@ import numpy as np
 CHECKPOINT_FILE = "program_checkpoint.npz"
 SECONDS = "seconds"
 """The checkpoint's entry for the training seconds spent up to it (absent in older ones)."""
+EXTRA = "extra/"
+"""The prefix of the entries that hold the trainer's own arrays."""
 
 
-def _training_state(model: keras.Model, extra: Sequence[Any] = ()) -> list[Any]:
+def _training_state(model: keras.Model) -> list[Any]:
     """The variables a checkpoint holds: the trainable ones (W, a learned label map), the
-    optimiser's (iterations first), a fixed label map's (iterative label mapping changes it),
-    then the trainer's own (``extra``: a search's state)."""
+    optimiser's (iterations first), a fixed label map's (iterative label mapping changes it)."""
     return [
         *model.trainable_variables,
         *model.optimizer.variables,
         *(w for label_map in model.label_maps for w in label_map.non_trainable_weights),
-        *extra,
     ]
 
 
@@ -42,16 +43,18 @@ def save_checkpoint(
     model: keras.Model,
     directory: str | os.PathLike[str],
     seconds: float | None = None,
-    extra: Sequence[Any] = (),
+    extra: dict[str, np.ndarray] | None = None,
 ) -> Path:
-    """Writes the program and optimiser state (and the trainer's ``extra`` variables), and the
-    run's training ``seconds`` so far if given; returns the checkpoint's path."""
+    """Writes the program and optimiser state, the run's training ``seconds`` so far if
+    given, and the trainer's ``extra`` arrays by name; returns the checkpoint's path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = _training_state(model, extra)
-    arrays = {f"v{i}": keras.ops.convert_to_numpy(v.value) for i, v in enumerate(state)}
+    arrays = {
+        f"v{i}": keras.ops.convert_to_numpy(v.value) for i, v in enumerate(_training_state(model))
+    }
     if seconds is not None:
         arrays[SECONDS] = np.float64(seconds)
+    arrays.update({EXTRA + name: np.asarray(value) for name, value in (extra or {}).items()})
     path = directory / CHECKPOINT_FILE
     with tempfile.NamedTemporaryFile(
         dir=directory, prefix=".checkpoint.", suffix=".npz", delete=False
@@ -61,11 +64,8 @@ def save_checkpoint(
     return path
 
 
-def restore_checkpoint(
-    model: keras.Model, directory: str | os.PathLike[str], extra: Sequence[Any] = ()
-) -> int | None:
-    """Loads a checkpoint into a compiled model (and the trainer's ``extra`` variables);
-    returns the step it was taken at, or None.
+def restore_checkpoint(model: keras.Model, directory: str | os.PathLike[str]) -> int | None:
+    """Loads a checkpoint into a compiled model; returns the step it was taken at, or None.
 
     Raises ValueError when the checkpoint belongs to a differently shaped program.
     """
@@ -74,9 +74,9 @@ def restore_checkpoint(
         return None
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    variables = _training_state(model, extra)
+    variables = _training_state(model)
     with np.load(path, allow_pickle=False) as data:
-        stored = [name for name in data.files if name != SECONDS]
+        stored = [n for n in data.files if n != SECONDS and not n.startswith(EXTRA)]
         if len(stored) != len(variables):
             raise ValueError(
                 f"{path} holds {len(stored)} arrays, this model's training state has "
@@ -91,6 +91,16 @@ def restore_checkpoint(
                 )
             variable.assign(value)
     return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
+def checkpoint_extras(directory: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """The trainer's own arrays in the checkpoint in ``directory``, by name (none without a
+    checkpoint)."""
+    path = Path(directory) / CHECKPOINT_FILE
+    if not path.exists():
+        return {}
+    with np.load(path, allow_pickle=False) as data:
+        return {n[len(EXTRA):]: data[n] for n in data.files if n.startswith(EXTRA)}
 
 
 def checkpoint_seconds(directory: str | os.PathLike[str]) -> float:
@@ -109,7 +119,7 @@ class ProgramCheckpoint(keras.callbacks.Callback):
     Once the loss stops being finite nothing more is written, so the last checkpoint on
     disk is always from before a run diverged. Each checkpoint keeps the training seconds
     so far: ``seconds_before`` (earlier processes') plus this one's since training began, and
-    the trainer's ``extra`` variables.
+    the arrays ``extra`` returns then (the trainer's own).
     """
 
     def __init__(
@@ -117,7 +127,7 @@ class ProgramCheckpoint(keras.callbacks.Callback):
         directory: str | os.PathLike[str],
         every_steps: int = 100,
         seconds_before: float = 0,
-        extra: Sequence[Any] = (),
+        extra: Callable[[], dict[str, np.ndarray]] = dict,
     ) -> None:
         super().__init__()
         if every_steps < 1:
@@ -125,7 +135,7 @@ class ProgramCheckpoint(keras.callbacks.Callback):
         self.directory = Path(directory)
         self.every_steps = every_steps
         self.seconds_before = float(seconds_before)
-        self.extra = list(extra)
+        self.extra = extra
         self._since_save = 0
         self._diverged = False
         self._start = time.perf_counter()
@@ -135,7 +145,7 @@ class ProgramCheckpoint(keras.callbacks.Callback):
 
     def _save(self) -> None:
         seconds = self.seconds_before + time.perf_counter() - self._start
-        save_checkpoint(self.model, self.directory, seconds, self.extra)
+        save_checkpoint(self.model, self.directory, seconds, self.extra())
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         loss = (logs or {}).get("loss")

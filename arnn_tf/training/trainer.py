@@ -10,8 +10,9 @@ override points, in the manner of Keras Tuner's engine classes:
 - `Trainer.run`: train for a number of steps over the prepared data, calling the callbacks
   as `model.fit` does, and return a `fit`-style history.
 
-It may also override `Trainer.checkpoint_state` (variables of its own that checkpoints keep) and
-`Trainer.label_map_source` (where a data-driven label map reads logits from).
+It may also override `Trainer.checkpoint_arrays` and `Trainer.restore_arrays` (state of its
+own that checkpoints keep) and `Trainer.label_map_source` (where a data-driven label map reads
+logits from).
 
 `arnn_tf.training.white_box.WhiteBoxTrainer` backpropagates; the query-only trainer
 (`arnn_tf.black_box.trainer`) implements the same two methods and gets checkpoints, resume,
@@ -34,7 +35,12 @@ from arnn_tf.models.reprogrammed import ReprogrammedModel
 from arnn_tf.progress import StepProgress
 from arnn_tf.recipes import Recipe
 from arnn_tf.tasks.base import Task
-from arnn_tf.training.checkpoints import ProgramCheckpoint, checkpoint_seconds, restore_checkpoint
+from arnn_tf.training.checkpoints import (
+    ProgramCheckpoint,
+    checkpoint_extras,
+    checkpoint_seconds,
+    restore_checkpoint,
+)
 from arnn_tf.training.results import StepAndTimeBudget, TrainingDivergedError, TrainingResult
 from arnn_tf.training.plan import TrainingPlan
 
@@ -70,8 +76,7 @@ class Trainer(abc.ABC):
         plan = TrainingPlan.resolve(recipe, task.num_examples("train"))
         self.compile(model, plan)
         resumed_from, seconds_before, savers = _resume_and_save(
-            model, checkpoint_dir, checkpoint_every, save_checkpoints, verbose,
-            self.checkpoint_state(model),
+            model, self, checkpoint_dir, checkpoint_every, save_checkpoints, verbose
         )
         first_step = None if map_trained else resumed_from
         mapping = plan.label_mapping(task, first_step, verbose, self.label_map_source(model))
@@ -97,10 +102,14 @@ class Trainer(abc.ABC):
     def compile(self, model: ReprogrammedModel, plan: TrainingPlan) -> None:
         """Gives ``model`` its optimiser, following the plan's schedule (and its EMA)."""
 
-    def checkpoint_state(self, model: ReprogrammedModel) -> list[Any]:
-        """Variables of the trainer's own that checkpoints keep beside the model's (after
-        `compile`): none by default; a search over the program keeps its state here."""
-        return []
+    def checkpoint_arrays(self) -> dict[str, Any]:
+        """Arrays of the trainer's own, by name, that each checkpoint keeps: none by default;
+        a search over the program keeps its state here."""
+        return {}
+
+    def restore_arrays(self, arrays: dict[str, Any]) -> None:
+        """Takes back what `checkpoint_arrays` gave, from the checkpoint a run resumes from
+        (called after `compile`, only when there is one)."""
 
     def label_map_source(self, model: ReprogrammedModel) -> Callable[[Any, int], Any] | None:
         """What a frequency or iterative label map reads the ImageNet logits of a part's
@@ -139,15 +148,16 @@ def _check_trainable(model: ReprogrammedModel, recipe: Recipe, max_minutes: floa
 
 def _resume(
     model: ReprogrammedModel,
+    trainer: Trainer,
     checkpoint_dir: str | os.PathLike[str],
     verbose: bool,
-    extra: Sequence[Any],
 ) -> tuple[int, float]:
     """The step the checkpoint in ``checkpoint_dir`` was taken at (0 without one), restored
-    (with the trainer's ``extra`` variables), and the training seconds spent up to it."""
-    resumed_from = restore_checkpoint(model, checkpoint_dir, extra) or 0
+    (the trainer's own arrays too), and the training seconds spent up to it."""
+    resumed_from = restore_checkpoint(model, checkpoint_dir) or 0
     if not resumed_from:
         return 0, 0.0
+    trainer.restore_arrays(checkpoint_extras(checkpoint_dir))
     if verbose:
         print(f"resumed from step {resumed_from} (checkpoint in {checkpoint_dir})")
     return resumed_from, checkpoint_seconds(checkpoint_dir)
@@ -155,19 +165,23 @@ def _resume(
 
 def _resume_and_save(
     model: ReprogrammedModel,
+    trainer: Trainer,
     checkpoint_dir: str | os.PathLike[str] | None,
     every: int,
     save: bool,
     verbose: bool,
-    extra: Sequence[Any] = (),
 ) -> tuple[int, float, list[keras.callbacks.Callback]]:
     """Resumes ``model`` from the checkpoint in ``checkpoint_dir``, if there is one: the step
     and the training seconds it resumed from, and (if ``save``) the callback that saves the
     next checkpoints there."""
     if checkpoint_dir is None:
         return 0, 0.0, []
-    resumed_from, seconds_before = _resume(model, checkpoint_dir, verbose, extra)
-    savers = [ProgramCheckpoint(checkpoint_dir, every, seconds_before, extra)] if save else []
+    resumed_from, seconds_before = _resume(model, trainer, checkpoint_dir, verbose)
+    savers = (
+        [ProgramCheckpoint(checkpoint_dir, every, seconds_before, trainer.checkpoint_arrays)]
+        if save
+        else []
+    )
     return resumed_from, seconds_before, savers
 
 
