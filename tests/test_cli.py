@@ -217,7 +217,7 @@ def test_a_program_written_as_a_code_trains_black_box_on_parts_and_warm_starts_o
     assert "--code-dimension 24 (here None)" in capsys.readouterr().err
 
 
-def test_a_code_on_a_finer_grid_trains_saves_and_evaluates(image_folder, tmp_path):
+def test_a_code_on_a_finer_grid_trains_saves_evaluates_and_exports(image_folder, tmp_path):
     from arnn_tf.programs.saved import SavedProgram
 
     run = tmp_path / "run"
@@ -228,6 +228,8 @@ def test_a_code_on_a_finer_grid_trains_saves_and_evaluates(image_folder, tmp_pat
     assert saved.program_config["code_grid"] == 4 and saved.weight.shape == (10,)
     assert main(["evaluate", "--program", str(run / "program"),
                  "--task", f"folder:{image_folder}"]) == 0
+    assert main(["export", "--program", str(run / "program"), "--out", str(tmp_path / "m")]) == 0
+    assert (tmp_path / "m" / "1" / "saved_model.pb").is_file()
 
 
 def test_train_concealed_in_a_host_photo(image_folder, tmp_path, capsys):

@@ -83,9 +83,6 @@ class FrameProgram(keras.layers.Layer):
         self.code_dimension = code_dimension
         self.code_seed = int(code_seed)
         self.code_grid = int(code_grid)
-        self.projection = None if code_dimension is None else code_projection(
-            code_dimension, code_seed, self.code_grid
-        )
         self.weight = self.add_weight(
             name="W",
             shape=self.weight_shape,
@@ -93,6 +90,13 @@ class FrameProgram(keras.layers.Layer):
             regularizer=keras.regularizers.L2(self.l2) if self.l2 else None,
             trainable=True,
         )
+        self.projection = None
+        if code_dimension is not None:  # a fixed weight: made a tensor once, not at each call
+            matrix = code_projection(code_dimension, code_seed, self.code_grid)
+            self.projection = self.add_weight(
+                name="projection", shape=matrix.shape, initializer="zeros", trainable=False
+            )
+            self.projection.assign(matrix)
 
     @property
     def weight_shape(self) -> tuple[int, ...]:
@@ -105,7 +109,7 @@ class FrameProgram(keras.layers.Layer):
         if self.projection is None:
             return self.weight
         code = ops.expand_dims(self.weight, 0)
-        grid = ops.matmul(code, ops.convert_to_tensor(self.projection))
+        grid = ops.matmul(code, self.projection)
         grid = ops.reshape(grid, (1, self.code_grid, self.code_grid, 3))
         size = (self.frame_size, self.frame_size)
         return ops.image.resize(grid, size, interpolation="bilinear")[0]
