@@ -33,6 +33,10 @@ of d numbers onto a ``code_grid`` x ``code_grid`` x 3 grid upsampled to the fram
 of low intrinsic dimension (`arnn_tf.layers.frame_program`); a black-box run then draws its
 directions in the code.
 
+A task of several parts draws each training example's part by ``part_sampling`` ("uniform"
+over the parts, or "proportional" to their sizes); ``part_regions`` gives each part its own
+share of the frame's pixels, so the parts' programs do not share an entry of W.
+
 ``frame_size`` (None: the backbone's own input size) sets the frame, n x n, that the program,
 the task's input and the backbone share: the EfficientNets end in global pooling, so they take
 any size, and a smaller frame is cheaper (a text step at 112: a third of one at 224 on 2 CPU
@@ -150,6 +154,7 @@ class Recipe:
     full_program: bool = False
     code_dimension: int | None = None
     code_grid: int = DEFAULT_CODE_GRID
+    part_regions: bool = False
     freeze_program: bool = False
     map_warmup_steps: int | None = None
     flip_average: bool = False
@@ -249,6 +254,9 @@ def _check(recipe: Recipe) -> None:
             _is_number(value) and holds(value)
         ):
             _refuse(recipe, field, wanted)
+    for field in ("antithetic", "part_regions"):
+        if not isinstance(getattr(recipe, field), bool):
+            _refuse(recipe, field, "true or false")
     for field, choices in (
         ("text_level", TEXT_LEVELS),
         ("part_sampling", PART_SAMPLING),
@@ -309,8 +317,6 @@ def _check_black_box(recipe: Recipe) -> None:
             _refuse(recipe, field, "a positive integer" + (" or None" if optional else ""))
     if not (_is_number(recipe.beta) and recipe.beta > 0):
         _refuse(recipe, "beta", "a number > 0")
-    if not isinstance(recipe.antithetic, bool):
-        _refuse(recipe, "antithetic", "true or false")
     if recipe.program_update == "cma" and (
         recipe.trainer != "black_box" or recipe.code_dimension is None or recipe.directions < 2
     ):

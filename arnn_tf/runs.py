@@ -226,7 +226,9 @@ def _multi_part_model(recipe: Recipe, task: Any, backbone: keras.Model) -> Repro
     ]
     # a concealed program is bounded by the host photo's weight, as a part alone is
     bound = recipe.linf_bound if recipe.conceal is None else conceal_scale(recipe)
-    program = frame_program_for(encoders, bound, recipe.l2, program_code(recipe))
+    program = frame_program_for(
+        encoders, bound, recipe.l2, program_code(recipe), recipe.part_regions
+    )
     maps = part_label_maps(
         recipe.label_map,
         [t.num_classes for _, t in parts],

@@ -232,6 +232,18 @@ def test_a_code_on_a_finer_grid_trains_saves_evaluates_and_exports(image_folder,
     assert (tmp_path / "m" / "1" / "saved_model.pb").is_file()
 
 
+def test_parts_on_their_own_regions_train_and_reload(image_folder, tmp_path):
+    from arnn_tf.programs.saved import SavedProgram
+
+    run = tmp_path / "run"
+    task = f"folder:{image_folder}+shuffled:folder:{image_folder}"
+    assert main(["train", "--task", task, "--backbone", "tiny_cnn", "--weights", "none",
+                 "--steps", "2", "--batch-size", "4", "--part-regions", "--out", str(run)]) == 0
+    saved = SavedProgram.load(run / "program")
+    assert saved.program_config["part_regions"] is True
+    assert main(["evaluate", "--program", str(run / "program"), "--task", task]) == 0
+
+
 def test_train_concealed_in_a_host_photo(image_folder, tmp_path, capsys):
     import keras
 

@@ -73,6 +73,22 @@ def test_frame_program_written_as_a_code(tmp_path):
     run_layer_serialization_test(layer, canvas, tmp_path)
 
 
+def test_parts_on_their_own_regions_share_no_entry_of_the_program(tmp_path):
+    border = np.ones((16, 16, 3), "float32")
+    border[4:12, 4:12] = 0
+    layer = FrameProgram(16, masks=[border, border, np.ones((16, 16, 3), "float32")],
+                         part_regions=True)
+    masks = np.stack(layer.masks)
+    assert masks.sum(axis=0).max() == 1  # no pixel in two parts' regions
+    np.testing.assert_array_equal(masks[:2].sum(axis=0), border * masks[:2].sum(axis=0))
+    assert abs(masks[2].sum() / (16 * 16 * 3) - 1 / 3) < 0.01  # a third of the frame
+    assert layer.get_config()["part_regions"] is True
+    rebuilt = FrameProgram.from_config(layer.get_config())
+    rebuilt.set_masks([border, border, np.ones((16, 16, 3), "float32")])
+    np.testing.assert_array_equal(np.stack(rebuilt.masks), masks)
+    assert "part_regions" not in FrameProgram(16).get_config()
+
+
 def test_a_code_projected_onto_a_finer_grid(tmp_path):
     canvas = RNG.uniform(-1, 1, (3, 16, 16, 3)).astype("float32")
     layer = with_weights(FrameProgram(16, code_dimension=12, code_seed=5, code_grid=8), canvas)

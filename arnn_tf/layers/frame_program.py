@@ -44,6 +44,9 @@ class FrameProgram(keras.layers.Layer):
             its fixed projection (see the module's docstring); ``weight`` is then the code.
         code_seed: the seed the projection is drawn from.
         code_grid: c, the side of the c x c x 3 grid the code is projected onto.
+        part_regions: give each part its own region of the frame: the frame's pixels dealt
+            out at random (a fixed draw) among the parts, each part's mask then open only on
+            its own share, so no two parts' programs use the same entry of W.
     """
 
     def __init__(
@@ -57,6 +60,7 @@ class FrameProgram(keras.layers.Layer):
         code_dimension: int | None = None,
         code_seed: int = 0,
         code_grid: int = DEFAULT_CODE_GRID,
+        part_regions: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("name", "frame_program")
@@ -70,6 +74,7 @@ class FrameProgram(keras.layers.Layer):
         if mask is not None and masks is not None:
             raise ValueError("give the program one mask, or one mask per part, not both")
         self.frame_size = int(frame_size)
+        self.part_regions = bool(part_regions)
         self.set_masks(masks if masks is not None else [mask])
         self.linf_bound = linf_bound
         self.l2 = float(l2)
@@ -126,7 +131,7 @@ class FrameProgram(keras.layers.Layer):
             checked.append(mask)
         if not checked:
             raise ValueError("the program needs at least one mask")
-        self.masks = checked
+        self.masks = _in_regions(checked) if self.part_regions else checked
 
     @property
     def mask(self) -> np.ndarray:
@@ -158,7 +163,20 @@ class FrameProgram(keras.layers.Layer):
             config.update(code_dimension=self.code_dimension, code_seed=self.code_seed)
         if self.code_grid != DEFAULT_CODE_GRID:
             config.update(code_grid=self.code_grid)
+        if self.part_regions:
+            config.update(part_regions=True)
         return config
+
+
+def _in_regions(masks: list[np.ndarray]) -> list[np.ndarray]:
+    """Each part's mask open only on its own share of the frame's pixels: the n x n pixels
+    dealt out in turn, in an order drawn from the frame's size and the number of parts."""
+    n, parts = masks[0].shape[0], len(masks)
+    order = np.random.default_rng((n, parts)).permutation(n * n)
+    owner = np.empty(n * n, "int64")
+    owner[order] = np.arange(n * n) % parts
+    owner = owner.reshape(n, n, 1)
+    return [mask * (owner == i) for i, mask in enumerate(masks)]
 
 
 def code_projection(dimension: int, seed: int, grid: int = DEFAULT_CODE_GRID) -> np.ndarray:

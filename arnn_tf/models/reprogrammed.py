@@ -259,12 +259,16 @@ def frame_program_for(
     linf_bound: float | None = None,
     l2: float = 0.0,
     code: dict[str, int] | None = None,
+    part_regions: bool = False,
 ) -> FrameProgram:
     """A zero frame program for ``encoders``, one mask per part: each encoder's own (``code``:
-    `program_code`'s settings)."""
+    `program_code`'s settings; ``part_regions``: each part on its own share of the frame)."""
     frame = int(encoders[0].frame_size)
     masks = [np.asarray(encoder.program_mask, "float32") for encoder in encoders]
-    return FrameProgram(frame, masks=masks, linf_bound=linf_bound, l2=l2, **(code or {}))
+    return FrameProgram(
+        frame, masks=masks, linf_bound=linf_bound, l2=l2, part_regions=part_regions,
+        **(code or {}),
+    )
 
 
 def program_code(recipe: Any) -> dict[str, int]:

@@ -313,6 +313,11 @@ def _add_recipe_switches(field: Any) -> None:
             "--full-program",
             "add the program over the task image too (use with --image-size up to the frame)",
         ),
+        (
+            "--part-regions",
+            "tasks of several parts (A+B): give each part its own share of the frame's "
+            "pixels (dealt out at random), so no two parts' programs share an entry of W",
+        ),
     ):
         field(flag, action=argparse.BooleanOptionalAction, help=help_text)
 
