@@ -81,7 +81,7 @@ class FrameProgram(keras.layers.Layer):
         self.clip = bool(clip)
         if code_dimension is not None and not code_dimension >= 1:
             raise ValueError(f"code_dimension must be a positive integer, got {code_dimension}")
-        if not 1 <= code_grid <= frame_size:
+        if code_dimension is not None and not 1 <= code_grid <= frame_size:
             raise ValueError(
                 f"code_grid must be a side from 1 to the frame's {frame_size}, got {code_grid}"
             )
