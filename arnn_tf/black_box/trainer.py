@@ -191,7 +191,7 @@ class BlackBoxTrainer(Trainer):
             task = keras.ops.mean(per_example_loss(model, labels, probabilities))
             total = task + sum(model.losses)
         gradients = tape.gradient(total, model.trainable_variables)
-        if len(points) > 1 and directions is None:
+        if self.evolution is not None and len(points) > 1:  # a generation was asked
             return self._evolve(model, points[1:], losses, gradients, float(total), probabilities)
         if directions is not None:
             losses = np.concatenate([[float(task)], losses])
