@@ -35,7 +35,7 @@ directions in the code.
 
 A task of several parts draws each training example's part by ``part_sampling`` ("uniform"
 over the parts, or "proportional" to their sizes); ``part_regions`` gives each part its own
-share of the frame's pixels, so the parts' programs do not share an entry of W.
+share of the frame (square tiles), so the parts' programs do not share an entry of W.
 
 ``frame_size`` (None: the backbone's own input size) sets the frame, n x n, that the program,
 the task's input and the backbone share: the EfficientNets end in global pooling, so they take

@@ -44,9 +44,9 @@ class FrameProgram(keras.layers.Layer):
             its fixed projection (see the module's docstring); ``weight`` is then the code.
         code_seed: the seed the projection is drawn from.
         code_grid: c, the side of the c x c x 3 grid the code is projected onto.
-        part_regions: give each part its own region of the frame: the frame's pixels dealt
-            out at random (a fixed draw) among the parts, each part's mask then open only on
-            its own share, so no two parts' programs use the same entry of W.
+        part_regions: give each part its own region of the frame: square tiles of the frame
+            dealt out at random (a fixed draw) among the parts, each part's mask then open
+            only on its own tiles, so no two parts' programs use the same entry of W.
     """
 
     def __init__(
@@ -168,15 +168,24 @@ class FrameProgram(keras.layers.Layer):
         return config
 
 
+REGION_TILES = 14
+"""The side of the grid of tiles that ``part_regions`` deals out (8 x 8 pixels at 112)."""
+
+
 def _in_regions(masks: list[np.ndarray]) -> list[np.ndarray]:
-    """Each part's mask open only on its own share of the frame's pixels: the n x n pixels
-    dealt out in turn, in an order drawn from the frame's size and the number of parts."""
+    """Each part's mask open only on its own share of the frame: the frame cut into 14 x 14
+    square tiles, dealt out in turn in an order drawn from the frame's size and the number of
+    parts (whole tiles, not scattered pixels: a program on scattered pixels is impulse noise
+    to the network)."""
     n, parts = masks[0].shape[0], len(masks)
-    order = np.random.default_rng((n, parts)).permutation(n * n)
-    owner = np.empty(n * n, "int64")
-    owner[order] = np.arange(n * n) % parts
-    owner = owner.reshape(n, n, 1)
-    return [mask * (owner == i) for i, mask in enumerate(masks)]
+    tiles = REGION_TILES * REGION_TILES
+    order = np.random.default_rng((n, parts)).permutation(tiles)
+    owner = np.empty(tiles, "int64")
+    owner[order] = np.arange(tiles) % parts
+    side = -(-n // REGION_TILES)
+    pixels = np.kron(owner.reshape(REGION_TILES, REGION_TILES), np.ones((side, side), "int64"))
+    pixels = pixels[:n, :n, None]
+    return [mask * (pixels == i) for i, mask in enumerate(masks)]
 
 
 def code_projection(dimension: int, seed: int, grid: int = DEFAULT_CODE_GRID) -> np.ndarray:

@@ -315,8 +315,8 @@ def _add_recipe_switches(field: Any) -> None:
         ),
         (
             "--part-regions",
-            "tasks of several parts (A+B): give each part its own share of the frame's "
-            "pixels (dealt out at random), so no two parts' programs share an entry of W",
+            "tasks of several parts (A+B): give each part its own share of the frame "
+            "(square tiles dealt out at random), so no two parts' programs share an entry of W",
         ),
     ):
         field(flag, action=argparse.BooleanOptionalAction, help=help_text)
