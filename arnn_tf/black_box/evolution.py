@@ -37,6 +37,8 @@ class CodeEvolution:
         self.seed = int(seed)
         self._strategy: Any = None
         self._asked: list[np.ndarray] = []
+        self._start: np.ndarray | None = None
+        self._told: list[np.ndarray] = []
 
     @property
     def points_per_step(self) -> int:
@@ -45,8 +47,34 @@ class CodeEvolution:
 
     @property
     def started(self) -> bool:
-        """Whether a search is under way (a fresh object has none: `start` or `replay`)."""
+        """Whether a search is under way (a fresh object has none: `start` or `resume`)."""
         return self._strategy is not None
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The search's state by name, its start and the losses told it so far, for a
+        checkpoint (none before a search begins)."""
+        if self._start is None:
+            return {}
+        losses = np.reshape(self._told, (-1, self.population)).astype("float32")
+        return {"search_start": self._start, "search_losses": losses}
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        """Takes a checkpoint's `state`, which `resume` replays (nothing if it holds none)."""
+        if "search_start" in state:
+            self._start = np.asarray(state["search_start"], "float32")
+            self._told = list(np.asarray(state["search_losses"], "float32"))
+
+    def resume(self, code: np.ndarray, generation: int) -> None:
+        """Begins the search: replays a restored state's first ``generation`` rows of losses,
+        or, with none restored, starts around ``code``."""
+        if self._start is None:
+            self.start(code)
+            return
+        start, told = self._start, self._told[:generation]
+        self.start(start)
+        for row in told:
+            self.candidates()
+            self.tell(row)
 
     def start(self, code: np.ndarray) -> None:
         """Begins a search around ``code``."""
@@ -66,15 +94,9 @@ class CodeEvolution:
             "verb_log": 0,
             "verb_disp": 0,
         }
-        start = np.asarray(code, "float64")
+        self._start, self._told = np.asarray(code, "float32"), []
+        start = self._start.astype("float64")
         self._strategy = cma.CMAEvolutionStrategy(start, self.sigma, options)
-
-    def replay(self, start: np.ndarray, losses: np.ndarray) -> None:
-        """Rebuilds the search that began at ``start`` and was told each row of ``losses``."""
-        self.start(start)
-        for row in np.asarray(losses, "float64"):
-            self.candidates()
-            self.tell(row)
 
     def candidates(self) -> np.ndarray:
         """The next generation's codes ``[population, d]`` (float32), to be told their losses."""
@@ -82,14 +104,16 @@ class CodeEvolution:
         return np.stack(self._asked).astype("float32")
 
     def tell(self, losses: Any) -> np.ndarray:
-        """Ranks the last `candidates` by ``losses``; returns the search's new mean."""
-        losses = np.asarray(losses, "float64")
+        """Ranks the last `candidates` by ``losses`` (in float32, as `state` keeps them, so a
+        replay tells the very same numbers); returns the search's new mean."""
+        losses = np.asarray(losses, "float32")
         if losses.shape != (self.population,):
             raise ValueError(
                 f"a generation needs {self.population} losses, one a candidate, got shape "
                 f"{losses.shape}"
             )
-        self._strategy.tell(self._asked, losses.tolist())
+        self._strategy.tell(self._asked, losses.astype("float64").tolist())
+        self._told.append(losses)
         return self.mean
 
     @property

@@ -79,8 +79,6 @@ class BlackBoxTrainer(Trainer):
         self.stopped_by_queries = False
         self.map_warmup_steps = 0
         self.evolution: CodeEvolution | None = None
-        self._search_start: np.ndarray | None = None
-        self._search_losses: list[np.ndarray] = []
 
     def compile(
         self,
@@ -112,18 +110,13 @@ class BlackBoxTrainer(Trainer):
         )
 
     def checkpoint_arrays(self) -> dict[str, Any]:
-        """A CMA-ES search's start and the losses told it so far (none before it starts, or
-        for an estimate's steps)."""
-        if self._search_start is None:
-            return {}
-        losses = np.reshape(self._search_losses, (-1, self.evolution.population))
-        return {"search_start": self._search_start, "search_losses": losses}
+        """A CMA-ES search's state (none for an estimate's steps)."""
+        return {} if self.evolution is None else self.evolution.state()
 
     def restore_arrays(self, arrays: dict[str, Any]) -> None:
         """A CMA-ES search's state, which the next step replays (`_candidates`)."""
-        if self.evolution is not None and "search_start" in arrays:
-            self._search_start = np.asarray(arrays["search_start"], "float32")
-            self._search_losses = list(np.asarray(arrays["search_losses"], "float32"))
+        if self.evolution is not None:
+            self.evolution.restore(arrays)
 
     def run(
         self,
@@ -206,14 +199,9 @@ class BlackBoxTrainer(Trainer):
     def _candidates(self, model: ReprogrammedModel, weight: np.ndarray) -> np.ndarray:
         """The next CMA-ES generation's codes, the search begun at ``weight`` (W as the first
         estimating step finds it) or rebuilt from its saved state on a resumed run."""
-        if not self.evolution.started and self._search_start is None:
-            self._search_start = weight
-            self.evolution.start(weight)
-        elif not self.evolution.started:
+        if not self.evolution.started:
             generation = int(model.optimizer.iterations) - self.map_warmup_steps
-            self._search_losses = self._search_losses[:generation]
-            self.evolution.replay(self._search_start, np.reshape(
-                self._search_losses, (-1, self.evolution.population)))
+            self.evolution.resume(weight, generation)
         return self.evolution.candidates()
 
     def _evolve(
@@ -228,10 +216,7 @@ class BlackBoxTrainer(Trainer):
         """Tells the search each candidate's loss (its task loss and regulariser), steps the
         map on its exact gradient, and makes W the search's new mean."""
         program = model.program
-        # float32, as the checkpoint keeps them, so a resumed run replays the very same search
-        fitness = (task_losses + program.l2 * np.sum(candidates**2, axis=1)).astype("float32")
-        mean = self.evolution.tell(fitness)
-        self._search_losses.append(fitness)
+        mean = self.evolution.tell(task_losses + program.l2 * np.sum(candidates**2, axis=1))
         gradients = [_plus(g, None, v) for g, v in zip(gradients, model.trainable_variables)]
         model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         program.weight.assign(mean)
