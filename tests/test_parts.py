@@ -262,3 +262,20 @@ def test_a_program_of_parts_warm_starts_part_by_part_and_reads_format_5(tmp_path
     older = SavedProgram.load(as_format_5(path))
     assert [p.name for p in older.parts] == ["small", "big"]
     np.testing.assert_allclose(older.build_model()(list(inputs)), model(list(inputs)), atol=1e-6)
+
+
+def test_parts_on_their_own_regions_answer_as_each_part_alone_and_learn_only_there():
+    task = two_parts()
+    model = build_model(tiny_recipe(part_regions=True), task)
+    shape = model.program.weight.shape
+    model.program.weight.assign(np.random.default_rng(2).normal(size=shape).astype("float32"))
+    inputs, labels = next(iter(task.dataset("train", 16, shuffle=True, seed=1)))
+    with tf.GradientTape() as tape:
+        answer = model(list(inputs))
+        loss = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(labels, answer))
+    rows = np.split(answer.numpy(), [len(inputs[0])])
+    np.testing.assert_allclose(rows[0][:, :2], model.part_model(0)(inputs[0]), atol=1e-5)
+    np.testing.assert_allclose(rows[1][:, 2:], model.part_model(1)(inputs[1]), atol=1e-5)
+    gradient = tape.gradient(loss, model.program.weight).numpy()
+    outside = 1 - np.clip(sum(model.program.masks), 0, 1)
+    assert np.abs(gradient).sum() > 0 and np.abs(gradient * outside).sum() == 0
