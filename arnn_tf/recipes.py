@@ -24,6 +24,9 @@ Named recipes (`RECIPES`; their measured accuracies, with controls, are in `EXPE
   ``cifar10``'s layout at any frame (each image, of any size and shape, resized to 5/7 of the
   frame's side, ``image_scale``), 600 steps whatever the folder's size, and nothing that
   changes what a digit or a letter is (no flips, no mirror average).
+- ``many``: one program for many data sets (PermutedMNIST-10 by default): ``mnist``'s layout
+  on a 112 x 112 frame, a learned map per part, cosine decay over one epoch of all the parts'
+  training images, so a run's length grows with its parts and each part sees its own once.
 - ``text``: a text task (``--task text:PATH``, and the default recipe for one): word tokens,
   patches of 16 x 16 pixels on a 112 x 112 frame (49 slots), a frame program over them, the
   learned map, cosine decay over 2,400 steps, no L2 (`arnn_tf.modalities.text`).
@@ -352,6 +355,12 @@ RECIPES: dict[str, Recipe] = {
     "mnist": Recipe(name="mnist", task="mnist", **{**_FULL_FRAME, **_ONE_EPOCH}),
     "cifar10": Recipe(name="cifar10", task="cifar10", **{**_PHOTOS, **_ONE_EPOCH}),
     "folder": Recipe(name="folder", task=TASK_TO_SET, **_ANY_FOLDER),
+    "many": Recipe(
+        name="many",
+        task="permuted:10:mnist",
+        frame_size=112,
+        **{**_FULL_FRAME, **_ONE_EPOCH, "image_size": 112},
+    ),
     "text": Recipe(
         name="text",
         task=TEXT_TASK_TO_SET,

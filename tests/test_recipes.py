@@ -1,6 +1,7 @@
 """Recipes: the one definition of a run, checked, named, stored and rerun."""
 
 import json
+import math
 import re
 
 import pytest
@@ -8,6 +9,8 @@ import pytest
 import arnn_tf
 from arnn_tf.cli.main import main
 from arnn_tf.recipes import RECIPES, Recipe, RecipeError, default_recipe, load_recipe, save_recipe
+from arnn_tf.tasks.specs import part_specs
+from arnn_tf.training.plan import TrainingPlan
 
 
 def test_every_named_recipe_round_trips_through_json(tmp_path):
@@ -254,3 +257,11 @@ def test_a_black_box_run_with_a_learned_map_holds_w_for_half_its_steps_by_defaul
     assert map_warmup(black.replace(map_warmup_steps=10), 400) == 10
     assert map_warmup(black.replace(freeze_program=True), 400) == 0
     assert map_warmup(RECIPES["paper"].replace(trainer="black_box"), 400) == 0  # a fixed map
+
+
+def test_the_many_recipe_trains_one_epoch_of_every_parts_examples():
+    many = RECIPES["many"]
+    assert part_specs(many.task) == [f"shuffled:{i}:mnist" for i in range(1, 11)]
+    assert many.label_map == "linear" and many.full_program and many.frame_size == 112
+    ten, hundred = (TrainingPlan.resolve(many, 2000 * parts) for parts in (10, 100))
+    assert hundred.steps == 10 * ten.steps == 10 * math.ceil(20000 / many.batch_size)
