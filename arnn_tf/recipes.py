@@ -58,7 +58,10 @@ alone for the first ``map_warmup_steps`` (one frame an image; by default half th
 instead of Adam, a step that follows the estimate's size (BlackVIP's SPSA-GC), and "cma" (W a
 code) searches the code by CMA-ES instead, ``directions`` candidates a step first spread by
 ``beta`` (`arnn_tf.black_box.evolution`); a frequency or iterative label map is computed from
-the answers too, one frame per sample image and remap.
+the answers too, one frame per sample image and remap. With ``stand_in`` (a backbone name) W's
+gradient is instead backpropagated through that local network, read through the map the
+served answers train (one frame an image a step, W at the full rate by default): a local
+stand-in for the served network, as AReS trains one.
 """
 
 from __future__ import annotations
@@ -101,7 +104,9 @@ TEXT_LEVELS = ("word", "character")
 """How a text task is tokenised (`arnn_tf.modalities.text.text_task`'s levels)."""
 ADAM_BETA_1 = 0.9
 """Adam's first-moment decay, keras' default, which the map (and a white-box W) keeps."""
-BLACK_BOX_FIELDS = ("directions", "beta", "antithetic", "zo_resolution", "zo_clip", "max_queries")
+BLACK_BOX_FIELDS = (
+    "directions", "beta", "antithetic", "zo_resolution", "zo_clip", "max_queries", "stand_in"
+)
 """The zeroth-order estimator's fields and the query budget: black-box training's alone."""
 TRAINERS = ("white_box", "black_box")
 """How a program learns: backpropagation through the backbone, or queries alone."""
@@ -171,6 +176,7 @@ class Recipe:
     zo_resolution: int | None = DEFAULT_ZO_RESOLUTION
     zo_clip: float | None = None
     max_queries: int | None = None
+    stand_in: str | None = None
     patch_size: int = 16
     text_level: str = "word"
     frame_size: int | None = None
@@ -320,6 +326,15 @@ def _check_black_box(recipe: Recipe) -> None:
             _refuse(recipe, field, "a positive integer" + (" or None" if optional else ""))
     if not (_is_number(recipe.beta) and recipe.beta > 0):
         _refuse(recipe, "beta", "a number > 0")
+    if recipe.stand_in is not None and not isinstance(recipe.stand_in, str):
+        _refuse(recipe, "stand_in", "a backbone's name or None")
+    if recipe.stand_in is not None and (
+        recipe.trainer != "black_box" or recipe.program_update == "cma"
+    ):
+        raise RecipeError(
+            "recipe field 'stand_in' gives a black-box run W's gradient from a local network: "
+            "it needs trainer 'black_box' and a gradient step (program_update not 'cma')"
+        )
     if recipe.program_update == "cma" and (
         recipe.trainer != "black_box" or recipe.code_dimension is None or recipe.directions < 2
     ):
@@ -385,11 +400,12 @@ def default_recipe(task: str | None) -> str:
 
 def program_rate_scale(recipe: Recipe) -> float:
     """W's learning rate as a fraction of the recipe's: its ``program_lr_scale``, by default
-    1 for white-box training and `DEFAULT_PROGRAM_LR_SCALE` for black-box training, whose
-    noisy estimates of W's gradient hurt at the full rate."""
+    1 for white-box training (or a stand-in's gradient) and `DEFAULT_PROGRAM_LR_SCALE` for
+    black-box estimates of W's gradient, whose noise hurts at the full rate."""
     if recipe.program_lr_scale is not None:
         return recipe.program_lr_scale
-    return DEFAULT_PROGRAM_LR_SCALE if recipe.trainer == "black_box" else 1.0
+    estimated = recipe.trainer == "black_box" and recipe.stand_in is None
+    return DEFAULT_PROGRAM_LR_SCALE if estimated else 1.0
 
 
 def conceal_scale(recipe: Recipe) -> float | None:

@@ -129,7 +129,7 @@ def make_trainer(
 ) -> Trainer:
     """The trainer ``recipe.trainer`` names: `WhiteBoxTrainer`, or a `BlackBoxTrainer` with the
     recipe's estimator and budget asking ``query`` (default `LocalQuery` on ``model``'s
-    backbone: queries answered in this process)."""
+    backbone: queries answered in this process), and its stand-in network if it names one."""
     if recipe.trainer == "white_box":
         if query is not None:
             raise ValueError(
@@ -145,7 +145,16 @@ def make_trainer(
         zo_resolution=recipe.zo_resolution,
         zo_clip=recipe.zo_clip,
         max_queries=recipe.max_queries,
+        stand_in=_stand_in(recipe, model),
     )
+
+
+def _stand_in(recipe: Recipe, model: ReprogrammedModel) -> keras.Model | None:
+    """The recipe's local stand-in network, built at the model's frame, or None."""
+    if recipe.stand_in is None:
+        return None
+    frame = model.program.frame_size
+    return build_backbone(recipe.stand_in, recipe.weights, seed=recipe.seed, input_size=frame)
 
 
 def _strategy(recipe: Recipe, name: str) -> tf.distribute.Strategy:

@@ -589,3 +589,37 @@ def test_grpc_queries_a_served_backbone_export_and_refuses_a_failing_server(tmp_
             GrpcQuery(server.target, "other", retries=0)(frames)
     finally:
         server.close()
+
+
+def test_a_stand_in_gives_w_the_gradient_white_box_training_gives_at_one_frame_an_image():
+    from arnn_tf.recipes import program_rate_scale
+    from arnn_tf.training.white_box import WhiteBoxTrainer
+
+    recipe = RECIPE.replace(steps=3, trainer="black_box", stand_in="tiny_cnn")
+    assert program_rate_scale(recipe) == 1.0  # a gradient, not a noisy estimate
+    white = toy_model()
+    WhiteBoxTrainer().fit(white, toy_task(), RECIPE.replace(steps=3), verbose=False)
+    served = toy_model()
+    query = LocalQuery(served.backbone)
+    stand_in = build_backbone("tiny_cnn", None, seed=1)  # the served network's twin
+    trainer = BlackBoxTrainer(query, stand_in=stand_in)
+    trainer.fit(served, toy_task(), recipe, verbose=False)
+    assert query.queries == trainer.queries == 8 * 3
+    np.testing.assert_allclose(served.program.weight.numpy(), white.program.weight.numpy(),
+                               atol=1e-5)
+    assert np.abs(white.program.weight.numpy()).max() > 0
+
+
+def test_a_stand_in_is_built_from_the_recipe_and_checked_against_the_program():
+    from arnn_tf.recipes import RecipeError
+    from arnn_tf.runs import make_trainer
+
+    model = toy_model()
+    recipe = RECIPE.replace(trainer="black_box", stand_in="tiny_cnn", weights="none")
+    assert make_trainer(recipe, model).stand_in.input_shape == model.backbone.input_shape
+    small = build_backbone("tiny_cnn", None, input_size=16)
+    with pytest.raises(ValueError, match="the stand-in network .* takes \\(16, 16, 3\\) frames"):
+        BlackBoxTrainer(LocalQuery(model.backbone), stand_in=small).fit(
+            model, toy_task(), recipe, verbose=False)
+    with pytest.raises(RecipeError, match="'stand_in' .* needs trainer 'black_box'"):
+        RECIPE.replace(stand_in="tiny_cnn")

@@ -21,6 +21,11 @@ With the recipe's ``program_update`` "cma", W (a program's code) is not stepped 
 each step asks for the batch under W and under a CMA-ES generation of candidate codes
 (`arnn_tf.black_box.evolution`, ``directions`` of them, first spread by ``beta``), and W becomes
 the search's new mean; the search's state is part of each checkpoint.
+
+With a ``stand_in`` network, W's gradient is not estimated: it is backpropagated through the
+stand-in (a local network, never the served one) and the map, while the loss, the map's
+gradient and the accuracy come from the served answers for the batch under W, one frame an
+image a step.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from arnn_tf.black_box.estimator import ZerothOrderEstimator, program_frames
 from arnn_tf.black_box.evolution import CodeEvolution
 from arnn_tf.black_box.queries import QueryFunction, checked_answer
 from arnn_tf.label_maps.frequency import FrequencyLabelMapping
-from arnn_tf.models.reprogrammed import ReprogrammedModel
+from arnn_tf.models.reprogrammed import ReprogrammedModel, part_logits
 from arnn_tf.training.callback_loop import run_callback_loop
 from arnn_tf.training.losses import per_example_loss, task_loss
 from arnn_tf.training.optimizers import adam
@@ -54,7 +59,8 @@ class BlackBoxTrainer(Trainer):
     steps cost ``batch * points_per_step`` frames each), and ``max_queries`` bounds this
     process's queries (like a time limit, a rerun continues with a fresh budget);
     ``stopped_by_queries`` says whether it stopped training short. During the recipe's
-    ``map_warmup_steps`` W is held and a step asks for one frame an image. The callbacks' logs
+    ``map_warmup_steps`` W is held and a step asks for one frame an image, as every step does
+    with a ``stand_in`` (a frozen local network that gives W's gradient). The callbacks' logs
     and the history carry "loss", "accuracy" (running means over the epoch, as `model.fit`
     reports them) and "queries".
     """
@@ -69,6 +75,7 @@ class BlackBoxTrainer(Trainer):
         zo_resolution: int | None = DEFAULT_ZO_RESOLUTION,
         zo_clip: float | None = None,
         max_queries: int | None = None,
+        stand_in: keras.Model | None = None,
     ) -> None:
         if max_queries is not None and max_queries < 1:
             raise ValueError(f"max_queries must be a positive number of frames, got {max_queries}")
@@ -79,6 +86,7 @@ class BlackBoxTrainer(Trainer):
         self.stopped_by_queries = False
         self.map_warmup_steps = 0
         self.evolution: CodeEvolution | None = None
+        self.stand_in = stand_in
 
     def compile(
         self,
@@ -92,6 +100,8 @@ class BlackBoxTrainer(Trainer):
                 "gradients; train this task white-box (trainer 'white_box')"
             )
         self.estimator.check_fits(_direction_mask(model.program).shape)
+        if self.stand_in is not None:
+            _check_stand_in(self.stand_in, model)
         self.map_warmup_steps = plan.map_warmup_steps
         if plan.recipe.program_update == "cma":
             self._compile_evolution(model, plan)
@@ -168,7 +178,7 @@ class BlackBoxTrainer(Trainer):
         directions = None
         if self._estimates(model) and self.evolution is not None:
             points = np.concatenate([weight[None], self._candidates(model, weight)])
-        elif self._estimates(model):
+        elif self._estimates(model) and self.stand_in is None:
             rng = np.random.default_rng((seed, int(model.optimizer.iterations)))
             directions = self.estimator.sample(mask, rng)
             points = self.estimator.points(weight, directions)
@@ -186,9 +196,13 @@ class BlackBoxTrainer(Trainer):
         gradients = tape.gradient(total, model.trainable_variables)
         if self.evolution is not None and len(points) > 1:  # a generation was asked
             return self._evolve(model, points[1:], losses, gradients, float(total), probabilities)
+        estimate = None
         if directions is not None:
             losses = np.concatenate([[float(task)], losses])
             estimate = self.estimator.gradient(losses, directions, mask)
+        elif self.stand_in is not None and self._estimates(model):
+            estimate = _stand_in_gradient(model, self.stand_in, parts, labels)
+        if estimate is not None:
             gradients = [
                 _plus(g, estimate if v is program.weight else None, v)
                 for g, v in zip(gradients, model.trainable_variables)
@@ -260,6 +274,7 @@ class BlackBoxTrainer(Trainer):
     ) -> tuple[int, int]:
         """The frames the next step queries, and those of the label map's remap before it."""
         points = (self.evolution or self.estimator).points_per_step
+        points = 1 if self.stand_in is not None else points
         per_step = batch_size * (points if self._estimates(model) else 1)
         return per_step, 0 if mapping is None else mapping.images_before_next_step()
 
@@ -319,6 +334,34 @@ def _task_losses(
     return keras.ops.convert_to_numpy(
         keras.ops.mean(keras.ops.reshape(per_example, (points, -1)), axis=1)
     )
+
+
+def _check_stand_in(stand_in: keras.Model, model: ReprogrammedModel) -> None:
+    """Raises ValueError when the stand-in cannot take the model's frames or answer in the
+    served network's classes."""
+    frame, n = tuple(stand_in.input_shape[1:]), model.program.frame_size
+    classes, wanted = int(stand_in.output_shape[-1]), model.label_maps[0].num_source_classes
+    if frame != (n, n, 3) or classes != wanted:
+        raise ValueError(
+            f"the stand-in network {stand_in.name!r} takes {frame} frames and answers {classes} "
+            f"classes; the program's frames are {n}x{n}x3 and its maps read {wanted} classes"
+        )
+
+
+def _stand_in_gradient(
+    model: ReprogrammedModel, stand_in: keras.Model, parts: list[Any], labels: tf.Tensor
+) -> Any:
+    """The task loss's gradient in W on the batch (``parts``: each part's rows), backpropagated
+    through the frozen ``stand_in`` network in the served one's place and the model's maps."""
+    program = model.program
+    with tf.GradientTape() as tape:
+        logits = keras.ops.concatenate([
+            part_logits(model.encoders[i], program, stand_in, x, part=i)
+            for i, x in enumerate(parts)
+        ])
+        probabilities = model.answers(logits, [len(x) for x in parts])
+        loss = keras.ops.mean(per_example_loss(model, labels, probabilities))
+    return tape.gradient(loss, program.weight)
 
 
 def _plus(gradient: Any, estimate: np.ndarray | None, variable: Any) -> Any:

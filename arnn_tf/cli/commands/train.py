@@ -268,6 +268,13 @@ def _add_black_box_fields(train: argparse.ArgumentParser) -> None:
         help="bound the norm of W's gradient estimate by C (ZIP's clipping); none: unbounded",
     )
     field(
+        "--stand-in",
+        type=_or_none(str),
+        metavar="BACKBONE|none",
+        help="backpropagate W's gradient through this local network instead of estimating it "
+        "(the map learns from the answers, one frame an image a step); none: estimate",
+    )
+    field(
         "--max-queries",
         type=_or_none(positive_int),
         metavar="N|none",
