@@ -61,7 +61,8 @@ code) searches the code by CMA-ES instead, ``directions`` candidates a step firs
 the answers too, one frame per sample image and remap. With ``stand_in`` (a backbone name) W's
 gradient is instead backpropagated through that local network, read through the map the
 served answers train (one frame an image a step, W at the full rate by default): a local
-stand-in for the served network, as AReS trains one.
+stand-in for the served network, as AReS trains one, fitted at every step to the answers it is
+given with Adam at ``stand_in_rate`` where set (`arnn_tf.black_box.stand_in`).
 """
 
 from __future__ import annotations
@@ -105,7 +106,14 @@ TEXT_LEVELS = ("word", "character")
 ADAM_BETA_1 = 0.9
 """Adam's first-moment decay, keras' default, which the map (and a white-box W) keeps."""
 BLACK_BOX_FIELDS = (
-    "directions", "beta", "antithetic", "zo_resolution", "zo_clip", "max_queries", "stand_in"
+    "directions",
+    "beta",
+    "antithetic",
+    "zo_resolution",
+    "zo_clip",
+    "max_queries",
+    "stand_in",
+    "stand_in_rate",
 )
 """The zeroth-order estimator's fields and the query budget: black-box training's alone."""
 TRAINERS = ("white_box", "black_box")
@@ -177,6 +185,7 @@ class Recipe:
     zo_clip: float | None = None
     max_queries: int | None = None
     stand_in: str | None = None
+    stand_in_rate: float | None = None
     patch_size: int = 16
     text_level: str = "word"
     frame_size: int | None = None
@@ -235,6 +244,7 @@ _BOUNDED_NUMBERS: tuple[tuple[str, Any, str], ...] = (
     ("program_lr_scale", lambda v: v > 0, "a number > 0"),
     ("program_momentum", lambda v: 0 <= v < 1, "a number in [0, 1)"),
     ("zo_clip", lambda v: v > 0, "a number > 0"),
+    ("stand_in_rate", lambda v: v > 0, "a number > 0"),
 )
 """Numeric fields, the values each takes and how an error says so (None is allowed unless the
 field is in `_REQUIRED_NUMBERS`)."""
@@ -328,6 +338,8 @@ def _check_black_box(recipe: Recipe) -> None:
         _refuse(recipe, "beta", "a number > 0")
     if recipe.stand_in is not None and not isinstance(recipe.stand_in, str):
         _refuse(recipe, "stand_in", "a backbone's name or None")
+    if recipe.stand_in_rate is not None and recipe.stand_in is None:
+        raise RecipeError("recipe field 'stand_in_rate' fits a stand-in: it needs 'stand_in'")
     if recipe.stand_in is not None and (
         recipe.trainer != "black_box" or recipe.program_update == "cma"
     ):

@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from arnn_tf.backbones import build_backbone
 from arnn_tf.black_box.queries import LocalQuery, QueryFunction
+from arnn_tf.black_box.stand_in import StandIn
 from arnn_tf.black_box.trainer import BlackBoxTrainer
 from arnn_tf.label_maps.specs import data_driven_kind
 from arnn_tf.modalities.registry import modality
@@ -149,12 +150,13 @@ def make_trainer(
     )
 
 
-def _stand_in(recipe: Recipe, model: ReprogrammedModel) -> keras.Model | None:
+def _stand_in(recipe: Recipe, model: ReprogrammedModel) -> StandIn | None:
     """The recipe's local stand-in network, built at the model's frame, or None."""
     if recipe.stand_in is None:
         return None
     frame = model.program.frame_size
-    return build_backbone(recipe.stand_in, recipe.weights, seed=recipe.seed, input_size=frame)
+    network = build_backbone(recipe.stand_in, recipe.weights, seed=recipe.seed, input_size=frame)
+    return StandIn(network, recipe.stand_in_rate)
 
 
 def _strategy(recipe: Recipe, name: str) -> tf.distribute.Strategy:

@@ -15,6 +15,7 @@ from arnn_tf.black_box import (
     LocalQuery,
     QueryError,
     RestQuery,
+    StandIn,
     ZerothOrderEstimator,
     log_probabilities,
 )
@@ -602,7 +603,7 @@ def test_a_stand_in_gives_w_the_gradient_white_box_training_gives_at_one_frame_a
     served = toy_model()
     query = LocalQuery(served.backbone)
     stand_in = build_backbone("tiny_cnn", None, seed=1)  # the served network's twin
-    trainer = BlackBoxTrainer(query, stand_in=stand_in)
+    trainer = BlackBoxTrainer(query, stand_in=StandIn(stand_in))
     trainer.fit(served, toy_task(), recipe, verbose=False)
     assert query.queries == trainer.queries == 8 * 3
     np.testing.assert_allclose(served.program.weight.numpy(), white.program.weight.numpy(),
@@ -616,10 +617,40 @@ def test_a_stand_in_is_built_from_the_recipe_and_checked_against_the_program():
 
     model = toy_model()
     recipe = RECIPE.replace(trainer="black_box", stand_in="tiny_cnn", weights="none")
-    assert make_trainer(recipe, model).stand_in.input_shape == model.backbone.input_shape
+    built = make_trainer(recipe.replace(stand_in_rate=0.01), model).stand_in
+    assert built.network.input_shape == model.backbone.input_shape and built.rate == 0.01
     small = build_backbone("tiny_cnn", None, input_size=16)
     with pytest.raises(ValueError, match="the stand-in network .* takes \\(16, 16, 3\\) frames"):
-        BlackBoxTrainer(LocalQuery(model.backbone), stand_in=small).fit(
+        BlackBoxTrainer(LocalQuery(model.backbone), stand_in=StandIn(small)).fit(
             model, toy_task(), recipe, verbose=False)
     with pytest.raises(RecipeError, match="'stand_in' .* needs trainer 'black_box'"):
         RECIPE.replace(stand_in="tiny_cnn")
+    with pytest.raises(RecipeError, match="'stand_in_rate' fits a stand-in: it needs 'stand_in'"):
+        RECIPE.replace(trainer="black_box", stand_in_rate=0.1)
+
+
+def stand_in_run(steps, checkpoint_dir=None):
+    """A run of the toy model with a stand-in (a network unlike the served one) fitted at
+    every step; returns the model, the trainer and the stand-in."""
+    model = toy_model(label_map="linear")
+    stand_in = StandIn(build_backbone("tiny_cnn", None, seed=7), rate=0.01)
+    trainer = BlackBoxTrainer(LocalQuery(model.backbone), stand_in=stand_in)
+    recipe = RECIPE.replace(trainer="black_box", stand_in="tiny_cnn", stand_in_rate=0.01,
+                            label_map="linear", map_warmup_steps=0)
+    trainer.fit(model, toy_task(), recipe.replace(steps=steps), checkpoint_dir=checkpoint_dir,
+                verbose=False)
+    return model, trainer, stand_in
+
+
+def test_a_fitted_stand_in_learns_the_served_answers_and_resumes_as_it_was(tmp_path):
+    straight, _, fitted = stand_in_run(4)
+    frames = keras.ops.convert_to_numpy(straight.adversarial_inputs(IMAGES))
+    def gap(network):  # from the served network's answers on the frames it was fitted on
+        return float(np.mean((straight.backbone(frames).numpy() - network(frames).numpy()) ** 2))
+    assert gap(fitted.network) < gap(build_backbone("tiny_cnn", None, seed=7))
+    stand_in_run(2, tmp_path)
+    resumed, trainer, again = stand_in_run(4, tmp_path)
+    assert trainer.queries == 8 * 2  # the two steps it trained, one frame an image
+    for a, b in zip(again.network.weights + resumed.trainable_variables,
+                    fitted.network.weights + straight.trainable_variables):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)

@@ -131,7 +131,8 @@ def test_the_command_line_sets_the_black_box_fields():
     assert overrides("--no-black-box", "--no-antithetic", "--zo-resolution", "8") == {
         "trainer": "white_box", "antithetic": False, "zo_resolution": 8}
     assert overrides("--stand-in", "efficientnet_lite1") == {"stand_in": "efficientnet_lite1"}
-    assert overrides("--stand-in", "none") == {"stand_in": None}
+    assert overrides("--stand-in", "none", "--stand-in-rate", "1e-4") == {
+        "stand_in": None, "stand_in_rate": 1e-4}
     assert RECIPES["paper"].replace(**BLACK_BOX).replace(**overrides("--max-queries", "none")
                                                          ).max_queries is None
 

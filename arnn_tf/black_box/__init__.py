@@ -29,6 +29,7 @@ _MODULES = {
     "checked_answer": "queries",
     "log_probabilities": "queries",
     "BlackBoxTrainer": "trainer",
+    "StandIn": "stand_in",
     "RestQuery": "rest_query",
     "GrpcQuery": "grpc_query",
 }

@@ -22,10 +22,10 @@ each step asks for the batch under W and under a CMA-ES generation of candidate 
 (`arnn_tf.black_box.evolution`, ``directions`` of them, first spread by ``beta``), and W becomes
 the search's new mean; the search's state is part of each checkpoint.
 
-With a ``stand_in`` network, W's gradient is not estimated: it is backpropagated through the
-stand-in (a local network, never the served one) and the map, while the loss, the map's
-gradient and the accuracy come from the served answers for the batch under W, one frame an
-image a step.
+With a ``stand_in`` (`arnn_tf.black_box.stand_in.StandIn`, a local network, never the served
+one), W's gradient is not estimated: it is backpropagated through the stand-in and the map,
+while the loss, the map's gradient and the accuracy come from the served answers for the batch
+under W, one frame an image a step, to which a fitted stand-in is fitted first.
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ from arnn_tf.black_box.defaults import DEFAULT_BETA, DEFAULT_DIRECTIONS, DEFAULT
 from arnn_tf.black_box.estimator import ZerothOrderEstimator, program_frames
 from arnn_tf.black_box.evolution import CodeEvolution
 from arnn_tf.black_box.queries import QueryFunction, checked_answer
+from arnn_tf.black_box.stand_in import StandIn
 from arnn_tf.label_maps.frequency import FrequencyLabelMapping
-from arnn_tf.models.reprogrammed import ReprogrammedModel, part_logits
+from arnn_tf.models.reprogrammed import ReprogrammedModel
 from arnn_tf.training.callback_loop import run_callback_loop
 from arnn_tf.training.losses import per_example_loss, task_loss
 from arnn_tf.training.optimizers import adam
@@ -60,7 +61,7 @@ class BlackBoxTrainer(Trainer):
     process's queries (like a time limit, a rerun continues with a fresh budget);
     ``stopped_by_queries`` says whether it stopped training short. During the recipe's
     ``map_warmup_steps`` W is held and a step asks for one frame an image, as every step does
-    with a ``stand_in`` (a frozen local network that gives W's gradient). The callbacks' logs
+    with a ``stand_in`` (a local network that gives W's gradient). The callbacks' logs
     and the history carry "loss", "accuracy" (running means over the epoch, as `model.fit`
     reports them) and "queries".
     """
@@ -75,7 +76,7 @@ class BlackBoxTrainer(Trainer):
         zo_resolution: int | None = DEFAULT_ZO_RESOLUTION,
         zo_clip: float | None = None,
         max_queries: int | None = None,
-        stand_in: keras.Model | None = None,
+        stand_in: StandIn | None = None,
     ) -> None:
         if max_queries is not None and max_queries < 1:
             raise ValueError(f"max_queries must be a positive number of frames, got {max_queries}")
@@ -101,7 +102,7 @@ class BlackBoxTrainer(Trainer):
             )
         self.estimator.check_fits(_direction_mask(model.program).shape)
         if self.stand_in is not None:
-            _check_stand_in(self.stand_in, model)
+            self.stand_in.check(model)
         self.map_warmup_steps = plan.map_warmup_steps
         if plan.recipe.program_update == "cma":
             self._compile_evolution(model, plan)
@@ -120,13 +121,17 @@ class BlackBoxTrainer(Trainer):
         )
 
     def checkpoint_arrays(self) -> dict[str, Any]:
-        """A CMA-ES search's state (none for an estimate's steps)."""
-        return {} if self.evolution is None else self.evolution.state()
+        """A CMA-ES search's state, or a fitted stand-in's (none for an estimate's steps)."""
+        arrays = {} if self.evolution is None else self.evolution.state()
+        return arrays if self.stand_in is None else {**arrays, **self.stand_in.state()}
 
     def restore_arrays(self, arrays: dict[str, Any]) -> None:
-        """A CMA-ES search's state, which the next step replays (`_candidates`)."""
+        """A CMA-ES search's state, which the next step replays (`_candidates`), or a fitted
+        stand-in's."""
         if self.evolution is not None:
             self.evolution.restore(arrays)
+        if self.stand_in is not None:
+            self.stand_in.restore(arrays)
 
     def run(
         self,
@@ -201,7 +206,8 @@ class BlackBoxTrainer(Trainer):
             losses = np.concatenate([[float(task)], losses])
             estimate = self.estimator.gradient(losses, directions, mask)
         elif self.stand_in is not None and self._estimates(model):
-            estimate = _stand_in_gradient(model, self.stand_in, parts, labels)
+            self.stand_in.fit(model, parts, logits[:batch])
+            estimate = self.stand_in.gradient(model, parts, labels)
         if estimate is not None:
             gradients = [
                 _plus(g, estimate if v is program.weight else None, v)
@@ -334,34 +340,6 @@ def _task_losses(
     return keras.ops.convert_to_numpy(
         keras.ops.mean(keras.ops.reshape(per_example, (points, -1)), axis=1)
     )
-
-
-def _check_stand_in(stand_in: keras.Model, model: ReprogrammedModel) -> None:
-    """Raises ValueError when the stand-in cannot take the model's frames or answer in the
-    served network's classes."""
-    frame, n = tuple(stand_in.input_shape[1:]), model.program.frame_size
-    classes, wanted = int(stand_in.output_shape[-1]), model.label_maps[0].num_source_classes
-    if frame != (n, n, 3) or classes != wanted:
-        raise ValueError(
-            f"the stand-in network {stand_in.name!r} takes {frame} frames and answers {classes} "
-            f"classes; the program's frames are {n}x{n}x3 and its maps read {wanted} classes"
-        )
-
-
-def _stand_in_gradient(
-    model: ReprogrammedModel, stand_in: keras.Model, parts: list[Any], labels: tf.Tensor
-) -> Any:
-    """The task loss's gradient in W on the batch (``parts``: each part's rows), backpropagated
-    through the frozen ``stand_in`` network in the served one's place and the model's maps."""
-    program = model.program
-    with tf.GradientTape() as tape:
-        logits = keras.ops.concatenate([
-            part_logits(model.encoders[i], program, stand_in, x, part=i)
-            for i, x in enumerate(parts)
-        ])
-        probabilities = model.answers(logits, [len(x) for x in parts])
-        loss = keras.ops.mean(per_example_loss(model, labels, probabilities))
-    return tape.gradient(loss, program.weight)
 
 
 def _plus(gradient: Any, estimate: np.ndarray | None, variable: Any) -> Any:

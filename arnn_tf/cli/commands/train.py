@@ -275,6 +275,13 @@ def _add_black_box_fields(train: argparse.ArgumentParser) -> None:
         "(the map learns from the answers, one frame an image a step); none: estimate",
     )
     field(
+        "--stand-in-rate",
+        type=_or_none(positive_float),
+        metavar="R|none",
+        help="fit the stand-in to the answers it is given at every step, Adam at rate R "
+        "(no extra queries); none: hold it as it is",
+    )
+    field(
         "--max-queries",
         type=_or_none(positive_int),
         metavar="N|none",
