@@ -61,8 +61,8 @@ code) searches the code by CMA-ES instead, ``directions`` candidates a step firs
 the answers too, one frame per sample image and remap. With ``stand_in`` (a backbone name) W's
 gradient is instead backpropagated through that local network, read through the map the
 served answers train (one frame an image a step, W at the full rate by default): a local
-stand-in for the served network, as AReS trains one, fitted at every step to the answers it is
-given with Adam at ``stand_in_rate`` where set (`arnn_tf.black_box.stand_in`).
+stand-in for the served network, as AReS trains one, fitted at each step that trains W to the
+answers it is given, with Adam at ``stand_in_rate`` where set (`arnn_tf.black_box.stand_in`).
 """
 
 from __future__ import annotations

@@ -2,10 +2,10 @@
 
 The served network is only asked for the batch under W (one frame an image); W's gradient is
 backpropagated through the stand-in and the model's maps instead of estimated. With a
-``rate`` the stand-in is also fitted, at every step, to the served answers it has just been
-given (the KL divergence of its softmax from theirs, Adam at that rate), so it learns the
-served network where the program leads, at no extra query (AReS fits its stand-in to one
-query an image). Its weights and optimiser are checkpoint arrays, so a resumed run goes on
+``rate`` the stand-in is also fitted, at every step that trains W, to the served answers it
+has just been given (the KL divergence of its softmax from theirs, Adam at that rate), so it
+learns the served network where the program leads, at no extra query (AReS fits its stand-in
+to one query an image). Its weights and optimiser are checkpoint arrays, so a resumed run goes on
 with the same stand-in.
 """
 

@@ -278,7 +278,7 @@ def _add_black_box_fields(train: argparse.ArgumentParser) -> None:
         "--stand-in-rate",
         type=_or_none(positive_float),
         metavar="R|none",
-        help="fit the stand-in to the answers it is given at every step, Adam at rate R "
+        help="fit the stand-in to the answers of each step that trains W, Adam at rate R "
         "(no extra queries); none: hold it as it is",
     )
     field(
