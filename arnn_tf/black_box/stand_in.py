@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from arnn_tf.models.reprogrammed import ReprogrammedModel, part_logits
+from arnn_tf.models.reprogrammed import ReprogrammedModel
 from arnn_tf.training.losses import per_example_loss
 
 
@@ -47,31 +47,30 @@ class StandIn:
         if self.optimizer is not None:
             self.optimizer.build(self.network.trainable_variables)
 
-    def fit(self, model: ReprogrammedModel, parts: list[Any], served: np.ndarray) -> None:
-        """One step of the stand-in towards the ``served`` logits of the batch under W
-        (``parts``: each part's rows); nothing without a rate."""
+    def fit(self, frames: Any, served: Any) -> None:
+        """One step of the stand-in towards the ``served`` logits of ``frames`` (the
+        cross-entropy of its softmax against theirs: the KL divergence up to a constant);
+        nothing without a rate."""
         if self.optimizer is None:
             return
         variables = self.network.trainable_variables
-        answers = tf.nn.softmax(tf.constant(served, tf.float32))
+        answers = tf.nn.softmax(tf.cast(served, tf.float32))
         with tf.GradientTape() as tape:
-            mine = tf.nn.log_softmax(self._logits(model, parts))
-            gaps = answers * (tf.math.log(answers + 1e-12) - mine)
-            loss = tf.reduce_mean(tf.reduce_sum(gaps, axis=-1))
+            mine = self.network(frames, training=False)
+            gaps = tf.nn.softmax_cross_entropy_with_logits(labels=answers, logits=mine)
+            loss = tf.reduce_mean(gaps)
         self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
 
-    def gradient(self, model: ReprogrammedModel, parts: list[Any], labels: tf.Tensor) -> Any:
-        """The task loss's gradient in W on the batch, through the stand-in and the maps."""
+    def gradient(
+        self, model: ReprogrammedModel, inputs: Any, sizes: list[int], labels: tf.Tensor
+    ) -> Any:
+        """The task loss's gradient in W on the batch ``inputs`` (``sizes``: each part's rows),
+        through the stand-in and the maps."""
         with tf.GradientTape() as tape:
-            probabilities = model.answers(self._logits(model, parts), [len(x) for x in parts])
+            logits = self.network(model.adversarial_inputs(inputs), training=False)
+            probabilities = model.answers(logits, sizes)
             loss = keras.ops.mean(per_example_loss(model, labels, probabilities))
         return tape.gradient(loss, model.program.weight)
-
-    def _logits(self, model: ReprogrammedModel, parts: list[Any]) -> Any:
-        return keras.ops.concatenate([
-            part_logits(model.encoders[i], model.program, self.network, x, part=i)
-            for i, x in enumerate(parts)
-        ])
 
     def state(self) -> dict[str, np.ndarray]:
         """A fitted stand-in's weights and optimiser, by name (nothing for a frozen one)."""

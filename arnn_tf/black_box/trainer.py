@@ -206,8 +206,8 @@ class BlackBoxTrainer(Trainer):
             losses = np.concatenate([[float(task)], losses])
             estimate = self.estimator.gradient(losses, directions, mask)
         elif self.stand_in is not None and self._estimates(model):
-            self.stand_in.fit(model, parts, logits[:batch])
-            estimate = self.stand_in.gradient(model, parts, labels)
+            self.stand_in.fit(model.adversarial_inputs(inputs), logits[:batch])
+            estimate = self.stand_in.gradient(model, inputs, sizes, labels)
         if estimate is not None:
             gradients = [
                 _plus(g, estimate if v is program.weight else None, v)

@@ -93,24 +93,16 @@ def restore_checkpoint(model: keras.Model, directory: str | os.PathLike[str]) ->
     return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
 
 
-def checkpoint_extras(directory: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """The trainer's own arrays in the checkpoint in ``directory``, by name (none without a
-    checkpoint)."""
+def checkpoint_extras(directory: str | os.PathLike[str]) -> tuple[float, dict[str, np.ndarray]]:
+    """What the checkpoint in ``directory`` keeps besides the training state, read at once:
+    the training seconds it was written after (0 without a checkpoint, or for one from before
+    checkpoints kept them) and the trainer's own arrays, by name."""
     path = Path(directory) / CHECKPOINT_FILE
     if not path.exists():
-        return {}
+        return 0.0, {}
     with np.load(path, allow_pickle=False) as data:
-        return {n[len(EXTRA):]: data[n] for n in data.files if n.startswith(EXTRA)}
-
-
-def checkpoint_seconds(directory: str | os.PathLike[str]) -> float:
-    """The training seconds the checkpoint in ``directory`` was written after (0 without a
-    checkpoint, or for one from before checkpoints kept them)."""
-    path = Path(directory) / CHECKPOINT_FILE
-    if not path.exists():
-        return 0.0
-    with np.load(path, allow_pickle=False) as data:
-        return float(data[SECONDS]) if SECONDS in data.files else 0.0
+        seconds = float(data[SECONDS]) if SECONDS in data.files else 0.0
+        return seconds, {n[len(EXTRA):]: data[n] for n in data.files if n.startswith(EXTRA)}
 
 
 class ProgramCheckpoint(keras.callbacks.Callback):

@@ -38,7 +38,6 @@ from arnn_tf.tasks.base import Task
 from arnn_tf.training.checkpoints import (
     ProgramCheckpoint,
     checkpoint_extras,
-    checkpoint_seconds,
     restore_checkpoint,
 )
 from arnn_tf.training.results import StepAndTimeBudget, TrainingDivergedError, TrainingResult
@@ -157,10 +156,11 @@ def _resume(
     resumed_from = restore_checkpoint(model, checkpoint_dir) or 0
     if not resumed_from:
         return 0, 0.0
-    trainer.restore_arrays(checkpoint_extras(checkpoint_dir))
+    seconds, arrays = checkpoint_extras(checkpoint_dir)
+    trainer.restore_arrays(arrays)
     if verbose:
         print(f"resumed from step {resumed_from} (checkpoint in {checkpoint_dir})")
-    return resumed_from, checkpoint_seconds(checkpoint_dir)
+    return resumed_from, seconds
 
 
 def _resume_and_save(
