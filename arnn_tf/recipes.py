@@ -48,7 +48,8 @@ cores, `benchmarks/frame_speed.py`).
 Any recipe trains through queries alone with ``trainer="black_box"`` (`arnn_tf.black_box`):
 W's gradient is BAR's zeroth-order estimate from ``directions`` random directions of
 ``zo_resolution`` (None: the frame's) scaled by ``beta``, ``antithetic`` pairs doubling them,
-and each step costs ``batch_size * (1 + directions)`` frames (twice the directions when
+drawn for each image of the batch with ``per_image_directions`` (the same frames, a less noisy
+estimate), and each step costs ``batch_size * (1 + directions)`` frames (twice the directions when
 antithetic), at most ``max_queries`` frames per process; W learns at ``program_lr_scale``
 times the learning rate, by default a hundredth (`program_rate_scale`), its Adam first moment
 decaying at ``program_momentum`` (`program_first_moment`), held while a learned map learns
@@ -109,6 +110,7 @@ BLACK_BOX_FIELDS = (
     "directions",
     "beta",
     "antithetic",
+    "per_image_directions",
     "zo_resolution",
     "zo_clip",
     "max_queries",
@@ -181,6 +183,7 @@ class Recipe:
     directions: int = DEFAULT_DIRECTIONS
     beta: float = DEFAULT_BETA
     antithetic: bool = False
+    per_image_directions: bool = False
     zo_resolution: int | None = DEFAULT_ZO_RESOLUTION
     zo_clip: float | None = None
     max_queries: int | None = None
@@ -273,7 +276,7 @@ def _check(recipe: Recipe) -> None:
             _is_number(value) and holds(value)
         ):
             _refuse(recipe, field, wanted)
-    for field in ("antithetic", "part_regions"):
+    for field in ("antithetic", "per_image_directions", "part_regions"):
         if not isinstance(getattr(recipe, field), bool):
             _refuse(recipe, field, "true or false")
     for field, choices in (
@@ -348,11 +351,15 @@ def _check_black_box(recipe: Recipe) -> None:
             "it needs trainer 'black_box' and a gradient step (program_update not 'cma')"
         )
     if recipe.program_update == "cma" and (
-        recipe.trainer != "black_box" or recipe.code_dimension is None or recipe.directions < 2
+        recipe.trainer != "black_box"
+        or recipe.code_dimension is None
+        or recipe.directions < 2
+        or recipe.per_image_directions
     ):
         raise RecipeError(
             "recipe field 'program_update' 'cma' searches a program's code through queries: it "
-            "needs trainer 'black_box', a code_dimension and directions >= 2 (the population)"
+            "needs trainer 'black_box', a code_dimension and directions >= 2 (the population), "
+            "one generation for the batch (per_image_directions false)"
         )
 
 

@@ -143,6 +143,7 @@ def make_trainer(
         directions=recipe.directions,
         beta=recipe.beta,
         antithetic=recipe.antithetic,
+        per_image_directions=recipe.per_image_directions,
         zo_resolution=recipe.zo_resolution,
         zo_clip=recipe.zo_clip,
         max_queries=recipe.max_queries,

@@ -18,6 +18,7 @@ from arnn_tf.black_box import (
     StandIn,
     ZerothOrderEstimator,
     log_probabilities,
+    program_frames,
 )
 from arnn_tf.label_maps.frequency import frequency_map
 from arnn_tf.modalities.image.model import build_reprogrammed_model
@@ -92,6 +93,39 @@ def test_coarse_directions_estimate_a_smooth_gradient_with_few_queries():
     assert cosine(coarse, smooth) > 0.6 > 0.2 > cosine(full, smooth)
 
 
+def test_directions_for_each_image_estimate_the_batch_gradient_better_at_the_same_points():
+    rng = np.random.default_rng(5)
+    shared_part, own = rng.normal(size=(8, 8, 3)), 0.3 * rng.normal(size=(16, 8, 8, 3))
+    def losses(points):  # image b's loss at each point: one W for all, or one W for each
+        w = points if points.ndim == 5 else np.broadcast_to(points[:, None], (len(points), 16,
+                                                                                *points.shape[1:]))
+        return np.sum((shared_part + own) * w, axis=(2, 3, 4)) + 0.5 * np.sum(w**2, (2, 3, 4))
+    weight = rng.normal(size=(8, 8, 3)).astype("float32")
+    gradient = shared_part + own.mean(axis=0) + weight
+    mask = np.ones((8, 8, 3), "float32")
+    cosines = []
+    for per_image in (False, True):
+        estimator = ZerothOrderEstimator(4, 0.01, zo_resolution=None, per_image=per_image)
+        directions = estimator.sample(mask, np.random.default_rng(1), images=16)
+        points = estimator.points(weight, directions)
+        assert points.shape == ((5, 16, 8, 8, 3) if per_image else (5, 8, 8, 3))
+        cosines.append(cosine(estimator.gradient(losses(points), directions, mask), gradient))
+    assert cosines[1] > 0.4 > 0.25 > cosines[0]  # 64 slopes against 4, for the same 80 frames
+    with pytest.raises(ValueError, match=r"at 5 points .*, for each image, got shape \(5, 3\)"):
+        estimator.gradient(np.zeros((5, 3)), directions, mask)
+
+
+def test_frames_under_a_weight_for_each_image_are_each_images_own():
+    model = toy_model()
+    images = model.encoders[0](IMAGES[:3])  # the canvases the program takes
+    weights = np.random.default_rng(0).normal(size=(2, 3, 48, 48, 3)).astype("float32")
+    frames = program_frames(model.program, images, weights).reshape(2, 3, 48, 48, 3)
+    for b in range(3):
+        alone = program_frames(model.program, images[b : b + 1], weights[:, b])
+        np.testing.assert_allclose(frames[:, b], alone, atol=1e-6)
+    assert not np.abs(keras.ops.convert_to_numpy(model.program.weight)).any()
+
+
 def test_directions_are_unit_vectors_off_the_mask():
     mask = np.ones((48, 48, 3), "float32")
     mask[18:30, 18:30] = 0
@@ -148,13 +182,15 @@ def task_loss(model, query):
         LABELS, model.label_map(logits))))
 
 
-def test_training_through_queries_lowers_the_loss():
+@pytest.mark.parametrize("per_image", [False, True])
+def test_training_through_queries_lowers_the_loss(per_image):
     model = toy_model()  # a fixed map: only W learns, from the estimates alone
     query = LocalQuery(model.backbone)
     before = task_loss(model, query)
-    BlackBoxTrainer(query, directions=10).fit(model, toy_task(), RECIPE.replace(steps=20),
-                                              verbose=False)
+    trainer = BlackBoxTrainer(query, directions=10, per_image_directions=per_image)
+    trainer.fit(model, toy_task(), RECIPE.replace(steps=20), verbose=False)
     assert task_loss(model, query) < before - 0.01
+    assert trainer.queries == 20 * 8 * 11  # directions for each image cost no more frames
 
 
 def test_nesterov_steps_on_clipped_estimates_lower_the_loss():

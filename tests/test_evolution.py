@@ -107,3 +107,5 @@ def test_cma_is_refused_without_a_code_or_outside_black_box_training():
         cma_recipe(code_dimension=None)
     with pytest.raises(RecipeError, match="needs trainer 'black_box'"):
         cma_recipe(trainer="white_box")
+    with pytest.raises(RecipeError, match=r"one generation for the batch"):
+        cma_recipe(per_image_directions=True)

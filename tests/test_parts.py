@@ -135,7 +135,8 @@ def test_image_parts_train_with_a_frequency_map_and_answer_mirror_averaged():
     assert not np.allclose(one_view, both, atol=1e-4)
 
 
-def test_black_box_training_of_parts_asks_only_the_query_function_for_every_part():
+@pytest.mark.parametrize("per_image", [False, True])
+def test_black_box_training_of_parts_asks_only_the_query_function_for_every_part(per_image):
     task = two_parts()
     model = build_model(tiny_recipe(label_map="frequency"), task)
     twin = keras.models.clone_model(model.backbone)
@@ -150,7 +151,7 @@ def test_black_box_training_of_parts_asks_only_the_query_function_for_every_part
         raise AssertionError("the model's own backbone was called")
 
     model.backbone.call = refuse
-    trainer = BlackBoxTrainer(LocalQuery(twin), directions=2)
+    trainer = BlackBoxTrainer(LocalQuery(twin), directions=2, per_image_directions=per_image)
     recipe = tiny_recipe(label_map="frequency", trainer="black_box", steps=3, batch_size=8)
     trainer.fit(model, task, recipe, verbose=False)
     assert [m.groups for m in model.label_maps] == [groups[:2], groups[2:]]

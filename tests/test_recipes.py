@@ -43,6 +43,7 @@ def test_the_paper_recipe_is_the_papers_settings():
     ({"directions": 2.5}, "'directions' must be a positive integer, got 2.5"),
     ({"beta": 0.0}, "'beta' must be a number > 0, got 0.0"),
     ({"antithetic": "yes"}, "'antithetic' must be true or false"),
+    ({"per_image_directions": 1}, "'per_image_directions' must be true or false"),
     ({"zo_resolution": 0}, "'zo_resolution' must be a positive integer or None, got 0"),
     ({"max_queries": -5}, "'max_queries' must be a positive integer or None, got -5"),
     ({"loss": "hinge"}, "'loss' must be 'cross_entropy' or 'focal', got 'hinge'"),
@@ -59,7 +60,7 @@ def test_bad_fields_are_refused_by_name(changes, message):
 
 
 BLACK_BOX = {"trainer": "black_box", "directions": 4, "beta": 0.1, "antithetic": True,
-             "zo_resolution": None, "max_queries": 5000}
+             "per_image_directions": True, "zo_resolution": None, "max_queries": 5000}
 
 
 def test_black_box_fields_round_trip_and_old_recipes_load_with_their_defaults(tmp_path):
@@ -72,7 +73,8 @@ def test_black_box_fields_round_trip_and_old_recipes_load_with_their_defaults(tm
     loaded = load_recipe(str(tmp_path / "program"))
     assert loaded == Recipe.from_dict(old) == RECIPES["paper"]
     assert (loaded.trainer, loaded.directions, loaded.beta, loaded.antithetic,
-            loaded.zo_resolution, loaded.max_queries) == ("white_box", 10, 0.05, False, 16, None)
+            loaded.per_image_directions, loaded.zo_resolution, loaded.max_queries) == (
+        "white_box", 10, 0.05, False, False, 16, None)
 
 
 def test_the_loss_and_the_programs_rate_round_trip_and_come_from_the_command_line(tmp_path):
@@ -130,6 +132,7 @@ def test_the_command_line_sets_the_black_box_fields():
         "zo_resolution": None, "max_queries": 900}
     assert overrides("--no-black-box", "--no-antithetic", "--zo-resolution", "8") == {
         "trainer": "white_box", "antithetic": False, "zo_resolution": 8}
+    assert overrides("--per-image-directions") == {"per_image_directions": True}
     assert overrides("--stand-in", "efficientnet_lite1") == {"stand_in": "efficientnet_lite1"}
     assert overrides("--stand-in", "none", "--stand-in-rate", "1e-4") == {
         "stand_in": None, "stand_in_rate": 1e-4}

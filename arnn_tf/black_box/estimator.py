@@ -8,7 +8,12 @@ random unit directions ``U_j``:
 where ``d`` is the dimension the directions are drawn from: ``E[d (g.U) U]`` is the gradient
 projected onto that space. With ``antithetic`` pairs, ``[L(W + beta U_j) - L(W - beta U_j)] /
 (2 beta)`` replaces the forward difference: its error is of order ``beta^2``, not ``beta``,
-at the cost of ``q`` more points. With ``clip`` the estimate's norm is bounded (as ZIP, ICLR
+at the cost of ``q`` more points. With ``per_image`` each image of the batch takes its own
+``q`` directions, for the same number of frames: ``q x batch`` directional slopes of the
+images' own losses instead of ``q`` of the batch's mean, averaged into one estimate (the
+batch loss's gradient is the mean of the images'). Its variance is that of the shared
+directions times ``mean |g_b|^2 / (batch |g|^2)``: never larger, ``1 / batch`` as small where
+the images' gradients agree. With ``clip`` the estimate's norm is bounded (as ZIP, ICLR
 2025, clips it: a rare large finite difference cannot throw W far). A full-resolution program
 has ``d`` in the hundreds of thousands, so ``q`` directions capture about ``sqrt(q / d)``
 of the gradient's direction; with ``zo_resolution`` c, directions are drawn from c x c x 3
@@ -35,14 +40,16 @@ from arnn_tf.black_box.defaults import DEFAULT_BETA, DEFAULT_DIRECTIONS, DEFAULT
 @dataclasses.dataclass(frozen=True)
 class ZerothOrderEstimator:
     """How W's gradient is estimated: ``directions`` (q), ``beta`` (the step along each),
-    ``antithetic`` pairs, the ``zo_resolution`` of the directions (None: the frame's), and
-    ``clip``, a bound on the estimate's norm (None: none)."""
+    ``antithetic`` pairs, the ``zo_resolution`` of the directions (None: the frame's),
+    ``clip``, a bound on the estimate's norm (None: none), and ``per_image``: directions
+    drawn for each image of the batch rather than one set for all."""
 
     directions: int = DEFAULT_DIRECTIONS
     beta: float = DEFAULT_BETA
     antithetic: bool = False
     zo_resolution: int | None = DEFAULT_ZO_RESOLUTION
     clip: float | None = None
+    per_image: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.directions, bool) or self.directions < 1:
@@ -79,26 +86,34 @@ class ZerothOrderEstimator:
                 f"{height}x{width} program; use at most {min(height, width)} or None"
             )
 
-    def sample(self, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """q random unit directions ``[q, *mask.shape]``, zero where ``mask`` is: over the
-        frame (``mask`` n x n x 3), or over a program's code (``mask`` of shape ``(d,)``)."""
+    def sample(self, mask: np.ndarray, rng: np.random.Generator, images: int = 1) -> np.ndarray:
+        """q random unit directions ``[q, *mask.shape]`` (``[q, images, *mask.shape]`` per
+        image), zero where ``mask`` is: over the frame (``mask`` n x n x 3), or over a
+        program's code (``mask`` of shape ``(d,)``)."""
         self.check_fits(mask.shape)
+        count = self.directions * (images if self.per_image else 1)
         if mask.ndim == 1:
-            draws = rng.standard_normal((self.directions, *mask.shape)).astype("float32")
+            draws = rng.standard_normal((count, *mask.shape)).astype("float32")
         else:
-            draws = self._frame_draws(mask.shape, rng)
+            draws = self._frame_draws(count, mask.shape, rng)
         directions = draws * mask
         axes = tuple(range(1, directions.ndim))
         norms = np.sqrt(np.sum(directions**2, axis=axes, keepdims=True))
         if not np.all(norms > 0):
             raise ValueError("the program has no entries to perturb: its mask is zero everywhere")
-        return directions / norms
+        directions = directions / norms
+        if self.per_image:
+            return directions.reshape(self.directions, images, *mask.shape)
+        return directions
 
-    def _frame_draws(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-        """q Gaussian draws over the frame, on the ``zo_resolution`` grid upsampled if set."""
+    def _frame_draws(
+        self, count: int, shape: tuple[int, ...], rng: np.random.Generator
+    ) -> np.ndarray:
+        """``count`` Gaussian draws over the frame, on the ``zo_resolution`` grid upsampled
+        if set."""
         height, width, channels = shape
         grid = (height, width) if self.zo_resolution is None else (self.zo_resolution,) * 2
-        draws = rng.standard_normal((self.directions, *grid, channels)).astype("float32")
+        draws = rng.standard_normal((count, *grid, channels)).astype("float32")
         if self.zo_resolution is None:
             return draws
         return keras.ops.convert_to_numpy(
@@ -106,26 +121,37 @@ class ZerothOrderEstimator:
         )
 
     def points(self, weight: np.ndarray, directions: np.ndarray) -> np.ndarray:
-        """``[W, W + beta U_1, ..., W + beta U_q]``, then ``W - beta U_j`` when antithetic."""
+        """``[W, W + beta U_1, ..., W + beta U_q]``, then ``W - beta U_j`` when antithetic;
+        per image, ``[points, images, *W.shape]``."""
         steps = self.beta * directions
         if self.antithetic:
             steps = np.concatenate([steps, -steps])
-        return np.concatenate([weight[None], weight[None] + steps]).astype("float32")
+        origin = np.broadcast_to(weight, steps.shape[1:])[None]
+        return np.concatenate([origin, origin + steps]).astype("float32")
 
     def gradient(self, losses: Any, directions: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """The estimate of dL/dW from the losses at `points` (in the same order)."""
+        """The estimate of dL/dW from the losses at `points` (in the same order): the batch's
+        mean loss at each point ``[points]``, or each image's ``[points, images]``, which
+        directions drawn per image need."""
         losses = np.asarray(losses, dtype="float64")
-        if losses.shape != (self.points_per_step,):
+        losses = losses[:, None] if losses.ndim == 1 else losses
+        if losses.shape[0] != self.points_per_step or (
+            self.per_image and losses.shape[1:] != directions.shape[1:2]
+        ):
             raise ValueError(
-                f"an estimate needs {self.points_per_step} losses (W and each "
-                f"perturbed W), got shape {losses.shape}"
+                f"an estimate needs the losses at {self.points_per_step} points (W and each "
+                f"perturbed W){', for each image' if self.per_image else ''}, "
+                f"got shape {losses.shape}"
             )
         q = self.directions
         if self.antithetic:
             slopes = (losses[1 : q + 1] - losses[q + 1 :]) / (2 * self.beta)
         else:
             slopes = (losses[1:] - losses[0]) / self.beta
-        estimate = self.dimension(mask) / q * np.tensordot(slopes, directions, axes=1)
+        if not self.per_image:  # the slope of the mean loss: the mean of the images' slopes
+            slopes = slopes.mean(axis=1)
+        scale = self.dimension(mask) / slopes.size
+        estimate = scale * np.tensordot(slopes, directions, axes=slopes.ndim)
         norm = float(np.sqrt(np.sum(estimate**2)))
         if self.clip is not None and norm > self.clip:
             estimate *= self.clip / norm
@@ -136,20 +162,9 @@ def program_frames(
     program: keras.layers.Layer, images: Any, weights: np.ndarray, part: int = 0
 ) -> np.ndarray:
     """The frames ``X_adv`` of ``images`` (what the program layer takes: task images, or an
-    input encoder's canvases) under each program weight in ``weights`` ``[k, ...]``,
-    ``[k * batch, n, n, 3]``, through part ``part``'s mask; the program's own W is left as it
-    is (`Layer.stateless_call`)."""
-
-    def values(variables: list[Any], weight: np.ndarray) -> list[Any]:
-        return [weight if v is program.weight else v.value for v in variables]
-
-    frames = []
-    for weight in weights:
-        output, _ = program.stateless_call(
-            values(program.trainable_variables, weight),
-            values(program.non_trainable_variables, weight),
-            images,
-            part=part,
-        )
-        frames.append(keras.ops.convert_to_numpy(output))
-    return np.concatenate(frames)
+    input encoder's canvases) under each program weight in ``weights``, ``[k * batch, n, n,
+    3]``, through part ``part``'s mask: ``weights`` is ``[k, *weight_shape]`` (each point one
+    W for the batch) or, with directions for each image, ``[k, batch, *weight_shape]``; the
+    program's own W is left as it is (`FrameProgram.frames`)."""
+    frames = [program.frames(images, weight, part=part) for weight in weights]
+    return np.concatenate([keras.ops.convert_to_numpy(f) for f in frames])

@@ -53,9 +53,10 @@ from arnn_tf.training.trainer import Trainer
 class BlackBoxTrainer(Trainer):
     """Trains with zeroth-order estimates of W's gradient from ``query``'s answers.
 
-    ``directions``, ``beta``, ``antithetic``, ``zo_resolution`` and ``zo_clip`` (its ``clip``)
-    are the `ZerothOrderEstimator`'s. ``max_queries`` bounds the frames this trainer sends: it
-    stops before a step that would go past it. ``queries`` counts the frames sent by this
+    ``directions``, ``beta``, ``antithetic``, ``zo_resolution``, ``zo_clip`` (its ``clip``) and
+    ``per_image_directions`` (its ``per_image``) are the `ZerothOrderEstimator`'s.
+    ``max_queries`` bounds the frames this trainer sends: it stops before a step that would go
+    past it. ``queries`` counts the frames sent by this
     trainer object, that is, in this process: a resumed run starts again from 0 (its earlier
     steps cost ``batch * points_per_step`` frames each), and ``max_queries`` bounds this
     process's queries (like a time limit, a rerun continues with a fresh budget);
@@ -73,6 +74,7 @@ class BlackBoxTrainer(Trainer):
         directions: int = DEFAULT_DIRECTIONS,
         beta: float = DEFAULT_BETA,
         antithetic: bool = False,
+        per_image_directions: bool = False,
         zo_resolution: int | None = DEFAULT_ZO_RESOLUTION,
         zo_clip: float | None = None,
         max_queries: int | None = None,
@@ -81,7 +83,9 @@ class BlackBoxTrainer(Trainer):
         if max_queries is not None and max_queries < 1:
             raise ValueError(f"max_queries must be a positive number of frames, got {max_queries}")
         self.query = query
-        self.estimator = ZerothOrderEstimator(directions, beta, antithetic, zo_resolution, zo_clip)
+        self.estimator = ZerothOrderEstimator(
+            directions, beta, antithetic, zo_resolution, zo_clip, per_image_directions
+        )
         self.max_queries = max_queries
         self.queries = 0
         self.stopped_by_queries = False
@@ -185,7 +189,7 @@ class BlackBoxTrainer(Trainer):
             points = np.concatenate([weight[None], self._candidates(model, weight)])
         elif self._estimates(model) and self.stand_in is None:
             rng = np.random.default_rng((seed, int(model.optimizer.iterations)))
-            directions = self.estimator.sample(mask, rng)
+            directions = self.estimator.sample(mask, rng, images=len(labels))
             points = self.estimator.points(weight, directions)
         else:
             points = weight[None]
@@ -196,15 +200,20 @@ class BlackBoxTrainer(Trainer):
         losses = _task_losses(model, labels, logits[batch:], len(points) - 1, sizes)
         with tf.GradientTape() as tape:
             probabilities = model.answers(logits[:batch], sizes)
-            task = keras.ops.mean(per_example_loss(model, labels, probabilities))
+            per_example = per_example_loss(model, labels, probabilities)
+            task = keras.ops.mean(per_example)
             total = task + sum(model.losses)
         gradients = tape.gradient(total, model.trainable_variables)
         if self.evolution is not None and len(points) > 1:  # a generation was asked
-            return self._evolve(model, points[1:], losses, gradients, float(total), probabilities)
+            return self._evolve(
+                model, points[1:], losses.mean(axis=1), gradients, float(total), probabilities
+            )
         estimate = None
         if directions is not None:
-            losses = np.concatenate([[float(task)], losses])
-            estimate = self.estimator.gradient(losses, directions, mask)
+            at_weight = keras.ops.convert_to_numpy(per_example)[None]
+            estimate = self.estimator.gradient(
+                np.concatenate([at_weight, losses]), directions, mask
+            )
         elif self.stand_in is not None and self._estimates(model):
             self.stand_in.fit(model.adversarial_inputs(inputs), logits[:batch])
             estimate = self.stand_in.gradient(model, inputs, sizes, labels)
@@ -246,12 +255,17 @@ class BlackBoxTrainer(Trainer):
         self, model: ReprogrammedModel, parts: list[Any], points: np.ndarray
     ) -> np.ndarray:
         """The logits ``[len(points) * batch, classes]`` of the batch (each part's rows, in
-        part order) under each program weight in ``points``, point by point, from one query,
+        part order) under each program weight in ``points`` (``[k, *weight_shape]``, or
+        ``[k, batch, *weight_shape]``: one for each row), point by point, from one query,
         checked."""
         frame = (model.program.frame_size, model.program.frame_size, 3)
+        per_row = points.ndim > len(model.program.weight_shape) + 1
+        ends = np.cumsum([len(x) for x in parts])
         frames = [
-            _frames(model, x, points, i).reshape(len(points), len(x), *frame)
-            for i, x in enumerate(parts)
+            _frames(model, x, points[:, end - len(x) : end] if per_row else points, i).reshape(
+                len(points), len(x), *frame
+            )
+            for i, (x, end) in enumerate(zip(parts, ends))
         ]
         return self._query_frames(model, np.concatenate(frames, axis=1).reshape(-1, *frame))
 
@@ -329,17 +343,15 @@ def _parts(model: ReprogrammedModel, inputs: Any) -> list[Any]:
 def _task_losses(
     model: ReprogrammedModel, labels: tf.Tensor, logits: np.ndarray, points: int, sizes: list[int]
 ) -> np.ndarray:
-    """The mean task loss of the batch (``sizes``: each part's rows) under each of ``points``
-    perturbed programs, from their logits ``[points * batch, classes]``, point by point (the
-    loss's finite differences need no tape)."""
+    """The task loss of each image of the batch (``sizes``: each part's rows) under each of
+    ``points`` perturbed programs, ``[points, batch]``, from their logits ``[points * batch,
+    classes]``, point by point (the loss's finite differences need no tape)."""
     if points == 0:
-        return np.zeros(0)
+        return np.zeros((0, len(labels)))
     blocks = np.split(logits, points)
     probabilities = keras.ops.concatenate([model.answers(block, sizes) for block in blocks])
     per_example = per_example_loss(model, keras.ops.tile(labels, (points,)), probabilities)
-    return keras.ops.convert_to_numpy(
-        keras.ops.mean(keras.ops.reshape(per_example, (points, -1)), axis=1)
-    )
+    return keras.ops.convert_to_numpy(keras.ops.reshape(per_example, (points, -1)))
 
 
 def _plus(gradient: Any, estimate: np.ndarray | None, variable: Any) -> Any:

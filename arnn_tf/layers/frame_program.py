@@ -109,15 +109,19 @@ class FrameProgram(keras.layers.Layer):
         n = self.frame_size
         return (n, n, 3) if self.code_dimension is None else (self.code_dimension,)
 
-    def frame_weight(self) -> Any:
-        """W at the frame's n x n x 3: the weight itself, or its code's projection."""
+    def frame_weight(self, weight: Any = None) -> Any:
+        """W at the frame's n x n x 3: the weight itself, or its code's projection; of
+        ``weight`` instead of the layer's where given (`frames`), a batch of them too."""
+        weight = self.weight if weight is None else ops.convert_to_tensor(weight, "float32")
         if self.projection is None:
-            return self.weight
-        code = ops.expand_dims(self.weight, 0)
-        grid = ops.matmul(code, self.projection)
-        grid = ops.reshape(grid, (1, self.code_grid, self.code_grid, 3))
+            return weight
+        batched = len(weight.shape) == 2
+        codes = weight if batched else ops.expand_dims(weight, 0)
+        grid = ops.matmul(codes, self.projection)
+        grid = ops.reshape(grid, (-1, self.code_grid, self.code_grid, 3))
         size = (self.frame_size, self.frame_size)
-        return ops.image.resize(grid, size, interpolation="bilinear")[0]
+        frames = ops.image.resize(grid, size, interpolation="bilinear")
+        return frames if batched else frames[0]
 
     def set_masks(self, masks: Sequence[np.ndarray | None]) -> None:
         """The masks of the parts (None: everywhere); they are the encoders', so a program
@@ -138,15 +142,22 @@ class FrameProgram(keras.layers.Layer):
         """The first part's mask (a one-encoder program's only one)."""
         return self.masks[0]
 
-    def program(self, part: int = 0) -> Any:
-        """P of part ``part``, in [-linf_bound, linf_bound] (or [-1, 1])."""
+    def program(self, part: int = 0, weight: Any = None) -> Any:
+        """P of part ``part``, in [-linf_bound, linf_bound] (or [-1, 1]); under ``weight``
+        instead of the layer's W where given (see `frames`)."""
         mask = ops.convert_to_tensor(self.masks[part], dtype=self.weight.dtype)
-        p = ops.tanh(self.frame_weight() * mask)
+        p = ops.tanh(self.frame_weight(weight) * mask)
         return p if self.linf_bound is None else self.linf_bound * p
 
     def call(self, canvas: Any, part: int = 0) -> Any:
+        return self.frames(canvas, part=part)
+
+    def frames(self, canvas: Any, weight: Any = None, part: int = 0) -> Any:
+        """X_adv of ``canvas`` under W, or under ``weight``: another value of the weight (its
+        shape, `weight_shape`), or one for each canvas (``[batch, *weight_shape]``), as
+        black-box training asks for perturbed programs; the layer's own W is left as it is."""
         x_adv = ops.cast(canvas, self.compute_dtype) + ops.cast(
-            self.program(part), self.compute_dtype
+            self.program(part, weight), self.compute_dtype
         )
         return ops.clip(x_adv, -1.0, 1.0) if self.clip else x_adv
 

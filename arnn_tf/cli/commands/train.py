@@ -255,6 +255,12 @@ def _add_black_box_fields(train: argparse.ArgumentParser) -> None:
         help="also query W - beta U for each direction: a better estimate at twice the queries",
     )
     field(
+        "--per-image-directions",
+        action=argparse.BooleanOptionalAction,
+        help="draw Q directions for each image of the batch, not one set for all: the same "
+        "queries, a less noisy estimate",
+    )
+    field(
         "--zo-resolution",
         type=_or_none(positive_int),
         metavar="C|none",
