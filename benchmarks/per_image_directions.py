@@ -10,6 +10,7 @@ standard deviation) as one JSON line. The cosines are with the part of that grad
 estimate's directions (16 x 16 x 3, upsampled) can see, which is its expectation's direction;
 the agreement is given for the frame's gradients and for the grid's.
 
+    arnn train --steps 400 --freeze-program --out runs/bb/control   # the map alone, W = 0
     python benchmarks/per_image_directions.py --program runs/bb/control/program
 """
 
