@@ -260,12 +260,11 @@ class BlackBoxTrainer(Trainer):
         checked."""
         frame = (model.program.frame_size, model.program.frame_size, 3)
         per_row = points.ndim > len(model.program.weight_shape) + 1
-        ends = np.cumsum([len(x) for x in parts])
+        starts = np.cumsum([len(x) for x in parts])[:-1]
+        rows = np.split(points, starts, axis=1) if per_row else [points] * len(parts)
         frames = [
-            _frames(model, x, points[:, end - len(x) : end] if per_row else points, i).reshape(
-                len(points), len(x), *frame
-            )
-            for i, (x, end) in enumerate(zip(parts, ends))
+            _frames(model, x, part_points, i).reshape(len(points), len(x), *frame)
+            for i, (x, part_points) in enumerate(zip(parts, rows))
         ]
         return self._query_frames(model, np.concatenate(frames, axis=1).reshape(-1, *frame))
 
