@@ -54,7 +54,9 @@ antithetic), at most ``max_queries`` frames per process; W learns at ``program_l
 times the learning rate, by default a hundredth (`program_rate_scale`), its Adam first moment
 decaying at ``program_momentum`` (`program_first_moment`), held while a learned map learns
 alone for the first ``map_warmup_steps`` (one frame an image; by default half the run,
-`map_warmup`); the estimate's norm is bounded by ``zo_clip`` where set, and
+`map_warmup`), after which ``map_refit_epochs`` passes over the warmup's answers refit the
+map, at no query (`arnn_tf.black_box.answer_replay`); the estimate's norm is bounded by
+``zo_clip`` where set, and
 ``program_update`` "nesterov" steps W by SGD with Nesterov momentum (``program_momentum``)
 instead of Adam, a step that follows the estimate's size (BlackVIP's SPSA-GC), and "cma" (W a
 code) searches the code by CMA-ES instead, ``directions`` candidates a step first spread by
@@ -116,6 +118,7 @@ BLACK_BOX_FIELDS = (
     "max_queries",
     "stand_in",
     "stand_in_rate",
+    "map_refit_epochs",
 )
 """The zeroth-order estimator's fields and the query budget: black-box training's alone."""
 TRAINERS = ("white_box", "black_box")
@@ -175,6 +178,7 @@ class Recipe:
     part_regions: bool = False
     freeze_program: bool = False
     map_warmup_steps: int | None = None
+    map_refit_epochs: int = 0
     flip_average: bool = False
     conceal: str | None = None
     conceal_scale: float | None = None
@@ -343,6 +347,15 @@ def _check_black_box(recipe: Recipe) -> None:
         _refuse(recipe, "stand_in", "a backbone's name or None")
     if recipe.stand_in_rate is not None and recipe.stand_in is None:
         raise RecipeError("recipe field 'stand_in_rate' fits a stand-in: it needs 'stand_in'")
+    if not _is_int_at_least(recipe.map_refit_epochs, 0):
+        _refuse(recipe, "map_refit_epochs", "an integer >= 0")
+    if recipe.map_refit_epochs and (
+        recipe.trainer != "black_box" or not recipe.label_map.startswith("linear")
+    ):
+        raise RecipeError(
+            "recipe field 'map_refit_epochs' refits a learned map on a black-box run's warmup "
+            "answers: it needs trainer 'black_box' and a learned label map ('linear...')"
+        )
     if recipe.stand_in is not None and (
         recipe.trainer != "black_box" or recipe.program_update == "cma"
     ):

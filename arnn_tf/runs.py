@@ -148,6 +148,7 @@ def make_trainer(
         zo_clip=recipe.zo_clip,
         max_queries=recipe.max_queries,
         stand_in=_stand_in(recipe, model),
+        map_refit_epochs=recipe.map_refit_epochs,
     )
 
 

@@ -176,6 +176,55 @@ def test_the_maps_warmup_holds_w_and_asks_one_frame_an_image_then_w_learns():
     assert keras.ops.convert_to_numpy(model.program.weight.value).any()
 
 
+def refit_run(refit_epochs, steps=4, checkpoint_dir=None):
+    model = toy_model(label_map="linear")
+    recipe = RECIPE.replace(steps=steps, label_map="linear", map_warmup_steps=2,
+                            trainer="black_box", map_refit_epochs=refit_epochs)
+    trainer = BlackBoxTrainer(LocalQuery(model.backbone), directions=3,
+                              map_refit_epochs=refit_epochs)
+    trainer.fit(model, toy_task(), recipe, checkpoint_dir=checkpoint_dir, verbose=False)
+    return model, trainer
+
+
+def map_loss_at_zero(model):
+    logits = keras.ops.convert_to_numpy(model.logits(IMAGES[:16]))
+    return float(keras.ops.mean(keras.losses.sparse_categorical_crossentropy(
+        LABELS[:16], model.label_map(logits))))
+
+
+def test_the_warmups_answers_refit_the_map_before_w_learns_at_no_query():
+    from arnn_tf.black_box.answer_replay import AnswerReplay
+    model = toy_model(label_map="linear")
+    replay = AnswerReplay()
+    logits = keras.ops.convert_to_numpy(model.logits(IMAGES[:16]))
+    for rows in (slice(0, 8), slice(8, 16)):  # the two warmup batches of a run
+        replay.add(logits[rows], LABELS[rows], [8])
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy())
+    before = map_loss_at_zero(model)
+    program = keras.ops.convert_to_numpy(model.program.weight.value).copy()
+    replay.refit(model, epochs=30, learning_rate=0.5)
+    assert map_loss_at_zero(model) < before - 0.05 and len(replay) == 0
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.program.weight.value),
+                                  program)
+    plain, plain_trainer = refit_run(0)
+    refitted, trainer = refit_run(20)
+    assert trainer.queries == plain_trainer.queries == 8 * 2 + 8 * (3 + 1) * 2
+    assert len(trainer.replay) == 0
+    kernel = refitted.label_map.trainable_weights[0].numpy()
+    assert not np.allclose(kernel, plain.label_map.trainable_weights[0].numpy())
+
+
+def test_the_kept_answers_go_through_a_checkpoint_so_a_resumed_warmup_refits_on_all(tmp_path):
+    straight, _ = refit_run(5)
+    _, first = refit_run(5, steps=1, checkpoint_dir=tmp_path)
+    assert len(first.replay) == 1
+    assert first.checkpoint_arrays()["replay_logits"].shape == (8, 1000)
+    resumed, trainer = refit_run(5, checkpoint_dir=tmp_path)
+    for a, b in zip(resumed.trainable_variables, straight.trainable_variables):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+    assert trainer.queries == 8 * 1 + 8 * (3 + 1) * 2
+
+
 def task_loss(model, query):
     logits = query(keras.ops.convert_to_numpy(model.adversarial_inputs(IMAGES)))
     return float(keras.ops.mean(keras.losses.sparse_categorical_crossentropy(

@@ -53,6 +53,9 @@ def test_the_paper_recipe_is_the_papers_settings():
     ({"program_momentum": 1.0}, "'program_momentum' must be a number in [0, 1), got 1.0"),
     ({"map_warmup_steps": -1}, "'map_warmup_steps' must be an integer >= 0 or None, got -1"),
     ({"map_warmup_steps": 5}, "'map_warmup_steps' holds W fixed, so it needs a learned"),
+    ({"map_refit_epochs": -1}, "'map_refit_epochs' must be an integer >= 0, got -1"),
+    ({"map_refit_epochs": 5, "label_map": "linear"}, "it needs trainer 'black_box' and a"),
+    ({"map_refit_epochs": 5, "trainer": "black_box"}, "and a learned label map ('linear...')"),
 ])
 def test_bad_fields_are_refused_by_name(changes, message):
     with pytest.raises(RecipeError, match=re.escape(message)):
@@ -133,6 +136,7 @@ def test_the_command_line_sets_the_black_box_fields():
     assert overrides("--no-black-box", "--no-antithetic", "--zo-resolution", "8") == {
         "trainer": "white_box", "antithetic": False, "zo_resolution": 8}
     assert overrides("--per-image-directions") == {"per_image_directions": True}
+    assert overrides("--map-refit-epochs", "20") == {"map_refit_epochs": 20}
     assert overrides("--stand-in", "efficientnet_lite1") == {"stand_in": "efficientnet_lite1"}
     assert overrides("--stand-in", "none", "--stand-in-rate", "1e-4") == {
         "stand_in": None, "stand_in_rate": 1e-4}

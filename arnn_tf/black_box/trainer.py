@@ -36,6 +36,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from arnn_tf.black_box.answer_replay import AnswerReplay
 from arnn_tf.black_box.defaults import DEFAULT_BETA, DEFAULT_DIRECTIONS, DEFAULT_ZO_RESOLUTION
 from arnn_tf.black_box.estimator import ZerothOrderEstimator, program_frames
 from arnn_tf.black_box.evolution import CodeEvolution
@@ -62,7 +63,9 @@ class BlackBoxTrainer(Trainer):
     process's queries (like a time limit, a rerun continues with a fresh budget);
     ``stopped_by_queries`` says whether it stopped training short. During the recipe's
     ``map_warmup_steps`` W is held and a step asks for one frame an image, as every step does
-    with a ``stand_in`` (a local network that gives W's gradient). The callbacks' logs
+    with a ``stand_in`` (a local network that gives W's gradient); with ``map_refit_epochs``
+    the warmup's answers are kept and the learned map refitted on them for that many passes
+    before W's first estimate (`AnswerReplay`: no queries). The callbacks' logs
     and the history carry "loss", "accuracy" (running means over the epoch, as `model.fit`
     reports them) and "queries".
     """
@@ -79,7 +82,10 @@ class BlackBoxTrainer(Trainer):
         zo_clip: float | None = None,
         max_queries: int | None = None,
         stand_in: StandIn | None = None,
+        map_refit_epochs: int = 0,
     ) -> None:
+        if map_refit_epochs < 0:
+            raise ValueError(f"map_refit_epochs must be >= 0, got {map_refit_epochs}")
         if max_queries is not None and max_queries < 1:
             raise ValueError(f"max_queries must be a positive number of frames, got {max_queries}")
         self.query = query
@@ -92,6 +98,9 @@ class BlackBoxTrainer(Trainer):
         self.map_warmup_steps = 0
         self.evolution: CodeEvolution | None = None
         self.stand_in = stand_in
+        self.map_refit_epochs = map_refit_epochs
+        self.replay = AnswerReplay()
+        self.learning_rate = 0.0
 
     def compile(
         self,
@@ -108,6 +117,7 @@ class BlackBoxTrainer(Trainer):
         if self.stand_in is not None:
             self.stand_in.check(model)
         self.map_warmup_steps = plan.map_warmup_steps
+        self.learning_rate = plan.recipe.learning_rate
         if plan.recipe.program_update == "cma":
             self._compile_evolution(model, plan)
         model.compile(optimizer=adam(plan, model), loss=task_loss(plan.recipe))
@@ -125,13 +135,16 @@ class BlackBoxTrainer(Trainer):
         )
 
     def checkpoint_arrays(self) -> dict[str, Any]:
-        """A CMA-ES search's state, or a fitted stand-in's (none for an estimate's steps)."""
+        """A CMA-ES search's state, a fitted stand-in's, and the answers kept for the map's
+        refit (none for an estimate's steps)."""
         arrays = {} if self.evolution is None else self.evolution.state()
-        return arrays if self.stand_in is None else {**arrays, **self.stand_in.state()}
+        arrays = arrays if self.stand_in is None else {**arrays, **self.stand_in.state()}
+        return {**arrays, **self.replay.state()}
 
     def restore_arrays(self, arrays: dict[str, Any]) -> None:
         """A CMA-ES search's state, which the next step replays (`_candidates`), or a fitted
-        stand-in's."""
+        stand-in's, or the answers kept for the map's refit."""
+        self.replay.restore(arrays)
         if self.evolution is not None:
             self.evolution.restore(arrays)
         if self.stand_in is not None:
@@ -182,6 +195,8 @@ class BlackBoxTrainer(Trainer):
         failed step leaves W and the optimiser as they were.
         """
         program = model.program
+        if self._estimates(model) and len(self.replay):
+            self.replay.refit(model, self.map_refit_epochs, self.learning_rate)
         mask = _direction_mask(program)
         weight = keras.ops.convert_to_numpy(program.weight.value)
         directions = None
@@ -198,6 +213,8 @@ class BlackBoxTrainer(Trainer):
         logits = self._ask_parts(model, parts, points)
         batch = len(labels)
         losses = _task_losses(model, labels, logits[batch:], len(points) - 1, sizes)
+        if self.map_refit_epochs and program.trainable and not self._estimates(model):
+            self.replay.add(logits[:batch], labels, sizes)
         with tf.GradientTape() as tape:
             probabilities = model.answers(logits[:batch], sizes)
             per_example = per_example_loss(model, labels, probabilities)

@@ -261,6 +261,13 @@ def _add_black_box_fields(train: argparse.ArgumentParser) -> None:
         "queries, a less noisy estimate",
     )
     field(
+        "--map-refit-epochs",
+        type=non_negative_int,
+        metavar="E",
+        help="refit the learned map on the warmup's answers for E passes "
+        "before W's first estimate (no queries); 0: no refit",
+    )
+    field(
         "--zo-resolution",
         type=_or_none(positive_int),
         metavar="C|none",
@@ -273,6 +280,17 @@ def _add_black_box_fields(train: argparse.ArgumentParser) -> None:
         metavar="C|none",
         help="bound the norm of W's gradient estimate by C (ZIP's clipping); none: unbounded",
     )
+    _add_stand_in_fields(field)
+    field(
+        "--max-queries",
+        type=_or_none(positive_int),
+        metavar="N|none",
+        help="stop before a step would take this process's queries (frames) past N",
+    )
+
+
+def _add_stand_in_fields(field: Any) -> None:
+    """The local stand-in network's recipe fields, in the black-box group."""
     field(
         "--stand-in",
         type=_or_none(str),
@@ -286,12 +304,6 @@ def _add_black_box_fields(train: argparse.ArgumentParser) -> None:
         metavar="R|none",
         help="fit the stand-in to the answers of each step that trains W, Adam at rate R "
         "(no extra queries); none: hold it as it is",
-    )
-    field(
-        "--max-queries",
-        type=_or_none(positive_int),
-        metavar="N|none",
-        help="stop before a step would take this process's queries (frames) past N",
     )
 
 
