@@ -55,7 +55,7 @@ times the learning rate, by default a hundredth (`program_rate_scale`), its Adam
 decaying at ``program_momentum`` (`program_first_moment`), held while a learned map learns
 alone for the first ``map_warmup_steps`` (one frame an image; by default half the run,
 `map_warmup`), after which ``map_refit_epochs`` passes over the warmup's answers refit the
-map, at no query (`arnn_tf.black_box.answer_replay`); the estimate's norm is bounded by
+map, at no query (`map_refit`; `arnn_tf.black_box.answer_replay`); the estimate's norm is bounded by
 ``zo_clip`` where set, and
 ``program_update`` "nesterov" steps W by SGD with Nesterov momentum (``program_momentum``)
 instead of Adam, a step that follows the estimate's size (BlackVIP's SPSA-GC), and "cma" (W a
@@ -79,6 +79,7 @@ from typing import Any, NoReturn
 from arnn_tf.black_box.defaults import (
     DEFAULT_BETA,
     DEFAULT_DIRECTIONS,
+    DEFAULT_MAP_REFIT_EPOCHS,
     DEFAULT_MAP_WARMUP_SHARE,
     DEFAULT_PROGRAM_LR_SCALE,
     DEFAULT_ZO_RESOLUTION,
@@ -178,7 +179,7 @@ class Recipe:
     part_regions: bool = False
     freeze_program: bool = False
     map_warmup_steps: int | None = None
-    map_refit_epochs: int = 0
+    map_refit_epochs: int | None = None
     flip_average: bool = False
     conceal: str | None = None
     conceal_scale: float | None = None
@@ -347,8 +348,8 @@ def _check_black_box(recipe: Recipe) -> None:
         _refuse(recipe, "stand_in", "a backbone's name or None")
     if recipe.stand_in_rate is not None and recipe.stand_in is None:
         raise RecipeError("recipe field 'stand_in_rate' fits a stand-in: it needs 'stand_in'")
-    if not _is_int_at_least(recipe.map_refit_epochs, 0):
-        _refuse(recipe, "map_refit_epochs", "an integer >= 0")
+    if recipe.map_refit_epochs is not None and not _is_int_at_least(recipe.map_refit_epochs, 0):
+        _refuse(recipe, "map_refit_epochs", "an integer >= 0 or None")
     if recipe.map_refit_epochs and (
         recipe.trainer != "black_box" or not recipe.label_map.startswith("linear")
     ):
@@ -463,6 +464,16 @@ def map_warmup(recipe: Recipe, steps: int) -> int:
     if recipe.trainer != "black_box" or not learns_both:
         return 0
     return int(steps * DEFAULT_MAP_WARMUP_SHARE)
+
+
+def map_refit(recipe: Recipe) -> int:
+    """Passes over a black-box run's warmup answers that refit its learned map before W's
+    first estimate: ``map_refit_epochs``, by default `DEFAULT_MAP_REFIT_EPOCHS` where the run
+    has a map warmup (black-box, a learned map, W trained), else none."""
+    if recipe.map_refit_epochs is not None:
+        return recipe.map_refit_epochs
+    learns_both = recipe.label_map.startswith("linear") and not recipe.freeze_program
+    return DEFAULT_MAP_REFIT_EPOCHS if recipe.trainer == "black_box" and learns_both else 0
 
 
 def require_task(recipe: Recipe) -> str:

@@ -37,6 +37,7 @@ from arnn_tf.recipes import (
     BLACK_BOX_FIELDS,
     Recipe,
     conceal_scale,
+    map_refit,
     program_first_moment,
     program_rate_scale,
 )
@@ -148,7 +149,7 @@ def make_trainer(
         zo_clip=recipe.zo_clip,
         max_queries=recipe.max_queries,
         stand_in=_stand_in(recipe, model),
-        map_refit_epochs=recipe.map_refit_epochs,
+        map_refit_epochs=map_refit(recipe),
     )
 
 
@@ -265,6 +266,8 @@ def _hparams(recipe: Recipe) -> dict[str, Any]:
     values["program_lr_scale"] = program_rate_scale(recipe)
     values["program_momentum"] = program_first_moment(recipe)
     values["map_warmup_steps"] = recipe.map_warmup_steps or 0  # a black-box run says its own
+    if recipe.trainer == "black_box":
+        values["map_refit_epochs"] = map_refit(recipe)
     values["conceal_scale"] = conceal_scale(recipe)
     return values
 

@@ -8,7 +8,10 @@ import pytest
 
 import arnn_tf
 from arnn_tf.cli.main import main
-from arnn_tf.recipes import RECIPES, Recipe, RecipeError, default_recipe, load_recipe, save_recipe
+from arnn_tf.black_box.defaults import DEFAULT_MAP_REFIT_EPOCHS
+from arnn_tf.recipes import (
+    RECIPES, Recipe, RecipeError, default_recipe, load_recipe, map_refit, save_recipe,
+)
 from arnn_tf.tasks.specs import part_specs
 from arnn_tf.training.plan import TrainingPlan
 
@@ -53,7 +56,7 @@ def test_the_paper_recipe_is_the_papers_settings():
     ({"program_momentum": 1.0}, "'program_momentum' must be a number in [0, 1), got 1.0"),
     ({"map_warmup_steps": -1}, "'map_warmup_steps' must be an integer >= 0 or None, got -1"),
     ({"map_warmup_steps": 5}, "'map_warmup_steps' holds W fixed, so it needs a learned"),
-    ({"map_refit_epochs": -1}, "'map_refit_epochs' must be an integer >= 0, got -1"),
+    ({"map_refit_epochs": -1}, "'map_refit_epochs' must be an integer >= 0 or None, got -1"),
     ({"map_refit_epochs": 5, "label_map": "linear"}, "it needs trainer 'black_box' and a"),
     ({"map_refit_epochs": 5, "trainer": "black_box"}, "and a learned label map ('linear...')"),
 ])
@@ -137,6 +140,7 @@ def test_the_command_line_sets_the_black_box_fields():
         "trainer": "white_box", "antithetic": False, "zo_resolution": 8}
     assert overrides("--per-image-directions") == {"per_image_directions": True}
     assert overrides("--map-refit-epochs", "20") == {"map_refit_epochs": 20}
+    assert overrides("--map-refit-epochs", "none") == {"map_refit_epochs": None}
     assert overrides("--stand-in", "efficientnet_lite1") == {"stand_in": "efficientnet_lite1"}
     assert overrides("--stand-in", "none", "--stand-in-rate", "1e-4") == {
         "stand_in": None, "stand_in_rate": 1e-4}
@@ -275,3 +279,12 @@ def test_the_many_recipe_trains_one_epoch_of_every_parts_examples():
     assert many.label_map == "linear" and many.full_program and many.frame_size == 112
     ten, hundred = (TrainingPlan.resolve(many, 2000 * parts) for parts in (10, 100))
     assert hundred.steps == 10 * ten.steps == 10 * math.ceil(20000 / many.batch_size)
+
+
+def test_a_black_box_run_with_a_learned_map_refits_it_after_its_warmup_by_default():
+    counting = RECIPES["counting"]
+    assert map_refit(counting) == 0
+    assert map_refit(counting.replace(trainer="black_box")) == DEFAULT_MAP_REFIT_EPOCHS
+    assert map_refit(counting.replace(trainer="black_box", map_refit_epochs=0)) == 0
+    assert map_refit(counting.replace(trainer="black_box", freeze_program=True)) == 0
+    assert map_refit(RECIPES["paper"].replace(trainer="black_box")) == 0  # a fixed map

@@ -12,3 +12,6 @@ DEFAULT_PROGRAM_LR_SCALE = 0.01
 DEFAULT_MAP_WARMUP_SHARE = 0.5
 """Of a black-box run's steps with a learned map, the share in which W is held while the map
 learns alone: W's gradient read through a half-trained map turns as the map learns."""
+DEFAULT_MAP_REFIT_EPOCHS = 20
+"""Passes over the warmup's answers that refit a black-box run's learned map before W's first
+estimate (no queries; `arnn_tf.black_box.answer_replay`)."""

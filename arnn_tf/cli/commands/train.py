@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from arnn_tf.black_box.defaults import DEFAULT_PROGRAM_LR_SCALE
+from arnn_tf.black_box.defaults import DEFAULT_MAP_REFIT_EPOCHS, DEFAULT_PROGRAM_LR_SCALE
 from arnn_tf.cli.arguments import (
     momentum,
     non_negative_float,
@@ -262,10 +262,11 @@ def _add_black_box_fields(train: argparse.ArgumentParser) -> None:
     )
     field(
         "--map-refit-epochs",
-        type=non_negative_int,
-        metavar="E",
-        help="refit the learned map on the warmup's answers for E passes "
-        "before W's first estimate (no queries); 0: no refit",
+        type=_or_none(non_negative_int),
+        metavar="E|none",
+        help="refit the learned map on the warmup's answers for E passes before W's first "
+        "estimate (no queries); 0: no refit; none: the default, "
+        f"{DEFAULT_MAP_REFIT_EPOCHS} after a warmup",
     )
     field(
         "--zo-resolution",
