@@ -37,7 +37,12 @@ import numpy as np
 import tensorflow as tf
 
 from arnn_tf.black_box.answer_replay import AnswerReplay
-from arnn_tf.black_box.defaults import DEFAULT_BETA, DEFAULT_DIRECTIONS, DEFAULT_ZO_RESOLUTION
+from arnn_tf.black_box.defaults import (
+    DEFAULT_BETA,
+    DEFAULT_DIRECTIONS,
+    DEFAULT_MAP_REFIT_EPOCHS,
+    DEFAULT_ZO_RESOLUTION,
+)
 from arnn_tf.black_box.estimator import ZerothOrderEstimator, program_frames
 from arnn_tf.black_box.evolution import CodeEvolution
 from arnn_tf.black_box.queries import QueryFunction, checked_answer
@@ -82,7 +87,7 @@ class BlackBoxTrainer(Trainer):
         zo_clip: float | None = None,
         max_queries: int | None = None,
         stand_in: StandIn | None = None,
-        map_refit_epochs: int = 0,
+        map_refit_epochs: int = DEFAULT_MAP_REFIT_EPOCHS,
     ) -> None:
         if map_refit_epochs < 0:
             raise ValueError(f"map_refit_epochs must be >= 0, got {map_refit_epochs}")
