@@ -55,11 +55,10 @@ times the learning rate, by default a hundredth (`program_rate_scale`), its Adam
 decaying at ``program_momentum`` (`program_first_moment`), held while a learned map learns
 alone for the first ``map_warmup_steps`` (one frame an image; by default half the run,
 `map_warmup`), after which ``map_refit_epochs`` passes over the warmup's answers refit the
-map, at no query (`map_refit`; `arnn_tf.black_box.answer_replay`); the estimate's norm is bounded by
-``zo_clip`` where set, and
-``program_update`` "nesterov" steps W by SGD with Nesterov momentum (``program_momentum``)
-instead of Adam, a step that follows the estimate's size (BlackVIP's SPSA-GC), and "cma" (W a
-code) searches the code by CMA-ES instead, ``directions`` candidates a step first spread by
+map, at no query (`map_refit`; `arnn_tf.black_box.answer_replay`); the estimate's norm is
+bounded by ``zo_clip`` where set, and ``program_update`` "nesterov" steps W by SGD with
+Nesterov momentum (``program_momentum``) instead of Adam, a step that follows the
+estimate's size (BlackVIP's SPSA-GC), and "cma" (W a code) searches the code by CMA-ES instead, ``directions`` candidates a step first spread by
 ``beta`` (`arnn_tf.black_box.evolution`); a frequency or iterative label map is computed from
 the answers too, one frame per sample image and remap. With ``stand_in`` (a backbone name) W's
 gradient is instead backpropagated through that local network, read through the map the
@@ -460,10 +459,7 @@ def map_warmup(recipe: Recipe, steps: int) -> int:
     training with a learned map that trains W, else none."""
     if recipe.map_warmup_steps is not None:
         return recipe.map_warmup_steps
-    learns_both = recipe.label_map.startswith("linear") and not recipe.freeze_program
-    if recipe.trainer != "black_box" or not learns_both:
-        return 0
-    return int(steps * DEFAULT_MAP_WARMUP_SHARE)
+    return int(steps * DEFAULT_MAP_WARMUP_SHARE) if _warms_up_the_map(recipe) else 0
 
 
 def map_refit(recipe: Recipe) -> int:
@@ -472,8 +468,13 @@ def map_refit(recipe: Recipe) -> int:
     has a map warmup (black-box, a learned map, W trained), else none."""
     if recipe.map_refit_epochs is not None:
         return recipe.map_refit_epochs
+    return DEFAULT_MAP_REFIT_EPOCHS if _warms_up_the_map(recipe) else 0
+
+
+def _warms_up_the_map(recipe: Recipe) -> bool:
+    """Whether a run holds W for a warmup by default: black-box, a learned map, W trained."""
     learns_both = recipe.label_map.startswith("linear") and not recipe.freeze_program
-    return DEFAULT_MAP_REFIT_EPOCHS if recipe.trainer == "black_box" and learns_both else 0
+    return recipe.trainer == "black_box" and learns_both
 
 
 def require_task(recipe: Recipe) -> str:

@@ -47,32 +47,27 @@ class AnswerReplay:
             )
         )
 
-    def refit(self, model: ReprogrammedModel, epochs: int, learning_rate: float) -> float:
+    def refit(self, model: ReprogrammedModel, epochs: int, learning_rate: float) -> None:
         """Trains the model's label maps on the kept answers for ``epochs`` passes (Adam at
         ``learning_rate`` times `MAP_REFIT_RATE_SCALE`, its own optimiser: the run's keeps its
-        step count), forgets them, and returns the last pass's mean loss (nan if none)."""
+        step count), and forgets them."""
         weights = [w for m in model.label_maps for w in m.trainable_weights]
         if not self._steps or not weights or epochs < 1:
             self._steps = []
-            return float("nan")
+            return
         optimizer = keras.optimizers.Adam(learning_rate * MAP_REFIT_RATE_SCALE)
 
         @tf.function(reduce_retracing=True)
-        def step(logits: tf.Tensor, labels: tf.Tensor, sizes: tuple[int, ...]) -> tf.Tensor:
+        def step(logits: tf.Tensor, labels: tf.Tensor, sizes: tuple[int, ...]) -> None:
             with tf.GradientTape() as tape:
                 probabilities = model.answers(logits, list(sizes))
                 loss = keras.ops.mean(per_example_loss(model, labels, probabilities))
             optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
-            return loss
 
-        losses: list[float] = []
         for _ in range(epochs):
-            losses = [
-                float(step(tf.constant(x), tf.constant(y), tuple(int(n) for n in sizes)))
-                for x, y, sizes in self._steps
-            ]
+            for x, y, sizes in self._steps:
+                step(tf.constant(x), tf.constant(y), tuple(int(n) for n in sizes))
         self._steps = []
-        return float(np.mean(losses))
 
     def state(self) -> dict[str, np.ndarray]:
         """The kept answers by name, for a checkpoint (none when none are kept): all steps'
