@@ -58,8 +58,9 @@ alone for the first ``map_warmup_steps`` (one frame an image; by default half th
 map, at no query (`map_refit`; `arnn_tf.black_box.answer_replay`); the estimate's norm is
 bounded by ``zo_clip`` where set, and ``program_update`` "nesterov" steps W by SGD with
 Nesterov momentum (``program_momentum``) instead of Adam, a step that follows the
-estimate's size (BlackVIP's SPSA-GC), and "cma" (W a code) searches the code by CMA-ES instead, ``directions`` candidates a step first spread by
-``beta`` (`arnn_tf.black_box.evolution`); a frequency or iterative label map is computed from
+estimate's size (BlackVIP's SPSA-GC), and "cma" (W a code) searches the code by CMA-ES
+instead, ``directions`` candidates a step first spread by ``beta``
+(`arnn_tf.black_box.evolution`); a frequency or iterative label map is computed from
 the answers too, one frame per sample image and remap. With ``stand_in`` (a backbone name) W's
 gradient is instead backpropagated through that local network, read through the map the
 served answers train (one frame an image a step, W at the full rate by default): a local
