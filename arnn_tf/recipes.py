@@ -56,7 +56,9 @@ decaying at ``program_momentum`` (`program_first_moment`), held while a learned 
 alone for the first ``map_warmup_steps`` (one frame an image; by default half the run,
 `map_warmup`), after which ``map_refit_epochs`` passes over the warmup's answers refit the
 map, at no query (`map_refit`; `arnn_tf.black_box.answer_replay`); the estimate's norm is
-bounded by ``zo_clip`` where set, and ``program_update`` "nesterov" steps W by SGD with
+bounded by ``zo_clip`` where set; with ``jacobian_memory`` (steps) the estimate is read through
+the backbone's logit Jacobian pooled over the images and about that many steps
+(`arnn_tf.black_box.pooled_jacobian`); ``program_update`` "nesterov" steps W by SGD with
 Nesterov momentum (``program_momentum``) instead of Adam, a step that follows the
 estimate's size (BlackVIP's SPSA-GC), and "cma" (W a code) searches the code by CMA-ES
 instead, ``directions`` candidates a step first spread by ``beta``
@@ -120,6 +122,7 @@ BLACK_BOX_FIELDS = (
     "stand_in",
     "stand_in_rate",
     "map_refit_epochs",
+    "jacobian_memory",
 )
 """The zeroth-order estimator's fields and the query budget: black-box training's alone."""
 TRAINERS = ("white_box", "black_box")
@@ -180,6 +183,7 @@ class Recipe:
     freeze_program: bool = False
     map_warmup_steps: int | None = None
     map_refit_epochs: int | None = None
+    jacobian_memory: float | None = None
     flip_average: bool = False
     conceal: str | None = None
     conceal_scale: float | None = None
@@ -253,6 +257,7 @@ _BOUNDED_NUMBERS: tuple[tuple[str, Any, str], ...] = (
     ("program_momentum", lambda v: 0 <= v < 1, "a number in [0, 1)"),
     ("zo_clip", lambda v: v > 0, "a number > 0"),
     ("stand_in_rate", lambda v: v > 0, "a number > 0"),
+    ("jacobian_memory", lambda v: v >= 1, "a number of steps >= 1"),
 )
 """Numeric fields, the values each takes and how an error says so (None is allowed unless the
 field is in `_REQUIRED_NUMBERS`)."""
@@ -356,6 +361,14 @@ def _check_black_box(recipe: Recipe) -> None:
         raise RecipeError(
             "recipe field 'map_refit_epochs' refits a learned map on a black-box run's warmup "
             "answers: it needs trainer 'black_box' and a learned label map ('linear...')"
+        )
+    if recipe.jacobian_memory is not None and (
+        recipe.trainer != "black_box" or recipe.program_update == "cma" or recipe.stand_in
+    ):
+        raise RecipeError(
+            "recipe field 'jacobian_memory' pools the estimated Jacobians of a black-box run: "
+            "it needs trainer 'black_box', a gradient step (program_update not 'cma') and no "
+            "stand_in"
         )
     if recipe.stand_in is not None and (
         recipe.trainer != "black_box" or recipe.program_update == "cma"

@@ -150,6 +150,7 @@ def make_trainer(
         max_queries=recipe.max_queries,
         stand_in=_stand_in(recipe, model),
         map_refit_epochs=map_refit(recipe),
+        jacobian_memory=recipe.jacobian_memory,
     )
 
 

@@ -739,3 +739,76 @@ def test_a_fitted_stand_in_learns_the_served_answers_and_resumes_as_it_was(tmp_p
     for a, b in zip(again.network.weights + resumed.trainable_variables,
                     fitted.network.weights + straight.trainable_variables):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+
+
+def test_a_draws_coefficients_lift_back_to_its_directions():
+    mask = np.zeros((24, 24, 3), "float32")
+    mask[:6] = 1.0
+    for estimator, shape in ((ZerothOrderEstimator(3, zo_resolution=4, per_image=True),
+                              mask.shape), (ZerothOrderEstimator(3), (20,))):
+        where = mask if len(shape) == 3 else np.ones(shape, "float32")
+        directions, coefficients = estimator.draw(where, np.random.default_rng(0), images=2)
+        assert coefficients.shape[-1] == estimator.dimension(where)
+        flat = directions.reshape(-1, *shape)
+        for direction, coefficient in zip(flat, coefficients.reshape(len(flat), -1)):
+            np.testing.assert_allclose(estimator.lift(coefficient, where), direction, atol=1e-6)
+
+
+def test_a_pooled_jacobian_learns_a_shared_jacobian_from_many_steps():
+    from arnn_tf.black_box.pooled_jacobian import PooledJacobian
+    rng = np.random.default_rng(0)
+    jacobian = rng.standard_normal((7, 30))  # 7 logits, 30 coefficients
+    pooled = PooledJacobian(memory=200, dimension=30)
+    with pytest.raises(ValueError, match="no steps yet"):
+        pooled.gradient(np.ones(7))
+    cosines = []
+    for _ in range(200):
+        directions = rng.standard_normal((4, 30))
+        directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+        pooled.update(directions @ jacobian.T, directions)
+        g = rng.standard_normal(7)
+        cosines.append(cosine(pooled.gradient(g), jacobian.T @ g))
+    assert cosines[0] < 0.7 and min(cosines[-20:]) > 0.9
+    restored = PooledJacobian(memory=200, dimension=30)
+    restored.restore(pooled.state())
+    np.testing.assert_allclose(restored.gradient(np.ones(7)), pooled.gradient(np.ones(7)))
+    with pytest.raises(ValueError, match=">= 1 step"):
+        PooledJacobian(memory=0.5, dimension=3)
+
+
+def pooled_run(steps, checkpoint_dir=None, **options):
+    model = toy_model(label_map="linear")
+    trainer = BlackBoxTrainer(LocalQuery(model.backbone), directions=4, zo_resolution=4,
+                              jacobian_memory=20, **options)
+    recipe = RECIPE.replace(steps=steps, label_map="linear")
+    trainer.fit(model, toy_task(), recipe, checkpoint_dir=checkpoint_dir, verbose=False)
+    return model, trainer
+
+
+@pytest.mark.parametrize("per_image", [False, True])
+def test_estimates_through_a_pooled_jacobian_lower_the_loss_at_no_extra_query(per_image):
+    model = toy_model()  # a fixed map: only W learns
+    query = LocalQuery(model.backbone)
+    before = task_loss(model, query)
+    trainer = BlackBoxTrainer(query, directions=10, zo_resolution=4, jacobian_memory=10,
+                              per_image_directions=per_image)
+    trainer.fit(model, toy_task(), RECIPE.replace(steps=20), verbose=False)
+    assert task_loss(model, query) < before - 0.01
+    assert trainer.queries == 20 * 8 * 11
+    assert trainer.checkpoint_arrays()["pooled_jacobian"].shape == (1000, 4 * 4 * 3)
+
+
+def test_the_pooled_jacobian_goes_through_a_checkpoint_so_a_resumed_run_is_the_same(tmp_path):
+    straight, _ = pooled_run(4)
+    pooled_run(2, checkpoint_dir=tmp_path)
+    resumed, trainer = pooled_run(4, checkpoint_dir=tmp_path)
+    assert trainer.queries == 2 * 8 * 5
+    for a, b in zip(resumed.trainable_variables, straight.trainable_variables):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+
+
+def test_a_pooled_jacobian_needs_directions_on_a_grid_or_a_code():
+    model = toy_model()
+    trainer = BlackBoxTrainer(LocalQuery(model.backbone), zo_resolution=None, jacobian_memory=5)
+    with pytest.raises(ValueError, match="needs directions on a grid"):
+        trainer.compile(model, TrainingPlan.resolve(RECIPE, len(LABELS)))

@@ -57,6 +57,9 @@ def test_the_paper_recipe_is_the_papers_settings():
     ({"map_warmup_steps": -1}, "'map_warmup_steps' must be an integer >= 0 or None, got -1"),
     ({"map_warmup_steps": 5}, "'map_warmup_steps' holds W fixed, so it needs a learned"),
     ({"map_refit_epochs": -1}, "'map_refit_epochs' must be an integer >= 0 or None, got -1"),
+    ({"jacobian_memory": 0.5}, "'jacobian_memory' must be a number of steps >= 1, got 0.5"),
+    ({"jacobian_memory": 20}, "it needs trainer 'black_box', a gradient step"),
+    ({"jacobian_memory": 20, "trainer": "black_box", "stand_in": "tiny_cnn"}, "and no stand_in"),
     ({"map_refit_epochs": 5, "label_map": "linear"}, "it needs trainer 'black_box' and a"),
     ({"map_refit_epochs": 5, "trainer": "black_box"}, "and a learned label map ('linear...')"),
 ])
@@ -141,6 +144,8 @@ def test_the_command_line_sets_the_black_box_fields():
     assert overrides("--per-image-directions") == {"per_image_directions": True}
     assert overrides("--map-refit-epochs", "20") == {"map_refit_epochs": 20}
     assert overrides("--map-refit-epochs", "none") == {"map_refit_epochs": None}
+    assert overrides("--jacobian-memory", "50") == {"jacobian_memory": 50.0}
+    assert overrides("--jacobian-memory", "none") == {"jacobian_memory": None}
     assert overrides("--stand-in", "efficientnet_lite1") == {"stand_in": "efficientnet_lite1"}
     assert overrides("--stand-in", "none", "--stand-in-rate", "1e-4") == {
         "stand_in": None, "stand_in_rate": 1e-4}

@@ -90,35 +90,54 @@ class ZerothOrderEstimator:
         """q random unit directions ``[q, *mask.shape]`` (``[q, images, *mask.shape]`` per
         image), zero where ``mask`` is: over the frame (``mask`` n x n x 3), or over a
         program's code (``mask`` of shape ``(d,)``)."""
+        return self.draw(mask, rng, images)[0]
+
+    def draw(
+        self, mask: np.ndarray, rng: np.random.Generator, images: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`sample`'s directions and each one's coefficients in the space they are drawn from
+        (``[q, (images,) 3 c^2]`` on a c x c x 3 grid, ``lift`` maps them back; the directions
+        themselves, flattened, for a code or the frame's own resolution)."""
         self.check_fits(mask.shape)
         count = self.directions * (images if self.per_image else 1)
         if mask.ndim == 1:
             draws = rng.standard_normal((count, *mask.shape)).astype("float32")
+            coarse = draws
         else:
-            draws = self._frame_draws(count, mask.shape, rng)
+            coarse, draws = self._frame_draws(count, mask.shape, rng)
         directions = draws * mask
         axes = tuple(range(1, directions.ndim))
         norms = np.sqrt(np.sum(directions**2, axis=axes, keepdims=True))
         if not np.all(norms > 0):
             raise ValueError("the program has no entries to perturb: its mask is zero everywhere")
         directions = directions / norms
-        if self.per_image:
-            return directions.reshape(self.directions, images, *mask.shape)
-        return directions
+        coefficients = (directions if coarse is draws else coarse / norms).reshape(count, -1)
+        leading = (self.directions, images) if self.per_image else (self.directions,)
+        return (
+            directions.reshape(*leading, *mask.shape),
+            coefficients.reshape(*leading, -1),
+        )
+
+    def lift(self, coefficients: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The program-shaped vector whose coefficients (as `draw` gives them) these are."""
+        if mask.ndim == 1 or self.zo_resolution is None:
+            return coefficients.reshape(mask.shape).astype("float32")
+        grid = coefficients.reshape(1, self.zo_resolution, self.zo_resolution, mask.shape[-1])
+        up = keras.ops.image.resize(grid, mask.shape[:2], interpolation="bilinear")
+        return (keras.ops.convert_to_numpy(up)[0] * mask).astype("float32")
 
     def _frame_draws(
         self, count: int, shape: tuple[int, ...], rng: np.random.Generator
-    ) -> np.ndarray:
-        """``count`` Gaussian draws over the frame, on the ``zo_resolution`` grid upsampled
-        if set."""
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``count`` Gaussian draws on the ``zo_resolution`` grid (the frame's own if None),
+        and the same upsampled to the frame (the same array without a grid)."""
         height, width, channels = shape
         grid = (height, width) if self.zo_resolution is None else (self.zo_resolution,) * 2
         draws = rng.standard_normal((count, *grid, channels)).astype("float32")
         if self.zo_resolution is None:
-            return draws
-        return keras.ops.convert_to_numpy(
-            keras.ops.image.resize(draws, (height, width), interpolation="bilinear")
-        )
+            return draws, draws
+        up = keras.ops.image.resize(draws, (height, width), interpolation="bilinear")
+        return draws, keras.ops.convert_to_numpy(up)
 
     def points(self, weight: np.ndarray, directions: np.ndarray) -> np.ndarray:
         """``[W, W + beta U_1, ..., W + beta U_q]``, then ``W - beta U_j`` when antithetic;
@@ -151,10 +170,13 @@ class ZerothOrderEstimator:
         if not self.per_image:  # the slope of the mean loss: the mean of the images' slopes
             slopes = slopes.mean(axis=1)
         scale = self.dimension(mask) / slopes.size
-        estimate = scale * np.tensordot(slopes, directions, axes=slopes.ndim)
+        return self.clipped(scale * np.tensordot(slopes, directions, axes=slopes.ndim))
+
+    def clipped(self, estimate: np.ndarray) -> np.ndarray:
+        """``estimate`` with its norm bounded by ``clip`` (as it is without one), float32."""
         norm = float(np.sqrt(np.sum(estimate**2)))
         if self.clip is not None and norm > self.clip:
-            estimate *= self.clip / norm
+            estimate = estimate * (self.clip / norm)
         return estimate.astype("float32")
 
 

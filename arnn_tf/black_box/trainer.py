@@ -45,6 +45,7 @@ from arnn_tf.black_box.defaults import (
 )
 from arnn_tf.black_box.estimator import ZerothOrderEstimator, program_frames
 from arnn_tf.black_box.evolution import CodeEvolution
+from arnn_tf.black_box.pooled_jacobian import PooledJacobian
 from arnn_tf.black_box.queries import QueryFunction, checked_answer
 from arnn_tf.black_box.stand_in import StandIn
 from arnn_tf.label_maps.frequency import FrequencyLabelMapping
@@ -88,6 +89,7 @@ class BlackBoxTrainer(Trainer):
         max_queries: int | None = None,
         stand_in: StandIn | None = None,
         map_refit_epochs: int = DEFAULT_MAP_REFIT_EPOCHS,
+        jacobian_memory: float | None = None,
     ) -> None:
         if map_refit_epochs < 0:
             raise ValueError(f"map_refit_epochs must be >= 0, got {map_refit_epochs}")
@@ -106,6 +108,8 @@ class BlackBoxTrainer(Trainer):
         self.map_refit_epochs = map_refit_epochs
         self.replay = AnswerReplay()
         self.learning_rate = 0.0
+        self.jacobian_memory = jacobian_memory
+        self.pooled: PooledJacobian | None = None
 
     def compile(
         self,
@@ -119,6 +123,8 @@ class BlackBoxTrainer(Trainer):
                 "gradients; train this task white-box (trainer 'white_box')"
             )
         self.estimator.check_fits(_direction_mask(model.program).shape)
+        if self.jacobian_memory is not None:
+            self._compile_pooled(model)
         if self.stand_in is not None:
             self.stand_in.check(model)
         self.map_warmup_steps = plan.map_warmup_steps
@@ -139,17 +145,32 @@ class BlackBoxTrainer(Trainer):
             dimension, self.estimator.directions, self.estimator.beta, plan.recipe.seed
         )
 
+    def _compile_pooled(self, model: ReprogrammedModel) -> None:
+        """Sets up the pooled Jacobian, refusing directions in too many dimensions for it."""
+        if self.stand_in is not None or model.program.code_dimension is None and (
+            self.estimator.zo_resolution is None
+        ):
+            raise ValueError(
+                "a pooled Jacobian averages estimated Jacobians: it needs directions on a "
+                "grid (a zo_resolution) or in a program's code, and no stand-in"
+            )
+        dimension = self.estimator.dimension(_direction_mask(model.program))
+        self.pooled = PooledJacobian(self.jacobian_memory, dimension)
+
     def checkpoint_arrays(self) -> dict[str, Any]:
         """A CMA-ES search's state, a fitted stand-in's, and the answers kept for the map's
         refit (none for an estimate's steps)."""
         arrays = {} if self.evolution is None else self.evolution.state()
         arrays = arrays if self.stand_in is None else {**arrays, **self.stand_in.state()}
+        arrays = arrays if self.pooled is None else {**arrays, **self.pooled.state()}
         return {**arrays, **self.replay.state()}
 
     def restore_arrays(self, arrays: dict[str, Any]) -> None:
         """A CMA-ES search's state, which the next step replays (`_candidates`), or a fitted
         stand-in's, or the answers kept for the map's refit."""
         self.replay.restore(arrays)
+        if self.pooled is not None:
+            self.pooled.restore(arrays)
         if self.evolution is not None:
             self.evolution.restore(arrays)
         if self.stand_in is not None:
@@ -204,12 +225,12 @@ class BlackBoxTrainer(Trainer):
             self.replay.refit(model, self.map_refit_epochs, self.learning_rate)
         mask = _direction_mask(program)
         weight = keras.ops.convert_to_numpy(program.weight.value)
-        directions = None
+        directions = coefficients = None
         if self._estimates(model) and self.evolution is not None:
             points = np.concatenate([weight[None], self._candidates(model, weight)])
         elif self._estimates(model) and self.stand_in is None:
             rng = np.random.default_rng((seed, int(model.optimizer.iterations)))
-            directions = self.estimator.sample(mask, rng, images=len(labels))
+            directions, coefficients = self.estimator.draw(mask, rng, images=len(labels))
             points = self.estimator.points(weight, directions)
         else:
             points = weight[None]
@@ -220,18 +241,22 @@ class BlackBoxTrainer(Trainer):
         losses = _task_losses(model, labels, logits[batch:], len(points) - 1, sizes)
         if self.map_refit_epochs and program.trainable and not self._estimates(model):
             self.replay.add(logits[:batch], labels, sizes)
+        center = tf.constant(logits[:batch])
         with tf.GradientTape() as tape:
-            probabilities = model.answers(logits[:batch], sizes)
+            tape.watch(center)
+            probabilities = model.answers(center, sizes)
             per_example = per_example_loss(model, labels, probabilities)
             task = keras.ops.mean(per_example)
             total = task + sum(model.losses)
-        gradients = tape.gradient(total, model.trainable_variables)
+        *gradients, logit_gradient = tape.gradient(total, [*model.trainable_variables, center])
         if self.evolution is not None and len(points) > 1:  # a generation was asked
             return self._evolve(
                 model, points[1:], losses.mean(axis=1), gradients, float(total), probabilities
             )
         estimate = None
-        if directions is not None:
+        if directions is not None and self.pooled is not None:
+            estimate = self._pooled_estimate(logits, coefficients, logit_gradient, mask)
+        elif directions is not None:
             at_weight = keras.ops.convert_to_numpy(per_example)[None]
             estimate = self.estimator.gradient(
                 np.concatenate([at_weight, losses]), directions, mask
@@ -246,6 +271,28 @@ class BlackBoxTrainer(Trainer):
             ]
         model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         return float(total), probabilities
+
+    def _pooled_estimate(
+        self, logits: np.ndarray, coefficients: np.ndarray, logit_gradient: Any, mask: np.ndarray
+    ) -> np.ndarray:
+        """W's gradient through the pooled Jacobian, updated first with this step's logit
+        changes along its directions (`PooledJacobian`)."""
+        estimator = self.estimator
+        rows = keras.ops.convert_to_numpy(logit_gradient)
+        answers = logits.reshape(estimator.points_per_step, len(rows), -1)
+        q = estimator.directions
+        if estimator.antithetic:
+            changes = (answers[1 : q + 1] - answers[q + 1 :]) / (2 * estimator.beta)
+        else:
+            changes = (answers[1:] - answers[:1]) / estimator.beta
+        if not estimator.per_image:  # each direction is every image's
+            shape = (*changes.shape[:2], coefficients.shape[-1])
+            coefficients = np.broadcast_to(coefficients[:, None], shape)
+        self.pooled.update(
+            changes.reshape(-1, changes.shape[-1]),
+            coefficients.reshape(-1, coefficients.shape[-1]),
+        )
+        return estimator.clipped(estimator.lift(self.pooled.gradient(rows.sum(axis=0)), mask))
 
     def _candidates(self, model: ReprogrammedModel, weight: np.ndarray) -> np.ndarray:
         """The next CMA-ES generation's codes, the search begun at ``weight`` (W as the first

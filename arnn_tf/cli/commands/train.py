@@ -275,18 +275,30 @@ def _add_black_box_fields(train: argparse.ArgumentParser) -> None:
         help="draw directions on a C x C x 3 grid upsampled to the frame (fewer, smoother "
         "dimensions to explore); none: the frame's own resolution",
     )
-    field(
-        "--zo-clip",
-        type=_or_none(positive_float),
-        metavar="C|none",
-        help="bound the norm of W's gradient estimate by C (ZIP's clipping); none: unbounded",
-    )
+    _add_estimate_fields(field)
     _add_stand_in_fields(field)
     field(
         "--max-queries",
         type=_or_none(positive_int),
         metavar="N|none",
         help="stop before a step would take this process's queries (frames) past N",
+    )
+
+
+def _add_estimate_fields(field: Any) -> None:
+    """How an estimate of W's gradient is bounded and pooled, in the black-box group."""
+    field(
+        "--zo-clip",
+        type=_or_none(positive_float),
+        metavar="C|none",
+        help="bound the norm of W's gradient estimate by C (ZIP's clipping); none: unbounded",
+    )
+    field(
+        "--jacobian-memory",
+        type=_or_none(positive_float),
+        metavar="N|none",
+        help="read W's estimate through the backbone's logit Jacobian pooled over the images "
+        "and about N steps (no extra queries); none: each step's own estimate",
     )
 
 
