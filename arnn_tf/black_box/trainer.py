@@ -71,7 +71,9 @@ class BlackBoxTrainer(Trainer):
     ``map_warmup_steps`` W is held and a step asks for one frame an image, as every step does
     with a ``stand_in`` (a local network that gives W's gradient); with ``map_refit_epochs``
     the warmup's answers are kept and the learned map refitted on them for that many passes
-    before W's first estimate (`AnswerReplay`: no queries). The callbacks' logs
+    before W's first estimate (`AnswerReplay`: no queries). With ``jacobian_memory`` each
+    estimate is read through the logits' Jacobian pooled over the images and about that many
+    steps (`PooledJacobian`: no extra queries). The callbacks' logs
     and the history carry "loss", "accuracy" (running means over the epoch, as `model.fit`
     reports them) and "queries".
     """
@@ -147,9 +149,8 @@ class BlackBoxTrainer(Trainer):
 
     def _compile_pooled(self, model: ReprogrammedModel) -> None:
         """Sets up the pooled Jacobian, refusing directions in too many dimensions for it."""
-        if self.stand_in is not None or model.program.code_dimension is None and (
-            self.estimator.zo_resolution is None
-        ):
+        on_the_frame = model.program.code_dimension is None and self.estimator.zo_resolution is None
+        if self.stand_in is not None or on_the_frame:
             raise ValueError(
                 "a pooled Jacobian averages estimated Jacobians: it needs directions on a "
                 "grid (a zo_resolution) or in a program's code, and no stand-in"
@@ -158,8 +159,8 @@ class BlackBoxTrainer(Trainer):
         self.pooled = PooledJacobian(self.jacobian_memory, dimension)
 
     def checkpoint_arrays(self) -> dict[str, Any]:
-        """A CMA-ES search's state, a fitted stand-in's, and the answers kept for the map's
-        refit (none for an estimate's steps)."""
+        """A CMA-ES search's state, a fitted stand-in's, a pooled Jacobian, and the answers
+        kept for the map's refit (none for an estimate's plain steps)."""
         arrays = {} if self.evolution is None else self.evolution.state()
         arrays = arrays if self.stand_in is None else {**arrays, **self.stand_in.state()}
         arrays = arrays if self.pooled is None else {**arrays, **self.pooled.state()}
@@ -167,7 +168,7 @@ class BlackBoxTrainer(Trainer):
 
     def restore_arrays(self, arrays: dict[str, Any]) -> None:
         """A CMA-ES search's state, which the next step replays (`_candidates`), or a fitted
-        stand-in's, or the answers kept for the map's refit."""
+        stand-in's, a pooled Jacobian, or the answers kept for the map's refit."""
         self.replay.restore(arrays)
         if self.pooled is not None:
             self.pooled.restore(arrays)
