@@ -77,6 +77,14 @@ def cosine(a, b):
     return float(np.sum(a * b) / np.linalg.norm(a) / np.linalg.norm(b))
 
 
+def load_model_and_task(path):
+    """A saved program's model, compiled with the loss its recipe trains, and its task."""
+    saved = SavedProgram.load(path)
+    model = saved.build_model()
+    model.compile(loss=task_loss(load_recipe(path)))
+    return model, get_task(saved.task_name)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--program", required=True)
@@ -85,10 +93,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
 
-    saved = SavedProgram.load(args.program)
-    model = saved.build_model()
-    model.compile(loss=task_loss(load_recipe(args.program)))  # the loss the recipe trains
-    task = get_task(saved.task_name)
+    model, task = load_model_and_task(args.program)
     images, labels = next(iter(task.dataset("train", args.batch_size, shuffle=True, seed=0)))
     each = image_gradients(model, images, labels)
     mask = model.program.mask

@@ -25,11 +25,8 @@ import tensorflow as tf
 
 from arnn_tf.black_box import LocalQuery, ZerothOrderEstimator, program_frames
 from arnn_tf.black_box.pooled_jacobian import PooledJacobian
-from arnn_tf.programs.saved import SavedProgram
-from arnn_tf.recipes import load_recipe
-from arnn_tf.tasks.specs import get_task
-from arnn_tf.training.losses import per_example_loss, task_loss
-from per_image_directions import cosine, smooth
+from arnn_tf.training.losses import per_example_loss
+from per_image_directions import cosine, load_model_and_task, smooth
 
 GRID = 16
 
@@ -103,10 +100,7 @@ def main():
     parser.add_argument("--steps", type=int, default=80)
     parser.add_argument("--memory", type=float, default=50)
     args = parser.parse_args()
-    saved = SavedProgram.load(args.program)
-    model = saved.build_model()
-    model.compile(loss=task_loss(load_recipe(args.program)))
-    task = get_task(saved.task_name)
+    model, task = load_model_and_task(args.program)
     images, labels = next(iter(task.dataset("train", args.batch_size, shuffle=True, seed=3)))
     print(json.dumps(agreement(model, images, labels)), flush=True)
     estimator = ZerothOrderEstimator(10, zo_resolution=GRID, per_image=True)
