@@ -58,11 +58,13 @@ alone for the first ``map_warmup_steps`` (one frame an image; by default half th
 map, at no query (`map_refit`; `arnn_tf.black_box.answer_replay`); the estimate's norm is
 bounded by ``zo_clip`` where set; with ``jacobian_memory`` (steps) the estimate is read through
 the backbone's logit Jacobian pooled over the images and about that many steps
-(`arnn_tf.black_box.pooled_jacobian`); ``program_update`` "nesterov" steps W by SGD with
-Nesterov momentum (``program_momentum``) instead of Adam, a step that follows the
-estimate's size (BlackVIP's SPSA-GC), and "cma" (W a code) searches the code by CMA-ES
-instead, ``directions`` candidates a step first spread by ``beta``
-(`arnn_tf.black_box.evolution`); a frequency or iterative label map is computed from
+(`arnn_tf.black_box.pooled_jacobian`), or, with ``guide_rank`` k, the directions are guided by
+that Jacobian (over ``jacobian_memory`` steps, 50 if None): ``guide_share`` of them drawn in its
+top-k subspace, the rest outside it (`arnn_tf.black_box.guided_directions`);
+``program_update`` "nesterov" steps W by SGD with Nesterov momentum (``program_momentum``)
+instead of Adam, a step that follows the estimate's size (BlackVIP's SPSA-GC), and "cma"
+(W a code) searches the code by CMA-ES instead, ``directions`` candidates a step first spread
+by ``beta`` (`arnn_tf.black_box.evolution`); a frequency or iterative label map is computed from
 the answers too, one frame per sample image and remap. With ``stand_in`` (a backbone name) W's
 gradient is instead backpropagated through that local network, read through the map the
 served answers train (one frame an image a step, W at the full rate by default): a local
@@ -81,6 +83,7 @@ from typing import Any, NoReturn
 from arnn_tf.black_box.defaults import (
     DEFAULT_BETA,
     DEFAULT_DIRECTIONS,
+    DEFAULT_GUIDE_SHARE,
     DEFAULT_MAP_REFIT_EPOCHS,
     DEFAULT_MAP_WARMUP_SHARE,
     DEFAULT_PROGRAM_LR_SCALE,
@@ -123,13 +126,15 @@ BLACK_BOX_FIELDS = (
     "stand_in_rate",
     "map_refit_epochs",
     "jacobian_memory",
+    "guide_rank",
+    "guide_share",
 )
 """The zeroth-order estimator's fields and the query budget: black-box training's alone."""
 TRAINERS = ("white_box", "black_box")
 """How a program learns: backpropagation through the backbone, or queries alone."""
 
 
-_REQUIRED_NUMBERS = ("learning_rate", "l2", "focal_gamma")
+_REQUIRED_NUMBERS = ("learning_rate", "l2", "focal_gamma", "guide_share")
 """Numeric fields that cannot be None."""
 _POSITIVE_INTS = (
     "steps",
@@ -141,6 +146,7 @@ _POSITIVE_INTS = (
     "frame_size",
     "code_dimension",
     "code_grid",
+    "guide_rank",
 )
 """Integer fields that are positive where set."""
 
@@ -184,6 +190,8 @@ class Recipe:
     map_warmup_steps: int | None = None
     map_refit_epochs: int | None = None
     jacobian_memory: float | None = None
+    guide_rank: int | None = None
+    guide_share: float = DEFAULT_GUIDE_SHARE
     flip_average: bool = False
     conceal: str | None = None
     conceal_scale: float | None = None
@@ -258,6 +266,7 @@ _BOUNDED_NUMBERS: tuple[tuple[str, Any, str], ...] = (
     ("zo_clip", lambda v: v > 0, "a number > 0"),
     ("stand_in_rate", lambda v: v > 0, "a number > 0"),
     ("jacobian_memory", lambda v: v >= 1, "a number of steps >= 1"),
+    ("guide_share", lambda v: 0 < v < 1, "a number strictly between 0 and 1"),
 )
 """Numeric fields, the values each takes and how an error says so (None is allowed unless the
 field is in `_REQUIRED_NUMBERS`)."""
@@ -362,14 +371,15 @@ def _check_black_box(recipe: Recipe) -> None:
             "recipe field 'map_refit_epochs' refits a learned map on a black-box run's warmup "
             "answers: it needs trainer 'black_box' and a learned label map ('linear...')"
         )
-    if recipe.jacobian_memory is not None and (
-        recipe.trainer != "black_box" or recipe.program_update == "cma" or recipe.stand_in
-    ):
-        raise RecipeError(
-            "recipe field 'jacobian_memory' pools the estimated Jacobians of a black-box run: "
-            "it needs trainer 'black_box', a gradient step (program_update not 'cma') and no "
-            "stand_in"
-        )
+    for pooled in ("jacobian_memory", "guide_rank"):
+        if getattr(recipe, pooled) is not None and (
+            recipe.trainer != "black_box" or recipe.program_update == "cma" or recipe.stand_in
+        ):
+            raise RecipeError(
+                f"recipe field '{pooled}' pools the estimated Jacobians of a black-box run: "
+                "it needs trainer 'black_box', a gradient step (program_update not 'cma') and "
+                "no stand_in"
+            )
     if recipe.stand_in is not None and (
         recipe.trainer != "black_box" or recipe.program_update == "cma"
     ):

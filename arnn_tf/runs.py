@@ -151,6 +151,8 @@ def make_trainer(
         stand_in=_stand_in(recipe, model),
         map_refit_epochs=map_refit(recipe),
         jacobian_memory=recipe.jacobian_memory,
+        guide_rank=recipe.guide_rank,
+        guide_share=recipe.guide_share,
     )
 
 

@@ -60,6 +60,9 @@ def test_the_paper_recipe_is_the_papers_settings():
     ({"jacobian_memory": 0.5}, "'jacobian_memory' must be a number of steps >= 1, got 0.5"),
     ({"jacobian_memory": 20}, "it needs trainer 'black_box', a gradient step"),
     ({"jacobian_memory": 20, "trainer": "black_box", "stand_in": "tiny_cnn"}, "and no stand_in"),
+    ({"guide_rank": 0, "trainer": "black_box"}, "'guide_rank' must be a positive integer"),
+    ({"guide_rank": 25}, "'guide_rank' pools the estimated Jacobians of a black-box run"),
+    ({"guide_share": None}, "'guide_share' must be a number strictly between 0 and 1, got None"),
     ({"map_refit_epochs": 5, "label_map": "linear"}, "it needs trainer 'black_box' and a"),
     ({"map_refit_epochs": 5, "trainer": "black_box"}, "and a learned label map ('linear...')"),
 ])
@@ -146,6 +149,9 @@ def test_the_command_line_sets_the_black_box_fields():
     assert overrides("--map-refit-epochs", "none") == {"map_refit_epochs": None}
     assert overrides("--jacobian-memory", "50") == {"jacobian_memory": 50.0}
     assert overrides("--jacobian-memory", "none") == {"jacobian_memory": None}
+    assert overrides("--guide-rank", "25", "--guide-share", "0.7") == {
+        "guide_rank": 25, "guide_share": 0.7}
+    assert overrides("--guide-rank", "none") == {"guide_rank": None}
     assert overrides("--stand-in", "efficientnet_lite1") == {"stand_in": "efficientnet_lite1"}
     assert overrides("--stand-in", "none", "--stand-in-rate", "1e-4") == {
         "stand_in": None, "stand_in_rate": 1e-4}

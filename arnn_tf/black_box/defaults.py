@@ -15,3 +15,8 @@ learns alone: W's gradient read through a half-trained map turns as the map lear
 DEFAULT_MAP_REFIT_EPOCHS = 20
 """Passes over the warmup's answers that refit a black-box run's learned map before W's first
 estimate (no queries; `arnn_tf.black_box.answer_replay`)."""
+DEFAULT_GUIDE_SHARE = 0.5
+"""The share of a guided step's directions drawn in the pooled Jacobian's top subspace
+(`arnn_tf.black_box.guided_directions`)."""
+DEFAULT_GUIDE_MEMORY = 50.0
+"""The steps over which a guide's Jacobian is pooled, where no memory is given."""

@@ -93,18 +93,25 @@ class ZerothOrderEstimator:
         return self.draw(mask, rng, images)[0]
 
     def draw(
-        self, mask: np.ndarray, rng: np.random.Generator, images: int = 1
+        self,
+        mask: np.ndarray,
+        rng: np.random.Generator,
+        images: int = 1,
+        basis: np.ndarray | None = None,
+        complement: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """`sample`'s directions and each one's coefficients in the space they are drawn from
         (``[q, (images,) 3 c^2]`` on a c x c x 3 grid, ``lift`` maps them back; the directions
-        themselves, flattened, for a code or the frame's own resolution)."""
+        themselves, flattened, for a code or the frame's own resolution). With a ``basis``
+        (orthonormal columns ``[dimension, k]`` in those coordinates) the draws lie in its
+        span, or with ``complement`` in the span's orthogonal complement."""
         self.check_fits(mask.shape)
         count = self.directions * (images if self.per_image else 1)
         if mask.ndim == 1:
-            draws = rng.standard_normal((count, *mask.shape)).astype("float32")
-            coarse = draws
+            draws = _gaussian(rng, count, int(np.prod(mask.shape)), basis, complement)
+            draws = coarse = draws.reshape(count, *mask.shape)
         else:
-            coarse, draws = self._frame_draws(count, mask.shape, rng)
+            coarse, draws = self._frame_draws(count, mask.shape, rng, basis, complement)
         directions = draws * mask
         axes = tuple(range(1, directions.ndim))
         norms = np.sqrt(np.sum(directions**2, axis=axes, keepdims=True))
@@ -127,13 +134,20 @@ class ZerothOrderEstimator:
         return (keras.ops.convert_to_numpy(up)[0] * mask).astype("float32")
 
     def _frame_draws(
-        self, count: int, shape: tuple[int, ...], rng: np.random.Generator
+        self,
+        count: int,
+        shape: tuple[int, ...],
+        rng: np.random.Generator,
+        basis: np.ndarray | None = None,
+        complement: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``count`` Gaussian draws on the ``zo_resolution`` grid (the frame's own if None),
-        and the same upsampled to the frame (the same array without a grid)."""
+        in or out of ``basis``'s span as `draw` says, and the same upsampled to the frame
+        (the same array without a grid)."""
         height, width, channels = shape
         grid = (height, width) if self.zo_resolution is None else (self.zo_resolution,) * 2
-        draws = rng.standard_normal((count, *grid, channels)).astype("float32")
+        flat = _gaussian(rng, count, grid[0] * grid[1] * channels, basis, complement)
+        draws = flat.reshape(count, *grid, channels)
         if self.zo_resolution is None:
             return draws, draws
         up = keras.ops.image.resize(draws, (height, width), interpolation="bilinear")
@@ -162,15 +176,19 @@ class ZerothOrderEstimator:
                 f"perturbed W){', for each image' if self.per_image else ''}, "
                 f"got shape {losses.shape}"
             )
-        q = self.directions
-        if self.antithetic:
-            slopes = (losses[1 : q + 1] - losses[q + 1 :]) / (2 * self.beta)
-        else:
-            slopes = (losses[1:] - losses[0]) / self.beta
+        slopes = self.slopes(losses)
         if not self.per_image:  # the slope of the mean loss: the mean of the images' slopes
             slopes = slopes.mean(axis=1)
         scale = self.dimension(mask) / slopes.size
         return self.clipped(scale * np.tensordot(slopes, directions, axes=slopes.ndim))
+
+    def slopes(self, values: np.ndarray) -> np.ndarray:
+        """The finite differences ``[q, ...]`` along each direction of ``values`` (losses or
+        logits) at `points` ``[points, ...]``: forward, or central when antithetic."""
+        q = self.directions
+        if self.antithetic:
+            return (values[1 : q + 1] - values[q + 1 :]) / (2 * self.beta)
+        return (values[1:] - values[:1]) / self.beta
 
     def clipped(self, estimate: np.ndarray) -> np.ndarray:
         """``estimate`` with its norm bounded by ``clip`` (as it is without one), float32."""
@@ -178,6 +196,25 @@ class ZerothOrderEstimator:
         if self.clip is not None and norm > self.clip:
             estimate = estimate * (self.clip / norm)
         return estimate.astype("float32")
+
+
+def _gaussian(
+    rng: np.random.Generator,
+    count: int,
+    dimension: int,
+    basis: np.ndarray | None,
+    complement: bool,
+) -> np.ndarray:
+    """``count`` standard normal draws ``[count, dimension]`` (float32), in ``basis``'s span
+    (its ``k`` orthonormal columns), in its complement, or, without a basis, everywhere."""
+    if basis is None or not complement:
+        width = dimension if basis is None else basis.shape[1]
+        draws = rng.standard_normal((count, width))
+        draws = draws if basis is None else draws @ basis.T
+    else:
+        draws = rng.standard_normal((count, dimension))
+        draws = draws - (draws @ basis) @ basis.T
+    return draws.astype("float32")
 
 
 def program_frames(

@@ -33,10 +33,17 @@ class PooledJacobian:
         self.jacobian: np.ndarray | None = None
         self.weight = 0.0
 
-    def update(self, changes: np.ndarray, coefficients: np.ndarray) -> None:
+    def update(
+        self, changes: np.ndarray, coefficients: np.ndarray, weights: np.ndarray | None = None
+    ) -> None:
         """Adds one step's logit changes per unit step, ``[n, classes]``, along ``n``
-        directions with these coefficients ``[n, dimension]``."""
-        step = (self.dimension / len(changes)) * changes.T.astype("float64") @ coefficients
+        directions with these coefficients ``[n, dimension]``, each weighted ``dimension /
+        n`` (directions drawn in the whole space) or by its own ``weights`` ``[n]``
+        (`arnn_tf.black_box.guided_directions`)."""
+        if weights is None:
+            weights = np.full(len(changes), self.dimension / len(changes))
+        weighted = coefficients * np.asarray(weights, "float64")[:, None]
+        step = changes.T.astype("float64") @ weighted
         decay = 1.0 - 1.0 / self.memory
         previous = np.zeros_like(step) if self.jacobian is None else self.jacobian
         self.jacobian = decay * previous + (1.0 - decay) * step

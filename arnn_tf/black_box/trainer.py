@@ -40,11 +40,14 @@ from arnn_tf.black_box.answer_replay import AnswerReplay
 from arnn_tf.black_box.defaults import (
     DEFAULT_BETA,
     DEFAULT_DIRECTIONS,
+    DEFAULT_GUIDE_MEMORY,
+    DEFAULT_GUIDE_SHARE,
     DEFAULT_MAP_REFIT_EPOCHS,
     DEFAULT_ZO_RESOLUTION,
 )
 from arnn_tf.black_box.estimator import ZerothOrderEstimator, program_frames
 from arnn_tf.black_box.evolution import CodeEvolution
+from arnn_tf.black_box.guided_directions import GuidedDirections
 from arnn_tf.black_box.pooled_jacobian import PooledJacobian
 from arnn_tf.black_box.queries import QueryFunction, checked_answer
 from arnn_tf.black_box.stand_in import StandIn
@@ -73,7 +76,9 @@ class BlackBoxTrainer(Trainer):
     the warmup's answers are kept and the learned map refitted on them for that many passes
     before W's first estimate (`AnswerReplay`: no queries). With ``jacobian_memory`` each
     estimate is read through the logits' Jacobian pooled over the images and about that many
-    steps (`PooledJacobian`: no extra queries). The callbacks' logs
+    steps (`PooledJacobian`: no extra queries); with ``guide_rank`` that Jacobian (over
+    ``jacobian_memory`` steps, 50 if None) only guides the directions instead: ``guide_share``
+    of them drawn in its top ``guide_rank`` subspace (`GuidedDirections`). The callbacks' logs
     and the history carry "loss", "accuracy" (running means over the epoch, as `model.fit`
     reports them) and "queries".
     """
@@ -92,6 +97,8 @@ class BlackBoxTrainer(Trainer):
         stand_in: StandIn | None = None,
         map_refit_epochs: int = DEFAULT_MAP_REFIT_EPOCHS,
         jacobian_memory: float | None = None,
+        guide_rank: int | None = None,
+        guide_share: float = DEFAULT_GUIDE_SHARE,
     ) -> None:
         if map_refit_epochs < 0:
             raise ValueError(f"map_refit_epochs must be >= 0, got {map_refit_epochs}")
@@ -112,6 +119,9 @@ class BlackBoxTrainer(Trainer):
         self.learning_rate = 0.0
         self.jacobian_memory = jacobian_memory
         self.pooled: PooledJacobian | None = None
+        self.guide_rank = guide_rank
+        self.guide_share = guide_share
+        self.guide: GuidedDirections | None = None
 
     def compile(
         self,
@@ -125,7 +135,7 @@ class BlackBoxTrainer(Trainer):
                 "gradients; train this task white-box (trainer 'white_box')"
             )
         self.estimator.check_fits(_direction_mask(model.program).shape)
-        if self.jacobian_memory is not None:
+        if self.jacobian_memory is not None or self.guide_rank is not None:
             self._compile_pooled(model)
         if self.stand_in is not None:
             self.stand_in.check(model)
@@ -148,7 +158,8 @@ class BlackBoxTrainer(Trainer):
         )
 
     def _compile_pooled(self, model: ReprogrammedModel) -> None:
-        """Sets up the pooled Jacobian, refusing directions in too many dimensions for it."""
+        """Sets up the pooled Jacobian, or the guide around one, refusing directions in too
+        many dimensions for it."""
         on_the_frame = model.program.code_dimension is None and self.estimator.zo_resolution is None
         if self.stand_in is not None or on_the_frame:
             raise ValueError(
@@ -156,14 +167,19 @@ class BlackBoxTrainer(Trainer):
                 "grid (a zo_resolution) or in a program's code, and no stand-in"
             )
         dimension = self.estimator.dimension(_direction_mask(model.program))
-        self.pooled = PooledJacobian(self.jacobian_memory, dimension)
+        if self.guide_rank is None:
+            self.pooled = PooledJacobian(self.jacobian_memory, dimension)
+            return
+        memory = DEFAULT_GUIDE_MEMORY if self.jacobian_memory is None else self.jacobian_memory
+        self.guide = GuidedDirections(self.guide_rank, self.guide_share, memory, dimension)
 
     def checkpoint_arrays(self) -> dict[str, Any]:
         """A CMA-ES search's state, a fitted stand-in's, a pooled Jacobian, and the answers
         kept for the map's refit (none for an estimate's plain steps)."""
         arrays = {} if self.evolution is None else self.evolution.state()
         arrays = arrays if self.stand_in is None else {**arrays, **self.stand_in.state()}
-        arrays = arrays if self.pooled is None else {**arrays, **self.pooled.state()}
+        pooled = self.pooled if self.guide is None else self.guide.pooled
+        arrays = arrays if pooled is None else {**arrays, **pooled.state()}
         return {**arrays, **self.replay.state()}
 
     def restore_arrays(self, arrays: dict[str, Any]) -> None:
@@ -172,6 +188,8 @@ class BlackBoxTrainer(Trainer):
         self.replay.restore(arrays)
         if self.pooled is not None:
             self.pooled.restore(arrays)
+        if self.guide is not None:
+            self.guide.pooled.restore(arrays)
         if self.evolution is not None:
             self.evolution.restore(arrays)
         if self.stand_in is not None:
@@ -225,16 +243,7 @@ class BlackBoxTrainer(Trainer):
         if self._estimates(model) and len(self.replay):
             self.replay.refit(model, self.map_refit_epochs, self.learning_rate)
         mask = _direction_mask(program)
-        weight = keras.ops.convert_to_numpy(program.weight.value)
-        directions = coefficients = None
-        if self._estimates(model) and self.evolution is not None:
-            points = np.concatenate([weight[None], self._candidates(model, weight)])
-        elif self._estimates(model) and self.stand_in is None:
-            rng = np.random.default_rng((seed, int(model.optimizer.iterations)))
-            directions, coefficients = self.estimator.draw(mask, rng, images=len(labels))
-            points = self.estimator.points(weight, directions)
-        else:
-            points = weight[None]
+        points, directions, coefficients = self._points(model, mask, seed, len(labels))
         parts = _parts(model, inputs)
         sizes = [len(x) for x in parts]
         logits = self._ask_parts(model, parts, points)
@@ -255,12 +264,10 @@ class BlackBoxTrainer(Trainer):
                 model, points[1:], losses.mean(axis=1), gradients, float(total), probabilities
             )
         estimate = None
-        if directions is not None and self.pooled is not None:
-            estimate = self._pooled_estimate(logits, coefficients, logit_gradient, mask)
-        elif directions is not None:
-            at_weight = keras.ops.convert_to_numpy(per_example)[None]
-            estimate = self.estimator.gradient(
-                np.concatenate([at_weight, losses]), directions, mask
+        if directions is not None:
+            everywhere = np.concatenate([keras.ops.convert_to_numpy(per_example)[None], losses])
+            estimate = self._direction_estimate(
+                logits, everywhere, logit_gradient, directions, coefficients, mask
             )
         elif self.stand_in is not None and self._estimates(model):
             self.stand_in.fit(model.adversarial_inputs(inputs), logits[:batch])
@@ -273,6 +280,42 @@ class BlackBoxTrainer(Trainer):
         model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         return float(total), probabilities
 
+    def _points(
+        self, model: ReprogrammedModel, mask: np.ndarray, seed: int, batch: int
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """The step's program weights ``[W, ...]`` (W alone while it is held or has a stand-in,
+        then a CMA-ES generation or W and each perturbed W), and the directions and their
+        coefficients where they are perturbations."""
+        weight = keras.ops.convert_to_numpy(model.program.weight.value)
+        if self._estimates(model) and self.evolution is not None:
+            return np.concatenate([weight[None], self._candidates(model, weight)]), None, None
+        if not self._estimates(model) or self.stand_in is not None:
+            return weight[None], None, None
+        rng = np.random.default_rng((seed, int(model.optimizer.iterations)))
+        if self.guide is None:
+            directions, coefficients = self.estimator.draw(mask, rng, batch)
+        else:
+            directions, coefficients = self.guide.draw(self.estimator, mask, rng, batch)
+        return self.estimator.points(weight, directions), directions, coefficients
+
+    def _direction_estimate(
+        self,
+        logits: np.ndarray,
+        losses: np.ndarray,
+        logit_gradient: Any,
+        directions: np.ndarray,
+        coefficients: np.ndarray,
+        mask: np.ndarray,
+    ) -> np.ndarray:
+        """W's estimate from the step's answers along its directions (each image's ``losses``
+        at every point): read through the pooled Jacobian, guided, or plain."""
+        if self.pooled is not None:
+            return self._pooled_estimate(logits, coefficients, logit_gradient, mask)
+        if self.guide is not None:
+            changes = self._logit_changes(logits, losses.shape[1])
+            return self.guide.estimate(self.estimator, losses, changes, coefficients, mask)
+        return self.estimator.gradient(losses, directions, mask)
+
     def _pooled_estimate(
         self, logits: np.ndarray, coefficients: np.ndarray, logit_gradient: Any, mask: np.ndarray
     ) -> np.ndarray:
@@ -280,12 +323,7 @@ class BlackBoxTrainer(Trainer):
         changes along its directions (`PooledJacobian`)."""
         estimator = self.estimator
         rows = keras.ops.convert_to_numpy(logit_gradient)
-        answers = logits.reshape(estimator.points_per_step, len(rows), -1)
-        q = estimator.directions
-        if estimator.antithetic:
-            changes = (answers[1 : q + 1] - answers[q + 1 :]) / (2 * estimator.beta)
-        else:
-            changes = (answers[1:] - answers[:1]) / estimator.beta
+        changes = self._logit_changes(logits, len(rows))
         if not estimator.per_image:  # each direction is every image's
             shape = (*changes.shape[:2], coefficients.shape[-1])
             coefficients = np.broadcast_to(coefficients[:, None], shape)
@@ -294,6 +332,12 @@ class BlackBoxTrainer(Trainer):
             coefficients.reshape(-1, coefficients.shape[-1]),
         )
         return estimator.clipped(estimator.lift(self.pooled.gradient(rows.sum(axis=0)), mask))
+
+    def _logit_changes(self, logits: np.ndarray, batch: int) -> np.ndarray:
+        """Each image's logit changes along each direction ``[q, batch, classes]``, from the
+        logits of the batch at every point."""
+        answers = logits.reshape(self.estimator.points_per_step, batch, -1)
+        return self.estimator.slopes(answers)
 
     def _candidates(self, model: ReprogrammedModel, weight: np.ndarray) -> np.ndarray:
         """The next CMA-ES generation's codes, the search begun at ``weight`` (W as the first

@@ -298,7 +298,21 @@ def _add_estimate_fields(field: Any) -> None:
         type=_or_none(positive_float),
         metavar="N|none",
         help="read W's estimate through the backbone's logit Jacobian pooled over the images "
-        "and about N steps (no extra queries); none: each step's own estimate",
+        "and about N steps (no extra queries); none: each step's own estimate; with "
+        "--guide-rank, the steps that Jacobian is pooled over (none: 50)",
+    )
+    field(
+        "--guide-rank",
+        type=_or_none(positive_int),
+        metavar="K|none",
+        help="draw a share of each step's directions in the top-K subspace of the logits' "
+        "pooled Jacobian, the rest outside it (no extra queries); none: all in the whole space",
+    )
+    field(
+        "--guide-share",
+        type=float,
+        metavar="S",
+        help="the share of the directions drawn in the guide's subspace (default: 0.5)",
     )
 
 
