@@ -89,7 +89,8 @@ def estimates(model, images, labels, estimator, pooled, step):
     own = estimator.gradient(keras.ops.convert_to_numpy(losses), directions, mask)
     answers = logits.reshape(len(points), len(labels), -1)
     changes = (answers[1:] - answers[:1]) / estimator.beta
-    pooled.update(changes.reshape(-1, changes.shape[-1]), coefficients.reshape(-1, GRID**2 * 3))
+    flat = coefficients.reshape(-1, pooled.dimension)
+    pooled.update(changes.reshape(-1, changes.shape[-1]), flat)
     return own, estimator.lift(pooled.gradient(logit_gradient), mask)
 
 

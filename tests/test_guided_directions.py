@@ -31,8 +31,9 @@ def test_guided_directions_lie_in_the_subspace_or_outside_it_and_are_unit():
     np.testing.assert_allclose(before, estimator.draw(CODE, np.random.default_rng(0))[0])
     assert guide.guided == 0
     guide.pooled.update(rng.standard_normal((8, 5)), rng.standard_normal((8, 40)))
-    basis = guide.basis()
     directions, coefficients = guide.draw(estimator, CODE, rng, images=2)
+    basis = guide.tracked  # the basis the draw used
+    np.testing.assert_allclose(basis.T @ basis, np.eye(3), atol=1e-6)
     assert guide.guided == 3 and directions.shape == (6, 40)
     np.testing.assert_allclose(np.linalg.norm(directions, axis=1), 1.0, atol=1e-5)
     inside = basis @ (basis.T @ directions.T)
@@ -110,3 +111,16 @@ def test_a_guide_needs_directions_on_a_grid_and_a_black_box_recipe():
         RECIPE.replace(guide_rank=5)
     with pytest.raises(RecipeError, match="'guide_share' must be a number strictly between"):
         RECIPE.replace(trainer="black_box", guide_rank=5, guide_share=0.0)
+
+
+def test_the_tracked_basis_reaches_the_jacobians_top_singular_subspace():
+    guide = GuidedDirections(rank=3, share=0.5, memory=10, dimension=40)
+    rng = np.random.default_rng(2)
+    left = np.linalg.qr(rng.standard_normal((20, 20)))[0]
+    right = np.linalg.qr(rng.standard_normal((40, 20)))[0]
+    singular = np.r_[10.0, 9.0, 8.0, np.linspace(1.0, 0.1, 17)]
+    guide.pooled.jacobian = left @ np.diag(singular) @ right.T
+    for _ in range(30):
+        basis = guide.basis()
+    top = right[:, :3]
+    np.testing.assert_allclose(basis @ basis.T, top @ top.T, atol=1e-6)

@@ -178,7 +178,7 @@ class BlackBoxTrainer(Trainer):
         kept for the map's refit (none for an estimate's plain steps)."""
         arrays = {} if self.evolution is None else self.evolution.state()
         arrays = arrays if self.stand_in is None else {**arrays, **self.stand_in.state()}
-        pooled = self.pooled if self.guide is None else self.guide.pooled
+        pooled = self.pooled if self.guide is None else self.guide
         arrays = arrays if pooled is None else {**arrays, **pooled.state()}
         return {**arrays, **self.replay.state()}
 
@@ -189,7 +189,7 @@ class BlackBoxTrainer(Trainer):
         if self.pooled is not None:
             self.pooled.restore(arrays)
         if self.guide is not None:
-            self.guide.pooled.restore(arrays)
+            self.guide.restore(arrays)
         if self.evolution is not None:
             self.evolution.restore(arrays)
         if self.stand_in is not None:
