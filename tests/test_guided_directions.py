@@ -121,6 +121,6 @@ def test_the_tracked_basis_reaches_the_jacobians_top_singular_subspace():
     singular = np.r_[10.0, 9.0, 8.0, np.linspace(1.0, 0.1, 17)]
     guide.pooled.jacobian = left @ np.diag(singular) @ right.T
     for _ in range(30):
-        basis = guide.basis()
+        basis = guide.next_basis()
     top = right[:, :3]
     np.testing.assert_allclose(basis @ basis.T, top @ top.T, atol=1e-6)

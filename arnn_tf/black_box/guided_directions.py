@@ -47,7 +47,7 @@ class GuidedDirections:
         self.guided = 0
         self.tracked: np.ndarray | None = None
 
-    def basis(self) -> np.ndarray | None:
+    def next_basis(self) -> np.ndarray | None:
         """The pooled Jacobian's top ``rank`` right singular vectors ``[dimension, rank]`` (an
         orthonormal basis of their span) as the tracking has them after one more iteration
         (five from a seeded start on the first call), or None before the Jacobian's first
@@ -83,7 +83,7 @@ class GuidedDirections:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The step's directions and coefficients, as `ZerothOrderEstimator.draw` gives them:
         the guided ones first (none before the Jacobian's first update), then the rest."""
-        basis = self.basis()
+        basis = self.next_basis()
         q = estimator.directions
         self.guided = 0 if basis is None else min(q - 1, max(1, round(self.share * q)))
         if not self.guided:
