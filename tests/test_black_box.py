@@ -776,26 +776,29 @@ def test_a_pooled_jacobian_learns_a_shared_jacobian_from_many_steps():
         PooledJacobian(memory=0.5, dimension=3)
 
 
-def pooled_run(steps, checkpoint_dir=None, **options):
+def pooled_run(steps, checkpoint_dir=None, map_warmup_steps=None, **options):
     model = toy_model(label_map="linear")
+    options = {"jacobian_memory": 20, **options}
     trainer = BlackBoxTrainer(LocalQuery(model.backbone), directions=4, zo_resolution=4,
-                              jacobian_memory=20, **options)
-    recipe = RECIPE.replace(steps=steps, label_map="linear")
+                              **options)
+    recipe = RECIPE.replace(steps=steps, label_map="linear", map_warmup_steps=map_warmup_steps)
     trainer.fit(model, toy_task(), recipe, checkpoint_dir=checkpoint_dir, verbose=False)
     return model, trainer
 
 
+@pytest.mark.parametrize("pooling", [{"jacobian_memory": 10}, {"guide_rank": 5}])
 @pytest.mark.parametrize("per_image", [False, True])
-def test_estimates_through_a_pooled_jacobian_lower_the_loss_at_no_extra_query(per_image):
+def test_estimates_pooled_or_guided_lower_the_loss_at_no_extra_query(per_image, pooling):
     model = toy_model()  # a fixed map: only W learns
     query = LocalQuery(model.backbone)
     before = task_loss(model, query)
-    trainer = BlackBoxTrainer(query, directions=10, zo_resolution=4, jacobian_memory=10,
-                              per_image_directions=per_image)
+    trainer = BlackBoxTrainer(query, directions=10, zo_resolution=4,
+                              per_image_directions=per_image, **pooling)
     trainer.fit(model, toy_task(), RECIPE.replace(steps=20), verbose=False)
     assert task_loss(model, query) < before - 0.01
     assert trainer.queries == 20 * 8 * 11
     assert trainer.checkpoint_arrays()["pooled_jacobian"].shape == (1000, 4 * 4 * 3)
+    assert trainer.guide is None or trainer.guide.guided == 5  # half of them guided
 
 
 def test_the_pooled_jacobian_goes_through_a_checkpoint_so_a_resumed_run_is_the_same(tmp_path):

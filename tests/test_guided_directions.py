@@ -7,7 +7,7 @@ from arnn_tf.black_box import BlackBoxTrainer, LocalQuery, ZerothOrderEstimator
 from arnn_tf.black_box.guided_directions import GuidedDirections
 from arnn_tf.recipes import RecipeError
 from arnn_tf.training.plan import TrainingPlan
-from tests.test_black_box import LABELS, RECIPE, cosine, task_loss, toy_model, toy_task
+from tests.test_black_box import LABELS, RECIPE, cosine, pooled_run, toy_model
 
 CODE = np.ones(40, "float32")  # directions in a code's 40 numbers: no upsampling
 
@@ -71,26 +71,7 @@ def test_a_guides_rank_and_share_are_checked():
 
 
 def guided_run(steps, checkpoint_dir=None):
-    model = toy_model(label_map="linear")
-    trainer = BlackBoxTrainer(LocalQuery(model.backbone), directions=4, zo_resolution=4,
-                              guide_rank=5, jacobian_memory=10)
-    recipe = RECIPE.replace(steps=steps, label_map="linear", map_warmup_steps=0)
-    trainer.fit(model, toy_task(), recipe, checkpoint_dir=checkpoint_dir, verbose=False)
-    return model, trainer
-
-
-@pytest.mark.parametrize("per_image", [False, True])
-def test_guided_training_lowers_the_loss_at_no_extra_query(per_image):
-    model = toy_model()  # a fixed map: only W learns
-    query = LocalQuery(model.backbone)
-    before = task_loss(model, query)
-    trainer = BlackBoxTrainer(query, directions=10, zo_resolution=4, guide_rank=5,
-                              per_image_directions=per_image)
-    trainer.fit(model, toy_task(), RECIPE.replace(steps=20), verbose=False)
-    assert task_loss(model, query) < before - 0.01
-    assert trainer.queries == 20 * 8 * 11
-    assert trainer.guide.guided == 5
-    assert trainer.checkpoint_arrays()["pooled_jacobian"].shape == (1000, 4 * 4 * 3)
+    return pooled_run(steps, checkpoint_dir, map_warmup_steps=0, guide_rank=5, jacobian_memory=10)
 
 
 def test_a_guided_run_resumed_from_its_checkpoint_is_the_same(tmp_path):
