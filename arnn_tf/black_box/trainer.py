@@ -174,12 +174,13 @@ class BlackBoxTrainer(Trainer):
         self.guide = GuidedDirections(self.guide_rank, self.guide_share, memory, dimension)
 
     def checkpoint_arrays(self) -> dict[str, Any]:
-        """A CMA-ES search's state, a fitted stand-in's, a pooled Jacobian, and the answers
-        kept for the map's refit (none for an estimate's plain steps)."""
+        """A CMA-ES search's state, a fitted stand-in's, a pooled Jacobian (a guide's with its
+        basis), and the answers kept for the map's refit (none for an estimate's plain
+        steps)."""
         arrays = {} if self.evolution is None else self.evolution.state()
         arrays = arrays if self.stand_in is None else {**arrays, **self.stand_in.state()}
-        pooled = self.pooled if self.guide is None else self.guide
-        arrays = arrays if pooled is None else {**arrays, **pooled.state()}
+        for jacobian in (self.pooled, self.guide):
+            arrays = arrays if jacobian is None else {**arrays, **jacobian.state()}
         return {**arrays, **self.replay.state()}
 
     def restore_arrays(self, arrays: dict[str, Any]) -> None:
