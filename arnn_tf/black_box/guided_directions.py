@@ -25,7 +25,7 @@ import dataclasses
 import numpy as np
 
 from arnn_tf.black_box.estimator import ZerothOrderEstimator
-from arnn_tf.black_box.pooled_jacobian import PooledJacobian
+from arnn_tf.black_box.pooled_jacobian import PooledJacobian, each_images_coefficients
 
 
 class GuidedDirections:
@@ -122,9 +122,7 @@ class GuidedDirections:
         (images,) dimension]``, shared by the images without ``per_image``) to the Jacobian."""
         slopes = estimator.slopes(np.asarray(losses, "float64"))
         q, images = slopes.shape
-        shape = (q, images, coefficients.shape[-1])
-        shared = coefficients.ndim == 2  # each direction every image's
-        each = np.broadcast_to(coefficients[:, None], shape) if shared else coefficients
+        each = each_images_coefficients(coefficients, images)
         weights = self.weights((q, images))
         self.pooled.update(
             changes.reshape(q * images, -1),

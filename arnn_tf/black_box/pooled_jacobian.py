@@ -12,12 +12,23 @@ gradient is then ``J^T dL/dz``, with ``dL/dz``, the batch's mean loss gradient i
 exact from the answers through the local map. Each step's estimate is then read through the
 Jacobian of some thousands of directions instead of its own few hundred, at no extra query;
 it is biased where images' Jacobians differ (the measurements are in `EXPERIMENTS.md`).
-Plain numpy: any Keras backend.
+Plain numpy and the estimator's `keras.ops`: any Keras backend.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from arnn_tf.black_box.estimator import ZerothOrderEstimator
+
+
+def each_images_coefficients(coefficients: np.ndarray, images: int) -> np.ndarray:
+    """Directions' coefficients for each image, ``[q, images, dimension]``: as they are when
+    drawn for each image, else each direction's repeated for every image."""
+    if coefficients.ndim == 3:
+        return coefficients
+    shape = (len(coefficients), images, coefficients.shape[-1])
+    return np.broadcast_to(coefficients[:, None], shape)
 
 
 class PooledJacobian:
@@ -48,6 +59,22 @@ class PooledJacobian:
         previous = np.zeros_like(step) if self.jacobian is None else self.jacobian
         self.jacobian = decay * previous + (1.0 - decay) * step
         self.weight = decay * self.weight + (1.0 - decay)
+
+    def estimate(
+        self,
+        estimator: ZerothOrderEstimator,
+        changes: np.ndarray,
+        coefficients: np.ndarray,
+        logit_gradient: np.ndarray,
+        mask: np.ndarray,
+    ) -> np.ndarray:
+        """W's estimate (program-shaped, clipped as the estimator clips) through the pooled
+        Jacobian, after adding the step's logit ``changes`` ``[q, images, classes]`` along the
+        directions' ``coefficients`` (as `ZerothOrderEstimator.draw` gives them), for the
+        batch loss's gradient in the logits summed over the images ``[classes]``."""
+        each = each_images_coefficients(coefficients, changes.shape[1])
+        self.update(changes.reshape(-1, changes.shape[-1]), each.reshape(-1, each.shape[-1]))
+        return estimator.clipped(estimator.lift(self.gradient(logit_gradient), mask))
 
     def gradient(self, logit_gradient: np.ndarray) -> np.ndarray:
         """``J^T g`` for ``g`` the loss's gradient in the logits ``[classes]``: the loss's

@@ -310,35 +310,14 @@ class BlackBoxTrainer(Trainer):
     ) -> np.ndarray:
         """W's estimate from the step's answers along its directions (each image's ``losses``
         at every point): read through the pooled Jacobian, guided, or plain."""
-        if self.pooled is not None:
-            return self._pooled_estimate(logits, coefficients, logit_gradient, mask)
+        if self.pooled is None and self.guide is None:
+            return self.estimator.gradient(losses, directions, mask)
+        answers = logits.reshape(self.estimator.points_per_step, losses.shape[1], -1)
+        changes = self.estimator.slopes(answers)  # each image's logits' [q, batch, classes]
         if self.guide is not None:
-            changes = self._logit_changes(logits, losses.shape[1])
             return self.guide.estimate(self.estimator, losses, changes, coefficients, mask)
-        return self.estimator.gradient(losses, directions, mask)
-
-    def _pooled_estimate(
-        self, logits: np.ndarray, coefficients: np.ndarray, logit_gradient: Any, mask: np.ndarray
-    ) -> np.ndarray:
-        """W's gradient through the pooled Jacobian, updated first with this step's logit
-        changes along its directions (`PooledJacobian`)."""
-        estimator = self.estimator
-        rows = keras.ops.convert_to_numpy(logit_gradient)
-        changes = self._logit_changes(logits, len(rows))
-        if not estimator.per_image:  # each direction is every image's
-            shape = (*changes.shape[:2], coefficients.shape[-1])
-            coefficients = np.broadcast_to(coefficients[:, None], shape)
-        self.pooled.update(
-            changes.reshape(-1, changes.shape[-1]),
-            coefficients.reshape(-1, coefficients.shape[-1]),
-        )
-        return estimator.clipped(estimator.lift(self.pooled.gradient(rows.sum(axis=0)), mask))
-
-    def _logit_changes(self, logits: np.ndarray, batch: int) -> np.ndarray:
-        """Each image's logit changes along each direction ``[q, batch, classes]``, from the
-        logits of the batch at every point."""
-        answers = logits.reshape(self.estimator.points_per_step, batch, -1)
-        return self.estimator.slopes(answers)
+        summed = keras.ops.convert_to_numpy(logit_gradient).sum(axis=0)
+        return self.pooled.estimate(self.estimator, changes, coefficients, summed, mask)
 
     def _candidates(self, model: ReprogrammedModel, weight: np.ndarray) -> np.ndarray:
         """The next CMA-ES generation's codes, the search begun at ``weight`` (W as the first
