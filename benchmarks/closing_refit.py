@@ -14,20 +14,15 @@ import argparse
 import json
 
 import keras
-import numpy as np
 
 from arnn_tf.black_box.answer_replay import AnswerReplay
+from arnn_tf.training.evaluation import evaluate_program
 from per_image_directions import load_model_and_task
 
 
 def accuracy(model, task):
     """The test split's accuracy of ``model``."""
-    hits = total = 0
-    for images, labels in task.dataset("test", 100):
-        predicted = np.argmax(keras.ops.convert_to_numpy(model(images)), axis=-1)
-        hits += int(np.sum(predicted == labels.numpy()))
-        total += len(predicted)
-    return hits / total
+    return evaluate_program(model, task, verbose=0)["accuracy"]
 
 
 def main():

@@ -21,21 +21,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from arnn_tf.black_box import LocalQuery, ZerothOrderEstimator, program_frames
+from arnn_tf.black_box import ZerothOrderEstimator
 from arnn_tf.training.losses import per_example_loss
-from per_image_directions import load_model_and_task
+from per_image_directions import load_model_and_task, point_losses
 
 
 def losses_at(model, images, labels, weights):
     """The batch's mean loss under each program weight ``[k, *W]``."""
-    canvases = model.encoders[0](images)
-    query = LocalQuery(model.backbone)
-    out = []
-    for weight in weights:
-        logits = query(program_frames(model.program, canvases, weight[None]))
-        probabilities = model.answers(logits, [len(labels)])
-        out.append(float(keras.ops.mean(per_example_loss(model, labels, probabilities))))
-    return np.array(out)
+    return point_losses(model, images, labels, weights).mean(axis=1)
 
 
 def main():

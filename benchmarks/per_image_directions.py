@@ -59,17 +59,22 @@ def agreement(gradients):
     return float(np.mean(np.sum(flat**2, axis=1)) / (len(flat) * np.sum(flat.mean(axis=0) ** 2)))
 
 
+def point_losses(model, images, labels, points):
+    """Each image's loss under each program weight in ``points``, ``[points, images]``, from the
+    model's own backbone's answers."""
+    canvases = model.encoders[0](images)
+    logits = LocalQuery(model.backbone)(program_frames(model.program, canvases, points))
+    probabilities = model.answers(logits, [len(logits)])
+    losses = per_example_loss(model, keras.ops.tile(labels, (len(points),)), probabilities)
+    return keras.ops.convert_to_numpy(keras.ops.reshape(losses, (len(points), -1)))
+
+
 def estimate(model, images, labels, estimator, seed):
     """One estimate of the batch loss's gradient in W from the model's own backbone's answers."""
     mask = model.program.mask
     weight = keras.ops.convert_to_numpy(model.program.weight.value)
     directions = estimator.sample(mask, np.random.default_rng(seed), images=len(labels))
-    points = estimator.points(weight, directions)
-    canvases = model.encoders[0](images)
-    logits = LocalQuery(model.backbone)(program_frames(model.program, canvases, points))
-    probabilities = model.answers(logits, [len(logits)])
-    losses = per_example_loss(model, keras.ops.tile(labels, (len(points),)), probabilities)
-    losses = keras.ops.convert_to_numpy(keras.ops.reshape(losses, (len(points), -1)))
+    losses = point_losses(model, images, labels, estimator.points(weight, directions))
     return estimator.gradient(losses, directions, mask)
 
 
